@@ -1,0 +1,22 @@
+# Convenience front end to CMake: `make` builds everything and leaves the CLI at build/elm.
+BUILD ?= build
+CMAKE_FLAGS ?=
+
+.PHONY: all test asan clean
+all: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j2
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+test: all
+	ctest --test-dir $(BUILD) --output-on-failure -j2
+
+# The suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder.
+asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DELM_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build build-asan -j2
+	ctest --test-dir build-asan --output-on-failure -j2 -LE slow
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,41 @@
+/*
+ * cli.h - shared pieces of the `elm` command line: argument helpers and error reporting.
+ *
+ * Commands return an exit status: 0 ok, 1 runtime error, 2 usage error. cli_error() prints
+ * "elm: error: ..." (and a hint line when given) to stderr.
+ */
+#ifndef ELM_CLI_H
+#define ELM_CLI_H
+
+#include "elm.h"
+
+#include <stdio.h>
+
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reports a failed library call: elm_last_error() plus an optional hint; returns 1. */
+int cli_fail(elm_status st, const char *hint);
+
+/* Parses an integer / float flag value; returns 0 and prints a usage error on failure. */
+int cli_parse_int(const char *flag, const char *s, long *out);
+int cli_parse_double(const char *flag, const char *s, double *out);
+/* 1 if argv[*i] is `flag`, and then consumes its value into *val (usage error if missing). */
+int cli_flag_value(int argc, char **argv, int *i, const char *flag, const char **val);
+/* 1 if `s` asks for help (-h, --help). */
+int cli_is_help(const char *s);
+
+/* Subcommands. */
+int cmd_info(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * main.c - the `elm` command: a table of subcommands, each in its own file under cli/.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"info", cmd_info, "show a model's version, configuration and parameter count"},
+    {"predict", cmd_predict, "run a model over inputs in a .npy file"},
+    {"grad", cmd_grad, "gradients of sum(Y * G) for every trainable parameter"},
+    {"train", cmd_train, "train a model on a task (neuronio, shd, shd-adding, pathfinder)"},
+    {"eval", cmd_eval, "evaluate a model on a task's data"},
+    {"gen", cmd_gen, "generate built-in data sets (neuronio-teacher, shd, pathfinder)"},
+    {"data", cmd_data, "inspect and convert data sets (info, convert)"},
+    {"plot", cmd_plot, "draw a model's predictions on a sample"},
+    {"bench", cmd_bench, "measure throughput against the reference implementation"},
+    {"sweep", cmd_sweep, "train one model per point of a grid (ablations)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "elm %s - the Expressive Leaky Memory neuron\n\nusage: elm COMMAND [ARGS]\n\n",
+            ELM_VERSION_STRING);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`elm COMMAND --help` describes each command.\n");
+}
+
+int cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "elm: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+int cli_usage_error(const char *usage_text, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "elm: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    if (usage_text)
+        fprintf(stderr, "%s", usage_text);
+    return 2;
+}
+
+int cli_fail(elm_status st, const char *hint) {
+    fprintf(stderr, "elm: error: %s\n", elm_last_error());
+    if (hint)
+        fprintf(stderr, "hint: %s\n", hint);
+    (void)st;
+    return 1;
+}
+
+int cli_parse_int(const char *flag, const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno) {
+        fprintf(stderr, "elm: error: %s expects an integer, got '%s'\n", flag, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_parse_double(const char *flag, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno) {
+        fprintf(stderr, "elm: error: %s expects a number, got '%s'\n", flag, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_flag_value(int argc, char **argv, int *i, const char *flag, const char **val) {
+    size_t n = strlen(flag);
+    if (strncmp(argv[*i], flag, n) != 0)
+        return 0;
+    if (argv[*i][n] == '=') {
+        *val = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        *val = NULL;
+        return 1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+int cli_is_help(const char *s) {
+    return !strcmp(s, "-h") || !strcmp(s, "--help") || !strcmp(s, "help");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || cli_is_help(argv[1])) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("elm %s\n", ELM_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "elm: error: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

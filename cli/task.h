@@ -1,0 +1,70 @@
+/*
+ * task.h - what a training task (NeuronIO, SHD, SHD-Adding, Pathfinder) gives the generic trainer.
+ *
+ * The trainer (trainer.c) owns the model, the optimiser, the schedule, checkpoints, progress and
+ * metric files. A task owns its data: it fills training batches, computes its loss and dL/dy, and
+ * evaluates a model on a split. Everything a task draws at random comes from the elm_rng it is
+ * handed, so a run is reproducible from its seed and resumable from a checkpoint.
+ */
+#ifndef ELM_CLI_TASK_H
+#define ELM_CLI_TASK_H
+
+#include "elm.h"
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+
+typedef struct elm_task elm_task;
+
+struct elm_task {
+    const char *name;  /* "neuronio", "shd", "shd-adding", "pathfinder" */
+    int num_input;     /* I the data has */
+    int num_output;    /* O the loss needs */
+    int seq_len;       /* T of a training batch */
+    double delta_t;    /* ms per step the data is binned at (model default) */
+    size_t target_len; /* floats of target per sample */
+    long batches_per_epoch;
+    /* Name of the metric that selects the best model, and whether larger is better. */
+    const char *select_metric;
+    int select_larger_is_better;
+    void *ctx;
+
+    /* Fills one training batch: x (B, T, I) and target (B, target_len). */
+    elm_status (*train_batch)(elm_task *t, elm_rng *rng, int B, float *x, float *target);
+    /* Mean loss of y (B, T, O) against target; writes dL/dy (B, T, O) of that mean loss. */
+    double (*loss)(elm_task *t, const float *y, const float *target, float *dy, int B);
+    /*
+     * Evaluates `m` on `split` ("valid" or "test"; a task with one data folder may treat both as
+     * "everything given") and adds the task's metrics to the JSON object `metrics` (numbers,
+     * under the reference's metric names).
+     */
+    elm_status (*evaluate)(elm_task *t, elm_model *m, const char *split, cJSON *metrics);
+    void (*free)(elm_task *t);
+};
+
+/* Options every task understands; the trainer fills them from flags and the config file. */
+typedef struct elm_task_opts {
+    const char *data;  /* --data */
+    const char *valid; /* --valid (optional) */
+    uint64_t seed;
+    int threads;
+    double input_dropout; /* SHD: 0.5 in training, never at evaluation */
+    int seq_len;          /* 0 = task default */
+    long batches_per_epoch; /* 0 = task default */
+    long eval_samples;      /* 0 = task default (size of the evaluation set) */
+    int eval_batch;         /* batch size used by evaluate() */
+    int for_training;       /* 0 when created by `elm eval` */
+} elm_task_opts;
+
+/* Task constructors: each validates its data folder and fails with a message naming it. */
+elm_status elm_task_neuronio_create(elm_task **out, const elm_task_opts *o);
+elm_status elm_task_shd_create(elm_task **out, const elm_task_opts *o, int adding);
+elm_status elm_task_pathfinder_create(elm_task **out, const elm_task_opts *o);
+
+/* Shared losses. */
+/* NeuronIO: 0.5 * BCEWithLogits(y0, spike) + 0.5 * MSE(y1, soma); target (B, T, 2). */
+double elm_loss_neuronio(const float *y, const float *target, float *dy, int B, int T);
+/* Cross-entropy of the outputs at the last step; target (B) holds class ids as floats. */
+double elm_loss_ce_last(const float *y, const float *target, float *dy, int B, int T, int O);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * elm.h - the Expressive Leaky Memory (ELM) neuron in C.
+ *
+ * The ELM neuron (Spieler et al., ICLR 2024) is a phenomenological model of a cortical neuron:
+ * leaky synaptic traces, grouped into dendritic branches, feed a small MLP that writes into a set
+ * of leaky memory units with many time constants; a linear readout gives the outputs. This
+ * library implements ELM v1 (per-synapse traces), the Branch-ELM (synapses routed into branches)
+ * and ELM v2 (per-branch traces) exactly as the authors' PyTorch reference does, with the same
+ * parameter names, so models travel both ways as safetensors files.
+ *
+ * Overview
+ *   elm_config   the reference's constructor arguments (num_input, num_memory, ...).
+ *   elm_model    parameters (float32 or float64, chosen at creation), forward, BPTT gradients.
+ *   elm_state    the recurrent state of one or many samples, for step-by-step simulation.
+ *   elm_optim    Adam, AdamW and Adamax with gradient-norm clipping.
+ *
+ * Example: run a released NeuronIO model over a batch of spike trains.
+ *
+ *     elm_model *m = NULL;
+ *     if (elm_model_load(&m, "num_memory_15/model.safetensors", ELM_F32) != ELM_OK) {
+ *         fprintf(stderr, "%s\n", elm_last_error());
+ *         return 1;
+ *     }
+ *     // x: (B, T, I) inputs, y: (B, T, O) raw outputs (spike logit, scaled soma)
+ *     elm_model_forward(m, x, y, B, T);
+ *     elm_model_free(m);
+ *
+ * Example: embed the neuron in a simulation loop, one time step at a time.
+ *
+ *     elm_state *s = NULL;
+ *     elm_state_create(&s, m, 1);
+ *     for (int t = 0; t < T; t++)
+ *         elm_model_step(m, s, x_t, y_t); // x_t: (1, I), y_t: (1, O)
+ *     elm_state_free(s);
+ *
+ * Conventions. Functions that can fail return an elm_status; on failure elm_last_error() gives
+ * a message naming the file and the problem. Every *_create / *_load has a *_free that accepts
+ * NULL. The caller owns the arrays it passes; the library never keeps a caller's pointer past the
+ * call. Arrays are C-ordered, and shapes are written with the letters B batch, T time, I inputs,
+ * S synapses, R branches, M memory units, H MLP hidden width, O outputs. A model is used from one
+ * thread at a time (it parallelises internally with OpenMP); distinct models are independent.
+ */
+#ifndef ELM_H
+#define ELM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ELM_VERSION_STRING "0.1.0"
+
+/* ---- Errors ---------------------------------------------------------------------------------- */
+
+#define ELM_STATUS_LIST(X)                                                                         \
+    X(ELM_OK, 0, "ok")                                                                             \
+    X(ELM_ERR_NOMEM, -1, "out of memory")                                                          \
+    X(ELM_ERR_ARG, -2, "invalid argument")                                                         \
+    X(ELM_ERR_IO, -3, "i/o error")                                                                 \
+    X(ELM_ERR_FORMAT, -4, "malformed file")                                                        \
+    X(ELM_ERR_SHAPE, -5, "shape mismatch")                                                         \
+    X(ELM_ERR_NUMERIC, -6, "non-finite value")                                                     \
+    X(ELM_ERR_CONFIG, -7, "invalid configuration")                                                 \
+    X(ELM_ERR_UNSUPPORTED, -8, "unsupported")
+
+typedef enum {
+#define ELM_X_ENUM(name, code, text) name = code,
+    ELM_STATUS_LIST(ELM_X_ENUM)
+#undef ELM_X_ENUM
+} elm_status;
+
+/* A static string describing the code. */
+const char *elm_status_str(elm_status s);
+/* The detail of the last failure on this thread; valid until the next failing call. */
+const char *elm_last_error(void);
+
+/* ---- Configuration --------------------------------------------------------------------------- */
+
+typedef enum { ELM_V1 = 1, ELM_V2 = 2 } elm_version;
+typedef enum { ELM_ROUTE_NONE = 0, ELM_ROUTE_NEURONIO = 1, ELM_ROUTE_RANDOM = 2 } elm_routing;
+typedef enum { ELM_ACT_RELU = 0, ELM_ACT_SILU = 1 } elm_activation;
+
+/*
+ * The reference's constructor arguments, same names and defaults (ELM-SPEC section 4). A value of
+ * 0 in mlp_hidden_size or num_branch means "derive it" (2 * num_memory, num_input) as the
+ * reference's None does. tau_s_value is v1's tau_s and v2's tau_b.
+ */
+typedef struct elm_config {
+    elm_version version;
+    int num_input;
+    int num_output;
+    int num_memory;
+    double lambda_value;
+    int mlp_num_layers; /* hidden layers; 0 = a single linear layer */
+    int mlp_hidden_size;
+    elm_activation mlp_activation;
+    double tau_s_value; /* ms */
+    double memory_tau_min;
+    double memory_tau_max;
+    int learn_memory_tau;
+    double w_s_value;
+    int num_branch;
+    int num_synapse_per_branch;
+    elm_routing input_to_synapse_routing;
+    double delta_t; /* ms per step */
+} elm_config;
+
+/* The reference defaults for the given sizes (v1, lambda 5, tau_m in [1, 1000], ...). */
+void elm_config_default(elm_config *cfg, int num_input, int num_output, int num_memory);
+
+/* Checks every value and fills the derived sizes (hidden width, branches). */
+elm_status elm_config_resolve(elm_config *cfg);
+
+/*
+ * Sets one option from its reference name and a string value ("45", "true", "silu", "null").
+ * `elm_version` ("v1"/"v2") is accepted too. An unknown key is ELM_ERR_CONFIG; origin names the
+ * file or flag in the message.
+ */
+elm_status elm_config_set(elm_config *cfg, const char *key, const char *value, const char *origin);
+
+/*
+ * Parses a JSON object of options (numbers, booleans, strings or null) on top of *cfg. Unknown
+ * keys are an error: a misspelt option must never be silently ignored.
+ */
+elm_status elm_config_from_json(elm_config *cfg, const char *json, const char *origin);
+
+/* The resolved configuration as a JSON object (malloc'd; free() it), reference key names. */
+char *elm_config_to_json(const elm_config *cfg);
+
+/* Derived sizes of a resolved configuration. */
+int elm_config_num_synapse(const elm_config *cfg);
+
+/* ---- Model ----------------------------------------------------------------------------------- */
+
+typedef enum { ELM_F32 = 0, ELM_F64 = 1 } elm_dtype;
+
+typedef struct elm_model elm_model;
+
+/*
+ * Creates a model with fresh parameters initialised as the reference does (PyTorch nn.Linear
+ * init, w_s_proto = w_s_value, tau_m_proto log-spaced), drawn from `seed`.
+ */
+elm_status elm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dtype,
+                            uint64_t seed);
+void elm_model_free(elm_model *m);
+
+/*
+ * Loads a model from a .safetensors file, or from a folder holding model.safetensors (and perhaps
+ * model_config.json, whose options take precedence over the file's __metadata__). Tensors of
+ * any float type are converted to `dtype`.
+ */
+elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype);
+
+/*
+ * Saves the model as safetensors with the reference's tensor names, dtypes (F32 or F64 by the
+ * model's dtype, I64 indices, BOOL mask) and the configuration in __metadata__. The file is
+ * written to a temporary name, synced and renamed, so a crash never leaves a half-written model.
+ * If `path` is a folder (or ends in '/'), writes model.safetensors and model_config.json in it.
+ */
+elm_status elm_model_save(const elm_model *m, const char *path);
+
+/* A deep copy, converted to `dtype`. */
+elm_status elm_model_clone(elm_model **out, const elm_model *m, elm_dtype dtype);
+
+const elm_config *elm_model_config(const elm_model *m);
+elm_dtype elm_model_dtype(const elm_model *m);
+/* Number of trainable scalars (6827 for the released num_memory_15). */
+size_t elm_model_num_params(const elm_model *m);
+
+/* One named tensor of the model's parameter table. Pointers are borrowed from the model. */
+typedef struct elm_tensor {
+    const char *name; /* reference state-dict name */
+    int ndim;
+    int shape[2];
+    size_t numel;
+    int trainable;
+    void *data; /* elm_model_dtype() elements */
+    void *grad; /* same layout; NULL when not trainable */
+} elm_tensor;
+
+int elm_model_num_tensors(const elm_model *m);
+elm_status elm_model_tensor(const elm_model *m, int i, elm_tensor *out);
+/* Index of the tensor called `name`, or -1. */
+int elm_model_find_tensor(const elm_model *m, const char *name);
+
+/*
+ * Forward over a batch: x (B, T, I) -> y (B, T, O), raw outputs. The _f32 call needs an ELM_F32
+ * model and the _f64 call an ELM_F64 one (ELM_ERR_ARG otherwise).
+ */
+elm_status elm_model_forward(elm_model *m, const float *x, float *y, int B, int T);
+elm_status elm_model_forward_f64(elm_model *m, const double *x, double *y, int B, int T);
+
+/*
+ * Training: elm_model_forward_train() is the forward pass that also keeps what BPTT needs;
+ * elm_model_backward() then takes dL/dy (B, T, O) and *adds* dL/dparam into the model's gradient
+ * buffers (elm_tensor.grad), which elm_model_zero_grad() clears. x and y are in the model's dtype.
+ */
+elm_status elm_model_forward_train(elm_model *m, const void *x, void *y, int B, int T);
+elm_status elm_model_backward(elm_model *m, const void *dy);
+void elm_model_zero_grad(elm_model *m);
+/* Euclidean norm of all trainable gradients; if max_norm > 0, scales them down to it. */
+double elm_model_clip_grad_norm(elm_model *m, double max_norm);
+
+/*
+ * Memory of the saved activations: BPTT keeps the full state every `stride` steps and recomputes
+ * the steps in between during the backward pass, so memory grows as T/stride + stride instead of
+ * T. 0 (the default) chooses sqrt(T) for sequences longer than 2048 steps and 1 otherwise.
+ * Results are bitwise the same for every stride.
+ */
+void elm_model_set_checkpoint_stride(elm_model *m, int stride);
+
+/* Threads used by forward and backward (OpenMP); 0 = OpenMP's default. */
+void elm_model_set_threads(elm_model *m, int threads);
+
+/* Forces the per-synapse-trace code path of v1 (for tests of the fast paths). */
+void elm_model_set_general_path(elm_model *m, int on);
+
+/* ---- Streaming ------------------------------------------------------------------------------- */
+
+typedef struct elm_state elm_state;
+
+/* State for B samples, all starting from zero traces and memory. */
+elm_status elm_state_create(elm_state **out, const elm_model *m, int B);
+void elm_state_reset(elm_state *s);
+void elm_state_free(elm_state *s);
+/* Memory units of sample b, (M), in the model's dtype; borrowed until the next step. */
+const void *elm_state_memory(const elm_state *s, int b);
+
+/* Advances all B samples by one step: x (B, I) -> y (B, O). Same numbers as the batch forward. */
+elm_status elm_model_step(const elm_model *m, elm_state *s, const float *x, float *y);
+elm_status elm_model_step_f64(const elm_model *m, elm_state *s, const double *x, double *y);
+
+/* ---- Optimisers ------------------------------------------------------------------------------ */
+
+typedef enum { ELM_OPT_ADAM = 0, ELM_OPT_ADAMW = 1, ELM_OPT_ADAMAX = 2 } elm_optim_kind;
+
+typedef struct elm_optim_config {
+    elm_optim_kind kind;
+    double lr;
+    double beta1, beta2, eps;
+    double weight_decay; /* L2 for Adam/Adamax (PyTorch semantics), decoupled for AdamW */
+} elm_optim_config;
+
+typedef struct elm_optim elm_optim;
+
+/* PyTorch's defaults for the kind: betas (0.9, 0.999), eps 1e-8 (AdamW weight decay 1e-2). */
+void elm_optim_config_default(elm_optim_config *c, elm_optim_kind kind, double lr);
+elm_status elm_optim_create(elm_optim **out, const elm_model *m, const elm_optim_config *c);
+void elm_optim_free(elm_optim *o);
+/* One update of every trainable parameter from its gradient, at learning rate `lr`. */
+elm_status elm_optim_step(elm_optim *o, elm_model *m, double lr);
+/* Cosine annealing from lr0 to lr_min over `total` steps, as torch's CosineAnnealingLR. */
+double elm_lr_cosine(double lr0, double lr_min, long step, long total);
+
+/* Optimiser state (moments, step count) as safetensors, for checkpoints. Written atomically. */
+elm_status elm_optim_save(const elm_optim *o, const elm_model *m, const char *path);
+elm_status elm_optim_load(elm_optim *o, const elm_model *m, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ELM_H */

@@ -1,0 +1,284 @@
+/*
+ * util.c - errors, allocation, files written atomically, folders, and the random generator.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static _Thread_local char last_error[1024];
+
+const char *elm_status_str(elm_status s) {
+    switch (s) {
+#define ELM_X_CASE(name, code, text)                                                               \
+    case name:                                                                                     \
+        return text;
+        ELM_STATUS_LIST(ELM_X_CASE)
+#undef ELM_X_CASE
+    }
+    return "unknown status";
+}
+
+const char *elm_last_error(void) {
+    return last_error[0] ? last_error : "no error";
+}
+
+elm_status elm__fail(elm_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+elm_status elm__fail_prefix(elm_status code, const char *prefix) {
+    char tmp[sizeof last_error];
+    snprintf(tmp, sizeof tmp, "%s: %s", prefix, last_error);
+    memcpy(last_error, tmp, sizeof tmp);
+    return code;
+}
+
+void *elm__alloc_aligned(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0)
+        bytes = 64;
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (bytes > ELM_MAX_ALLOC * 2 || posix_memalign(&p, 64, bytes) != 0)
+        return NULL;
+    return p;
+}
+
+void elm__free_aligned(void *p) {
+    free(p);
+}
+
+void *elm__calloc(size_t n, size_t size) {
+    if (size != 0 && n > ELM_MAX_ALLOC / size)
+        return NULL;
+    return calloc(n ? n : 1, size ? size : 1);
+}
+
+char *elm__strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+elm_status elm__read_file(const char *path, size_t max_bytes, char **data, size_t *len) {
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return elm__fail(ELM_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        return elm__fail(ELM_ERR_FORMAT, "%s: file is %lld bytes, more than the %zu allowed", path,
+                         (long long)st.st_size, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return elm__fail(ELM_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err || got != n) {
+        free(buf);
+        return elm__fail(ELM_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return ELM_OK;
+}
+
+char *elm__path_join(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 1 && a[la - 1] == '/')
+        la--;
+    char *p = malloc(la + lb + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+int elm__is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+elm_status elm__mkdir_p(const char *path) {
+    char *p = elm__strdup(path);
+    if (!p)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/')
+            continue;
+        *q = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            elm_status st = elm__fail(ELM_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
+            free(p);
+            return st;
+        }
+        *q = '/';
+    }
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+        elm_status st = elm__fail(ELM_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
+        free(p);
+        return st;
+    }
+    free(p);
+    if (!elm__is_dir(path))
+        return elm__fail(ELM_ERR_IO, "%s: exists and is not a folder", path);
+    return ELM_OK;
+}
+
+elm_status elm__atomic_open(elm__atomic_file *af, const char *path) {
+    memset(af, 0, sizeof *af);
+    size_t n = strlen(path) + 32;
+    af->tmp_path = malloc(n);
+    af->path = elm__strdup(path);
+    if (!af->tmp_path || !af->path) {
+        free(af->tmp_path);
+        free(af->path);
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    }
+    snprintf(af->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+    af->f = fopen(af->tmp_path, "wb");
+    if (!af->f) {
+        elm_status st = elm__fail(ELM_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        free(af->tmp_path);
+        free(af->path);
+        af->tmp_path = af->path = NULL;
+        return st;
+    }
+    return ELM_OK;
+}
+
+void elm__atomic_abort(elm__atomic_file *af) {
+    if (af->f)
+        fclose(af->f);
+    if (af->tmp_path)
+        unlink(af->tmp_path);
+    free(af->tmp_path);
+    free(af->path);
+    memset(af, 0, sizeof *af);
+}
+
+elm_status elm__atomic_commit(elm__atomic_file *af) {
+    elm_status st = ELM_OK;
+    if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0) {
+        st = elm__fail(ELM_ERR_IO, "%s: write failed: %s", af->path, strerror(errno));
+        elm__atomic_abort(af);
+        return st;
+    }
+    if (fclose(af->f) != 0) {
+        af->f = NULL;
+        st = elm__fail(ELM_ERR_IO, "%s: write failed: %s", af->path, strerror(errno));
+        elm__atomic_abort(af);
+        return st;
+    }
+    af->f = NULL;
+    if (rename(af->tmp_path, af->path) != 0) {
+        st = elm__fail(ELM_ERR_IO, "%s: cannot rename into place: %s", af->path, strerror(errno));
+        elm__atomic_abort(af);
+        return st;
+    }
+    /* Sync the folder so the rename itself survives a power cut. */
+    char *dir = elm__strdup(af->path);
+    if (dir) {
+        int fd = open(dirname(dir), O_RDONLY);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        free(dir);
+    }
+    free(af->tmp_path);
+    free(af->path);
+    memset(af, 0, sizeof *af);
+    return ELM_OK;
+}
+
+elm_status elm__write_file_atomic(const char *path, const void *data, size_t len) {
+    elm__atomic_file af;
+    elm_status st = elm__atomic_open(&af, path);
+    if (st)
+        return st;
+    if (len && fwrite(data, 1, len, af.f) != len) {
+        st = elm__fail(ELM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        elm__atomic_abort(&af);
+        return st;
+    }
+    return elm__atomic_commit(&af);
+}
+
+/* ---- Random numbers ---- */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void elm_rng_seed(elm_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t elm_rng_next(elm_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double elm_rng_uniform(elm_rng *r) {
+    return (double)(elm_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+double elm_rng_normal(elm_rng *r) {
+    double u1 = elm_rng_uniform(r), u2 = elm_rng_uniform(r);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+}
+
+uint64_t elm_rng_below(elm_rng *r, uint64_t n) {
+    if (n <= 1)
+        return 0;
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do
+        x = elm_rng_next(r);
+    while (x >= limit);
+    return x % n;
+}

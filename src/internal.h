@@ -1,0 +1,106 @@
+/*
+ * internal.h - helpers shared by every area of the library; never installed.
+ *
+ * Error reporting: library code returns elm__fail(code, fmt, ...), which records a message for
+ * elm_last_error() and returns the code. Nothing in the library prints or exits.
+ */
+#ifndef ELM_INTERNAL_H
+#define ELM_INTERNAL_H
+
+#include "elm.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define ELM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define ELM_PRINTF(a, b)
+#endif
+
+/* Records the message (printf-style) for elm_last_error() and returns `code`. */
+elm_status elm__fail(elm_status code, const char *fmt, ...) ELM_PRINTF(2, 3);
+/* Prefixes the current error message with "<prefix>: " and returns `code`. */
+elm_status elm__fail_prefix(elm_status code, const char *prefix);
+
+/* 64-byte aligned allocation (for SIMD); free with elm__free_aligned. NULL on failure. */
+void *elm__alloc_aligned(size_t bytes);
+void elm__free_aligned(void *p);
+/* calloc that refuses sizes whose product overflows or exceeds ELM_MAX_ALLOC. */
+void *elm__calloc(size_t n, size_t size);
+/* The largest single allocation the library makes from sizes read out of files (8 GiB). */
+#define ELM_MAX_ALLOC ((size_t)8 << 30)
+
+/* Reads a whole file (at most max_bytes) into a malloc'd buffer with a terminating NUL. */
+elm_status elm__read_file(const char *path, size_t max_bytes, char **data, size_t *len);
+
+/*
+ * Atomic file writes: elm__atomic_open() opens "<path>.tmp.<pid>"; elm__atomic_commit() flushes,
+ * fsyncs and renames it onto `path` (then fsyncs the folder), so readers see the old file or the
+ * new one, never a torn one. elm__atomic_abort() removes the temporary file.
+ */
+typedef struct elm__atomic_file {
+    FILE *f;
+    char *tmp_path;
+    char *path;
+} elm__atomic_file;
+elm_status elm__atomic_open(elm__atomic_file *af, const char *path);
+elm_status elm__atomic_commit(elm__atomic_file *af);
+void elm__atomic_abort(elm__atomic_file *af);
+/* Writes `len` bytes atomically to `path`. */
+elm_status elm__write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Creates a folder and its parents (mkdir -p); fine if it exists. */
+elm_status elm__mkdir_p(const char *path);
+/* 1 if `path` is an existing folder. */
+int elm__is_dir(const char *path);
+/* malloc'd "a/b" (no doubled '/'). */
+char *elm__path_join(const char *a, const char *b);
+char *elm__strdup(const char *s);
+
+/* ---- Random numbers: xoshiro256** seeded by splitmix64; reproducible everywhere. ---- */
+typedef struct elm_rng {
+    uint64_t s[4];
+} elm_rng;
+void elm_rng_seed(elm_rng *r, uint64_t seed);
+uint64_t elm_rng_next(elm_rng *r);
+double elm_rng_uniform(elm_rng *r);      /* [0, 1) with 53 random bits */
+double elm_rng_normal(elm_rng *r);       /* standard normal (Box-Muller, no cached value) */
+uint64_t elm_rng_below(elm_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
+
+/* ---- .npy (numpy format 1.0/2.0/3.0, little-endian, C order) ---- */
+typedef enum {
+    ELM_DT_F16,
+    ELM_DT_F32,
+    ELM_DT_F64,
+    ELM_DT_I8,
+    ELM_DT_U8,
+    ELM_DT_I16,
+    ELM_DT_I32,
+    ELM_DT_I64,
+    ELM_DT_BOOL
+} elm__dtype;
+size_t elm__dtype_size(elm__dtype t);
+const char *elm__dtype_name(elm__dtype t); /* safetensors spelling: "F32", "I64", ... */
+
+typedef struct elm_array {
+    elm__dtype dtype;
+    int ndim;
+    int64_t shape[8];
+    size_t numel;
+    void *data; /* malloc'd, numel * dtype size */
+} elm_array;
+void elm_array_free(elm_array *a);
+/* Loads a .npy file; accepts f2/f4/f8/i1/u1/i2/i4/i8/b1, little-endian or not applicable. */
+elm_status elm_npy_load(const char *path, elm_array *out);
+/* Writes a .npy file (format 1.0), atomically. */
+elm_status elm_npy_save(const char *path, elm__dtype dtype, int ndim, const int64_t *shape,
+                        const void *data);
+/* Converts element i of a numeric array to double (f16 included). */
+double elm_array_get(const elm_array *a, size_t i);
+float elm__half_to_float(uint16_t h);
+uint16_t elm__float_to_half(float f);
+
+#endif

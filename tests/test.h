@@ -1,0 +1,91 @@
+/*
+ * test.h - the tiny harness every test executable uses (run by CTest, one executable per area).
+ *
+ * CHECK() records a failure and goes on; main() ends with `return test_end();`, which prints
+ * "N passed, N failed" and exits non-zero on any failure. A test that needs ../shared calls
+ * test_shared(), which exits 77 (CTest: skipped) with a message when it is absent.
+ */
+#ifndef ELM_TEST_H
+#define ELM_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_passed, test_failed;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            test_passed++;                                                                         \
+        } else {                                                                                   \
+            test_failed++;                                                                         \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
+    } while (0)
+
+/* Checks an elm_status is ELM_OK and prints elm_last_error() when not. */
+#define CHECK_OK(expr)                                                                             \
+    do {                                                                                           \
+        elm_status st_ = (expr);                                                                   \
+        CHECK(st_ == ELM_OK, "%s -> %s: %s", #expr, elm_status_str(st_), elm_last_error());        \
+    } while (0)
+
+static inline int test_end(void) {
+    printf("%d passed, %d failed\n", test_passed, test_failed);
+    return test_failed ? 1 : 0;
+}
+
+/* The shared reference folder, or exit 77 (skip) saying why. */
+static inline const char *test_shared(void) {
+    const char *s = getenv("ELM_SHARED");
+    static char probe[4096];
+    if (s) {
+        snprintf(probe, sizeof probe, "%s/docs/ELM-SPEC.md", s);
+        FILE *f = fopen(probe, "rb");
+        if (f) {
+            fclose(f);
+            return s;
+        }
+    }
+    printf("SKIP: the shared reference folder (../shared beside the checkout, or $ELM_SHARED) "
+           "is absent: %s\n",
+           s ? s : "(unset)");
+    exit(77);
+}
+
+/*
+ * Compares got against want with allclose semantics per element, |g - w| <= atol + rtol * scale,
+ * where scale = max|want| when rel_to_max is set (outputs cross zero, so element-wise relative
+ * error alone is meaningless) or |w| otherwise. On failure prints the worst index.
+ */
+static inline int test_close(const char *name, const double *got, const double *want, size_t n,
+                             double atol, double rtol, int rel_to_max, double *worst_out) {
+    double maxw = 0;
+    for (size_t i = 0; i < n; i++)
+        maxw = fmax(maxw, fabs(want[i]));
+    double worst = 0;
+    size_t wi = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(got[i] - want[i]);
+        double scale = rel_to_max ? maxw : fabs(want[i]);
+        if (!(d <= atol + rtol * scale))
+            ok = 0;
+        double r = d / (maxw > 0 ? maxw : 1);
+        if (r > worst || isnan(d)) {
+            worst = isnan(d) ? INFINITY : r;
+            wi = i;
+        }
+    }
+    if (worst_out)
+        *worst_out = worst;
+    CHECK(ok, "%s: worst at [%zu]: got %.17g want %.17g (abs %.3g, rel-to-max %.3g)", name, wi,
+          n ? got[wi] : 0.0, n ? want[wi] : 0.0, n ? fabs(got[wi] - want[wi]) : 0.0, worst);
+    return ok;
+}
+
+#endif
