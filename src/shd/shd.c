@@ -176,6 +176,9 @@ static void read_keys(hid_t f, elm_shd *d) {
         size_t w = H5Tget_size(ft);
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, w);
+        /* NULLPAD in memory: with C's default NULLTERM, HDF5 would give up the last byte of a
+         * full-width name to the terminator ("sieben" in 6 bytes would read as "siebe"). */
+        H5Tset_strpad(mt, H5T_STR_NULLPAD);
         char *raw = w ? malloc((size_t)n * w) : NULL;
         if (raw && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0) {
             for (int i = 0; i < n && ok; i++) {

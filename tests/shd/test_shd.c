@@ -77,7 +77,8 @@ static void test_tiny(void) {
           d->last_max_s);
     CHECK(d->label_min == 0 && d->label_max == 19, "labels %d..%d", d->label_min, d->label_max);
     CHECK(d->speakers && d->num_speakers == 3, "speakers %d", d->num_speakers);
-    CHECK(d->num_keys == 20 && !strcmp(d->keys[0], "zero") && !strcmp(d->keys[15], "fuenf"),
+    CHECK(d->num_keys == 20 && !strcmp(d->keys[0], "zero") && !strcmp(d->keys[15], "fuenf") &&
+              !strcmp(d->keys[17], "sieben"),
           "keys %d", d->num_keys);
     CHECK(d->has_meta_info == 1, "meta_info");
 

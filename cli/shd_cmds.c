@@ -1,0 +1,166 @@
+/*
+ * shd_cmds.c - `elm data info FILE.h5 [--json]` for Spiking Heidelberg Digits files.
+ *
+ * The dispatcher tries each format in turn: cmd_data_info_shd() answers -1 for anything that is
+ * not an HDF5 file with SHD's `spikes` group or `labels`, and otherwise reads the whole file
+ * (every check of elm_shd_load) and describes it.
+ */
+#include "cli.h"
+#include "shd/shd.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char info_usage[] =
+    "usage: elm data info FILE.h5 [--json] [--bin-ms MS] [--duration-ms MS] [--channels N]\n"
+    "                            [--classes N]\n\n"
+    "Reads and checks a Spiking Heidelberg Digits file (SHD's HDF5 layout) and prints samples,\n"
+    "classes, channels, spike counts and the range of sample durations (time of the last\n"
+    "spike). The binning flags set what counts as inside the window (default 10 ms bins over\n"
+    "[0, 1000) ms, 700 channels, 20 classes).\n";
+
+/* Distinct labels present, and the count of each label (num_classes entries, malloc'd). */
+static int label_counts(const elm_shd *d, long **counts) {
+    *counts = calloc((size_t)d->num_classes, sizeof **counts);
+    int distinct = 0;
+    if (!*counts)
+        return -1;
+    for (int i = 0; i < d->n; i++)
+        distinct += (*counts)[d->labels[i]]++ == 0;
+    return distinct;
+}
+
+static int print_json(const elm_shd *d, const long *counts, int distinct) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "format", "shd");
+    cJSON_AddStringToObject(o, "path", d->path);
+    cJSON_AddNumberToObject(o, "samples", d->n);
+    cJSON_AddNumberToObject(o, "classes", distinct);
+    cJSON_AddNumberToObject(o, "label_min", d->label_min);
+    cJSON_AddNumberToObject(o, "label_max", d->label_max);
+    cJSON *lc = cJSON_AddArrayToObject(o, "label_counts");
+    for (int c = 0; c < d->num_classes; c++)
+        cJSON_AddItemToArray(lc, cJSON_CreateNumber((double)counts[c]));
+    cJSON_AddNumberToObject(o, "channels", d->num_channels);
+    cJSON_AddNumberToObject(o, "max_channel", d->max_channel);
+    cJSON_AddNumberToObject(o, "spikes", (double)d->total_spikes);
+    cJSON_AddNumberToObject(o, "spikes_in_window", (double)d->kept_spikes);
+    cJSON_AddNumberToObject(o, "empty_samples", d->empty_samples);
+    cJSON_AddNumberToObject(o, "duration_min_s", d->last_min_s);
+    cJSON_AddNumberToObject(o, "duration_max_s", d->last_max_s);
+    cJSON_AddNumberToObject(o, "bin_ms", d->bin_ms);
+    cJSON_AddNumberToObject(o, "window_ms", d->duration_ms);
+    cJSON_AddNumberToObject(o, "steps", d->num_bins);
+    cJSON_AddNumberToObject(o, "speakers", d->num_speakers);
+    cJSON *keys = cJSON_AddArrayToObject(o, "keys");
+    for (int k = 0; k < d->num_keys; k++)
+        cJSON_AddItemToArray(keys, cJSON_CreateString(d->keys[k]));
+    cJSON_AddBoolToObject(o, "meta_info", d->has_meta_info);
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!s)
+        return cli_error("out of memory");
+    puts(s);
+    free(s);
+    return 0;
+}
+
+static void print_text(const elm_shd *d, const long *counts, int distinct) {
+    printf("SHD file %s\n", d->path);
+    printf("  samples      %d\n", d->n);
+    printf("  classes      %d distinct labels (%d..%d):", distinct, d->label_min, d->label_max);
+    for (int c = 0; c < d->num_classes; c++)
+        if (counts[c])
+            printf(" %d:%ld", c, counts[c]);
+    printf("\n");
+    printf("  channels     %d (largest id seen: %d)\n", d->num_channels, d->max_channel);
+    printf("  spikes       %lld (%lld before %g ms, %lld at or after it and dropped by binning)\n",
+           (long long)d->total_spikes, (long long)d->kept_spikes, d->duration_ms,
+           (long long)(d->total_spikes - d->kept_spikes));
+    printf("  durations    %.4g .. %.4g s (time of the last spike; empty samples: %d)\n",
+           d->last_min_s, d->last_max_s, d->empty_samples);
+    printf("  binned as    %d steps of %g ms x %d channels\n", d->num_bins, d->bin_ms,
+           d->num_channels);
+    if (d->speakers)
+        printf("  speakers     %d\n", d->num_speakers);
+    if (d->num_keys) {
+        printf("  keys        ");
+        for (int k = 0; k < d->num_keys; k++)
+            printf(" %s", d->keys[k]);
+        printf("\n");
+    }
+    if (d->has_meta_info)
+        printf("  meta_info    present (extra/meta_info)\n");
+}
+
+/* Declared in dispatch.c, the caller; repeated for -Wmissing-prototypes. */
+int cmd_data_info_shd(int argc, char **argv);
+
+int cmd_data_info_shd(int argc, char **argv) {
+    const char *path = NULL, *unknown = NULL, *bad = NULL;
+    int json = 0, help = 0;
+    elm_shd_opts o;
+    elm_shd_opts_default(&o);
+    /* Parse everything first, but judge the flags only once the file is known to be SHD:
+     * another format's handler may take flags this one does not. */
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        long n = 0;
+        if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (cli_is_help(argv[i])) {
+            help = 1;
+        } else if (cli_flag_value(argc, argv, &i, "--bin-ms", &v)) {
+            if (!v || !cli_parse_double("--bin-ms", v, &o.bin_ms))
+                bad = "--bin-ms";
+        } else if (cli_flag_value(argc, argv, &i, "--duration-ms", &v)) {
+            if (!v || !cli_parse_double("--duration-ms", v, &o.duration_ms))
+                bad = "--duration-ms";
+        } else if (cli_flag_value(argc, argv, &i, "--channels", &v)) {
+            if (!v || !cli_parse_int("--channels", v, &n))
+                bad = "--channels";
+            o.num_channels = (int)(n > 65536 || n < 0 ? -1 : n);
+        } else if (cli_flag_value(argc, argv, &i, "--classes", &v)) {
+            if (!v || !cli_parse_int("--classes", v, &n))
+                bad = "--classes";
+            o.num_classes = (int)(n > 1000000 || n < 0 ? -1 : n);
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            unknown = unknown ? unknown : argv[i];
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            unknown = unknown ? unknown : argv[i];
+        }
+    }
+    /* Not ours: let the dispatcher try the other formats. */
+    if (!path || !elm_shd_probe(path))
+        return -1;
+    if (help) {
+        fputs(info_usage, stdout);
+        return 0;
+    }
+    if (bad)
+        return cli_usage_error(info_usage, "data info: %s needs a number", bad);
+    if (unknown)
+        return cli_usage_error(info_usage, "data info: unexpected argument '%s'", unknown);
+
+    elm_shd *d = NULL;
+    elm_status st = elm_shd_load(&d, path, &o);
+    if (st != ELM_OK)
+        return cli_fail(st, "SHD files hold spikes/times, spikes/units (ragged) and labels; "
+                            "see docs/DATA.md (SHD)");
+    long *counts = NULL;
+    int distinct = label_counts(d, &counts);
+    int rc = 0;
+    if (distinct < 0) {
+        rc = cli_error("out of memory");
+    } else if (json) {
+        rc = print_json(d, counts, distinct);
+    } else {
+        print_text(d, counts, distinct);
+    }
+    free(counts);
+    elm_shd_free(d);
+    return rc;
+}
