@@ -214,6 +214,13 @@ void elm_model_set_checkpoint_stride(elm_model *m, int stride);
 /* Threads used by forward and backward (OpenMP); 0 = OpenMP's default. */
 void elm_model_set_threads(elm_model *m, int threads);
 
+/*
+ * Recomputes what the model derives from its parameters (w_s, kappas). The library does this
+ * itself after loading and after each optimiser step; call it after writing parameters directly
+ * through elm_tensor.data, before elm_model_step().
+ */
+void elm_model_refresh(elm_model *m);
+
 /* Forces the per-synapse-trace code path of v1 (for tests of the fast paths). */
 void elm_model_set_general_path(elm_model *m, int on);
 
@@ -225,8 +232,12 @@ typedef struct elm_state elm_state;
 elm_status elm_state_create(elm_state **out, const elm_model *m, int B);
 void elm_state_reset(elm_state *s);
 void elm_state_free(elm_state *s);
-/* Memory units of sample b, (M), in the model's dtype; borrowed until the next step. */
+/*
+ * Memory units of sample b in the model's dtype: element j is at index j * stride, with stride
+ * from elm_state_memory_stride() (samples are stored interleaved in groups). Borrowed.
+ */
 const void *elm_state_memory(const elm_state *s, int b);
+int elm_state_memory_stride(const elm_state *s, int b);
 
 /* Advances all B samples by one step: x (B, I) -> y (B, O). Same numbers as the batch forward. */
 elm_status elm_model_step(const elm_model *m, elm_state *s, const float *x, float *y);

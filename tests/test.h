@@ -77,7 +77,7 @@ static inline int test_close(const char *name, const double *got, const double *
             ok = 0;
         double r = d / (maxw > 0 ? maxw : 1);
         if (r > worst || isnan(d)) {
-            worst = isnan(d) ? INFINITY : r;
+            worst = isnan(d) ? (double)INFINITY : r;
             wi = i;
         }
     }

@@ -40,7 +40,16 @@ elm_status elm__fail(elm_status code, const char *fmt, ...) {
 
 elm_status elm__fail_prefix(elm_status code, const char *prefix) {
     char tmp[sizeof last_error];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, last_error);
+    size_t n = strlen(prefix);
+    if (n > sizeof tmp - 3)
+        n = sizeof tmp - 3;
+    memcpy(tmp, prefix, n);
+    tmp[n] = ':';
+    tmp[n + 1] = ' ';
+    size_t rest = sizeof tmp - n - 3;
+    size_t m = strnlen(last_error, rest);
+    memcpy(tmp + n + 2, last_error, m);
+    tmp[n + 2 + m] = 0;
     memcpy(last_error, tmp, sizeof tmp);
     return code;
 }
