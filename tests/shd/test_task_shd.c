@@ -1,0 +1,329 @@
+/*
+ * test_task_shd.c - the SHD / SHD-Adding task adapter (cli/task_shd.c) on the tiny fixture.
+ *
+ * The adapter lives in the CLI, which test executables do not link, so it is compiled in here.
+ * The loss (elm_loss_ce_last) belongs to the lead's cli/losses.c; a plain version stands in for
+ * it, since only the adapter's own code is under test. Everything else is the real core.
+ */
+#include "../../cli/task_shd.c"
+#include "test.h"
+
+#include <unistd.h>
+
+/* Stand-in for cli/losses.c: mean CE of the last step; dy not needed by these tests. */
+double elm_loss_ce_last(const float *y, const float *target, float *dy, int B, int T, int O) {
+    (void)dy;
+    double s = 0;
+    for (int b = 0; b < B; b++) {
+        const float *z = y + ((size_t)b * T + (size_t)(T - 1)) * O;
+        double mx = (double)z[0], se = 0;
+        for (int o = 1; o < O; o++)
+            mx = fmax(mx, (double)z[o]);
+        for (int o = 0; o < O; o++)
+            se += exp((double)z[o] - mx);
+        s += log(se) + mx - (double)z[(int)target[b]];
+    }
+    return s / B;
+}
+
+static char fixture[2048], tmpdir[] = "/tmp/elm_task_shd_XXXXXX";
+
+static void setup(void) {
+    const char *src = getenv("ELM_SOURCE_DIR");
+    if (src) {
+        snprintf(fixture, sizeof fixture, "%s/tests/fixtures/shd_tiny.h5", src);
+    } else {
+        snprintf(fixture, sizeof fixture, "%s", __FILE__);
+        char *cut = strstr(fixture, "/shd/test_task_shd.c");
+        if (cut)
+            strcpy(cut, "/fixtures/shd_tiny.h5");
+    }
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    char p[4096];
+    snprintf(p, sizeof p, "%s/shd_train.h5", tmpdir);
+    CHECK(symlink(fixture, p) == 0, "symlink %s", p);
+    snprintf(p, sizeof p, "%s/shd_test.h5", tmpdir);
+    CHECK(symlink(fixture, p) == 0, "symlink %s", p);
+}
+
+static void teardown(void) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/shd_train.h5", tmpdir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/shd_test.h5", tmpdir);
+    unlink(p);
+    rmdir(tmpdir);
+}
+
+static elm_task_opts opts(void) {
+    elm_task_opts o;
+    memset(&o, 0, sizeof o);
+    o.data = tmpdir;
+    o.seed = 1;
+    return o;
+}
+
+/* Index of the sample of d whose frames equal x (T, C), or -1. */
+static int which_sample(const elm_shd *d, const float *x, float *buf) {
+    size_t n = (size_t)d->num_bins * d->num_channels;
+    for (int i = 0; i < d->n; i++) {
+        elm_shd_fill(d, i, buf);
+        if (!memcmp(buf, x, n * sizeof *x))
+            return i;
+    }
+    return -1;
+}
+
+static void test_shd_task(void) {
+    elm_task *t = NULL;
+    elm_task_opts o = opts();
+    CHECK_OK(elm_task_shd_create(&t, &o, 0));
+    if (!t)
+        return;
+    shd_ctx *c = t->ctx;
+    CHECK(!strcmp(t->name, "shd") && t->num_input == 700 && t->num_output == 20 &&
+              t->seq_len == 100 && t->delta_t == 10.0 && t->target_len == 1,
+          "shd task geometry");
+    /* 10 samples: 1 held out for validation (10 %), 9 trained on, ceil(9 / 8) batches. */
+    CHECK(c->ntrain == 9 && c->valid.n == 1 && c->test_set.n == 10, "split %d/%d/%d", c->ntrain,
+          c->valid.n, c->test_set.n);
+    CHECK(t->batches_per_epoch == 2, "batches per epoch %ld", t->batches_per_epoch);
+    CHECK(!strcmp(t->select_metric, "accuracy") && t->select_larger_is_better, "select metric");
+
+    /* Training batches: real samples of the training pool with their labels, never the held-out
+     * one, the same for the same seed. */
+    enum { B = 4 };
+    size_t per = 100 * 700;
+    float *x = malloc(B * per * sizeof *x), *x2 = malloc(B * per * sizeof *x);
+    float *buf = malloc(per * sizeof *buf);
+    float tg[B], tg2[B];
+    int held = c->valid.a[0], ok = 1, drew_held = 0;
+    elm_rng r, r2;
+    elm_rng_seed(&r, 5);
+    for (int it = 0; it < 50; it++) {
+        CHECK_OK(t->train_batch(t, &r, B, x, tg));
+        for (int b = 0; b < B; b++) {
+            int i = which_sample(c->train, x + b * per, buf);
+            ok &= i >= 0 && c->train->labels[i] == (int)tg[b];
+            drew_held |= i == held;
+        }
+    }
+    CHECK(ok, "a training batch holds something other than a labelled training sample");
+    CHECK(!drew_held, "the validation sample %d was drawn for training", held);
+    elm_rng_seed(&r, 5);
+    elm_rng_seed(&r2, 5);
+    CHECK_OK(t->train_batch(t, &r, B, x, tg));
+    CHECK_OK(t->train_batch(t, &r2, B, x2, tg2));
+    CHECK(!memcmp(x, x2, B * per * sizeof *x) && !memcmp(tg, tg2, sizeof tg),
+          "same seed, different batch");
+
+    /* Evaluation with a small real model: metrics consistent with one-at-a-time forwards. */
+    elm_config cfg;
+    elm_config_default(&cfg, 700, 20, 4);
+    cfg.delta_t = 10;
+    CHECK_OK(elm_config_resolve(&cfg));
+    elm_model *m = NULL;
+    CHECK_OK(elm_model_create(&m, &cfg, ELM_F32, 11));
+    if (m) {
+        c->eval_batch = 3; /* 10 test samples: batches of 3, 3, 3, 1 */
+        cJSON *j = cJSON_CreateObject();
+        CHECK_OK(t->evaluate(t, m, "test", j));
+        double acc = cJSON_GetObjectItem(j, "accuracy") ? cJSON_GetObjectItem(j, "accuracy")->valuedouble : -1;
+        double loss = cJSON_GetObjectItem(j, "loss") ? cJSON_GetObjectItem(j, "loss")->valuedouble : -1;
+        cJSON *ns = cJSON_GetObjectItem(j, "num_samples");
+        cJSON *conf = cJSON_GetObjectItem(j, "confusion");
+        CHECK(ns && ns->valuedouble == 10, "num_samples");
+        CHECK(conf && cJSON_GetArraySize(conf) == 20, "confusion rows");
+        /* Reference: each test sample alone. */
+        float *y = malloc(100 * 20 * sizeof *y);
+        double want_loss = 0;
+        int want_correct = 0;
+        long cm[20][20] = {{0}};
+        for (int i = 0; i < 10; i++) {
+            elm_shd_fill(c->test, i, buf);
+            CHECK_OK(elm_model_forward(m, buf, y, 1, 100));
+            float lab = (float)c->test->labels[i];
+            want_loss += elm_loss_ce_last(y, &lab, NULL, 1, 100, 20);
+            int arg = 0;
+            for (int k = 1; k < 20; k++)
+                if (y[99 * 20 + k] > y[99 * 20 + arg])
+                    arg = k;
+            want_correct += arg == (int)lab;
+            cm[(int)lab][arg]++;
+        }
+        want_loss /= 10;
+        /* Batched and single forwards agree to float32 rounding; CE summed in double. */
+        CHECK(fabs(loss - want_loss) <= 1e-5 * fmax(1, want_loss), "loss %.9g want %.9g", loss,
+              want_loss);
+        CHECK(acc == want_correct / 10.0, "accuracy %g want %g", acc, want_correct / 10.0);
+        int cm_ok = conf != NULL;
+        for (int a = 0; conf && a < 20; a++) {
+            cJSON *row = cJSON_GetArrayItem(conf, a);
+            cm_ok &= cJSON_GetArraySize(row) == 20;
+            for (int b = 0; b < 20 && cm_ok; b++)
+                cm_ok &= cJSON_GetArrayItem(row, b)->valuedouble == (double)cm[a][b];
+        }
+        CHECK(cm_ok, "confusion matrix differs from the one-at-a-time count");
+        cJSON_Delete(j);
+
+        j = cJSON_CreateObject();
+        CHECK_OK(t->evaluate(t, m, "valid", j));
+        CHECK(cJSON_GetObjectItem(j, "num_samples") &&
+                  cJSON_GetObjectItem(j, "num_samples")->valuedouble == 1,
+              "valid num_samples");
+        cJSON_Delete(j);
+        j = cJSON_CreateObject();
+        CHECK(t->evaluate(t, m, "train", j) == ELM_ERR_ARG, "unknown split accepted");
+        cJSON_Delete(j);
+        free(y);
+    }
+    elm_model_free(m);
+    /* A model of the wrong shape is refused. */
+    elm_config_default(&cfg, 700, 19, 4);
+    CHECK_OK(elm_config_resolve(&cfg));
+    CHECK_OK(elm_model_create(&m, &cfg, ELM_F32, 11));
+    if (m) {
+        cJSON *j = cJSON_CreateObject();
+        CHECK(t->evaluate(t, m, "test", j) == ELM_ERR_SHAPE, "19-output model accepted");
+        cJSON_Delete(j);
+    }
+    elm_model_free(m);
+    t->free(t);
+
+    /* Dropout 0.5 in training batches: every value is 0 or twice a count. */
+    o.input_dropout = 0.5;
+    CHECK_OK(elm_task_shd_create(&t, &o, 0));
+    if (t) {
+        elm_rng_seed(&r, 9);
+        CHECK_OK(t->train_batch(t, &r, B, x, tg));
+        elm_rng_seed(&r, 9);
+        o.input_dropout = 0;
+        elm_task *t0 = NULL;
+        CHECK_OK(elm_task_shd_create(&t0, &o, 0));
+        /* Same rng: the same samples are drawn before dropout consumes the stream. */
+        if (t0)
+            CHECK_OK(t0->train_batch(t0, &r, B, x2, tg2));
+        int dok = 1, dropped = 0, nz = 0;
+        for (size_t k = 0; k < B * per; k++) {
+            dok &= x[k] == 0.0f || x[k] == 2.0f * x2[k];
+            nz += x2[k] != 0;
+            dropped += x2[k] != 0 && x[k] == 0;
+        }
+        CHECK(dok && nz > 0 && dropped > 0 && dropped < nz, "dropout: %d of %d dropped", dropped,
+              nz);
+        if (t0)
+            t0->free(t0);
+        t->free(t);
+    }
+    free(x);
+    free(x2);
+    free(buf);
+}
+
+static void test_adding_task(void) {
+    elm_task *t = NULL, *t2 = NULL;
+    elm_task_opts o = opts();
+    o.eval_samples = 50;
+    CHECK_OK(elm_task_shd_create(&t, &o, 1));
+    if (!t)
+        return;
+    shd_ctx *c = t->ctx;
+    CHECK(!strcmp(t->name, "shd-adding") && t->num_output == 19 && t->seq_len == 200 &&
+              t->batches_per_epoch == 2000,
+          "adding geometry");
+    /* 20 % of 10 -> 2 in the validation pool, 8 in the training pool. */
+    CHECK(c->ntrain == 8 && c->valid.n == 50 && c->test_set.n == 50, "pools %d, pairs %d/%d",
+          c->ntrain, c->valid.n, c->test_set.n);
+    o.seed = 999; /* the fixed sets do not depend on the training seed */
+    CHECK_OK(elm_task_shd_create(&t2, &o, 1));
+    if (t2) {
+        shd_ctx *c2 = t2->ctx;
+        CHECK(!memcmp(c->valid.a, c2->valid.a, 50 * sizeof(int)) &&
+                  !memcmp(c->valid.b, c2->valid.b, 50 * sizeof(int)) &&
+                  !memcmp(c->test_set.a, c2->test_set.a, 50 * sizeof(int)) &&
+                  !memcmp(c->test_set.b, c2->test_set.b, 50 * sizeof(int)),
+              "evaluation pairs are not fixed");
+        t2->free(t2);
+    }
+    /* Validation pairs come from the validation pool only, training pairs never do. */
+    int in_pool = 1;
+    for (int k = 0; k < 50; k++)
+        for (int p = 0; p < c->ntrain; p++)
+            in_pool &= c->valid.a[k] != c->train_pool[p] && c->valid.b[k] != c->train_pool[p];
+    CHECK(in_pool, "a validation pair uses a training sample");
+
+    enum { B = 8 };
+    size_t per = 200 * 700;
+    float *x = malloc(B * per * sizeof *x);
+    float tg[B], tg2[B];
+    elm_rng r;
+    elm_rng_seed(&r, 5);
+    CHECK_OK(t->train_batch(t, &r, B, x, tg));
+    CHECK_OK(t->train_batch(t, &r, B, x, tg2)); /* the next batch: fresh pairs */
+    int ok = 1;
+    for (int b = 0; b < B; b++)
+        ok &= tg[b] >= 0 && tg[b] <= 18 && tg[b] == floorf(tg[b]);
+    CHECK(ok, "adding targets outside 0..18");
+    CHECK(memcmp(tg, tg2, sizeof tg) != 0, "two batches with the same labels");
+    free(x);
+
+    elm_config cfg;
+    elm_config_default(&cfg, 700, 19, 4);
+    CHECK_OK(elm_config_resolve(&cfg));
+    elm_model *m = NULL;
+    CHECK_OK(elm_model_create(&m, &cfg, ELM_F32, 3));
+    if (m) {
+        cJSON *j = cJSON_CreateObject();
+        CHECK_OK(t->evaluate(t, m, "valid", j));
+        cJSON *ns = cJSON_GetObjectItem(j, "num_samples"), *conf = cJSON_GetObjectItem(j, "confusion");
+        CHECK(ns && ns->valuedouble == 50 && conf && cJSON_GetArraySize(conf) == 19,
+              "adding valid metrics");
+        double total = 0;
+        for (int a = 0; conf && a < 19; a++)
+            for (int b = 0; b < 19; b++)
+                total += cJSON_GetArrayItem(cJSON_GetArrayItem(conf, a), b)->valuedouble;
+        CHECK(total == 50, "confusion sums to %g", total);
+        cJSON_Delete(j);
+    }
+    elm_model_free(m);
+    t->free(t);
+}
+
+static void test_errors(void) {
+    elm_task *t = NULL;
+    elm_task_opts o = opts();
+    o.seq_len = 50;
+    CHECK(elm_task_shd_create(&t, &o, 0) == ELM_ERR_CONFIG && !t, "seq_len 50 accepted");
+    o = opts();
+    o.data = "/nonexistent/shd";
+    CHECK(elm_task_shd_create(&t, &o, 0) == ELM_ERR_IO && strstr(elm_last_error(), "/nonexistent"),
+          "missing folder: %s", elm_last_error());
+    /* A folder with only the .gz files: the message says to gunzip. */
+    char dir[] = "/tmp/elm_task_shd_gz_XXXXXX", p[4096];
+    if (mkdtemp(dir)) {
+        snprintf(p, sizeof p, "%s/shd_train.h5.gz", dir);
+        FILE *f = fopen(p, "wb");
+        if (f)
+            fclose(f);
+        o.data = dir;
+        CHECK(elm_task_shd_create(&t, &o, 1) == ELM_ERR_IO && strstr(elm_last_error(), "gunzip"),
+              "gz hint: %s", elm_last_error());
+        unlink(p);
+        rmdir(dir);
+    }
+    o = opts();
+    o.input_dropout = 1.0;
+    CHECK(elm_task_shd_create(&t, &o, 0) == ELM_ERR_CONFIG, "dropout 1 accepted");
+}
+
+int main(void) {
+    setup();
+    test_shd_task();
+    test_adding_task();
+    test_errors();
+    teardown();
+    return test_end();
+}
