@@ -34,4 +34,40 @@ elm_status elm_nio_writer_add(elm_nio_writer *w, const elm_nio_sim *sim);
 elm_status elm_nio_writer_close(elm_nio_writer *w);
 void elm_nio_writer_abort(elm_nio_writer *w);
 
+/*
+ * Reading: a read-only view of one simulation, wherever it lives (a mapped cache file or an
+ * elm_nio_sim in memory). Pointers are borrowed from the cache / data set that made the view.
+ */
+typedef struct elm_nio_view {
+    int T;
+    int n_in;
+    const int64_t *spike_ptr;  /* (T + 1), spike_ptr[0] = 0, spike_ptr[T] = nnz */
+    const uint16_t *spike_idx; /* (nnz) */
+    const void *soma;          /* (T) mV, unclipped: float, or IEEE half when soma_f16 */
+    int soma_f16;
+    int n_out_spikes;
+    const float *out_spike_times; /* (n_out_spikes) ms */
+} elm_nio_view;
+
+/* Somatic voltage (mV, unclipped) at step t of a view. */
+float elm_nio_view_soma(const elm_nio_view *v, int t);
+/* The 1 ms bin of an output spike time: (int)(t - 0.5) truncated toward zero, as the reference's
+ * astype(int) does (= floor(t - 0.5) for every t >= 0.5). */
+int elm_nio_spike_bin(double t_ms);
+/* A view of an in-memory simulation (no copy). */
+void elm_nio_sim_view(const elm_nio_sim *s, elm_nio_view *v);
+
+/* A cache file, mapped read-only; open checks the header, the table and every size/offset. */
+typedef struct elm_nio_cache elm_nio_cache;
+elm_status elm_nio_cache_open(elm_nio_cache **c, const char *path);
+void elm_nio_cache_close(elm_nio_cache *c);
+int elm_nio_cache_num_sims(const elm_nio_cache *c);
+int elm_nio_cache_n_in(const elm_nio_cache *c);
+/* View of simulation k; checks the cheap invariants (pointer ends, output spike times). */
+elm_status elm_nio_cache_sim(const elm_nio_cache *c, int k, elm_nio_view *v);
+/* Full check of every simulation: checksums, row pointers, input ids, soma finite. */
+elm_status elm_nio_cache_verify(const elm_nio_cache *c);
+/* Rewrites DIR/index.json from the .nioc files in DIR (done by elm_nio_writer_close too). */
+elm_status elm_nio_index_refresh(const char *dir);
+
 #endif
