@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char info_usage[] =
     "usage: elm data info FILE.h5 [--json] [--bin-ms MS] [--duration-ms MS] [--channels N]\n"
@@ -19,6 +20,11 @@ static const char info_usage[] =
     "classes, channels, spike counts and the range of sample durations (time of the last\n"
     "spike). The binning flags set what counts as inside the window (default 10 ms bins over\n"
     "[0, 1000) ms, 700 channels, 20 classes).\n";
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
 
 /* Distinct labels present, and the count of each label (num_classes entries, malloc'd). */
 static int label_counts(const elm_shd *d, long **counts) {
@@ -133,9 +139,29 @@ int cmd_data_info_shd(int argc, char **argv) {
             unknown = unknown ? unknown : argv[i];
         }
     }
-    /* Not ours: let the dispatcher try the other formats. */
-    if (!path || !elm_shd_probe(path))
+    if (!path)
         return -1;
+    if (!elm_shd_probe(path)) {
+        /* Named like an SHD file but not readable as one: say why here, rather than let the
+         * dispatcher answer "unknown format". Anything else: let it try the other formats. */
+        struct stat sb;
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            return -1;
+        if (ends_with(path, ".h5.gz") || ends_with(path, ".hdf5.gz"))
+            return cli_error("%s: a gzip-compressed file; elm reads SHD files uncompressed\n"
+                             "hint: gunzip %s",
+                             path, path);
+        if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) {
+            elm_shd *d = NULL;
+            elm_status st = elm_shd_load(&d, path, &o);
+            if (st == ELM_OK) { /* cannot happen: the probe said it is not SHD */
+                elm_shd_free(d);
+                return cli_error("%s: not an SHD file (no spikes group, no labels)", path);
+            }
+            return cli_fail(st, NULL);
+        }
+        return -1;
+    }
     if (help) {
         fputs(info_usage, stdout);
         return 0;

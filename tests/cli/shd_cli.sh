@@ -48,4 +48,11 @@ if [ $rc -ne 2 ]; then
     echo "FAIL: unknown flag: exit $rc (want 2)"; cat "$tmp/err"; fail=1
 fi
 
+echo "not HDF5" >"$tmp/fake.h5"
+"$cli" data info "$tmp/fake.h5" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -ne 1 ] || ! grep -q "fake.h5: not an HDF5 file" "$tmp/err"; then
+    echo "FAIL: a text file named .h5: exit $rc, stderr:"; cat "$tmp/err"; fail=1
+fi
+
 exit $fail
