@@ -138,8 +138,8 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
     int *lab = malloc((size_t)EB * sizeof *lab);
     elm_status st = ELM_OK;
     if (!x || !y || !conf || !lab) {
-        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory for evaluation batches of %d", t->name,
-                       EB);
+        st =
+            elm__fail(ELM_ERR_NOMEM, "%s: out of memory for evaluation batches of %d", t->name, EB);
         goto done;
     }
     double loss_sum = 0;
@@ -161,8 +161,10 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
                     arg = o;
                 }
             if (!isfinite(zmax)) {
-                st = elm__fail(ELM_ERR_NUMERIC, "%s: the model's output for %s sample %d is "
-                               "not finite", t->name, split, k0 + b);
+                st = elm__fail(ELM_ERR_NUMERIC,
+                               "%s: the model's output for %s sample %d is "
+                               "not finite",
+                               t->name, split, k0 + b);
                 goto done;
             }
             double se = 0;
@@ -224,8 +226,8 @@ static elm_status load_file(elm_shd **out, const char *dir, const char *name) {
 }
 
 /* Fixed evaluation set: every index of `pool`, or (adding) npairs pairs drawn from it by seed. */
-static elm_status make_set(shd_set *s, const elm_shd *src, const int *pool, int npool,
-                           int adding, long npairs, uint64_t seed) {
+static elm_status make_set(shd_set *s, const elm_shd *src, const int *pool, int npool, int adding,
+                           long npairs, uint64_t seed) {
     s->src = src;
     s->n = adding ? (int)npairs : npool;
     s->a = malloc(((size_t)s->n + 1) * sizeof *s->a);
@@ -253,8 +255,10 @@ elm_status elm_task_shd_create(elm_task **out, const elm_task_opts *o, int addin
     *out = NULL;
     const char *name = adding ? "shd-adding" : "shd";
     if (!o->data)
-        return elm__fail(ELM_ERR_ARG, "%s: no data folder (--data DIR with shd_train.h5 and "
-                         "shd_test.h5)", name);
+        return elm__fail(ELM_ERR_ARG,
+                         "%s: no data folder (--data DIR with shd_train.h5 and "
+                         "shd_test.h5)",
+                         name);
     if (!elm__is_dir(o->data))
         return elm__fail(ELM_ERR_IO, "%s: data folder %s does not exist", name, o->data);
     if (!(o->input_dropout >= 0 && o->input_dropout < 1))
@@ -304,8 +308,10 @@ elm_status elm_task_shd_create(elm_task **out, const elm_task_opts *o, int addin
             goto fail;
     }
     if (c->ntrain < 1 || nheld < 1 || c->test->n < 1) {
-        st = elm__fail(ELM_ERR_FORMAT, "%s: too few samples: %d to train on, %d to validate on, "
-                       "%d to test on (%s)", name, c->ntrain, nheld, c->test->n, o->data);
+        st = elm__fail(ELM_ERR_FORMAT,
+                       "%s: too few samples: %d to train on, %d to validate on, "
+                       "%d to test on (%s)",
+                       name, c->ntrain, nheld, c->test->n, o->data);
         goto fail;
     }
     long nv = o->eval_samples > 0 ? o->eval_samples : SHD_ADD_VALID_PAIRS;
@@ -349,7 +355,7 @@ elm_status elm_task_shd_create(elm_task **out, const elm_task_opts *o, int addin
     t->delta_t = c->train->bin_ms;
     t->target_len = 1;
     t->batches_per_epoch = o->batches_per_epoch > 0 ? o->batches_per_epoch
-                           : adding ? SHD_ADD_BATCHES
+                           : adding                 ? SHD_ADD_BATCHES
                                     : (c->ntrain + SHD_REF_BATCH - 1) / SHD_REF_BATCH;
     t->select_metric = "accuracy";
     t->select_larger_is_better = 1;

@@ -23,10 +23,10 @@
 /* HDF5 1.12 renamed two calls this file uses; the old names are deprecated there. */
 #if H5_VERSION_GE(1, 12, 0)
 #define shd_vlen_reclaim(type, space, buf) H5Treclaim(type, space, H5P_DEFAULT, buf)
-#define shd_is_hdf5(path) H5Fis_accessible(path, H5P_DEFAULT)
+#define shd_is_hdf5(path)                  H5Fis_accessible(path, H5P_DEFAULT)
 #else
 #define shd_vlen_reclaim(type, space, buf) H5Dvlen_reclaim(type, space, H5P_DEFAULT, buf)
-#define shd_is_hdf5(path) H5Fis_hdf5(path)
+#define shd_is_hdf5(path)                  H5Fis_hdf5(path)
 #endif
 
 void elm_shd_opts_default(elm_shd_opts *o) {
@@ -80,9 +80,9 @@ int elm_shd_probe(const char *path) {
  */
 static elm_status open_1d(hid_t f, const char *path, const char *name, H5T_class_t cls,
                           H5T_class_t base_cls, hid_t *out, hsize_t *len) {
-    static const char *const cls_names[] = {"integer", "float",    "time",     "string",
-                                            "bitfield", "opaque",  "compound", "reference",
-                                            "enum",    "vlen",     "array"};
+    static const char *const cls_names[] = {"integer",  "float",  "time",     "string",
+                                            "bitfield", "opaque", "compound", "reference",
+                                            "enum",     "vlen",   "array"};
     *out = H5I_INVALID_HID;
     if (!link_exists(f, name))
         return elm__fail(ELM_ERR_FORMAT, "%s: no dataset '%s' (not an SHD file?)", path, name);
@@ -255,9 +255,8 @@ static elm_status take_chunk(elm_shd *d, size_t *cap, int first, int count, cons
         int i = first + k;
         size_t len = tv[k].len;
         if (uv[k].len != len)
-            return elm__fail(ELM_ERR_SHAPE,
-                             "%s: sample %d has %zu spike times but %zu spike units", d->path, i,
-                             len, uv[k].len);
+            return elm__fail(ELM_ERR_SHAPE, "%s: sample %d has %zu spike times but %zu spike units",
+                             d->path, i, len, uv[k].len);
         const float *t = tv[k].p;
         const int *u = uv[k].p;
         elm_status st = grow(d, cap, (size_t)d->ptr[i] + len);
@@ -364,10 +363,9 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
         (st = open_1d(f, path, "labels", H5T_INTEGER, H5T_NO_CLASS, &dl, &nl)) != ELM_OK)
         goto fail;
     if (nt != nu || nt != nl) {
-        st = elm__fail(ELM_ERR_SHAPE,
-                       "%s: lengths differ: spikes/times %llu, spikes/units %llu, labels %llu",
-                       path, (unsigned long long)nt, (unsigned long long)nu,
-                       (unsigned long long)nl);
+        st = elm__fail(
+            ELM_ERR_SHAPE, "%s: lengths differ: spikes/times %llu, spikes/units %llu, labels %llu",
+            path, (unsigned long long)nt, (unsigned long long)nu, (unsigned long long)nl);
         goto fail;
     }
     d->n = (int)nt;
@@ -380,8 +378,8 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
     for (int i = 0; i < d->n; i++) {
         int l = d->labels[i];
         if (l < 0 || l >= d->num_classes) {
-            st = elm__fail(ELM_ERR_FORMAT, "%s: sample %d has label %d, outside 0..%d", path, i,
-                           l, d->num_classes - 1);
+            st = elm__fail(ELM_ERR_FORMAT, "%s: sample %d has label %d, outside 0..%d", path, i, l,
+                           d->num_classes - 1);
             goto fail;
         }
         d->label_min = l < d->label_min ? l : d->label_min;
@@ -394,8 +392,7 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
     if (link_exists(f, "extra/speaker")) {
         hid_t ds = H5I_INVALID_HID;
         hsize_t ns = 0;
-        if ((st = open_1d(f, path, "extra/speaker", H5T_INTEGER, H5T_NO_CLASS, &ds, &ns)) !=
-            ELM_OK)
+        if ((st = open_1d(f, path, "extra/speaker", H5T_INTEGER, H5T_NO_CLASS, &ds, &ns)) != ELM_OK)
             goto fail;
         if (ns != nl) {
             H5Dclose(ds);
@@ -556,8 +553,7 @@ elm_status elm_shd_split(int n, double frac, uint64_t seed, int **kept, int *nke
     return ELM_OK;
 }
 
-void elm_shd_adding_draw(int *first, int *second, int n, const int *pool, int npool,
-                         elm_rng *rng) {
+void elm_shd_adding_draw(int *first, int *second, int n, const int *pool, int npool, elm_rng *rng) {
     for (int k = 0; k < n; k++) {
         first[k] = pool[elm_rng_below(rng, (uint64_t)npool)];
         second[k] = pool[elm_rng_below(rng, (uint64_t)npool)];

@@ -47,24 +47,24 @@ typedef struct elm_shd {
     int num_channels; /* C */
     int num_classes;  /* the option it was read with */
     double bin_ms, duration_ms;
-    int *labels;      /* (n) */
-    int *speakers;    /* (n), or NULL when the file has no extra/speaker */
-    int64_t *ptr;     /* (n + 1) offsets of each sample's kept spikes into bin/chan */
-    uint16_t *bin;    /* (kept) time bin of each kept spike, in file order */
-    uint16_t *chan;   /* (kept) channel of each kept spike */
+    int *labels;    /* (n) */
+    int *speakers;  /* (n), or NULL when the file has no extra/speaker */
+    int64_t *ptr;   /* (n + 1) offsets of each sample's kept spikes into bin/chan */
+    uint16_t *bin;  /* (kept) time bin of each kept spike, in file order */
+    uint16_t *chan; /* (kept) channel of each kept spike */
 
     /* Statistics of the file as read (before dropping late spikes). */
-    int64_t total_spikes;   /* all spikes in the file */
-    int64_t kept_spikes;    /* those inside [0, duration_ms) */
-    double last_min_s;      /* smallest "time of the last spike" over non-empty samples (s) */
-    double last_max_s;      /* largest one (s) */
-    int empty_samples;      /* samples without any spike */
-    int max_channel;        /* largest channel id seen (-1 when no spike) */
+    int64_t total_spikes; /* all spikes in the file */
+    int64_t kept_spikes;  /* those inside [0, duration_ms) */
+    double last_min_s;    /* smallest "time of the last spike" over non-empty samples (s) */
+    double last_max_s;    /* largest one (s) */
+    int empty_samples;    /* samples without any spike */
+    int max_channel;      /* largest channel id seen (-1 when no spike) */
     int label_min, label_max;
-    int num_keys;           /* entries of extra/keys, 0 when absent */
-    char **keys;            /* (num_keys) class names, NUL-terminated */
-    int num_speakers;       /* distinct extra/speaker values, 0 when absent */
-    int has_meta_info;      /* 1 when extra/meta_info exists */
+    int num_keys;      /* entries of extra/keys, 0 when absent */
+    char **keys;       /* (num_keys) class names, NUL-terminated */
+    int num_speakers;  /* distinct extra/speaker values, 0 when absent */
+    int has_meta_info; /* 1 when extra/meta_info exists */
 } elm_shd;
 
 /*
@@ -105,9 +105,9 @@ static inline int elm_shd_adding_label(int l1, int l2) {
     return l1 % 10 + l2 % 10;
 }
 
-/* Draws n pairs uniformly with replacement from pool (npool sample indices): first[k], second[k]. */
-void elm_shd_adding_draw(int *first, int *second, int n, const int *pool, int npool,
-                         elm_rng *rng);
+/* Draws n pairs uniformly with replacement from pool (npool sample indices): first[k], second[k].
+ */
+void elm_shd_adding_draw(int *first, int *second, int n, const int *pool, int npool, elm_rng *rng);
 
 /*
  * Writes the SHD-Adding input of the pair (i1, i2) into x (2 * num_bins, num_channels): sample

@@ -304,7 +304,7 @@ static void test_adding(void) {
     CHECK(!memcmp(x, y, 100 * 700 * sizeof *x), "first half is not sample 0");
     elm_shd_fill(d, 2, y);
     CHECK(!memcmp(x + 100 * 700, y, 100 * 700 * sizeof *x), "second half is not sample 2");
-    const cell both[] = {{0, 0, 1},   {0, 699, 1},   {0, 5, 1},     {1, 5, 1},
+    const cell both[] = {{0, 0, 1},    {0, 699, 1},  {0, 5, 1},    {1, 5, 1},
                          {50, 350, 2}, {99, 699, 1}, {125, 10, 2}, {112, 20, 1}};
     check_frame("pair (0, 2)", x, 200, 700, both, 8);
     free(x);

@@ -131,8 +131,11 @@ static void test_shd_task(void) {
         c->eval_batch = 3; /* 10 test samples: batches of 3, 3, 3, 1 */
         cJSON *j = cJSON_CreateObject();
         CHECK_OK(t->evaluate(t, m, "test", j));
-        double acc = cJSON_GetObjectItem(j, "accuracy") ? cJSON_GetObjectItem(j, "accuracy")->valuedouble : -1;
-        double loss = cJSON_GetObjectItem(j, "loss") ? cJSON_GetObjectItem(j, "loss")->valuedouble : -1;
+        double acc = cJSON_GetObjectItem(j, "accuracy")
+                         ? cJSON_GetObjectItem(j, "accuracy")->valuedouble
+                         : -1;
+        double loss =
+            cJSON_GetObjectItem(j, "loss") ? cJSON_GetObjectItem(j, "loss")->valuedouble : -1;
         cJSON *ns = cJSON_GetObjectItem(j, "num_samples");
         cJSON *conf = cJSON_GetObjectItem(j, "confusion");
         CHECK(ns && ns->valuedouble == 10, "num_samples");
@@ -278,7 +281,8 @@ static void test_adding_task(void) {
     if (m) {
         cJSON *j = cJSON_CreateObject();
         CHECK_OK(t->evaluate(t, m, "valid", j));
-        cJSON *ns = cJSON_GetObjectItem(j, "num_samples"), *conf = cJSON_GetObjectItem(j, "confusion");
+        cJSON *ns = cJSON_GetObjectItem(j, "num_samples"),
+              *conf = cJSON_GetObjectItem(j, "confusion");
         CHECK(ns && ns->valuedouble == 50 && conf && cJSON_GetArraySize(conf) == 19,
               "adding valid metrics");
         double total = 0;
