@@ -1,0 +1,541 @@
+/*
+ * bench.c - `elm bench`: throughput of the standard configurations against the authors'
+ * PyTorch reference (numbers from ../shared/docs/PERF-BASELINE.md), or of any model config file.
+ *
+ * Each case runs in a forked child so that its peak resident memory (getrusage ru_maxrss) is its
+ * own and not the high-water mark of an earlier, larger case. The child times a few repetitions
+ * after one warm-up and reports the median wall time. This is a measurement: it never fails
+ * because a number is low.
+ */
+#include "cli.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *bench_usage =
+    "usage: elm bench [--config NAME|FILE] [--batch B] [--steps T] [--threads N]\n"
+    "                 [--mode train|infer|stream] [--json] [--reps N] [--min-time SECONDS]\n"
+    "                 [--checkpoint-stride K] [--f64]\n"
+    "\n"
+    "Times the standard cases of PERF-BASELINE.md (all of them by default) and prints\n"
+    "sample-steps/s (batch x steps / second), GFLOP/s by the reference's dense FLOP count, the\n"
+    "ratio to the reference's figure, peak memory and threads. NAME is one of neuronio-dm15,\n"
+    "neuronio-dm100, shd, pathfinder; FILE is a model_config.json (options as the reference's\n"
+    "constructor; inputs are Bernoulli(0.01) spikes, or uniform [0,1) when num_input is 1).\n"
+    "--batch/--steps/--mode narrow or override the cases. Training = zero_grad + forward_train +\n"
+    "MSE gradient + backward + Adam step. stream = elm_model_step once per time step.\n"
+    "--checkpoint-stride K sets BPTT checkpointing (0 = auto, as the library's default).\n";
+
+typedef enum { MODE_TRAIN = 0, MODE_INFER = 1, MODE_STREAM = 2 } bench_mode;
+static const char *mode_name[] = {"train", "infer", "stream"};
+
+/* The standard configurations: the reference's model configs of PERF-BASELINE.md. */
+typedef struct {
+    const char *name;
+    double flops; /* forward FLOPs per sample-step as the reference counts them (dense) */
+    int uniform;  /* inputs uniform [0, 1) rather than Bernoulli(0.01) spikes */
+    const char *json;
+} std_config;
+
+static const std_config std_configs[] = {
+    {"neuronio-dm15", 27e3, 0,
+     "{\"num_input\":1278,\"num_output\":2,\"num_memory\":15,\"num_branch\":45,"
+     "\"num_synapse_per_branch\":100,\"input_to_synapse_routing\":\"neuronio_routing\","
+     "\"memory_tau_min\":1.0,\"memory_tau_max\":150.0,\"learn_memory_tau\":false}"},
+    {"neuronio-dm100", 123e3, 0,
+     "{\"num_input\":1278,\"num_output\":2,\"num_memory\":100,\"num_branch\":45,"
+     "\"num_synapse_per_branch\":100,\"input_to_synapse_routing\":\"neuronio_routing\","
+     "\"memory_tau_min\":1.0,\"memory_tau_max\":150.0,\"learn_memory_tau\":false,"
+     "\"mlp_activation\":\"silu\"}"},
+    {"shd", 368e3, 0,
+     "{\"num_input\":700,\"num_output\":20,\"num_memory\":100,\"mlp_hidden_size\":200,"
+     "\"mlp_activation\":\"relu\",\"memory_tau_min\":1.0,\"memory_tau_max\":500.0,"
+     "\"delta_t\":10.0}"},
+    {"pathfinder", 82e3, 1,
+     "{\"num_input\":1,\"num_output\":2,\"num_memory\":100,\"mlp_hidden_size\":200,"
+     "\"mlp_activation\":\"relu\"}"},
+};
+#define N_STD ((int)(sizeof std_configs / sizeof std_configs[0]))
+
+/* The table of PERF-BASELINE.md, plus streaming of one sample for the NeuronIO models (compared
+ * with the reference's batch-1 inference, the only single-sample figure it has). */
+typedef struct {
+    int cfg;
+    bench_mode mode;
+    int B, T;
+    double ref; /* reference sample-steps/s */
+} std_case;
+
+static const std_case std_cases[] = {
+    {0, MODE_TRAIN, 8, 500, 4600},    {0, MODE_TRAIN, 32, 500, 6300},
+    {0, MODE_INFER, 1, 500, 21600},   {0, MODE_STREAM, 1, 500, 21600},
+    {1, MODE_TRAIN, 8, 500, 9200},    {1, MODE_TRAIN, 32, 500, 2900},
+    {1, MODE_INFER, 1, 500, 15900},   {1, MODE_STREAM, 1, 500, 15900},
+    {2, MODE_TRAIN, 32, 250, 38000},  {2, MODE_INFER, 32, 250, 129000},
+    {3, MODE_TRAIN, 16, 1024, 55000}, {3, MODE_INFER, 32, 1024, 342000},
+};
+#define N_CASES ((int)(sizeof std_cases / sizeof std_cases[0]))
+
+typedef struct {
+    char label[256];
+    const char *json; /* config JSON (standard) or NULL */
+    const char *file; /* config file or NULL */
+    double flops;     /* 0: derive from the config */
+    int uniform;      /* -1: derive from the config */
+    bench_mode mode;
+    int B, T, threads, reps, ckpt, f64;
+    double ref, min_time;
+} bench_case;
+
+typedef struct {
+    int ok;
+    char err[512];
+    double sps, flops, sec_median;
+    int reps, G;
+    long rss_kb;
+} bench_result;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Dense forward FLOPs per sample-step of a config, counted as the reference computes it:
+ * ~5 per synapse (gather, mask, weight, decay, branch sum), 2 per MLP and readout weight, and a
+ * few per memory unit (tanh, update). Used only for config files; the standard configs use the
+ * page's own numbers. */
+static double derived_flops(const elm_config *c) {
+    double S = (double)c->num_branch * c->num_synapse_per_branch;
+    double f = 5 * S, in = c->num_branch + c->num_memory;
+    for (int l = 0; l <= c->mlp_num_layers; l++) {
+        double out = l == c->mlp_num_layers ? c->num_memory : c->mlp_hidden_size;
+        f += 2 * in * out + 2 * out;
+        in = out;
+    }
+    return f + 2.0 * c->num_memory * c->num_output + 6.0 * c->num_memory;
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    if (s)
+        s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+static int case_config(const bench_case *bc, elm_config *cfg, char *err, size_t errn) {
+    elm_config_default(cfg, 0, 0, 0);
+    char *text = bc->file ? read_text(bc->file) : NULL;
+    if (bc->file && !text) {
+        snprintf(err, errn, "%s: cannot read the config file", bc->file);
+        return 0;
+    }
+    elm_status st = elm_config_from_json(cfg, text ? text : bc->json, bc->file ? bc->file : "bench");
+    free(text);
+    if (st == ELM_OK)
+        st = elm_config_resolve(cfg);
+    if (st != ELM_OK) {
+        snprintf(err, errn, "%s", elm_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+/* Runs one case in this process and fills r (the child's body). */
+static void run_case(const bench_case *bc, bench_result *r) {
+    elm_config cfg;
+    elm_model *m = NULL;
+    elm_optim *opt = NULL;
+    elm_state *st = NULL;
+    void *x = NULL, *y = NULL, *dy = NULL, *tgt = NULL, *xs = NULL;
+    double *times = NULL;
+    memset(r, 0, sizeof *r);
+    if (!case_config(bc, &cfg, r->err, sizeof r->err))
+        return;
+    r->flops = bc->flops > 0 ? bc->flops : derived_flops(&cfg);
+    elm_dtype dt = bc->f64 ? ELM_F64 : ELM_F32;
+    size_t rs = bc->f64 ? sizeof(double) : sizeof(float);
+    if (elm_model_create(&m, &cfg, dt, 1) != ELM_OK)
+        goto fail;
+    elm_model_set_threads(m, bc->threads);
+    if (bc->ckpt >= 0)
+        elm_model_set_checkpoint_stride(m, bc->ckpt);
+    const int B = bc->B, T = bc->T, I = cfg.num_input, O = cfg.num_output;
+    const size_t nx = (size_t)B * (size_t)T * (size_t)I, ny = (size_t)B * (size_t)T * (size_t)O;
+    int uniform = bc->uniform >= 0 ? bc->uniform : I == 1;
+    x = malloc(rs * nx);
+    y = malloc(rs * ny);
+    dy = malloc(rs * ny);
+    tgt = malloc(rs * ny);
+    if (!x || !y || !dy || !tgt) {
+        snprintf(r->err, sizeof r->err, "out of memory for the inputs (%zu values)", nx);
+        goto out;
+    }
+    elm_rng rng;
+    elm_rng_seed(&rng, 42);
+    for (size_t i = 0; i < nx; i++) {
+        double v = uniform ? elm_rng_uniform(&rng) : (elm_rng_uniform(&rng) < 0.01 ? 1.0 : 0.0);
+        if (bc->f64)
+            ((double *)x)[i] = v;
+        else
+            ((float *)x)[i] = (float)v;
+    }
+    for (size_t i = 0; i < ny; i++) {
+        double v = elm_rng_normal(&rng);
+        if (bc->f64)
+            ((double *)tgt)[i] = v;
+        else
+            ((float *)tgt)[i] = (float)v;
+    }
+    if (bc->mode == MODE_TRAIN) {
+        elm_optim_config oc;
+        elm_optim_config_default(&oc, ELM_OPT_ADAM, 1e-4);
+        if (elm_optim_create(&opt, m, &oc) != ELM_OK)
+            goto fail;
+    }
+    if (bc->mode == MODE_STREAM) {
+        /* Time-major copy so that each step reads one contiguous (B, I) block. */
+        xs = malloc(rs * nx);
+        if (!xs || elm_state_create(&st, m, B) != ELM_OK)
+            goto fail;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++)
+                memcpy((char *)xs + ((size_t)t * (size_t)B + (size_t)b) * (size_t)I * rs,
+                       (char *)x + ((size_t)b * (size_t)T + (size_t)t) * (size_t)I * rs,
+                       (size_t)I * rs);
+    }
+    int maxreps = bc->reps > 0 ? bc->reps : 200;
+    times = malloc(sizeof(double) * (size_t)(maxreps + 1));
+    if (!times)
+        goto fail;
+    double total = 0;
+    int n = 0;
+    for (int rep = -1; rep < maxreps; rep++) { /* rep -1 is the warm-up */
+        double t0 = now_s();
+        elm_status s = ELM_OK;
+        if (bc->mode == MODE_TRAIN) {
+            elm_model_zero_grad(m);
+            s = elm_model_forward_train(m, x, y, B, T);
+            /* MSE loss gradient against a fixed random target. */
+            double scale = 2.0 / (double)ny;
+            if (bc->f64)
+                for (size_t i = 0; i < ny; i++)
+                    ((double *)dy)[i] = scale * (((double *)y)[i] - ((double *)tgt)[i]);
+            else
+                for (size_t i = 0; i < ny; i++)
+                    ((float *)dy)[i] = (float)scale * (((float *)y)[i] - ((float *)tgt)[i]);
+            if (s == ELM_OK)
+                s = elm_model_backward(m, dy);
+            if (s == ELM_OK)
+                s = elm_optim_step(opt, m, 1e-4);
+        } else if (bc->mode == MODE_INFER) {
+            s = bc->f64 ? elm_model_forward_f64(m, x, y, B, T) : elm_model_forward(m, x, y, B, T);
+        } else {
+            elm_state_reset(st);
+            for (int t = 0; t < T && s == ELM_OK; t++) {
+                const char *xt = (const char *)xs + (size_t)t * (size_t)B * (size_t)I * rs;
+                char *yt = (char *)y + (size_t)t * (size_t)B * (size_t)O * rs;
+                s = bc->f64 ? elm_model_step_f64(m, st, (const double *)xt, (double *)yt)
+                            : elm_model_step(m, st, (const float *)xt, (float *)yt);
+            }
+        }
+        double dtm = now_s() - t0;
+        if (s != ELM_OK)
+            goto fail;
+        if (rep < 0)
+            continue;
+        times[n++] = dtm;
+        total += dtm;
+        if (bc->reps <= 0 && n >= 3 && total >= bc->min_time)
+            break;
+    }
+    qsort(times, (size_t)n, sizeof(double), cmp_double);
+    r->sec_median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+    r->sps = (double)B * (double)T / r->sec_median;
+    r->reps = n;
+    r->ok = 1;
+    goto out;
+fail:
+    snprintf(r->err, sizeof r->err, "%s", elm_last_error());
+out:
+    elm_state_free(st);
+    elm_optim_free(opt);
+    elm_model_free(m);
+    free(x);
+    free(y);
+    free(dy);
+    free(tgt);
+    free(xs);
+    free(times);
+}
+
+/* Runs a case in a child process, for a clean peak-memory figure per case. */
+static int run_forked(const bench_case *bc, bench_result *r) {
+    int fd[2];
+    memset(r, 0, sizeof *r);
+    fflush(stdout);
+    fflush(stderr);
+    if (pipe(fd) != 0) {
+        run_case(bc, r); /* fall back to this process */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        r->rss_kb = ru.ru_maxrss;
+        return r->ok;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        bench_result cr;
+        run_case(bc, &cr);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        cr.rss_kb = ru.ru_maxrss;
+        ssize_t w = write(fd[1], &cr, sizeof cr);
+        _exit(w == (ssize_t)sizeof cr ? 0 : 1);
+    }
+    close(fd[1]);
+    if (pid < 0) {
+        close(fd[0]);
+        snprintf(r->err, sizeof r->err, "fork failed");
+        return 0;
+    }
+    size_t got = 0;
+    while (got < sizeof *r) {
+        ssize_t k = read(fd[0], (char *)r + got, sizeof *r - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got != sizeof *r) {
+        memset(r, 0, sizeof *r);
+        snprintf(r->err, sizeof r->err, "the benchmark process died (status %d)", status);
+    }
+    return r->ok;
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static const char *int_flags[] = {"--batch", "--steps", "--threads", "--reps",
+                                  "--checkpoint-stride"};
+
+/* Matches one of the integer flags; *dst is set from int_dst in the same order. */
+static int int_flag_match(int argc, char **argv, int *i, const char **v, int *which) {
+    for (int k = 0; k < 5; k++)
+        if (cli_flag_value(argc, argv, i, int_flags[k], v)) {
+            *which = k;
+            return 1;
+        }
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *config = NULL, *mode_s = NULL;
+    long batch = 0, steps = 0, threads = 1, reps = 0, ckpt = -1;
+    double min_time = 1.0;
+    int json = 0, f64 = 0;
+    long *int_dst[] = {&batch, &steps, &threads, &reps, &ckpt};
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL, *flag = NULL;
+        long *dst = NULL;
+        int which = 0;
+        if (cli_is_help(argv[i])) {
+            fputs(bench_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (!strcmp(argv[i], "--f64")) {
+            f64 = 1;
+        } else if (cli_flag_value(argc, argv, &i, "--config", &v)) {
+            if (!v)
+                return cli_usage_error(bench_usage, "--config needs a value");
+            config = v;
+        } else if (cli_flag_value(argc, argv, &i, "--mode", &v)) {
+            if (!v)
+                return cli_usage_error(bench_usage, "--mode needs a value");
+            mode_s = v;
+        } else if (int_flag_match(argc, argv, &i, &v, &which)) {
+            flag = int_flags[which];
+            dst = int_dst[which];
+            if (!v)
+                return cli_usage_error(bench_usage, "%s needs a value", flag);
+            if (!cli_parse_int(flag, v, dst))
+                return 2;
+        } else if (cli_flag_value(argc, argv, &i, "--min-time", &v)) {
+            if (!v || !cli_parse_double("--min-time", v, &min_time) || !(min_time >= 0))
+                return cli_usage_error(bench_usage, "--min-time needs a number of seconds >= 0");
+        } else {
+            return cli_usage_error(bench_usage, "unknown argument '%s'", argv[i]);
+        }
+    }
+    int mode = -1;
+    if (mode_s) {
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(mode_s, mode_name[k]))
+                mode = k;
+        if (mode < 0)
+            return cli_usage_error(bench_usage, "--mode must be train, infer or stream, not '%s'",
+                                   mode_s);
+    }
+    if (batch < 0 || batch > 100000 || steps < 0 || steps > 10000000 || threads < 0 ||
+        threads > 1024 || reps < 0 || ckpt < -1)
+        return cli_usage_error(bench_usage, "--batch, --steps, --threads, --reps out of range");
+
+    /* Which standard config (or file). */
+    int std_idx = -1;
+    if (config) {
+        for (int k = 0; k < N_STD; k++)
+            if (!strcmp(config, std_configs[k].name))
+                std_idx = k;
+        if (std_idx < 0 && access(config, R_OK) != 0)
+            return cli_usage_error(bench_usage,
+                                   "--config '%s' is neither a standard configuration "
+                                   "(neuronio-dm15, neuronio-dm100, shd, pathfinder) nor a "
+                                   "readable file",
+                                   config);
+    }
+
+    bench_case cases[N_CASES + 4];
+    int nc = 0;
+    if (config && std_idx < 0) {
+        bench_case *c = &cases[nc++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->label, sizeof c->label, "%s", config);
+        c->file = config;
+        c->uniform = -1;
+        c->mode = mode >= 0 ? (bench_mode)mode : MODE_TRAIN;
+        c->B = batch ? (int)batch : c->mode == MODE_TRAIN ? 8 : 1;
+        c->T = steps ? (int)steps : 500;
+    } else {
+        for (int k = 0; k < N_CASES; k++) {
+            const std_case *sc = &std_cases[k];
+            if (std_idx >= 0 && sc->cfg != std_idx)
+                continue;
+            if (mode >= 0 && sc->mode != (bench_mode)mode)
+                continue;
+            /* With --batch, keep one case per (config, mode). */
+            int dup = 0;
+            for (int q = 0; q < nc; q++)
+                dup |= batch && cases[q].json == std_configs[sc->cfg].json &&
+                       cases[q].mode == sc->mode;
+            if (dup)
+                continue;
+            bench_case *c = &cases[nc++];
+            memset(c, 0, sizeof *c);
+            snprintf(c->label, sizeof c->label, "%s", std_configs[sc->cfg].name);
+            c->json = std_configs[sc->cfg].json;
+            c->flops = std_configs[sc->cfg].flops;
+            c->uniform = std_configs[sc->cfg].uniform;
+            c->mode = sc->mode;
+            c->B = batch ? (int)batch : sc->B;
+            c->T = steps ? (int)steps : sc->T;
+            /* The reference figure holds only for the page's own batch size. */
+            c->ref = c->B == sc->B ? sc->ref : 0;
+        }
+        if (nc == 0 && std_idx >= 0 && mode >= 0) { /* e.g. shd in stream mode */
+            bench_case *c = &cases[nc++];
+            memset(c, 0, sizeof *c);
+            snprintf(c->label, sizeof c->label, "%s", std_configs[std_idx].name);
+            c->json = std_configs[std_idx].json;
+            c->flops = std_configs[std_idx].flops;
+            c->uniform = std_configs[std_idx].uniform;
+            c->mode = (bench_mode)mode;
+            c->B = batch ? (int)batch : 1;
+            c->T = steps ? (int)steps : 500;
+        }
+    }
+    for (int k = 0; k < nc; k++) {
+        cases[k].threads = (int)threads;
+        cases[k].reps = (int)reps;
+        cases[k].ckpt = (int)ckpt;
+        cases[k].min_time = min_time;
+        cases[k].f64 = f64;
+    }
+
+    if (json)
+        printf("[");
+    else
+        printf("%-16s %-6s %5s %6s %3s %14s %10s %8s %9s %8s %9s\n", "config", "mode", "B", "T",
+               "thr", "sample-steps/s", "us/step", "GFLOP/s", "ref", "x ref", "peak MB");
+    int failures = 0;
+    for (int k = 0; k < nc; k++) {
+        bench_case *c = &cases[k];
+        bench_result r;
+        run_forked(c, &r);
+        if (!r.ok) {
+            failures++;
+            fprintf(stderr, "elm: error: bench %s %s: %s\n", c->label, mode_name[c->mode], r.err);
+            continue;
+        }
+        double mult = c->mode == MODE_TRAIN ? 3.0 : 1.0; /* training = ~3x forward FLOPs */
+        double gflops = r.sps * r.flops * mult * 1e-9;
+        double us_step = 1e6 * r.sec_median / (double)c->T;
+        double ratio = c->ref > 0 ? r.sps / c->ref : 0;
+        double mb = (double)r.rss_kb / 1024.0;
+        if (json) {
+            printf("%s\n  {\"config\": ", k ? "," : "");
+            json_str(c->label);
+            printf(", \"mode\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
+                   "\"dtype\": \"%s\", \"sample_steps_per_s\": %.6g, \"us_per_step\": %.6g, "
+                   "\"flops_per_sample_step\": %.6g, \"gflops\": %.6g, ",
+                   mode_name[c->mode], c->B, c->T, c->threads, f64 ? "f64" : "f32", r.sps,
+                   us_step, r.flops * mult, gflops);
+            if (c->ref > 0)
+                printf("\"reference_sample_steps_per_s\": %.6g, \"ratio_to_reference\": %.6g, ",
+                       c->ref, ratio);
+            else
+                printf("\"reference_sample_steps_per_s\": null, \"ratio_to_reference\": null, ");
+            printf("\"peak_rss_mb\": %.1f, \"reps\": %d, \"median_s\": %.6g, "
+                   "\"checkpoint_stride\": %d}",
+                   mb, r.reps, r.sec_median, c->ckpt);
+        } else {
+            char refs[32] = "-", rats[32] = "-";
+            if (c->ref > 0) {
+                snprintf(refs, sizeof refs, "%.0f", c->ref);
+                snprintf(rats, sizeof rats, "%.1f", ratio);
+            }
+            printf("%-16s %-6s %5d %6d %3d %14.0f %10.3f %8.2f %9s %8s %9.1f\n", c->label,
+                   mode_name[c->mode], c->B, c->T, c->threads, r.sps, us_step, gflops, refs, rats,
+                   mb);
+        }
+        fflush(stdout);
+    }
+    if (json)
+        printf("\n]\n");
+    return failures ? 1 : 0;
+}
