@@ -109,7 +109,7 @@ static elm_status parse_int(const char *key, const char *v, const char *origin, 
         *out = 0;
         return ELM_OK;
     }
-    double d;
+    double d = 0;
     elm_status st = parse_num(key, v, origin, &d);
     if (st)
         return st;

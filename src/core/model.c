@@ -89,9 +89,9 @@ static elm_status build(elm_model **out, const elm_config *cfg_in, elm_dtype dty
     m->dv = elm__alloc_aligned((2 * (size_t)m->S + (size_t)m->R + 4 * (size_t)m->M) * dsize(dtype));
     if (!m->dv || !m->params || !m->grads || !m->route_idx || !m->route_mask || !m->inv_ptr ||
         !m->inv_syn) {
+        size_t n = m->n_total;
         elm_model_free(m);
-        return elm__fail(ELM_ERR_NOMEM, "out of memory for a model of %zu parameters",
-                         m->n_total);
+        return elm__fail(ELM_ERR_NOMEM, "out of memory for a model of %zu parameters", n);
     }
     memset(m->params, 0, m->n_total * dsize(dtype));
     memset(m->grads, 0, (m->n_train ? m->n_train : 1) * dsize(dtype));

@@ -107,6 +107,12 @@ typedef struct elm__st_file {
 } elm__st_file;
 
 elm_status elm__st_read(elm__st_file *f, const char *path);
+/*
+ * Parses a safetensors image of `len` bytes: the same checks as elm__st_read, which is read-file
+ * plus this. `buf` must come from malloc and is owned by f from the call on (freed by
+ * elm__st_free, or here on failure); `path` names the source in messages and must outlive f.
+ */
+elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *path);
 void elm__st_free(elm__st_file *f);
 const elm__st_tensor *elm__st_find(const elm__st_file *f, const char *name);
 /* Copies a float tensor's elements into dst of `dtype` (F16/F32/F64 sources). */

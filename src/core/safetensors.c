@@ -52,10 +52,22 @@ static int get_u64(const cJSON *v, uint64_t *out) {
 
 elm_status elm__st_read(elm__st_file *f, const char *path) {
     memset(f, 0, sizeof *f);
-    f->path = path;
-    elm_status st = elm__read_file(path, ST_MAX_FILE, &f->buf, &f->len);
-    if (st)
+    char *buf;
+    size_t len;
+    elm_status st = elm__read_file(path, ST_MAX_FILE, &buf, &len);
+    if (st) {
+        f->path = path;
         return st;
+    }
+    return elm__st_parse(f, buf, len, path);
+}
+
+elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *path) {
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    f->buf = buf;
+    f->len = len;
+    elm_status st = ELM_OK;
     cJSON *root = NULL;
     char *hdr = NULL;
     if (f->len < 8) {
