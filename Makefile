@@ -1,5 +1,7 @@
 # Convenience front end to CMake: `make` builds everything and leaves the CLI at build/elm.
 BUILD ?= build
+# CI sets ELM_WERROR=ON (warnings are errors); users keep the default.
+ELM_WERROR ?= OFF
 CMAKE_FLAGS ?=
 
 .PHONY: all test asan clean
@@ -7,14 +9,14 @@ all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j2
 
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DELM_WERROR=$(ELM_WERROR) $(CMAKE_FLAGS)
 
 test: all
 	ctest --test-dir $(BUILD) --output-on-failure -j2
 
 # The suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder.
 asan:
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DELM_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DELM_SANITIZE=ON -DELM_WERROR=$(ELM_WERROR) $(CMAKE_FLAGS)
 	cmake --build build-asan -j2
 	ctest --test-dir build-asan --output-on-failure -j2 -LE slow
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages elm needs to build, test and run its built-in data generators.
+# Run as root (or with sudo available). Safe to run again.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(build-essential cmake pkg-config
+      libcjson-dev libhdf5-dev libpng-dev      # JSON, SHD files, Pathfinder images
+      espeak-ng                                # speech for the built-in SHD generator
+      python3-numpy python3-matplotlib python3-h5py   # plots and format cross-checks
+      clang libclang-rt-14-dev valgrind)       # fuzzing and memory checks
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "setup: all packages present"
