@@ -15,12 +15,15 @@ int cmd_gen_shd(int argc, char **argv);
 
 static const char gen_usage[] =
     "usage: elm gen shd --out DIR [--seed S] [--speakers N] [--repeats R] [--test-fraction F]\n"
-    "                   [--channels C] [--fibres F] [--level L] [--espeak PROGRAM] [--quiet]\n\n"
+    "                   [--channels C] [--fibres F] [--level L] [--weight W] [--espeak PROGRAM]\n"
+    "                   [--quiet]\n\n"
     "Synthesises the spoken digits 0-9 in English and German (labels 0-9 and 10-19) with\n"
     "espeak-ng for N speakers (default 12), R utterances of each (default 4), passes them\n"
     "through an artificial cochlea (700 channels, bushy-cell spikes) and writes\n"
     "DIR/shd_train.h5 and DIR/shd_test.h5 in the layout of the Spiking Heidelberg Digits. The\n"
     "last round(F * N) speakers (default F = 0.2, at least one) make the test file only.\n"
+    "--channels, --fibres, --level (RMS of the normalised audio) and --weight (membrane jump\n"
+    "per fibre spike, threshold 1) change the cochlea; docs/SHD-GENERATOR.md lists them all.\n"
     "Needs the espeak-ng program (Debian package espeak-ng).\n";
 
 static void progress(void *user, int done, int total) {
@@ -76,6 +79,10 @@ int cmd_gen_shd(int argc, char **argv) {
             if (!v || !cli_parse_int("--fibres", v, &l) || l < 1 || l > 10000)
                 return cli_usage_error(gen_usage, "--fibres needs an integer in [1, 10000]");
             o.cochlea.fibres = (int)l;
+        } else if (cli_flag_value(argc, argv, &i, "--weight", &v)) {
+            if (!v || !cli_parse_double("--weight", v, &d) || !(d > 0.0 && d <= 1e3))
+                return cli_usage_error(gen_usage, "--weight needs a number in (0, 1000]");
+            o.cochlea.weight = d;
         } else if (cli_flag_value(argc, argv, &i, "--level", &v)) {
             if (!v || !cli_parse_double("--level", v, &d) || !(d > 0.0 && d < 1e6))
                 return cli_usage_error(gen_usage, "--level needs a number in (0, 1e6)");

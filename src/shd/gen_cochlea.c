@@ -38,12 +38,12 @@ void elm_cochlea_defaults(elm_cochlea_params *p) {
     p->num_channels = 700;
     p->f_lo = 50.0;
     p->f_hi = 8000.0;
-    p->level = 300.0;
+    p->level = 150.0;
     p->fade_ms = 10.0;
     p->bw_factor = 1.019;
     p->fibres = 40;
     p->tau_m_ms = 1.0;
-    p->weight = 1.0 / 12.0;
+    p->weight = 0.1;
     p->refractory_ms = 1.0;
     p->seed = 0;
 }
@@ -156,23 +156,9 @@ static int chan_push(chan_out *o, uint32_t i) {
     return 1;
 }
 
-static inline float uniform_f(elm_rng *r) {
-    return (float)(elm_rng_next(r) >> 40) * 0x1p-24f;
-}
-
-/* Poisson(lam) by inversion; lam is small here (< ~3), so the loop is short. */
-static inline int poisson_small(elm_rng *r, float lam) {
-    if (lam <= 0.0f)
-        return 0;
-    float u = uniform_f(r);
-    float pk = expf(-lam), cdf = pk;
-    int k = 0;
-    while (u > cdf && k < 64) {
-        k++;
-        pk *= lam / (float)k;
-        cdf += pk;
-    }
-    return k;
+/* An exponential variate of mean 1; the uniform is in (0, 1], so the log is finite. */
+static inline float exp1_f(elm_rng *r) {
+    return -logf((float)((elm_rng_next(r) >> 40) + 1) * 0x1p-24f);
 }
 
 /*
@@ -205,6 +191,13 @@ static int channel_run(const elm_cochlea_params *p, double fs, double cf, int c,
     float q = (float)(c0 * (MED_L + MED_R) / k0), cl = (float)c0, w = (float)(c0 * MED_R / MED_X);
     /* Expected fibre spikes per step per unit cleft content, for all fibres together. */
     const float rel = (float)(MED_H * dt * (double)p->fibres);
+    /*
+     * The F fibres release independently with probability h c dt each, so their pooled spikes
+     * are a Poisson process of rate F h c(t). It is drawn by time rescaling: a spike whenever the
+     * integrated rate crosses the next Exp(1) mark. That is exact for the piecewise constant rate
+     * and costs one logarithm per fibre spike instead of one exponential per time step.
+     */
+    float acc = 0.0f, mark = 0.0f;
 
     /* Bushy cell: v <- v * decay + weight * (fibre spikes); spike at v >= 1, then v = 0. */
     const float decay = (float)exp(-dt / (p->tau_m_ms * 1e-3));
@@ -215,6 +208,8 @@ static int channel_run(const elm_cochlea_params *p, double fs, double cf, int c,
 
     elm_rng rng;
     elm_rng_seed(&rng, p->seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(c + 1));
+    if (out)
+        mark = exp1_f(&rng);
 
     double ss = 0.0, csum = 0.0;
     for (size_t t = 0; t < n; t++) {
@@ -244,8 +239,13 @@ static int channel_run(const elm_cochlea_params *p, double fs, double cf, int c,
         if (!out)
             continue;
 
-        /* The F fibres release independently with probability h dt c each: Poisson count. */
-        int nsp = poisson_small(&rng, rel * cl);
+        int nsp = 0;
+        acc += rel * cl;
+        while (acc >= mark) {
+            acc -= mark;
+            mark = exp1_f(&rng);
+            nsp++;
+        }
         v = v * decay + wgt * (float)nsp;
         if (ref > 0) {
             ref--;
