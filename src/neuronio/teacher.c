@@ -120,10 +120,9 @@ static elm_status check_params(const elm_teacher_params *p) {
     double steps = 1.0 / p->dt_ms;
     if (!(p->dt_ms > 0 && p->dt_ms <= 1.0) || fabs(steps - floor(steps + 0.5)) > 1e-9)
         return elm__fail(ELM_ERR_ARG, "teacher: dt_ms %g must divide 1 ms", p->dt_ms);
-    const double pos[] = {p->c_soma_pF,      p->c_dend_pF,      p->g_leak_soma_nS,
-                          p->g_leak_dend_nS, p->axial_scale,    p->tau_ampa_rise,
-                          p->tau_ampa_decay, p->tau_nmda_rise,  p->tau_nmda_decay,
-                          p->tau_gaba_rise,  p->tau_gaba_decay, p->tau_m_max_ms};
+    const double pos[] = {p->c_soma_pF,      p->c_dend_pF,     p->g_leak_soma_nS, p->g_leak_dend_nS,
+                          p->axial_scale,    p->tau_ampa_rise, p->tau_ampa_decay, p->tau_nmda_rise,
+                          p->tau_nmda_decay, p->tau_gaba_rise, p->tau_gaba_decay, p->tau_m_max_ms};
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (!(pos[i] > 0 && isfinite(pos[i])))
             return elm__fail(ELM_ERR_ARG, "teacher: parameter #%zu must be positive, got %g", i,
@@ -131,8 +130,8 @@ static elm_status check_params(const elm_teacher_params *p) {
     if (!(p->tau_ampa_rise < p->tau_ampa_decay && p->tau_nmda_rise < p->tau_nmda_decay &&
           p->tau_gaba_rise < p->tau_gaba_decay))
         return elm__fail(ELM_ERR_ARG, "teacher: every synaptic rise time must be below its decay");
-    const double nonneg[] = {p->g_na_nS,   p->g_kdr_nS,  p->g_m_nS,
-                             p->g_ampa_nS, p->g_nmda_nS, p->g_gaba_nS, p->mg_mM};
+    const double nonneg[] = {p->g_na_nS,   p->g_kdr_nS,  p->g_m_nS, p->g_ampa_nS,
+                             p->g_nmda_nS, p->g_gaba_nS, p->mg_mM};
     for (size_t i = 0; i < sizeof nonneg / sizeof nonneg[0]; i++)
         if (!(nonneg[i] >= 0 && isfinite(nonneg[i])))
             return elm__fail(ELM_ERR_ARG, "teacher: conductances must be >= 0, got %g", nonneg[i]);
@@ -140,16 +139,6 @@ static elm_status check_params(const elm_teacher_params *p) {
 }
 
 /* ---- Inputs --------------------------------------------------------------------------------- */
-
-void elm_teacher_sim_free(elm_nio_sim *sim) {
-    if (!sim)
-        return;
-    free(sim->spike_ptr);
-    free(sim->spike_idx);
-    free(sim->soma);
-    free(sim->out_spike_times);
-    memset(sim, 0, sizeof *sim);
-}
 
 /*
  * Bernoulli probability of a spike in a 1 ms bin whose rate is r (spikes/ms). NeuronIO draws a
@@ -185,7 +174,7 @@ static void smooth3(double *x, double *tmp, int T, int w) {
 
 static const int interval_options_ms[] = {25, 30, 35, 40, 45,  55,  60,  65,  70,
                                           75, 80, 85, 90, 100, 150, 200, 300, 450};
-static const int sigma_options_ms[] = {25,  30,  35,  40,  45,  50,  55,  60,  65,
+static const int sigma_options_ms[] = {25, 30,  35,  40,  45,  50,  55,  60,  65,
                                        80, 100, 150, 200, 250, 300, 400, 500, 600};
 
 /* Transposes per-input spike lists (bins ascending) into the per-step CSR of elm_nio_sim. */
@@ -339,10 +328,10 @@ elm_status elm_teacher_inputs(elm_nio_sim *sim, const elm_teacher_input_params *
     elm_rng rng;
     elm_rng_seed(&rng, seed);
     recipe_ctx c;
-    c.interval_ms = interval_options_ms[elm_rng_below(
-        &rng, sizeof interval_options_ms / sizeof interval_options_ms[0])];
-    int sigma = sigma_options_ms[elm_rng_below(&rng, sizeof sigma_options_ms /
-                                                         sizeof sigma_options_ms[0])];
+    c.interval_ms = interval_options_ms[elm_rng_below(&rng, sizeof interval_options_ms /
+                                                                sizeof interval_options_ms[0])];
+    int sigma =
+        sigma_options_ms[elm_rng_below(&rng, sizeof sigma_options_ms / sizeof sigma_options_ms[0])];
     /* Three boxes of width w (coarse bins) have variance (w^2 - 1) / 4 bins^2: w is the odd
      * integer nearest sqrt(4 (sigma / 5 ms)^2 + 1). */
     double s_c = (double)sigma / COARSE_MS;
@@ -372,12 +361,12 @@ elm_status elm_teacher_inputs(elm_nio_sim *sim, const elm_teacher_input_params *
     for (int i = 0; i < ELM_TEACHER_NUM_INPUTS; i++) {
         int seg = i % ELM_TEACHER_NUM_SEGMENTS, inh = i >= ELM_TEACHER_NUM_SEGMENTS;
         int apical = seg >= ELM_TEACHER_NUM_BASAL;
-        int nseg = apical ? ELM_TEACHER_NUM_SEGMENTS - ELM_TEACHER_NUM_BASAL
-                          : ELM_TEACHER_NUM_BASAL;
+        int nseg =
+            apical ? ELM_TEACHER_NUM_SEGMENTS - ELM_TEACHER_NUM_BASAL : ELM_TEACHER_NUM_BASAL;
         const double *tot = tree + (size_t)(2 * apical + inh) * c.n_int;
         for (int j = 0; j < c.n_int; j++)
-            c.seg_rate[(size_t)i * c.n_int + j] = ip->rate_scale * tot[j] / (100.0 * nseg) *
-                                                  (0.5 + elm_rng_uniform(&rng));
+            c.seg_rate[(size_t)i * c.n_int + j] =
+                ip->rate_scale * tot[j] / (100.0 * nseg) * (0.5 + elm_rng_uniform(&rng));
     }
     free(tree);
     elm_status st = draw_inputs(sim, T, &rng, recipe_rate, &c);
@@ -505,8 +494,8 @@ elm_status elm_teacher_simulate(elm_nio_sim *sim, const elm_teacher_params *p) {
             if (id >= ELM_TEACHER_NUM_INPUTS) {
                 free(soma);
                 free(spk);
-                return elm__fail(ELM_ERR_ARG, "teacher: input id %d at step %d out of range",
-                                 id, k);
+                return elm__fail(ELM_ERR_ARG, "teacher: input id %d at step %d out of range", id,
+                                 k);
             }
             int c = seg_comp[id % ELM_TEACHER_NUM_SEGMENTS];
             if (id < ELM_TEACHER_NUM_SEGMENTS) {
@@ -608,6 +597,6 @@ elm_status elm_teacher_run(elm_nio_sim *sim, const elm_teacher_params *p,
     if (st == ELM_OK)
         st = elm_teacher_simulate(sim, p);
     if (st != ELM_OK)
-        elm_teacher_sim_free(sim);
+        elm_nio_sim_clear(sim);
     return st;
 }

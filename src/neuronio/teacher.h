@@ -14,6 +14,7 @@
  * sampled as Bernoulli spikes in 1 ms bins. docs/TEACHER.md gives the equations and parameters.
  *
  * Everything is deterministic: a simulation depends only on (parameters, seed, duration).
+ * Simulations filled here are freed with elm_nio_sim_clear() (neuronio.h).
  */
 #ifndef ELM_NIO_TEACHER_H
 #define ELM_NIO_TEACHER_H
@@ -21,24 +22,24 @@
 #include "neuronio.h"
 
 #define ELM_TEACHER_NUM_SEGMENTS 639
-#define ELM_TEACHER_NUM_INPUTS (2 * ELM_TEACHER_NUM_SEGMENTS)
+#define ELM_TEACHER_NUM_INPUTS   (2 * ELM_TEACHER_NUM_SEGMENTS)
 /* Segments below this index are basal, the rest apical (same split as the Hay L5PC's 262/377). */
 #define ELM_TEACHER_NUM_BASAL 262
-#define ELM_TEACHER_NUM_COMP 11
+#define ELM_TEACHER_NUM_COMP  11
 
 /* Physiology: units mV, ms, nS, pF, mM. */
 typedef struct elm_teacher_params {
-    double dt_ms;        /* integration substep; must divide 1 ms (0.125 = NeuronIO's 8 per ms) */
-    double e_leak;       /* leak reversal, mV */
-    double e_na, e_k;    /* sodium / potassium reversal, mV */
+    double dt_ms;     /* integration substep; must divide 1 ms (0.125 = NeuronIO's 8 per ms) */
+    double e_leak;    /* leak reversal, mV */
+    double e_na, e_k; /* sodium / potassium reversal, mV */
     double e_ampa, e_nmda, e_gaba;
-    double mg_mM;        /* extracellular magnesium for the NMDA block */
+    double mg_mM; /* extracellular magnesium for the NMDA block */
     double c_soma_pF, g_leak_soma_nS;
     double c_dend_pF, g_leak_dend_nS; /* per dendritic compartment */
-    double axial_scale;  /* multiplies the fixed table of coupling conductances */
+    double axial_scale;               /* multiplies the fixed table of coupling conductances */
     double g_na_nS, g_kdr_nS, g_m_nS; /* somatic channel densities times soma area */
-    double v_t;          /* Traub-Miles threshold offset V_T, mV */
-    double tau_m_max_ms; /* slow K (M-current) time constant scale */
+    double v_t;                       /* Traub-Miles threshold offset V_T, mV */
+    double tau_m_max_ms;              /* slow K (M-current) time constant scale */
     double g_ampa_nS, g_nmda_nS, g_gaba_nS; /* peak conductance of one synapse, one spike */
     double tau_ampa_rise, tau_ampa_decay;
     double tau_nmda_rise, tau_nmda_decay;
@@ -48,9 +49,9 @@ typedef struct elm_teacher_params {
 
 /* Input statistics (NeuronIO's recipe, rates in spikes per 100 ms per tree). */
 typedef struct elm_teacher_input_params {
-    double ex_per_100ms_min, ex_per_100ms_max;     /* per tree (basal, apical), per interval */
-    double ex_inh_diff_min, ex_inh_diff_max;       /* inhibitory = excitatory + U(diff range) */
-    double rate_scale;                             /* multiplies every rate (1 = default) */
+    double ex_per_100ms_min, ex_per_100ms_max; /* per tree (basal, apical), per interval */
+    double ex_inh_diff_min, ex_inh_diff_max;   /* inhibitory = excitatory + U(diff range) */
+    double rate_scale;                         /* multiplies every rate (1 = default) */
 } elm_teacher_input_params;
 
 void elm_teacher_params_default(elm_teacher_params *p);
@@ -85,7 +86,8 @@ elm_status elm_teacher_inputs_constant(elm_nio_sim *sim, int T, double ex_hz, do
  */
 elm_status elm_teacher_simulate(elm_nio_sim *sim, const elm_teacher_params *p);
 
-/* Inputs from `seed` then the simulation: one whole teacher sample. */
+/* Inputs from `seed` then the simulation: one whole teacher sample. *sim is overwritten (it
+ * must not hold arrays), and left empty on failure. */
 elm_status elm_teacher_run(elm_nio_sim *sim, const elm_teacher_params *p,
                            const elm_teacher_input_params *ip, int T, uint64_t seed);
 
@@ -94,8 +96,5 @@ elm_status elm_teacher_run(elm_nio_sim *sim, const elm_teacher_params *p,
  * each sample depends only on (seed, k), whatever the number of threads or samples.
  */
 uint64_t elm_teacher_sim_seed(uint64_t seed, uint64_t k);
-
-/* Frees what the teacher functions allocated in *sim and zeroes it. */
-void elm_teacher_sim_free(elm_nio_sim *sim);
 
 #endif

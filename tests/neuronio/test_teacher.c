@@ -6,6 +6,9 @@
 #include "test.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Mean soma voltage of a sample from step `from` on. */
 static double mean_soma(const elm_nio_sim *s, int from) {
@@ -94,9 +97,9 @@ static void test_determinism(void) {
         }
     }
     CHECK(ok && a.spike_ptr[0] == 0, "CSR layout broken");
-    elm_teacher_sim_free(&a);
-    elm_teacher_sim_free(&b);
-    elm_teacher_sim_free(&c);
+    elm_nio_sim_clear(&a);
+    elm_nio_sim_clear(&b);
+    elm_nio_sim_clear(&c);
 }
 
 static void test_rest(void) {
@@ -120,7 +123,7 @@ static void test_rest(void) {
     /* And it stays there: the trace is flat over the last half. */
     CHECK(fabs((double)s.soma[500] - v_end) < 0.05, "not at rest: %.3f vs %.3f",
           (double)s.soma[500], v_end);
-    elm_teacher_sim_free(&s);
+    elm_nio_sim_clear(&s);
 }
 
 /* Output spikes over T ms with homogeneous Poisson inputs at ex_hz / inh_hz per synapse. */
@@ -136,7 +139,7 @@ static int spikes_const(const elm_teacher_params *p, double ex_hz, double inh_hz
             *vmax = fmax(*vmax, (double)s.soma[t]);
         CHECK(all_finite(&s), "NaN in a constant-input run");
     }
-    elm_teacher_sim_free(&s);
+    elm_nio_sim_clear(&s);
     return n;
 }
 
@@ -190,7 +193,7 @@ static void test_statistics(void) {
         if (s.n_out_spikes)
             CHECK(s.out_spike_times[0] > 0 && s.out_spike_times[s.n_out_spikes - 1] < 6000,
                   "spike times outside the simulation");
-        elm_teacher_sim_free(&s);
+        elm_nio_sim_clear(&s);
     }
     double rate = total / (6.0 * n), vmean = vsum / n;
     in_rate /= n;
@@ -230,7 +233,7 @@ static void test_errors(void) {
         s.spike_idx[0] = 5000;
         CHECK(elm_teacher_simulate(&s, &p) == ELM_ERR_ARG, "input id 5000 accepted");
     }
-    elm_teacher_sim_free(&s);
+    elm_nio_sim_clear(&s);
 }
 
 static void test_convergence(void) {
@@ -256,8 +259,93 @@ static void test_convergence(void) {
         CHECK(worst < 0.5, "dt 0.125 vs 0.025 ms: %.3f mV apart", worst);
         printf("teacher: dt 0.125 vs 0.025 ms, subthreshold, max |dV| %.4f mV\n", worst);
     }
-    elm_teacher_sim_free(&a);
-    elm_teacher_sim_free(&b);
+    elm_nio_sim_clear(&a);
+    elm_nio_sim_clear(&b);
+}
+
+/* Bitwise equality of a cached simulation with one in memory. */
+static int same_sim(const elm_nio_view *v, const elm_nio_sim *s) {
+    if (v->T != s->T || v->n_in != s->n_in || v->n_out_spikes != s->n_out_spikes)
+        return 0;
+    int64_t nnz = s->spike_ptr[s->T];
+    if (memcmp(v->spike_ptr, s->spike_ptr, sizeof(int64_t) * ((size_t)s->T + 1)) ||
+        memcmp(v->spike_idx, s->spike_idx, sizeof(uint16_t) * (size_t)nnz) ||
+        memcmp(v->out_spike_times, s->out_spike_times, sizeof(float) * s->n_out_spikes))
+        return 0;
+    for (int t = 0; t < s->T; t++)
+        if (elm_nio_view_soma(v, t) != s->soma[t])
+            return 0;
+    return 1;
+}
+
+/*
+ * The cache written through elm_nio_writer holds exactly the simulations of
+ * elm_teacher_run(seed = elm_teacher_sim_seed(S, k)), and `elm gen neuronio-teacher` writes the
+ * same bytes whatever the thread count.
+ */
+static void test_cache_and_cli(void) {
+    char dir[] = "/tmp/elm-test-teacher-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp failed");
+        return;
+    }
+    elm_teacher_params p;
+    elm_teacher_input_params ip;
+    elm_teacher_params_default(&p);
+    elm_teacher_input_params_default(&ip);
+    elm_nio_sim sims[2];
+    memset(sims, 0, sizeof sims);
+    elm_nio_writer *w = NULL;
+    CHECK_OK(elm_nio_writer_open(&w, dir, "lib"));
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(elm_teacher_run(&sims[k], &p, &ip, 1500, elm_teacher_sim_seed(5, (uint64_t)k)));
+        if (w && sims[k].soma)
+            CHECK_OK(elm_nio_writer_add(w, &sims[k]));
+    }
+    if (w)
+        CHECK_OK(elm_nio_writer_close(w));
+    char path[512];
+    snprintf(path, sizeof path, "%s/lib.nioc", dir);
+    elm_nio_cache *c = NULL;
+    CHECK_OK(elm_nio_cache_open(&c, path));
+    if (c) {
+        CHECK_OK(elm_nio_cache_verify(c));
+        CHECK(elm_nio_cache_num_sims(c) == 2, "%d simulations cached", elm_nio_cache_num_sims(c));
+        for (int k = 0; k < 2 && k < elm_nio_cache_num_sims(c); k++) {
+            elm_nio_view v;
+            CHECK_OK(elm_nio_cache_sim(c, k, &v));
+            CHECK(sims[k].soma && same_sim(&v, &sims[k]), "cached simulation %d differs", k);
+        }
+        elm_nio_cache_close(c);
+    }
+
+    const char *cli = getenv("ELM_CLI");
+    if (cli && access(cli, X_OK) == 0) {
+        char cmd[4096], f1[600], f2[600];
+        for (int th = 1; th <= 2; th++) {
+            snprintf(cmd, sizeof cmd,
+                     "'%s' gen neuronio-teacher --sims 2 --seed 5 --duration-ms 1500 --threads %d "
+                     "--out '%s' --name cli%d > /dev/null",
+                     cli, th, dir, th);
+            CHECK(system(cmd) == 0, "failed: %s", cmd);
+        }
+        snprintf(f1, sizeof f1, "%s/cli1.nioc", dir);
+        snprintf(f2, sizeof f2, "%s/cli2.nioc", dir);
+        snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s' && cmp -s '%s' '%s'", f1, f2, f1, path);
+        CHECK(system(cmd) == 0, "the CLI's caches differ across threads or from the library's");
+        /* Usage errors exit 2. */
+        snprintf(cmd, sizeof cmd, "'%s' gen neuronio-teacher --sims 0 --out '%s' 2>/dev/null", cli,
+                 dir);
+        int rc = system(cmd);
+        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "--sims 0: exit %d", rc);
+    } else {
+        printf("SKIP (part): $ELM_CLI (%s) is not an executable; CLI checks not run\n",
+               cli ? cli : "unset");
+    }
+    elm_nio_sim_clear(&sims[0]);
+    elm_nio_sim_clear(&sims[1]);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    CHECK(system(path) == 0, "cleanup");
 }
 
 int main(void) {
@@ -269,5 +357,6 @@ int main(void) {
     test_statistics();
     test_errors();
     test_convergence();
+    test_cache_and_cli();
     return test_end();
 }
