@@ -1,0 +1,315 @@
+/*
+ * neuronio_cmds.c - `elm data convert neuronio SRC... --out DIR` (pickles -> elm's cache) and
+ * `elm data info PATH` for NeuronIO caches and pickles.
+ *
+ * The dispatcher tries each format in turn: cmd_data_info_neuronio() answers -1 unless PATH is a
+ * .nioc file, a folder holding .nioc files, a file named like NeuronIO pickles (*sim__*) or a
+ * folder holding such files.
+ */
+#include "cli.h"
+#include "neuronio/nio_data.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Declared in dispatch.c's tables. */
+int cmd_data_convert_neuronio(int argc, char **argv);
+int cmd_data_info_neuronio(int argc, char **argv);
+
+static const char convert_usage[] =
+    "usage: elm data convert neuronio SRC... --out DIR\n\n"
+    "Reads NeuronIO pickles (each SRC a pickle file, or a folder whose files matching *sim__*\n"
+    "are read) and writes DIR/<name>.nioc per source file plus DIR/index.json: elm's compact,\n"
+    "memory-mapped cache (layout in docs/DATA.md). Both the Python 3 files and the released\n"
+    "Python 2 files (protocol 0 or 2) are read; the reader never executes pickle code.\n";
+
+static const char info_usage[] =
+    "usage: elm data info PATH [--json]\n\n"
+    "Describes NeuronIO data: a cache folder or .nioc file (every checksum and index verified)\n"
+    "or pickles (a file, or a folder of *sim__* files): simulations, inputs, duration, input and\n"
+    "output spike counts, the share of simulations the evaluation keeps (0..24 output spikes),\n"
+    "and the soma voltage range.\n";
+
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && !strcmp(s + n - m, suf);
+}
+
+/* The cache name of a pickle: its file name without a .p / .pkl / .pickle extension. */
+static char *cache_name(const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    char *n = elm__strdup(b);
+    if (!n)
+        return NULL;
+    const char *exts[] = {".p", ".pkl", ".pickle"};
+    for (size_t i = 0; i < 3; i++)
+        if (ends_with(n, exts[i]) && strlen(n) > strlen(exts[i])) {
+            n[strlen(n) - strlen(exts[i])] = 0;
+            break;
+        }
+    return n;
+}
+
+static long long file_bytes(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+int cmd_data_convert_neuronio(int argc, char **argv) {
+    const char *out = NULL;
+    const char **srcs = calloc((size_t)argc + 1, sizeof *srcs);
+    int n_src = 0;
+    if (!srcs)
+        return cli_error("out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        if (cli_is_help(argv[i])) {
+            free(srcs);
+            fputs(convert_usage, stdout);
+            return 0;
+        }
+        if (cli_flag_value(argc, argv, &i, "--out", &v)) {
+            if (!v) {
+                free(srcs);
+                return cli_usage_error(convert_usage, "--out needs a value");
+            }
+            out = v;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            free(srcs);
+            return cli_usage_error(convert_usage, "convert neuronio: unknown option '%s'",
+                                   argv[i]);
+        } else {
+            srcs[n_src++] = argv[i];
+        }
+    }
+    if (!out || n_src == 0) {
+        free(srcs);
+        return cli_usage_error(convert_usage, "convert neuronio: needs SRC... and --out DIR");
+    }
+    /* Every source file first, so a bad SRC or a name clash fails before any work. */
+    char **files = NULL, **names = NULL;
+    int n_files = 0, rc = 0;
+    for (int s = 0; s < n_src && rc == 0; s++) {
+        char **f = NULL;
+        int n = 0;
+        elm_status st = elm_nio_find_pickles(srcs[s], &f, &n);
+        if (st != ELM_OK) {
+            rc = cli_fail(st, "SRC is a NeuronIO pickle or a folder of them (*sim__*)");
+            break;
+        }
+        char **nf = realloc(files, (size_t)(n_files + n) * sizeof *nf);
+        char **nn = nf ? realloc(names, (size_t)(n_files + n) * sizeof *nn) : NULL;
+        if (nf)
+            files = nf;
+        if (nn)
+            names = nn;
+        if (!nf || !nn) {
+            elm_nio_free_paths(f, n);
+            rc = cli_error("out of memory");
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            files[n_files] = f[i];
+            names[n_files] = cache_name(f[i]);
+            for (int j = 0; j < n_files && rc == 0; j++)
+                if (names[n_files] && !strcmp(names[j], names[n_files]))
+                    rc = cli_error("%s and %s would both be written to %s/%s.nioc", files[j],
+                                   files[n_files], out, names[n_files]);
+            n_files++;
+        }
+        free(f);
+    }
+    long total = 0;
+    for (int i = 0; i < n_files && rc == 0; i++) {
+        elm_nio_sim *sims = NULL;
+        int n = 0;
+        elm_nio_writer *w = NULL;
+        elm_status st = elm_nio_pickle_read(files[i], &sims, &n);
+        if (st == ELM_OK)
+            st = elm_nio_writer_open(&w, out, names[i]);
+        for (int k = 0; k < n && st == ELM_OK; k++)
+            st = elm_nio_writer_add(w, &sims[k]);
+        if (st == ELM_OK) {
+            st = elm_nio_writer_close(w);
+        } else {
+            elm_nio_writer_abort(w);
+        }
+        if (st != ELM_OK) {
+            rc = cli_fail(st, NULL);
+        } else {
+            char *p = malloc(strlen(out) + strlen(names[i]) + 8);
+            if (p)
+                sprintf(p, "%s/%s.nioc", out, names[i]);
+            fprintf(stderr, "elm: %s: %d simulations of %d ms -> %s (%lld bytes, from %lld)\n",
+                    files[i], n, sims[0].T, p ? p : names[i], p ? file_bytes(p) : -1LL,
+                    file_bytes(files[i]));
+            free(p);
+            total += n;
+        }
+        elm_nio_sims_free(sims, n);
+    }
+    if (rc == 0)
+        fprintf(stderr, "elm: converted %d files, %ld simulations, into %s\n", n_files, total,
+                out);
+    for (int i = 0; i < n_files; i++) {
+        free(files[i]);
+        free(names[i]);
+    }
+    free(files);
+    free(names);
+    free(srcs);
+    return rc;
+}
+
+/* ---- info ---------------------------------------------------------------------------------- */
+
+/* 1 if the folder holds a file matching `pattern`. */
+static int dir_has(const char *dir, const char *pattern) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d)) != NULL)
+        found = e->d_name[0] != '.' && fnmatch(pattern, e->d_name, 0) == 0;
+    closedir(d);
+    return found;
+}
+
+/* Verifies every .nioc file of the data set (checksums, row pointers, ids, finite soma). */
+static elm_status verify_caches(const elm_nio_data *d, int *n_caches) {
+    *n_caches = 0;
+    for (int f = 0; f < elm_nio_data_num_files(d); f++) {
+        const char *p = elm_nio_data_file_path(d, f);
+        if (!ends_with(p, ".nioc"))
+            continue;
+        elm_nio_cache *c = NULL;
+        elm_status st = elm_nio_cache_open(&c, p);
+        if (st == ELM_OK)
+            st = elm_nio_cache_verify(c);
+        elm_nio_cache_close(c);
+        if (st != ELM_OK)
+            return st;
+        (*n_caches)++;
+    }
+    return ELM_OK;
+}
+
+int cmd_data_info_neuronio(int argc, char **argv) {
+    if (argc < 2)
+        return -1;
+    const char *path = argv[1];
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return -1;
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    int is_cache = 0;
+    if (S_ISDIR(sb.st_mode)) {
+        is_cache = dir_has(path, "*.nioc");
+        if (!is_cache && !dir_has(path, "*sim__*"))
+            return -1;
+    } else if (ends_with(path, ".nioc")) {
+        is_cache = 1;
+    } else if (fnmatch("*sim__*", b, 0) != 0) {
+        return -1;
+    }
+    int json = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (cli_is_help(argv[i])) {
+            fputs(info_usage, stdout);
+            return 0;
+        } else
+            return cli_usage_error(info_usage, "data info: unknown argument '%s' for NeuronIO "
+                                               "data",
+                                   argv[i]);
+    }
+    elm_nio_data *d = NULL;
+    elm_status st = elm_nio_data_open(&d, &path, 1);
+    if (st != ELM_OK)
+        return cli_fail(st, NULL);
+    int n_caches = 0;
+    st = verify_caches(d, &n_caches);
+    if (st != ELM_OK) {
+        elm_nio_data_free(d);
+        return cli_fail(st, "the cache is damaged: convert the pickles again");
+    }
+    const int N = elm_nio_data_num_sims(d);
+    long long in_spikes = 0, out_spikes = 0;
+    int tmin = 0, tmax = 0, omin = 0, omax = 0, kept = 0;
+    double vmin = 1e300, vmax = -1e300;
+    for (int k = 0; k < N; k++) {
+        elm_nio_view v;
+        if ((st = elm_nio_data_sim(d, k, &v)) != ELM_OK) {
+            elm_nio_data_free(d);
+            return cli_fail(st, NULL);
+        }
+        in_spikes += v.spike_ptr[v.T];
+        /* Output spikes as the evaluation counts them: distinct 1 ms bins. */
+        int bins = 0, last = -1;
+        for (int i = 0; i < v.n_out_spikes; i++) {
+            int bin = elm_nio_spike_bin((double)v.out_spike_times[i]);
+            bins += bin != last;
+            last = bin;
+        }
+        out_spikes += bins;
+        kept += bins <= 24;
+        if (k == 0 || v.T < tmin)
+            tmin = v.T;
+        if (k == 0 || v.T > tmax)
+            tmax = v.T;
+        if (k == 0 || bins < omin)
+            omin = bins;
+        if (k == 0 || bins > omax)
+            omax = bins;
+        for (int t = 0; t < v.T; t++) {
+            double s = (double)elm_nio_view_soma(&v, t);
+            vmin = s < vmin ? s : vmin;
+            vmax = s > vmax ? s : vmax;
+        }
+    }
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "format", is_cache ? "neuronio-cache" : "neuronio-pickle");
+        cJSON_AddStringToObject(o, "path", path);
+        cJSON_AddNumberToObject(o, "files", elm_nio_data_num_files(d));
+        cJSON_AddNumberToObject(o, "num_simulations", N);
+        cJSON_AddNumberToObject(o, "num_inputs", elm_nio_data_n_in(d));
+        cJSON_AddNumberToObject(o, "steps_min", tmin);
+        cJSON_AddNumberToObject(o, "steps_max", tmax);
+        cJSON_AddNumberToObject(o, "input_spikes", (double)in_spikes);
+        cJSON_AddNumberToObject(o, "output_spikes", (double)out_spikes);
+        cJSON_AddNumberToObject(o, "output_spikes_min", omin);
+        cJSON_AddNumberToObject(o, "output_spikes_max", omax);
+        cJSON_AddNumberToObject(o, "simulations_kept_by_eval_filter", kept);
+        cJSON_AddNumberToObject(o, "soma_min_mV", vmin);
+        cJSON_AddNumberToObject(o, "soma_max_mV", vmax);
+        cJSON_AddNumberToObject(o, "caches_verified", n_caches);
+        char *s = cJSON_Print(o);
+        cJSON_Delete(o);
+        if (s)
+            puts(s);
+        free(s);
+    } else {
+        printf("NeuronIO %s %s\n", is_cache ? "cache" : "pickles", path);
+        printf("  files          %d%s\n", elm_nio_data_num_files(d),
+               n_caches ? " (every cache checksum verified)" : "");
+        printf("  simulations    %d of %d..%d ms, %d inputs\n", N, tmin, tmax,
+               elm_nio_data_n_in(d));
+        printf("  input spikes   %lld (%.0f per simulation)\n", in_spikes,
+               N ? (double)in_spikes / N : 0.0);
+        printf("  output spikes  %lld (%d..%d per simulation); %d of %d simulations have 0..24 "
+               "(kept by the evaluation)\n",
+               out_spikes, omin, omax, kept, N);
+        printf("  soma           %.2f .. %.2f mV\n", vmin, vmax);
+    }
+    elm_nio_data_free(d);
+    return 0;
+}
