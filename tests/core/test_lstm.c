@@ -1,0 +1,439 @@
+/*
+ * test_lstm.c - the LSTM baseline (elm_lstm.h): forward against a plain dense implementation of
+ * PyTorch's nn.LSTM equations written here independently, a hand-computed one-unit case, BPTT
+ * gradients against central finite differences in float64, float32 against float64, thread and
+ * batch invariants, gradient accumulation and clipping, save/load round trips and bad files.
+ */
+#include "elm_lstm.h"
+#include "model_internal.h"
+#include "test.h"
+#include "tolerance.h"
+
+#include <unistd.h>
+
+/* float32 forward against float64 on the same parameters over T = 7..50 steps: sigmoid/tanh
+ * outputs are O(1) and float32 rounds at 6e-8, accumulated over at most ~50 dot products of
+ * length < 20 and 50 recurrent steps with contracting gates; 1e-5 of max|y| is ~100x that. */
+#define TOL_LSTM_F32_REL_TO_MAX 1e-5
+/* Dense reference vs the sparse-skipping kernel in float64: same maths, different summation
+ * order only, so a few ulps of the largest term. */
+#define TOL_LSTM_F64_REL_TO_MAX 1e-13
+
+static double sigm(double a) {
+    return 1 / (1 + exp(-a));
+}
+
+/* PyTorch's equations, dense and per sample, straight from the documentation of nn.LSTM. */
+static void reference_forward(const double *P, int I, int H, int O, const double *x, double *y,
+                              int B, int T) {
+    const double *Wih = P, *Whh = Wih + 4 * H * I, *bih = Whh + 4 * H * H, *bhh = bih + 4 * H;
+    const double *Wr = bhh + 4 * H, *br = Wr + O * H;
+    double h[64], c[64], a[256];
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < H; j++)
+            h[j] = c[j] = 0;
+        for (int t = 0; t < T; t++) {
+            const double *xt = x + ((size_t)b * T + t) * I;
+            for (int k = 0; k < 4 * H; k++) {
+                double s = bih[k] + bhh[k];
+                for (int i = 0; i < I; i++)
+                    s += Wih[k * I + i] * xt[i];
+                for (int j = 0; j < H; j++)
+                    s += Whh[k * H + j] * h[j];
+                a[k] = s;
+            }
+            for (int j = 0; j < H; j++) {
+                double ig = sigm(a[j]), fg = sigm(a[H + j]), gg = tanh(a[2 * H + j]);
+                double og = sigm(a[3 * H + j]);
+                c[j] = fg * c[j] + ig * gg;
+                h[j] = og * tanh(c[j]);
+            }
+            double *yt = y + ((size_t)b * T + t) * O;
+            for (int o = 0; o < O; o++) {
+                double s = br[o];
+                for (int j = 0; j < H; j++)
+                    s += Wr[o * H + j] * h[j];
+                yt[o] = s;
+            }
+        }
+    }
+}
+
+/* Inputs like spikes: about half the entries zero, the rest O(1) of both signs. */
+static void fill_input(double *x, size_t n, uint64_t seed) {
+    elm_rng r;
+    elm_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = elm_rng_uniform(&r) < 0.5 ? 0 : 2 * elm_rng_uniform(&r) - 1;
+}
+
+static double loss_dot(const double *y, const double *g, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += y[i] * g[i];
+    return s;
+}
+
+static void test_sizes_and_names(void) {
+    elm_lstm *m = NULL;
+    CHECK_OK(elm_lstm_create(&m, 5, 4, 3, ELM_F32, 1));
+    if (!m)
+        return;
+    /* 4H(I + H) + 8H + O(H + 1) */
+    CHECK(elm_lstm_num_params(m) == (size_t)(16 * 9 + 32 + 3 * 5), "num_params %zu",
+          elm_lstm_num_params(m));
+    static const char *names[] = {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0",
+                                  "lstm.bias_hh_l0",   "readout.weight",    "readout.bias"};
+    size_t total = 0;
+    for (int i = 0; i < elm_lstm_num_tensors(m); i++) {
+        elm_tensor t;
+        CHECK_OK(elm_lstm_tensor(m, i, &t));
+        CHECK(!strcmp(t.name, names[i]), "tensor %d is %s", i, t.name);
+        CHECK((char *)t.data == (char *)elm_lstm_params(m) + total * sizeof(float),
+              "tensor %s is not at its layout offset", t.name);
+        total += t.numel;
+    }
+    CHECK(total == elm_lstm_num_params(m), "tensors cover %zu of %zu", total,
+          elm_lstm_num_params(m));
+    /* PyTorch's init: every value within 1/sqrt(H) = 0.5, and not all equal. */
+    const float *p = elm_lstm_params(m);
+    int inside = 1;
+    for (size_t i = 0; i < total; i++)
+        inside &= p[i] >= -0.5f && p[i] <= 0.5f;
+    CHECK(inside && p[0] != p[1], "initial values outside U(-0.5, 0.5)");
+    elm_tensor t;
+    CHECK(elm_lstm_tensor(m, 6, &t) == ELM_ERR_ARG, "tensor 6 accepted");
+    elm_lstm_free(m);
+    elm_lstm *bad = NULL;
+    CHECK(elm_lstm_create(&bad, 0, 4, 3, ELM_F32, 1) == ELM_ERR_ARG && !bad, "num_input 0");
+    elm_lstm_free(NULL);
+}
+
+/* One unit, one input, one output, two steps, by hand. */
+static void test_hand_computed(void) {
+    elm_lstm *m = NULL;
+    CHECK_OK(elm_lstm_create(&m, 1, 1, 1, ELM_F64, 1));
+    if (!m)
+        return;
+    /* W_ih (i f g o), W_hh, b_ih, b_hh, W_r, b_r */
+    double P[] = {0.5, -0.25, 1.0,  0.75, 0.3, 0.2, -0.1, 0.4, 0.1,
+                  0.0, 0.2,   -0.3, 0.0,  0.1, 0.0, 0.05, 2.0, -1.0};
+    CHECK(elm_lstm_num_params(m) == sizeof P / sizeof P[0], "P size");
+    memcpy(elm_lstm_params(m), P, sizeof P);
+    double x[2] = {1.0, -2.0}, y[2];
+    CHECK_OK(elm_lstm_forward_f64(m, x, y, 1, 2));
+    double h = 0, c = 0, want[2];
+    for (int t = 0; t < 2; t++) {
+        double ai = 0.5 * x[t] + 0.3 * h + 0.1 + 0.0;
+        double af = -0.25 * x[t] + 0.2 * h + 0.0 + 0.1;
+        double ag = 1.0 * x[t] - 0.1 * h + 0.2 + 0.0;
+        double ao = 0.75 * x[t] + 0.4 * h - 0.3 + 0.05;
+        c = sigm(af) * c + sigm(ai) * tanh(ag);
+        h = sigm(ao) * tanh(c);
+        want[t] = 2.0 * h - 1.0;
+    }
+    for (int t = 0; t < 2; t++)
+        CHECK(fabs(y[t] - want[t]) <= 1e-15, "hand case t=%d: got %.17g want %.17g", t, y[t],
+              want[t]);
+    elm_lstm_free(m);
+}
+
+static void test_forward_reference(void) {
+    const int I = 5, H = 4, O = 3, B = 3, T = 9;
+    elm_lstm *m = NULL;
+    CHECK_OK(elm_lstm_create(&m, I, H, O, ELM_F64, 7));
+    if (!m)
+        return;
+    size_t nx = (size_t)B * T * I, ny = (size_t)B * T * O;
+    double *x = malloc(sizeof(double) * nx), *y = malloc(sizeof(double) * ny);
+    double *yr = malloc(sizeof(double) * ny), *y2 = malloc(sizeof(double) * ny);
+    fill_input(x, nx, 3);
+    CHECK_OK(elm_lstm_forward_f64(m, x, y, B, T));
+    reference_forward(elm_lstm_params(m), I, H, O, x, yr, B, T);
+    test_close("f64 forward vs dense reference", y, yr, ny, 0, TOL_LSTM_F64_REL_TO_MAX, 1, NULL);
+    /* forward_train gives the same outputs as forward. */
+    CHECK_OK(elm_lstm_forward_train(m, x, y2, B, T));
+    CHECK(!memcmp(y, y2, sizeof(double) * ny), "forward_train differs from forward");
+
+    /* float32: the same parameters converted. */
+    elm_lstm *m32 = NULL;
+    CHECK_OK(elm_lstm_create(&m32, I, H, O, ELM_F32, 1));
+    float *p32 = elm_lstm_params(m32);
+    const double *p64 = elm_lstm_params(m);
+    for (size_t i = 0; i < elm_lstm_num_params(m); i++)
+        p32[i] = (float)p64[i];
+    float *x32 = malloc(sizeof(float) * nx), *y32 = malloc(sizeof(float) * ny);
+    for (size_t i = 0; i < nx; i++)
+        x32[i] = (float)x[i];
+    CHECK_OK(elm_lstm_forward(m32, x32, y32, B, T));
+    for (size_t i = 0; i < ny; i++)
+        y2[i] = y32[i];
+    test_close("f32 forward vs f64", y2, yr, ny, 0, TOL_LSTM_F32_REL_TO_MAX, 1, NULL);
+    /* Wrong dtype for the call, bad sizes. */
+    CHECK(elm_lstm_forward(m, x32, y32, B, T) == ELM_ERR_ARG, "f32 call on an f64 model");
+    CHECK(elm_lstm_forward_f64(m32, x, y, B, T) == ELM_ERR_ARG, "f64 call on an f32 model");
+    CHECK(elm_lstm_forward_f64(m, x, y, 0, T) == ELM_ERR_ARG, "B = 0 accepted");
+    elm_lstm_free(m32);
+    elm_lstm_free(m);
+    free(x);
+    free(y);
+    free(yr);
+    free(y2);
+    free(x32);
+    free(y32);
+}
+
+/* Every coordinate of dL/dparam for L = sum(y * G) against central differences, h = 1e-6. */
+static void test_gradcheck(void) {
+    const int I = 5, H = 4, O = 3, B = 2, T = 7;
+    elm_lstm *m = NULL;
+    CHECK_OK(elm_lstm_create(&m, I, H, O, ELM_F64, 11));
+    if (!m)
+        return;
+    /* 2n + 1 tiny passes: OpenMP's fork/join would dominate on a busy machine. */
+    elm_lstm_set_threads(m, 1);
+    /* Larger weights than the init, so every gate works off its linear region. */
+    double *P = elm_lstm_params(m);
+    const size_t n = elm_lstm_num_params(m);
+    for (size_t i = 0; i < n; i++)
+        P[i] *= 3;
+    size_t nx = (size_t)B * T * I, ny = (size_t)B * T * O;
+    double *x = malloc(sizeof(double) * nx), *y = malloc(sizeof(double) * ny);
+    double *G = malloc(sizeof(double) * ny);
+    fill_input(x, nx, 5);
+    fill_input(G, ny, 6);
+    for (size_t i = 0; i < ny; i++)
+        G[i] += 0.25; /* no zero weights in the loss */
+    elm_lstm_zero_grad(m);
+    CHECK_OK(elm_lstm_forward_train(m, x, y, B, T));
+    CHECK_OK(elm_lstm_backward(m, G));
+    const double *g = elm_lstm_grads(m);
+    const double h = 1e-6;
+    size_t bad = 0, worst_i = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p0 = P[i];
+        P[i] = p0 + h;
+        elm_lstm_forward_f64(m, x, y, B, T);
+        double lp = loss_dot(y, G, ny);
+        P[i] = p0 - h;
+        elm_lstm_forward_f64(m, x, y, B, T);
+        double lm = loss_dot(y, G, ny);
+        P[i] = p0;
+        double fd = (lp - lm) / (2 * h);
+        double err = fabs(g[i] - fd) / fmax(1, fmax(fabs(g[i]), fabs(fd)));
+        if (err > TOL_FD)
+            bad++;
+        if (err > worst) {
+            worst = err;
+            worst_i = i;
+        }
+    }
+    CHECK(bad == 0, "gradcheck: %zu of %zu coordinates off; worst [%zu] rel %.3g", bad, n, worst_i,
+          worst);
+    printf("gradcheck: %zu parameters, worst relative error %.3g at [%zu]\n", n, worst, worst_i);
+    /* Every tensor got a nonzero gradient somewhere (the test can see each stage). */
+    for (int k = 0; k < elm_lstm_num_tensors(m); k++) {
+        elm_tensor t;
+        elm_lstm_tensor(m, k, &t);
+        double s = 0;
+        for (size_t i = 0; i < t.numel; i++)
+            s += fabs(((const double *)t.grad)[i]);
+        CHECK(s > 0, "tensor %s has an all-zero gradient", t.name);
+    }
+    /* Backward again without forward_train is an error, not a stale result. */
+    CHECK(elm_lstm_backward(m, G) == ELM_ERR_ARG, "second backward accepted");
+    elm_lstm_free(m);
+    free(x);
+    free(y);
+    free(G);
+}
+
+/* Threads, batch composition, accumulation and clipping. */
+static void test_invariants(void) {
+    const int I = 6, H = 5, O = 2, B = 4, T = 11;
+    elm_lstm *m = NULL;
+    CHECK_OK(elm_lstm_create(&m, I, H, O, ELM_F32, 3));
+    if (!m)
+        return;
+    const size_t n = elm_lstm_num_params(m);
+    size_t nx = (size_t)B * T * I, ny = (size_t)B * T * O;
+    double *xd = malloc(sizeof(double) * nx), *gd = malloc(sizeof(double) * ny);
+    fill_input(xd, nx, 8);
+    fill_input(gd, ny, 9);
+    float *x = malloc(sizeof(float) * nx), *y = malloc(sizeof(float) * ny);
+    float *y1 = malloc(sizeof(float) * ny), *dy = malloc(sizeof(float) * ny);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)xd[i];
+    for (size_t i = 0; i < ny; i++)
+        dy[i] = (float)gd[i];
+    float *g1 = malloc(sizeof(float) * n), *g2 = malloc(sizeof(float) * n);
+
+    elm_lstm_set_threads(m, 1);
+    elm_lstm_zero_grad(m);
+    CHECK_OK(elm_lstm_forward_train(m, x, y1, B, T));
+    CHECK_OK(elm_lstm_backward(m, dy));
+    memcpy(g1, elm_lstm_grads(m), sizeof(float) * n);
+    elm_lstm_set_threads(m, 2);
+    elm_lstm_zero_grad(m);
+    CHECK_OK(elm_lstm_forward_train(m, x, y, B, T));
+    CHECK_OK(elm_lstm_backward(m, dy));
+    CHECK(!memcmp(y, y1, sizeof(float) * ny), "outputs differ between 1 and 2 threads");
+    CHECK(!memcmp(g1, elm_lstm_grads(m), sizeof(float) * n),
+          "gradients differ between 1 and 2 threads");
+
+    /* Gradients accumulate: a second forward/backward doubles them. */
+    CHECK_OK(elm_lstm_forward_train(m, x, y, B, T));
+    CHECK_OK(elm_lstm_backward(m, dy));
+    const float *g = elm_lstm_grads(m);
+    int doubled = 1;
+    for (size_t i = 0; i < n; i++)
+        doubled &= fabsf(g[i] - 2 * g1[i]) <= 1e-6f * (1 + fabsf(g1[i]));
+    CHECK(doubled, "gradients did not accumulate");
+
+    /* A batch of two equal samples: each output equals the batch-of-one output, and the gradient
+     * is twice the single sample's (summed over the batch). */
+    float *x2 = malloc(sizeof(float) * 2 * T * I), *y2 = malloc(sizeof(float) * 2 * T * O);
+    float *dy2 = malloc(sizeof(float) * 2 * T * O);
+    memcpy(x2, x, sizeof(float) * T * I);
+    memcpy(x2 + T * I, x, sizeof(float) * T * I);
+    memcpy(dy2, dy, sizeof(float) * T * O);
+    memcpy(dy2 + T * O, dy, sizeof(float) * T * O);
+    elm_lstm_zero_grad(m);
+    CHECK_OK(elm_lstm_forward_train(m, x, y, 1, T));
+    CHECK_OK(elm_lstm_backward(m, dy));
+    memcpy(g2, elm_lstm_grads(m), sizeof(float) * n);
+    elm_lstm_zero_grad(m);
+    CHECK_OK(elm_lstm_forward_train(m, x2, y2, 2, T));
+    CHECK_OK(elm_lstm_backward(m, dy2));
+    CHECK(!memcmp(y2, y, sizeof(float) * T * O) && !memcmp(y2 + T * O, y, sizeof(float) * T * O),
+          "a batch of two equal samples differs from a batch of one");
+    int twice = 1;
+    for (size_t i = 0; i < n; i++)
+        twice &= g[i] == 2 * g2[i]; /* x + x == 2x exactly in binary floating point */
+    CHECK(twice, "batch-of-two gradient is not twice the single one");
+
+    /* Clipping: norm reported, then scaled to max_norm. */
+    double norm = elm_lstm_clip_grad_norm(m, 0);
+    CHECK(norm > 0, "gradient norm %g", norm);
+    elm_lstm_clip_grad_norm(m, norm / 4);
+    double after = elm_lstm_clip_grad_norm(m, 0);
+    CHECK(fabs(after - norm / 4) <= 1e-5 * norm, "clipped norm %g, want %g", after, norm / 4);
+    elm_lstm_zero_grad(m);
+    CHECK(elm_lstm_clip_grad_norm(m, 0) == 0, "zero_grad left gradients");
+    elm_lstm_free(m);
+    free(xd);
+    free(gd);
+    free(x);
+    free(y);
+    free(y1);
+    free(dy);
+    free(g1);
+    free(g2);
+    free(x2);
+    free(y2);
+    free(dy2);
+}
+
+static void test_files(void) {
+    char dir[] = "/tmp/elm-test-lstm-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp failed");
+        return;
+    }
+    char path[256], p2[256];
+    snprintf(path, sizeof path, "%s/lstm.safetensors", dir);
+    elm_lstm *m = NULL, *l = NULL;
+    CHECK_OK(elm_lstm_create(&m, 7, 3, 2, ELM_F64, 5));
+    if (!m)
+        return;
+    CHECK_OK(elm_lstm_save(m, path));
+    CHECK(elm_lstm_file_is_lstm(path) == 1, "saved file not recognised");
+    CHECK_OK(elm_lstm_load(&l, path, ELM_F64));
+    if (l) {
+        CHECK(elm_lstm_num_input(l) == 7 && elm_lstm_hidden(l) == 3 &&
+                  elm_lstm_num_output(l) == 2 && elm_lstm_dtype(l) == ELM_F64,
+              "loaded sizes");
+        CHECK(!memcmp(elm_lstm_params(l), elm_lstm_params(m),
+                      sizeof(double) * elm_lstm_num_params(m)),
+              "f64 round trip not bitwise");
+    }
+    elm_lstm_free(l);
+    l = NULL;
+    /* Into float32, and a folder path meaning folder/model.safetensors. */
+    CHECK_OK(elm_lstm_save(m, dir));
+    snprintf(p2, sizeof p2, "%s/model.safetensors", dir);
+    CHECK(access(p2, F_OK) == 0, "saving to a folder did not write model.safetensors");
+    CHECK_OK(elm_lstm_load(&l, dir, ELM_F32));
+    if (l) {
+        const float *a = elm_lstm_params(l);
+        const double *b = elm_lstm_params(m);
+        int same = 1;
+        for (size_t i = 0; i < elm_lstm_num_params(m); i++)
+            same &= a[i] == (float)b[i];
+        CHECK(same, "f64 -> f32 load is not the rounded values");
+    }
+    elm_lstm_free(l);
+    l = NULL;
+
+    /* A file with a missing tensor and one with inconsistent shapes. */
+    double w[64] = {0};
+    elm__st_out t[6] = {
+        {.name = "lstm.weight_ih_l0", .dtype = ELM_DT_F64, .ndim = 2, .shape = {8, 3}, .data = w},
+        {.name = "lstm.weight_hh_l0", .dtype = ELM_DT_F64, .ndim = 2, .shape = {8, 2}, .data = w},
+        {.name = "lstm.bias_ih_l0", .dtype = ELM_DT_F64, .ndim = 1, .shape = {8}, .data = w},
+        {.name = "lstm.bias_hh_l0", .dtype = ELM_DT_F64, .ndim = 1, .shape = {8}, .data = w},
+        {.name = "readout.weight", .dtype = ELM_DT_F64, .ndim = 2, .shape = {1, 2}, .data = w},
+        {.name = "readout.bias", .dtype = ELM_DT_F64, .ndim = 1, .shape = {1}, .data = w},
+    };
+    snprintf(p2, sizeof p2, "%s/ok.safetensors", dir);
+    CHECK_OK(elm__st_write(p2, t, 6, NULL, 0));
+    CHECK_OK(elm_lstm_load(&l, p2, ELM_F32)); /* hand-made, no metadata: sizes from shapes */
+    CHECK(l && elm_lstm_hidden(l) == 2 && elm_lstm_num_input(l) == 3, "sizes from shapes");
+    elm_lstm_free(l);
+    l = NULL;
+    snprintf(p2, sizeof p2, "%s/missing.safetensors", dir);
+    CHECK_OK(elm__st_write(p2, t, 5, NULL, 0));
+    elm_status st = elm_lstm_load(&l, p2, ELM_F32);
+    CHECK(st == ELM_ERR_FORMAT && !l && strstr(elm_last_error(), "missing.safetensors") &&
+              strstr(elm_last_error(), "readout.bias"),
+          "missing tensor: %s", elm_last_error());
+    t[1].shape[1] = 3; /* weight_hh must be [4H, H] */
+    snprintf(p2, sizeof p2, "%s/shape.safetensors", dir);
+    CHECK_OK(elm__st_write(p2, t, 6, NULL, 0));
+    st = elm_lstm_load(&l, p2, ELM_F32);
+    CHECK(st == ELM_ERR_SHAPE && !l && strstr(elm_last_error(), "lstm.weight_hh_l0"),
+          "inconsistent shape: %s", elm_last_error());
+    t[1].shape[1] = 2;
+    t[0].shape[0] = 7; /* not a multiple of 4 */
+    CHECK_OK(elm__st_write(p2, t, 6, NULL, 0));
+    st = elm_lstm_load(&l, p2, ELM_F32);
+    CHECK(st == ELM_ERR_SHAPE && !l, "4H not a multiple of 4: %s", elm_last_error());
+    t[0].shape[0] = 8;
+    w[3] = NAN;
+    CHECK_OK(elm__st_write(p2, t, 6, NULL, 0));
+    st = elm_lstm_load(&l, p2, ELM_F32);
+    CHECK(st == ELM_ERR_NUMERIC && !l, "NaN weight: %s", elm_last_error());
+    /* An ELM-style file is not an LSTM. */
+    CHECK(elm_lstm_file_is_lstm(p2) == 1 && elm_lstm_file_is_lstm(dir) == 1, "is_lstm");
+    snprintf(p2, sizeof p2, "%s/none.safetensors", dir);
+    CHECK(elm_lstm_file_is_lstm(p2) == 0, "absent file called an LSTM");
+    elm_lstm_free(m);
+
+    const char *files[] = {"lstm", "model", "ok", "missing", "shape"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p2, sizeof p2, "%s/%s.safetensors", dir, files[i]);
+        unlink(p2);
+    }
+    rmdir(dir);
+}
+
+int main(void) {
+    test_sizes_and_names();
+    test_hand_computed();
+    test_forward_reference();
+    test_gradcheck();
+    test_invariants();
+    test_files();
+    return test_end();
+}
