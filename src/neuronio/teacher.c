@@ -65,7 +65,7 @@ int elm_teacher_segment_compartment(int seg) {
 void elm_teacher_params_default(elm_teacher_params *p) {
     memset(p, 0, sizeof *p);
     p->dt_ms = 0.125;
-    p->e_leak = -77.0;
+    p->e_leak = -78.0;
     p->e_na = 50.0;
     p->e_k = -90.0;
     p->e_ampa = 0.0;
@@ -80,18 +80,21 @@ void elm_teacher_params_default(elm_teacher_params *p) {
     p->g_leak_dend_nS = 3.2;
     p->axial_scale = 1.0;
     /* Pospischil et al. (2008) regular-spiking Na and K-dr densities (56, 6 mS/cm2) on the
-     * 1e-4 cm2 soma; the M-current at 0.3 mS/cm2 (4x theirs) and V_T lowered from -56.2 to
-     * -63 mV so that spikes come singly or in short bursts from about -58 mV, as NeuronIO's. */
+     * 1e-4 cm2 soma; the M-current at 0.3 mS/cm2 (4x theirs), a spike-triggered AHP, and V_T
+     * lowered from -56.2 to -64 mV, so that spikes come singly or in short bursts from about
+     * -58 mV, as NeuronIO's do (interspike-interval CV 2.0 vs 1.7; docs/TEACHER.md). */
     p->g_na_nS = 5600.0;
     p->g_kdr_nS = 600.0;
     p->g_m_nS = 30.0;
-    p->v_t = -63.0;
+    p->v_t = -64.0;
     p->tau_m_max_ms = 608.0;
+    p->g_ahp_nS = 4.0;
+    p->tau_ahp_ms = 50.0;
     /* Kinetics of Beniaguev et al.'s NeuronIO synapses: AMPA 0.3/3 ms, NMDA 2/70 ms, GABA_A
      * 0.2/8 ms. Peak conductances are larger than their 0.4 / 0.4 / 1 nS because the teacher
-     * has 11 compartments for 639 segments; these give about 1 output spike per second and a
-     * mean soma voltage near -67 mV for the default input statistics (docs/TEACHER.md). */
-    p->g_ampa_nS = 1.1;
+     * has 11 compartments for 639 segments; these give about 1.1 output spikes per second and
+     * a mean soma voltage near -66 mV for the default input statistics (docs/TEACHER.md). */
+    p->g_ampa_nS = 1.2;
     p->g_nmda_nS = 0.3;
     p->g_gaba_nS = 3.0;
     p->tau_ampa_rise = 0.3;
@@ -122,7 +125,8 @@ static elm_status check_params(const elm_teacher_params *p) {
         return elm__fail(ELM_ERR_ARG, "teacher: dt_ms %g must divide 1 ms", p->dt_ms);
     const double pos[] = {p->c_soma_pF,      p->c_dend_pF,     p->g_leak_soma_nS, p->g_leak_dend_nS,
                           p->axial_scale,    p->tau_ampa_rise, p->tau_ampa_decay, p->tau_nmda_rise,
-                          p->tau_nmda_decay, p->tau_gaba_rise, p->tau_gaba_decay, p->tau_m_max_ms};
+                          p->tau_nmda_decay, p->tau_gaba_rise, p->tau_gaba_decay, p->tau_m_max_ms,
+                          p->tau_ahp_ms};
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (!(pos[i] > 0 && isfinite(pos[i])))
             return elm__fail(ELM_ERR_ARG, "teacher: parameter #%zu must be positive, got %g", i,
@@ -130,8 +134,8 @@ static elm_status check_params(const elm_teacher_params *p) {
     if (!(p->tau_ampa_rise < p->tau_ampa_decay && p->tau_nmda_rise < p->tau_nmda_decay &&
           p->tau_gaba_rise < p->tau_gaba_decay))
         return elm__fail(ELM_ERR_ARG, "teacher: every synaptic rise time must be below its decay");
-    const double nonneg[] = {p->g_na_nS,   p->g_kdr_nS,  p->g_m_nS, p->g_ampa_nS,
-                             p->g_nmda_nS, p->g_gaba_nS, p->mg_mM};
+    const double nonneg[] = {p->g_na_nS,   p->g_kdr_nS,  p->g_m_nS,    p->g_ahp_nS,
+                             p->g_ampa_nS, p->g_nmda_nS, p->g_gaba_nS, p->mg_mM};
     for (size_t i = 0; i < sizeof nonneg / sizeof nonneg[0]; i++)
         if (!(nonneg[i] >= 0 && isfinite(nonneg[i])))
             return elm__fail(ELM_ERR_ARG, "teacher: conductances must be >= 0, got %g", nonneg[i]);
@@ -485,6 +489,8 @@ elm_status elm_teacher_simulate(elm_nio_sim *sim, const elm_teacher_params *p) {
     double gm = am / (am + bm), gh = ah / (ah + bh), gn = an / (an + bn);
     m_current_rates(v[0], p->tau_m_max_ms, &minf, &mtau);
     double gp = minf;
+    double g_ahp = 0; /* nS, spike-triggered */
+    const double k_ahp = exp(-dt / p->tau_ahp_ms);
 
     double t_now = 0;
     for (int k = 0; k < T; k++) {
@@ -528,7 +534,7 @@ elm_status elm_teacher_simulate(elm_nio_sim *sim, const elm_teacher_params *p) {
                        gg * p->e_gaba;
             }
             double g_na = p->g_na_nS * gm * gm * gm * gh;
-            double g_k = p->g_kdr_nS * gn * gn * gn * gn + p->g_m_nS * gp;
+            double g_k = p->g_kdr_nS * gn * gn * gn * gn + p->g_m_nS * gp + g_ahp;
             d[0] += g_na + g_k;
             b[0] += g_na * p->e_na + g_k * p->e_k;
             for (int i = 1; i < N; i++) {
@@ -545,6 +551,7 @@ elm_status elm_teacher_simulate(elm_nio_sim *sim, const elm_teacher_params *p) {
             v[0] = b[0] / d[0];
             for (int i = 1; i < N; i++)
                 v[i] = (b[i] + g_ax[i] * v[comp_parent[i]]) / d[i];
+            g_ahp *= k_ahp;
             for (int i = 0; i < N; i++) {
                 ar[i] *= k_ar;
                 ad[i] *= k_ad;
@@ -566,6 +573,7 @@ elm_status elm_teacher_simulate(elm_nio_sim *sim, const elm_teacher_params *p) {
                     cap *= 2;
                 }
                 spk[nspk++] = (float)t_now;
+                g_ahp += p->g_ahp_nS;
             }
         }
         if (!isfinite(v[0]) || !isfinite(v[N - 1])) {

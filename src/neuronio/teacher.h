@@ -3,15 +3,16 @@
  * Hay et al. layer-5 pyramidal cell of NeuronIO, so that NeuronIO-style training data can be made
  * on any machine in seconds (`elm gen neuronio-teacher`).
  *
- * The cell: a Hodgkin-Huxley soma (Traub-Miles Na and K-dr channels plus a slow M-type K
- * current) and 10 passive dendritic compartments (3 basal branches of 2 compartments each, an
- * apical trunk, oblique region, nexus and tuft), solved implicitly on the tree (Hines order).
- * Synapses: 639 excitatory (AMPA + NMDA with the Jahr-Stevens Mg block) and 639 inhibitory
- * (GABA_A), all conductance based with double-exponential kinetics; input k < 639 is the
- * excitatory synapse of segment k, input 639 + k the inhibitory one, and segment k lives on a
- * fixed compartment (segments 0..261 basal, 262..638 apical, as in the L5PC). Inputs follow
- * NeuronIO's recipe: per-interval random rates per tree and per segment, smoothed in time,
- * sampled as Bernoulli spikes in 1 ms bins. docs/TEACHER.md gives the equations and parameters.
+ * The cell: a Hodgkin-Huxley soma (Traub-Miles Na and K-dr channels, a slow M-type K current
+ * and a spike-triggered afterhyperpolarisation) and 10 passive dendritic compartments (3 basal
+ * branches of 2 compartments each, an apical trunk, oblique region, nexus and tuft), solved
+ * implicitly on the tree (Hines order). Synapses: 639 excitatory (AMPA + NMDA with the Jahr-Stevens
+ * Mg block) and 639 inhibitory (GABA_A), all conductance based with double-exponential kinetics;
+ * input k < 639 is the excitatory synapse of segment k, input 639 + k the inhibitory one, and
+ * segment k lives on a fixed compartment (segments 0..261 basal, 262..638 apical, as in the L5PC).
+ * Inputs follow NeuronIO's recipe: per-interval random rates per tree and per segment, smoothed in
+ * time, sampled as Bernoulli spikes in 1 ms bins. docs/TEACHER.md gives the equations and
+ * parameters.
  *
  * Everything is deterministic: a simulation depends only on (parameters, seed, duration).
  * Simulations filled here are freed with elm_nio_sim_clear() (neuronio.h).
@@ -40,6 +41,8 @@ typedef struct elm_teacher_params {
     double g_na_nS, g_kdr_nS, g_m_nS; /* somatic channel densities times soma area */
     double v_t;                       /* Traub-Miles threshold offset V_T, mV */
     double tau_m_max_ms;              /* slow K (M-current) time constant scale */
+    double g_ahp_nS;   /* spike-triggered K conductance (AHP): added at each output spike... */
+    double tau_ahp_ms; /* ...and decaying with this time constant */
     double g_ampa_nS, g_nmda_nS, g_gaba_nS; /* peak conductance of one synapse, one spike */
     double tau_ampa_rise, tau_ampa_decay;
     double tau_nmda_rise, tau_nmda_decay;

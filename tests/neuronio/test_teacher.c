@@ -115,8 +115,8 @@ static void test_rest(void) {
     CHECK_OK(elm_teacher_simulate(&s, &p));
     if (!s.soma)
         return;
-    /* Without input only the leak and the tiny resting M-current (0.015 * 30 nS towards
-     * -90 mV against 8 nS of leak: about -0.7 mV) act, so the soma sits within 1 mV of E_leak. */
+    /* Without input only the leak and the small resting potassium currents act (the soma settles
+     * at -78.18 mV, E_leak -78), so it sits within 1 mV of the leak reversal. */
     double v_end = (double)s.soma[999];
     CHECK(fabs(v_end - p.e_leak) < 1.0, "rest %.3f mV, leak reversal %.1f mV", v_end, p.e_leak);
     CHECK(s.n_out_spikes == 0, "spikes without input: %d", s.n_out_spikes);
@@ -170,8 +170,8 @@ static void test_statistics(void) {
     elm_teacher_params_default(&p);
     elm_teacher_input_params_default(&ip);
     /*
-     * 16 default samples of 6 s (about 0.5 s of CPU). Over 64 seeds the defaults give 1.0 Hz
-     * output, a mean soma of -66.6 mV and 94 % of samples with 0..24 spikes (docs/TEACHER.md);
+     * 16 default samples of 6 s (about 0.5 s of CPU). Over 256 seeds the defaults give 1.08 Hz
+     * output, a mean soma of -66.3 mV and 95 % of samples with 0..24 spikes (docs/TEACHER.md);
      * NeuronIO's dev file: 1.17 Hz, -67.2 mV, 87.5 %. The bounds below are wide enough for 16
      * samples yet fail if the cell goes silent, bursts wildly or sits depolarised.
      */
@@ -191,7 +191,8 @@ static void test_statistics(void) {
         for (int j = 1; j < s.n_out_spikes; j++)
             CHECK(s.out_spike_times[j] > s.out_spike_times[j - 1], "spike times not ascending");
         if (s.n_out_spikes)
-            CHECK(s.out_spike_times[0] > 0 && s.out_spike_times[s.n_out_spikes - 1] < 6000,
+            /* A spike is stamped at the end of its substep, so 6000 ms itself is possible. */
+            CHECK(s.out_spike_times[0] > 0 && s.out_spike_times[s.n_out_spikes - 1] <= 6000,
                   "spike times outside the simulation");
         elm_nio_sim_clear(&s);
     }
