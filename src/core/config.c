@@ -242,6 +242,36 @@ done:
     return st;
 }
 
+/*
+ * Adds a real as the shortest decimal that reads back to the same double. cJSON's own printer
+ * tries "%1.15g" and keeps it when it reads back within a relative DBL_EPSILON, so it can drop the
+ * last bit (found by fuzzing: memory_tau_min 8198552921648689602 came back 1 ulp off), and a
+ * model_config.json must give back exactly the configuration it was written from.
+ */
+static void add_real(cJSON *o, const char *key, double v) {
+    char buf[40];
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(o, key); /* JSON has no NaN/Inf; resolve() never lets one through */
+        return;
+    }
+    /* Fewest significant digits that read back exactly, written as Python's repr does: fixed
+     * notation for exponents -4..15 ("150", not "1.5e+02"), scientific otherwise. */
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(buf, sizeof buf, "%.*e", p - 1, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    snprintf(buf, sizeof buf, "%.*e", p - 1, v);
+    int e = atoi(strchr(buf, 'e') + 1);
+    if (e >= -4 && e < 16) {
+        snprintf(buf, sizeof buf, "%.*f", p - 1 - e > 0 ? p - 1 - e : 0, v);
+        if (strtod(buf, NULL) != v)
+            snprintf(buf, sizeof buf, "%.17g", v);
+    }
+    cJSON_AddRawToObject(o, key, buf);
+}
+
 char *elm_config_to_json(const elm_config *c) {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -249,17 +279,16 @@ char *elm_config_to_json(const elm_config *c) {
     cJSON_AddNumberToObject(o, "num_input", c->num_input);
     cJSON_AddNumberToObject(o, "num_output", c->num_output);
     cJSON_AddNumberToObject(o, "num_memory", c->num_memory);
-    cJSON_AddNumberToObject(o, "lambda_value", c->lambda_value);
+    add_real(o, "lambda_value", c->lambda_value);
     cJSON_AddNumberToObject(o, "mlp_num_layers", c->mlp_num_layers);
     cJSON_AddNumberToObject(o, "mlp_hidden_size", c->mlp_hidden_size);
     cJSON_AddStringToObject(o, "mlp_activation",
                             c->mlp_activation == ELM_ACT_SILU ? "silu" : "relu");
-    cJSON_AddNumberToObject(o, c->version == ELM_V2 ? "tau_b_value" : "tau_s_value",
-                            c->tau_s_value);
-    cJSON_AddNumberToObject(o, "memory_tau_min", c->memory_tau_min);
-    cJSON_AddNumberToObject(o, "memory_tau_max", c->memory_tau_max);
+    add_real(o, c->version == ELM_V2 ? "tau_b_value" : "tau_s_value", c->tau_s_value);
+    add_real(o, "memory_tau_min", c->memory_tau_min);
+    add_real(o, "memory_tau_max", c->memory_tau_max);
     cJSON_AddBoolToObject(o, "learn_memory_tau", c->learn_memory_tau);
-    cJSON_AddNumberToObject(o, "w_s_value", c->w_s_value);
+    add_real(o, "w_s_value", c->w_s_value);
     cJSON_AddNumberToObject(o, "num_branch", c->num_branch);
     cJSON_AddNumberToObject(o, "num_synapse_per_branch", c->num_synapse_per_branch);
     if (c->input_to_synapse_routing == ELM_ROUTE_NONE)
@@ -269,7 +298,7 @@ char *elm_config_to_json(const elm_config *c) {
                                 c->input_to_synapse_routing == ELM_ROUTE_NEURONIO
                                     ? "neuronio_routing"
                                     : "random_routing");
-    cJSON_AddNumberToObject(o, "delta_t", c->delta_t);
+    add_real(o, "delta_t", c->delta_t);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;

@@ -50,6 +50,17 @@ static int get_u64(const cJSON *v, uint64_t *out) {
     return 1;
 }
 
+/* Orders tensors by where their data starts, then where it ends. */
+static int cmp_offset(const void *a, const void *b) {
+    const elm__st_tensor *x = *(const elm__st_tensor *const *)a;
+    const elm__st_tensor *y = *(const elm__st_tensor *const *)b;
+    const char *px = x->data, *py = y->data;
+    if (px != py)
+        return px < py ? -1 : 1;
+    size_t bx = x->numel * elm__dtype_size(x->dtype), by = y->numel * elm__dtype_size(y->dtype);
+    return bx < by ? -1 : bx > by;
+}
+
 elm_status elm__st_read(elm__st_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     char *buf;
@@ -70,6 +81,7 @@ elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *pat
     elm_status st = ELM_OK;
     cJSON *root = NULL;
     char *hdr = NULL;
+    const elm__st_tensor **order = NULL;
     if (f->len < 8) {
         st = elm__fail(ELM_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", path,
                        f->len);
@@ -182,10 +194,40 @@ elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *pat
         t->data = data + b;
         f->n++;
     }
+    /* Tensors may not share bytes (the format forbids it, and it would let a small file pose as
+     * many large tensors): sorted by offset, each must start at or after the previous end. */
+    if (f->n > 1) {
+        order = malloc(sizeof *order * (size_t)f->n);
+        if (!order) {
+            st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        for (int i = 0; i < f->n; i++)
+            order[i] = &f->t[i];
+        qsort(order, (size_t)f->n, sizeof *order, cmp_offset);
+        const char *end = NULL;
+        const elm__st_tensor *prev = NULL;
+        for (int i = 0; i < f->n; i++) {
+            const elm__st_tensor *t = order[i];
+            size_t bytes = t->numel * elm__dtype_size(t->dtype);
+            if (!bytes)
+                continue;
+            if (prev && (const char *)t->data < end) {
+                st = elm__fail(ELM_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data",
+                               path, prev->name, t->name);
+                goto fail;
+            }
+            end = (const char *)t->data + bytes;
+            prev = t;
+        }
+        free(order);
+        order = NULL;
+    }
     free(hdr);
     cJSON_Delete(root);
     return ELM_OK;
 fail:
+    free(order);
     free(hdr);
     cJSON_Delete(root);
     elm__st_free(f);
@@ -299,15 +341,45 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-/* Python-repr-like spelling of a double: shortest round-trip digits, always with a '.0'. */
+/*
+ * Python-repr-like spelling of a double: the fewest significant digits that read back exactly,
+ * fixed notation for exponents -4..15 ("150.0", not "1.5e+02"), always with a '.0'.
+ */
 static void repr_double(char *buf, size_t n, double v) {
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, n, "%.*g", p, v);
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(buf, n, "%.*e", p - 1, v);
         if (strtod(buf, NULL) == v)
             break;
     }
+    snprintf(buf, n, "%.*e", p - 1, v);
+    const char *ep = strchr(buf, 'e');
+    int e = ep ? atoi(ep + 1) : 0;
+    if (ep && e >= -4 && e < 16) {
+        snprintf(buf, n, "%.*f", p - 1 - e > 0 ? p - 1 - e : 0, v);
+        if (strtod(buf, NULL) != v)
+            snprintf(buf, n, "%.17g", v);
+    }
     if (!strpbrk(buf, ".eni"))
         strncat(buf, ".0", n - strlen(buf) - 1);
+}
+
+/*
+ * Real values in the parameter table of a resolved configuration (the tensors model.c lays out:
+ * w_s, the MLP's weights and biases, w_y, tau_m, and tau_s (S) or tau_b (R)). The configuration's
+ * limits keep this far below 2^64.
+ */
+static uint64_t config_values(const elm_config *c) {
+    uint64_t S = (uint64_t)c->num_branch * (uint64_t)c->num_synapse_per_branch;
+    uint64_t R = (uint64_t)c->num_branch, M = (uint64_t)c->num_memory;
+    uint64_t H = (uint64_t)c->mlp_hidden_size, O = (uint64_t)c->num_output;
+    uint64_t n = S + O * M + O + M + (c->version == ELM_V2 ? R : S);
+    int L = c->mlp_num_layers + 1;
+    for (int l = 0; l < L; l++) {
+        uint64_t in = l == 0 ? R + M : H, out = l == L - 1 ? M : H;
+        n += out * in + out;
+    }
+    return n;
 }
 
 elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype) {
@@ -382,6 +454,25 @@ elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype) {
         else if (elm__st_find(&f, "tau_s"))
             cfg.version = ELM_V1;
     }
+    /* The configuration decides how much the model allocates. Before allocating, check that the
+     * file holds at least that many values: a few bytes claiming num_memory = 20000 must not
+     * cost gigabytes. (Tensors cannot overlap, so the file's size bounds the sum.) */
+    {
+        elm_config rc = cfg;
+        size_t have = 0;
+        for (int i = 0; i < f.n; i++)
+            if (f.t[i].dtype == ELM_DT_F16 || f.t[i].dtype == ELM_DT_F32 ||
+                f.t[i].dtype == ELM_DT_F64)
+                have += f.t[i].numel;
+        uint64_t need = elm_config_resolve(&rc) == ELM_OK ? config_values(&rc) : 0;
+        if (need > have) {
+            st = elm__fail(ELM_ERR_FORMAT,
+                           "%s: the configuration needs %llu parameter values but the file holds "
+                           "only %zu (a truncated file, or a configuration that is not its own)",
+                           st_path, (unsigned long long)need, have);
+            goto fail;
+        }
+    }
     st = elm__model_build(&m, &cfg, dtype);
     if (st) {
         elm__fail_prefix(st, st_path);
@@ -417,6 +508,14 @@ elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype) {
             if (!isfinite(v)) {
                 st = elm__fail(ELM_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value at %zu",
                                st_path, pt->name, k);
+                goto fail;
+            }
+            /* Synaptic time constants divide delta_t: one <= 0 makes the traces grow without
+             * bound (decay exp(-dt/tau) > 1) instead of leaking. */
+            if ((!strcmp(pt->name, "tau_s") || !strcmp(pt->name, "tau_b")) && !(v > 0)) {
+                st = elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' holds %g at %zu; time constants "
+                                               "must be > 0 ms",
+                               st_path, pt->name, v, k);
                 goto fail;
             }
         }
@@ -455,7 +554,12 @@ elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype) {
         elm_array ai = {.dtype = ti->dtype, .numel = ti->numel, .data = (void *)ti->data};
         elm_array am = {.dtype = tm->dtype, .numel = tm->numel, .data = (void *)tm->data};
         for (int k = 0; k < m->S; k++) {
-            idx[k] = (int64_t)elm_array_get(&ai, (size_t)k);
+            /* I64 is read as is: through a double, 2^63 would not convert back (UB). Narrower
+             * integers are exact in a double. */
+            if (ti->dtype == ELM_DT_I64)
+                memcpy(&idx[k], (const char *)ti->data + 8 * (size_t)k, 8);
+            else
+                idx[k] = (int64_t)elm_array_get(&ai, (size_t)k);
             mask[k] = elm_array_get(&am, (size_t)k);
         }
         m->mask_is_bool = tm->dtype == ELM_DT_BOOL;
