@@ -278,9 +278,12 @@ static int plot_neuronio(int argc, char **argv) {
     char *args[] = {PYTHON, script, "neuronio", "--dir",  tmp,  "--out",   (char *)out, "--t0",
                     s_t0,   "--t1", s_t1,       "--n-in", s_ni, "--title", title,       NULL};
     rc = run_python(args);
+    int shown = 0;
+    for (int k = 0; k < v.n_out_spikes; k++)
+        shown += (double)v.out_spike_times[k] >= t0 && (double)v.out_spike_times[k] < t1;
     if (rc == 0)
-        printf("wrote %s (simulation %ld, %g..%g ms, %d output spikes)\n", out, sim, t0, t1,
-               v.n_out_spikes);
+        printf("wrote %s (simulation %ld, %g..%g ms: %d of its %d output spikes)\n", out, sim, t0,
+               t1, shown, v.n_out_spikes);
 done:
     if (tmp[0])
         remove_tmpdir(tmp);

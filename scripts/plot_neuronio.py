@@ -63,11 +63,11 @@ def plot_neuronio(a):
     sel = (raster[:, 0] >= t0) & (raster[:, 0] < t1)
     r = raster[sel]
     exc = r[:, 1] < half
-    dur_s = (t1 - t0) / 1000.0
-    ax_in.scatter(r[exc, 0], r[exc, 1], s=0.6, c=EXC_COLOR, marker=".", linewidths=0,
+    dot = 0.6 * max(1.0, 3000.0 / (t1 - t0))  # bigger dots when zoomed in
+    ax_in.scatter(r[exc, 0], r[exc, 1], s=dot, c=EXC_COLOR, marker=".", linewidths=0,
                   rasterized=True,
                   label="excitatory (AMPA+NMDA): %.1f spikes/ms" % (exc.sum() / (t1 - t0)))
-    ax_in.scatter(r[~exc, 0], r[~exc, 1], s=0.6, c=INH_COLOR, marker=".", linewidths=0,
+    ax_in.scatter(r[~exc, 0], r[~exc, 1], s=dot, c=INH_COLOR, marker=".", linewidths=0,
                   rasterized=True,
                   label="inhibitory (GABA_A): %.1f spikes/ms" % ((~exc).sum() / (t1 - t0)))
     ax_in.axhline(half - 0.5, color="0.5", lw=0.6)

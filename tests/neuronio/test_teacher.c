@@ -334,6 +334,39 @@ static void test_cache_and_cli(void) {
         snprintf(f2, sizeof f2, "%s/cli2.nioc", dir);
         snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s' && cmp -s '%s' '%s'", f1, f2, f1, path);
         CHECK(system(cmd) == 0, "the CLI's caches differ across threads or from the library's");
+        /* The plot of a teacher sample with a released model: needs ../shared and matplotlib. */
+        const char *shared = getenv("ELM_SHARED");
+        char model[600];
+        snprintf(model, sizeof model, "%s/models/neuronio/num_memory_15",
+                 shared ? shared : "/nonexistent");
+        if (shared && access(model, R_OK) == 0 && access("/usr/bin/python3", X_OK) == 0) {
+            snprintf(cmd, sizeof cmd,
+                     "'%s' plot neuronio --model '%s' --data '%s/cli1.nioc' --sim 1 --t0 200 "
+                     "--t1 1400 --out '%s/fig.png' > /dev/null",
+                     cli, model, dir, dir);
+            CHECK(system(cmd) == 0, "failed: %s", cmd);
+            char png[700];
+            snprintf(png, sizeof png, "%s/fig.png", dir);
+            FILE *f = fopen(png, "rb");
+            unsigned char sig[8] = {0};
+            size_t got = f ? fread(sig, 1, 8, f) : 0;
+            long size = 0;
+            if (f && fseek(f, 0, SEEK_END) == 0)
+                size = ftell(f);
+            if (f)
+                fclose(f);
+            CHECK(got == 8 && !memcmp(sig, "\x89PNG\r\n\x1a\n", 8) && size > 20000,
+                  "%s: not a PNG of a real figure (%ld bytes)", png, size);
+            /* A simulation that does not exist is a runtime error naming the data. */
+            snprintf(cmd, sizeof cmd,
+                     "'%s' plot neuronio --model '%s' --data '%s/cli1.nioc' --sim 2 "
+                     "--out '%s/no.png' 2>/dev/null",
+                     cli, model, dir, dir);
+            int rc = system(cmd);
+            CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "--sim 2 of 2: exit %d", rc);
+        } else {
+            printf("SKIP (part): no ../shared models or no /usr/bin/python3; plot not checked\n");
+        }
         /* Usage errors exit 2. */
         snprintf(cmd, sizeof cmd, "'%s' gen neuronio-teacher --sims 0 --out '%s' 2>/dev/null", cli,
                  dir);
