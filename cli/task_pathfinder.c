@@ -1,0 +1,275 @@
+/*
+ * task_pathfinder.c - the LRA Pathfinder / Path-X task (ELM-SPEC section 5) for the trainer.
+ *
+ * Data: --data is a Pathfinder folder in the LRA layout (a difficulty folder, a pathfinderNN
+ * folder or a folder of them; it must name one set). Splits are the reader's fixed 80/10/10
+ * (ELM_PF_SPLIT_SEED, whatever --seed says), so every run and every `elm eval` see the same
+ * validation and test images. `elm eval pathfinder --data DIR` reports the test split. With
+ * --valid DIR2 the "valid" metrics come from all of DIR2 instead.
+ *
+ * Inputs: one pixel per step, row-major, (p / 255 - 0.5) / 0.5; I = 1, T = size^2, O = 2.
+ * Target: the label; loss: cross-entropy of the last step's outputs (elm_loss_ce_last).
+ *
+ * Training order: the training split is shuffled each epoch and served in that order; a batch
+ * that crosses the end of the epoch continues in the next epoch's shuffle. Each new shuffle is
+ * drawn from the elm_rng of the batch that needs it, so a run is reproducible from its seed. A
+ * resumed run starts a new shuffle at the resumed step (the order within the interrupted epoch
+ * is not restored). batches_per_epoch defaults to ceil(n_train / 16), 16 being the trainer's
+ * batch size for this task (the task is not told the batch size).
+ *
+ * Images are decoded once into memory (uint8) when they fit ELM_PF_CACHE_MB (environment,
+ * default 4096 MiB: a full 200k-image 32 px set is 200 MB, Path-X 3.3 GB), otherwise decoded on
+ * the fly (libpng, in parallel over the batch).
+ */
+#include "cli.h"
+#include "internal.h"
+#include "pathfinder/pathfinder.h"
+#include "task.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PF_DEFAULT_BATCH 16 /* the trainer's default batch size for pathfinder */
+#define PF_CACHE_MB_DEFAULT 4096
+
+typedef struct {
+    elm_pf *data;
+    elm_pf *valid; /* --valid folder, or NULL */
+    long ntrain;
+    long *order; /* (ntrain) current epoch's shuffle */
+    long cursor; /* next position in order; ntrain = needs a new shuffle */
+    long *idx;   /* (batch) scratch */
+    int idx_cap;
+    long eval_samples;
+    int eval_batch;
+    int threads;
+} pf_ctx;
+
+static void pf_task_free(elm_task *t) {
+    if (!t)
+        return;
+    pf_ctx *c = t->ctx;
+    if (c) {
+        elm_pf_free(c->data);
+        elm_pf_free(c->valid);
+        free(c->order);
+        free(c->idx);
+        free(c);
+    }
+    free(t);
+}
+
+static elm_status pf_train_batch(elm_task *t, elm_rng *rng, int B, float *x, float *target) {
+    pf_ctx *c = t->ctx;
+    if (B > c->idx_cap) {
+        long *p = realloc(c->idx, (size_t)B * sizeof *p);
+        if (!p)
+            return elm__fail(ELM_ERR_NOMEM, "pathfinder: out of memory for a batch of %d", B);
+        c->idx = p;
+        c->idx_cap = B;
+    }
+    for (int b = 0; b < B; b++) {
+        if (c->cursor >= c->ntrain) {
+            /* New epoch: Fisher-Yates over the training split, from this batch's rng. */
+            for (long i = 0; i < c->ntrain; i++)
+                c->order[i] = i;
+            for (long i = c->ntrain - 1; i > 0; i--) {
+                long j = (long)elm_rng_below(rng, (uint64_t)i + 1);
+                long tmp = c->order[i];
+                c->order[i] = c->order[j];
+                c->order[j] = tmp;
+            }
+            c->cursor = 0;
+        }
+        c->idx[b] = c->order[c->cursor++];
+    }
+    return elm_pf_fill(c->data, ELM_PF_TRAIN, c->idx, B, x, target, c->threads);
+}
+
+static double pf_loss(elm_task *t, const float *y, const float *target, float *dy, int B) {
+    return elm_loss_ce_last(y, target, dy, B, t->seq_len, t->num_output);
+}
+
+static elm_status pf_evaluate(elm_task *t, elm_model *m, const char *split, cJSON *metrics) {
+    pf_ctx *c = t->ctx;
+    const elm_pf *src = c->data;
+    elm_pf_split s;
+    if (!strcmp(split, "valid")) {
+        s = c->valid ? ELM_PF_ALL : ELM_PF_VALID;
+        if (c->valid)
+            src = c->valid;
+    } else if (!strcmp(split, "test")) {
+        s = ELM_PF_TEST;
+    } else {
+        return elm__fail(ELM_ERR_ARG, "pathfinder: no split '%s' (valid or test)", split);
+    }
+    const elm_config *cfg = elm_model_config(m);
+    if (elm_model_dtype(m) != ELM_F32)
+        return elm__fail(ELM_ERR_ARG, "pathfinder: evaluation needs a float32 model");
+    if (cfg->num_input != t->num_input || cfg->num_output != t->num_output)
+        return elm__fail(ELM_ERR_SHAPE,
+                         "pathfinder: the model has %d inputs and %d outputs; the task needs %d "
+                         "and %d",
+                         cfg->num_input, cfg->num_output, t->num_input, t->num_output);
+    long n = elm_pf_len(src, s);
+    if (c->eval_samples > 0 && c->eval_samples < n)
+        n = c->eval_samples;
+    if (n <= 0)
+        return elm__fail(ELM_ERR_ARG, "pathfinder: the %s split of %s is empty", split,
+                         elm_pf_get_info(src)->dir);
+    int T = t->seq_len, O = t->num_output;
+    int EB = c->eval_batch;
+    float *x = malloc((size_t)EB * T * sizeof *x);
+    float *y = malloc((size_t)EB * T * O * sizeof *y);
+    float *lab = malloc((size_t)EB * sizeof *lab);
+    long *idx = malloc((size_t)EB * sizeof *idx);
+    elm_status st = ELM_OK;
+    long conf[2][2] = {{0, 0}, {0, 0}};
+    if (!x || !y || !lab || !idx) {
+        st = elm__fail(ELM_ERR_NOMEM, "pathfinder: out of memory for evaluation batches of %d x "
+                       "%d steps", EB, T);
+        goto done;
+    }
+    double loss_sum = 0;
+    long correct = 0;
+    for (long k0 = 0; k0 < n; k0 += EB) {
+        int nb = (int)(n - k0 < EB ? n - k0 : EB);
+        for (int b = 0; b < nb; b++)
+            idx[b] = k0 + b;
+        if ((st = elm_pf_fill(src, s, idx, nb, x, lab, c->threads)) != ELM_OK)
+            goto done;
+        if ((st = elm_model_forward(m, x, y, nb, T)) != ELM_OK)
+            goto done;
+        for (int b = 0; b < nb; b++) {
+            /* Cross-entropy of the last step's outputs (log-sum-exp in double). */
+            const float *z = y + ((size_t)b * T + (size_t)(T - 1)) * O;
+            int l = (int)lab[b], arg = (double)z[1] > (double)z[0] ? 1 : 0;
+            double zmax = fmax((double)z[0], (double)z[1]);
+            if (!isfinite(zmax)) {
+                st = elm__fail(ELM_ERR_NUMERIC,
+                               "pathfinder: the model's output for %s sample %ld is not finite",
+                               split, k0 + b);
+                goto done;
+            }
+            double lse = zmax + log(exp((double)z[0] - zmax) + exp((double)z[1] - zmax));
+            loss_sum += lse - (double)z[l];
+            correct += arg == l;
+            conf[l][arg]++;
+        }
+    }
+    cJSON_AddNumberToObject(metrics, "accuracy", (double)correct / (double)n);
+    cJSON_AddNumberToObject(metrics, "loss", loss_sum / (double)n);
+    cJSON_AddNumberToObject(metrics, "num_samples", (double)n);
+    /* confusion[true][predicted]. */
+    cJSON *rows = cJSON_AddArrayToObject(metrics, "confusion");
+    for (int r = 0; r < 2; r++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int o = 0; o < 2; o++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)conf[r][o]));
+        cJSON_AddItemToArray(rows, row);
+    }
+done:
+    free(x);
+    free(y);
+    free(lab);
+    free(idx);
+    return st;
+}
+
+static size_t cache_limit(void) {
+    const char *e = getenv("ELM_PF_CACHE_MB");
+    long mb = PF_CACHE_MB_DEFAULT;
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (!*end && v >= 0)
+            mb = v;
+    }
+    return (size_t)mb << 20;
+}
+
+elm_status elm_task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
+    *out = NULL;
+    if (!o->data)
+        return elm__fail(ELM_ERR_ARG, "pathfinder: no data folder (--data DIR, a Pathfinder set "
+                         "in the LRA layout, e.g. from `elm gen pathfinder`)");
+    elm_task *t = calloc(1, sizeof *t);
+    pf_ctx *c = calloc(1, sizeof *c);
+    if (!t || !c) {
+        free(t);
+        free(c);
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    }
+    t->ctx = c;
+    t->free = pf_task_free;
+    c->eval_samples = o->eval_samples;
+    c->eval_batch = o->eval_batch > 0 ? o->eval_batch : 32;
+    c->threads = o->threads;
+    elm_status st = elm_pf_open(&c->data, o->data, NULL, 0, ELM_PF_SPLIT_SEED);
+    if (st != ELM_OK)
+        goto fail;
+    const elm_pf_info *in = elm_pf_get_info(c->data);
+    if (o->valid) {
+        if ((st = elm_pf_open(&c->valid, o->valid, NULL, 0, ELM_PF_SPLIT_SEED)) != ELM_OK)
+            goto fail;
+        if (elm_pf_get_info(c->valid)->image_size != in->image_size) {
+            st = elm__fail(ELM_ERR_SHAPE, "pathfinder: --valid images are %d px, --data images "
+                           "%d px", elm_pf_get_info(c->valid)->image_size, in->image_size);
+            goto fail;
+        }
+    }
+    c->ntrain = elm_pf_len(c->data, ELM_PF_TRAIN);
+    if (o->for_training && (c->ntrain < 1 || (!c->valid && in->split_len[1] < 1))) {
+        st = elm__fail(ELM_ERR_FORMAT,
+                       "pathfinder: %s has %ld images: too few for an 80/10/10 split with a "
+                       "training and a validation image",
+                       in->dir, in->samples);
+        goto fail;
+    }
+    if (in->split_len[2] < 1 && !o->for_training) {
+        st = elm__fail(ELM_ERR_FORMAT, "pathfinder: %s has %ld images: its test split is empty",
+                       in->dir, in->samples);
+        goto fail;
+    }
+    c->order = malloc(((size_t)c->ntrain + 1) * sizeof *c->order);
+    if (!c->order) {
+        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    c->cursor = c->ntrain; /* the first batch draws the first shuffle */
+    t->name = "pathfinder";
+    t->num_input = 1;
+    t->num_output = 2;
+    t->seq_len = in->image_size * in->image_size;
+    t->delta_t = 1.0;
+    t->target_len = 1;
+    t->select_metric = "accuracy";
+    t->select_larger_is_better = 1;
+    if (o->seq_len && o->seq_len != t->seq_len) {
+        st = elm__fail(ELM_ERR_CONFIG,
+                       "pathfinder: seq_len %d: this task's length is fixed by the images at "
+                       "%d x %d = %d steps",
+                       o->seq_len, in->image_size, in->image_size, t->seq_len);
+        goto fail;
+    }
+    t->batches_per_epoch = o->batches_per_epoch > 0
+                               ? o->batches_per_epoch
+                               : (c->ntrain + PF_DEFAULT_BATCH - 1) / PF_DEFAULT_BATCH;
+    if (t->batches_per_epoch < 1)
+        t->batches_per_epoch = 1;
+    /* Decode once when it fits (training reads every image every epoch). */
+    if (o->for_training) {
+        int cached = 0;
+        if ((st = elm_pf_cache(c->data, cache_limit(), o->threads, &cached)) != ELM_OK)
+            goto fail;
+    }
+    t->train_batch = pf_train_batch;
+    t->loss = pf_loss;
+    t->evaluate = pf_evaluate;
+    *out = t;
+    return ELM_OK;
+fail:
+    pf_task_free(t);
+    return st;
+}
