@@ -560,10 +560,11 @@ static elm_status parse_metadata(builder *b, const char *dir, const char *path) 
                              path, lineno, label);
         }
         if (!path_is_safe(fs[0], fl[0]) || !path_is_safe(fs[1], fl[1])) {
+            /* The message quotes the line, so it is formatted before the text is freed. */
+            st = elm__fail(ELM_ERR_FORMAT, "%s:%ld: image path '%.*s/%.*s' leaves the data folder",
+                           path, lineno, (int)fl[0], fs[0], (int)fl[1], fs[1]);
             free(text);
-            return elm__fail(ELM_ERR_FORMAT,
-                             "%s:%ld: image path '%.*s/%.*s' leaves the data folder", path,
-                             lineno, (int)fl[0], fs[0], (int)fl[1], fs[1]);
+            return st;
         }
         /* Field 5 is the contour length; informational only. */
         int cl = -1;
