@@ -2,10 +2,11 @@
  * gen_cochlea.c - the artificial cochlea of `elm gen shd` (see gen_cochlea.h for the pipeline and
  * docs/SHD-GENERATOR.md for the equations and parameter values).
  *
- * Invariant: every channel is computed by one call of channel_run() from the same preprocessed
- * audio and its own random stream, so channels are independent and the result is the same for
- * any number of threads. Filters run in float; the hair-cell and membrane state too (the time
- * constants are >= 0.1 ms, i.e. >= 2 samples at 22.05 kHz, so explicit Euler is stable).
+ * Invariant: every channel is computed from the same preprocessed audio, with its own random
+ * stream and the same arithmetic whichever block of channels it is computed in, so channels are
+ * independent and the result is the same for any number of threads. Filters run in float; the
+ * hair-cell and membrane state too (the time constants are >= 0.1 ms, i.e. >= 2 samples at 22.05
+ * kHz, so explicit Euler is stable).
  */
 #include "gen_cochlea.h"
 
@@ -161,13 +162,21 @@ static inline float exp1_f(elm_rng *r) {
     return -logf((float)((elm_rng_next(r) >> 40) + 1) * 0x1p-24f);
 }
 
+/* Channels computed together, one per SIMD lane, and the time steps done per stage. */
+#define LANES 8
+#define CHUNK 512
+
 /*
- * Runs channel c over the preprocessed audio x (n samples). Writes spikes into *out when out is
- * not NULL; the probe outputs (BM RMS, mean release rate per fibre) when the pointers are not
- * NULL. Returns 0 on allocation failure.
+ * Runs channels c0 .. c0+nc-1 (nc <= LANES) over the preprocessed audio x (n samples). Writes each
+ * channel's spikes into out[j] when out is not NULL, and the probe outputs (BM RMS, mean release
+ * rate per fibre) into bm_rms[j] / ihc_rate[j] when those are not NULL. Returns 0 on allocation
+ * failure. The filter and hair cell run for all lanes at once (the compiler vectorises the lane
+ * loops; each lane does exactly the arithmetic a lone channel would, so results do not depend on
+ * the grouping); the fibres and the bushy cell, which branch on spikes, run lane by lane over a
+ * chunk of the hair cells' output.
  */
-static int channel_run(const elm_cochlea_params *p, double fs, double cf, int c, const float *x,
-                       size_t n, chan_out *out, double *bm_rms, double *ihc_rate) {
+static int block_run(const elm_cochlea_params *p, double fs, const double *cf, int c0, int nc,
+                     const float *x, size_t n, chan_out *out, double *bm_rms, double *ihc_rate) {
     const double dt = 1.0 / fs;
     /*
      * Basilar membrane: 4th-order gammatone as a cascade of four complex one-pole filters
@@ -175,20 +184,30 @@ static int channel_run(const elm_cochlea_params *p, double fs, double cf, int c,
      * lambda = exp(-2 pi b / fs), beta = 2 pi cf / fs. Each stage has gain 1 at cf; the real
      * input's positive-frequency half gives 2 Re(w_4) unit gain at cf.
      */
-    const double b = p->bw_factor * erb_width(cf);
-    const double lam = exp(-2.0 * M_PI * b / fs);
-    const float ar = (float)(lam * cos(2.0 * M_PI * cf / fs));
-    const float ai = (float)(lam * sin(2.0 * M_PI * cf / fs));
-    const float gin = (float)(1.0 - lam);
-    float wr[4] = {0, 0, 0, 0}, wi[4] = {0, 0, 0, 0};
-
+    float ar[LANES], ai[LANES], gin[LANES];
+    float wr[4][LANES], wi[4][LANES];
     /* Meddis hair cell: per-step rates; state starts at its silent steady state. */
     const float kA = (float)MED_A, kAB = (float)(MED_A + MED_B), g_dt = (float)(MED_G * dt);
     const float y_dt = (float)(MED_Y * dt), l_dt = (float)(MED_L * dt);
     const float r_dt = (float)(MED_R * dt), x_dt = (float)(MED_X * dt);
     const double k0 = MED_G * MED_A / (MED_A + MED_B);
-    const double c0 = MED_Y * k0 / (MED_L * k0 + MED_Y * (MED_L + MED_R));
-    float q = (float)(c0 * (MED_L + MED_R) / k0), cl = (float)c0, w = (float)(c0 * MED_R / MED_X);
+    const double c0_ss = MED_Y * k0 / (MED_L * k0 + MED_Y * (MED_L + MED_R));
+    float q[LANES], cl[LANES], w[LANES];
+    double ss[LANES], csum[LANES];
+    for (int j = 0; j < LANES; j++) {
+        /* Lanes past nc repeat the last channel; their results are dropped. */
+        double f = cf[c0 + (j < nc ? j : nc - 1)];
+        double lam = exp(-2.0 * M_PI * p->bw_factor * erb_width(f) / fs);
+        ar[j] = (float)(lam * cos(2.0 * M_PI * f / fs));
+        ai[j] = (float)(lam * sin(2.0 * M_PI * f / fs));
+        gin[j] = (float)(1.0 - lam);
+        for (int k = 0; k < 4; k++)
+            wr[k][j] = wi[k][j] = 0.0f;
+        q[j] = (float)(c0_ss * (MED_L + MED_R) / k0);
+        cl[j] = (float)c0_ss;
+        w[j] = (float)(c0_ss * MED_R / MED_X);
+        ss[j] = csum[j] = 0.0;
+    }
     /* Expected fibre spikes per step per unit cleft content, for all fibres together. */
     const float rel = (float)(MED_H * dt * (double)p->fibres);
     /*
@@ -197,72 +216,109 @@ static int channel_run(const elm_cochlea_params *p, double fs, double cf, int c,
      * integrated rate crosses the next Exp(1) mark. That is exact for the piecewise constant rate
      * and costs one logarithm per fibre spike instead of one exponential per time step.
      */
-    float acc = 0.0f, mark = 0.0f;
-
+    float acc[LANES], mark[LANES];
     /* Bushy cell: v <- v * decay + weight * (fibre spikes); spike at v >= 1, then v = 0. */
     const float decay = (float)exp(-dt / (p->tau_m_ms * 1e-3));
     const float wgt = (float)p->weight;
     const long ref_steps = lround(p->refractory_ms * 1e-3 * fs);
-    float v = 0.0f;
-    long ref = 0;
+    float v[LANES];
+    long ref[LANES];
+    elm_rng rng[LANES];
+    for (int j = 0; j < nc; j++) {
+        elm_rng_seed(&rng[j], p->seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(c0 + j + 1));
+        acc[j] = 0.0f;
+        mark[j] = out ? exp1_f(&rng[j]) : 0.0f;
+        v[j] = 0.0f;
+        ref[j] = 0;
+    }
+    float clbuf[CHUNK][LANES]; /* cleft content per step and lane */
 
-    elm_rng rng;
-    elm_rng_seed(&rng, p->seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(c + 1));
-    if (out)
-        mark = exp1_f(&rng);
-
-    double ss = 0.0, csum = 0.0;
-    for (size_t t = 0; t < n; t++) {
-        float in_r = gin * x[t], in_i = 0.0f;
-        for (int k = 0; k < 4; k++) {
-            float nr = ar * wr[k] - ai * wi[k] + in_r;
-            float ni = ar * wi[k] + ai * wr[k] + in_i;
-            wr[k] = nr;
-            wi[k] = ni;
-            in_r = gin * nr;
-            in_i = gin * ni;
+    for (size_t t0 = 0; t0 < n; t0 += CHUNK) {
+        size_t len = n - t0 < CHUNK ? n - t0 : CHUNK;
+        for (size_t u = 0; u < len; u++) {
+            float xin = x[t0 + u];
+            float s[LANES], in_r[LANES], in_i[LANES];
+            /* Loops run over lanes innermost so that they vectorise. */
+            for (int j = 0; j < LANES; j++) {
+                in_r[j] = gin[j] * xin;
+                in_i[j] = 0.0f;
+            }
+            for (int k = 0; k < 4; k++) {
+                for (int j = 0; j < LANES; j++) {
+                    float nr = ar[j] * wr[k][j] - ai[j] * wi[k][j] + in_r[j];
+                    float ni = ar[j] * wi[k][j] + ai[j] * wr[k][j] + in_i[j];
+                    wr[k][j] = nr;
+                    wi[k][j] = ni;
+                    in_r[j] = gin[j] * nr;
+                    in_i[j] = gin[j] * ni;
+                }
+            }
+            for (int j = 0; j < LANES; j++)
+                s[j] = 2.0f * wr[3][j]; /* basilar membrane displacement at this place */
+            if (bm_rms)
+                for (int j = 0; j < LANES; j++)
+                    ss[j] += (double)s[j] * (double)s[j];
+            for (int j = 0; j < LANES; j++) {
+                /* Permeability: half-wave rectified, saturating (compressive) in s. */
+                /* Selects, not branches, so the loop vectorises: the same values as
+                 * k = sa > 0 ? g dt sa / (sa + A + B) : 0 and [y dt (1 - q)]_+. */
+                float sa = s[j] + kA;
+                sa = sa > 0.0f ? sa : 0.0f;
+                float kt = g_dt * sa / (sa + kAB);
+                float qd = 1.0f - q[j];
+                qd = qd > 0.0f ? qd : 0.0f;
+                float replenish = y_dt * qd;
+                float eject = kt * q[j], loss = l_dt * cl[j], reuptake = r_dt * cl[j];
+                float reproc = x_dt * w[j];
+                q[j] += replenish - eject + reproc;
+                cl[j] += eject - loss - reuptake;
+                w[j] += reuptake - reproc;
+                clbuf[u][j] = cl[j];
+            }
+            if (ihc_rate)
+                for (int j = 0; j < LANES; j++)
+                    csum[j] += (double)cl[j];
         }
-        float s = 2.0f * wr[3]; /* basilar membrane displacement at this place */
-        if (bm_rms)
-            ss += (double)s * (double)s;
-
-        /* Permeability: half-wave rectified, saturating (compressive) in s. */
-        float sa = s + kA;
-        float kt = sa > 0.0f ? g_dt * sa / (sa + kAB) : 0.0f;
-        float replenish = q < 1.0f ? y_dt * (1.0f - q) : 0.0f;
-        float eject = kt * q, loss = l_dt * cl, reuptake = r_dt * cl, reproc = x_dt * w;
-        q += replenish - eject + reproc;
-        cl += eject - loss - reuptake;
-        w += reuptake - reproc;
-        if (ihc_rate)
-            csum += (double)cl;
         if (!out)
             continue;
-
-        int nsp = 0;
-        acc += rel * cl;
-        while (acc >= mark) {
-            acc -= mark;
-            mark = exp1_f(&rng);
-            nsp++;
-        }
-        v = v * decay + wgt * (float)nsp;
-        if (ref > 0) {
-            ref--;
-            v = 0.0f;
-            continue;
-        }
-        if (v >= 1.0f) {
-            if (!chan_push(out, (uint32_t)t))
-                return 0;
-            v = 0.0f;
-            ref = ref_steps;
+        for (int j = 0; j < nc; j++) {
+            /* Lane state in locals: chan_push() could alias the arrays as far as the compiler
+             * knows, which would keep them in memory. */
+            float a = acc[j], m = mark[j], vm = v[j];
+            long rf = ref[j];
+            for (size_t u = 0; u < len; u++) {
+                int nsp = 0;
+                a += rel * clbuf[u][j];
+                while (a >= m) {
+                    a -= m;
+                    m = exp1_f(&rng[j]);
+                    nsp++;
+                }
+                vm = vm * decay + wgt * (float)nsp;
+                if (rf > 0) {
+                    rf--;
+                    vm = 0.0f;
+                    continue;
+                }
+                if (vm >= 1.0f) {
+                    if (!chan_push(&out[j], (uint32_t)(t0 + u)))
+                        return 0;
+                    vm = 0.0f;
+                    rf = ref_steps;
+                }
+            }
+            acc[j] = a;
+            mark[j] = m;
+            v[j] = vm;
+            ref[j] = rf;
         }
     }
-    if (bm_rms)
-        *bm_rms = n ? sqrt(ss / (double)n) : 0.0;
-    if (ihc_rate)
-        *ihc_rate = n ? MED_H * csum / (double)n : 0.0;
+    for (int j = 0; j < nc; j++) {
+        if (bm_rms)
+            bm_rms[j] = n ? sqrt(ss[j] / (double)n) : 0.0;
+        if (ihc_rate)
+            ihc_rate[j] = n ? MED_H * csum[j] / (double)n : 0.0;
+    }
     return 1;
 }
 
@@ -291,9 +347,12 @@ elm_status elm_cochlea_run(const elm_cochlea_params *p, const float *audio, size
     if (ok)
         elm_cochlea_centre_freqs(p, fs, cf);
     if (ok) {
-#pragma omp parallel for schedule(dynamic, 4) reduction(&& : ok)
-        for (int c = 0; c < C; c++)
-            ok = channel_run(p, fs, cf[c], c, x, n, &ch[c], NULL, NULL) && ok;
+        int nb = (C + LANES - 1) / LANES;
+#pragma omp parallel for schedule(dynamic, 1) reduction(&& : ok)
+        for (int b = 0; b < nb; b++) {
+            int c0 = b * LANES, nc = C - c0 < LANES ? C - c0 : LANES;
+            ok = block_run(p, fs, cf, c0, nc, x, n, &ch[c0], NULL, NULL) && ok;
+        }
     }
     size_t total = 0;
     if (ok) {
@@ -346,9 +405,12 @@ elm_status elm_cochlea_probe(const elm_cochlea_params *p, const float *audio, si
         return elm__fail(ELM_ERR_NOMEM, "cochlea: out of memory");
     }
     elm_cochlea_centre_freqs(p, fs, cf);
-#pragma omp parallel for schedule(dynamic, 4)
-    for (int c = 0; c < C; c++)
-        channel_run(p, fs, cf[c], c, x, n, NULL, &bm_rms[c], ihc_rate ? &ihc_rate[c] : NULL);
+    int nb = (C + LANES - 1) / LANES;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < nb; b++) {
+        int c0 = b * LANES, nc = C - c0 < LANES ? C - c0 : LANES;
+        block_run(p, fs, cf, c0, nc, x, n, NULL, &bm_rms[c0], ihc_rate ? &ihc_rate[c0] : NULL);
+    }
     free(cf);
     free(x);
     return ELM_OK;
