@@ -53,7 +53,7 @@ static elm_status collect_spikes(const char *path, int k, const char *key, const
                              kv->type == ELM_PK_INT ? (long long)kv->u.i : 0LL, n_seg - 1);
         size_t m = 0;
         const elm_pk_val *times = elm_pk_seq_items(vv, &m);
-        const elm_pk_obj *arr = vv->type == ELM_PK_ARRAY ? vv->u.o : NULL;
+        const elm_pk_array *arr = vv->type == ELM_PK_ARRAY ? vv->u.o->arr : NULL;
         if (arr) {
             if (!arr->built || arr->ndim != 1 || arr->dtype == ELM_DT_F16 ||
                 arr->dtype == ELM_DT_F32 || arr->dtype == ELM_DT_F64)
@@ -98,7 +98,7 @@ static elm_status collect_spikes(const char *path, int k, const char *key, const
     return ELM_OK;
 }
 
-static const elm_pk_obj *get_array(const char *path, int k, const elm_pk_val *sd, const char *key,
+static const elm_pk_array *get_array(const char *path, int k, const elm_pk_val *sd, const char *key,
                                    elm_status *st) {
     const elm_pk_val *v = elm_pk_dict_get(sd, key);
     *st = ELM_OK;
@@ -106,12 +106,12 @@ static const elm_pk_obj *get_array(const char *path, int k, const elm_pk_val *sd
         *st = elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: missing key '%s'", path, k, key);
         return NULL;
     }
-    if (v->type != ELM_PK_ARRAY || !v->u.o->built || v->u.o->ndim > 1) {
+    if (v->type != ELM_PK_ARRAY || !v->u.o->arr->built || v->u.o->arr->ndim > 1) {
         *st = elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s' is a %s, not a 1-D numpy array",
                         path, k, key, elm_pk_type_name(v->type));
         return NULL;
     }
-    return v->u.o;
+    return v->u.o->arr;
 }
 
 static elm_status sim_from_dict(const char *path, int k, const elm_pk_val *sd, int n_seg, int T,
@@ -121,10 +121,10 @@ static elm_status sim_from_dict(const char *path, int k, const elm_pk_val *sd, i
         return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d is a %s, not a dict", path, k,
                          elm_pk_type_name(sd->type));
     elm_status st;
-    const elm_pk_obj *soma = get_array(path, k, sd, "somaVoltageLowRes", &st);
+    const elm_pk_array *soma = get_array(path, k, sd, "somaVoltageLowRes", &st);
     if (!soma)
         return st;
-    const elm_pk_obj *outs = get_array(path, k, sd, "outputSpikeTimes", &st);
+    const elm_pk_array *outs = get_array(path, k, sd, "outputSpikeTimes", &st);
     if (!outs)
         return st;
     if (soma->numel != (size_t)T)

@@ -93,6 +93,12 @@ static elm_pk_obj *new_obj(elm_pk *pk, int type) {
     if (o) {
         memset(o, 0, sizeof *o);
         o->type = type;
+        if (type == ELM_PK_ARRAY || type == ELM_PK_DTYPE) {
+            o->arr = arena_alloc(pk, sizeof *o->arr);
+            if (!o->arr)
+                return NULL;
+            memset(o->arr, 0, sizeof *o->arr);
+        }
     }
     return o;
 }
@@ -650,7 +656,7 @@ static double decode_elem(const uint8_t *p, int dtype, int swap) {
     return NAN;
 }
 
-double elm_pk_array_get(const elm_pk_obj *a, size_t i) {
+double elm_pk_array_get(const elm_pk_array *a, size_t i) {
     size_t size = elm__dtype_size((elm__dtype)a->dtype);
     return decode_elem(a->data + i * size, a->dtype, a->swap);
 }
@@ -688,14 +694,14 @@ static elm_status do_reduce(parser *P) {
         elm_pk_obj *o = new_obj(P->pk, ELM_PK_DTYPE);
         if (!o)
             return nomem(P);
-        o->dtype = dt;
-        o->swap = swap;
+        o->arr->dtype = dt;
+        o->arr->swap = swap;
         return push_obj(P, o);
     }
     case G_SCALAR: {
         if (na != 2 || a[0].type != ELM_PK_DTYPE || !is_strlike(&a[1]))
             return perr(P, ELM_ERR_FORMAT, "numpy scalar() needs (dtype, bytes)");
-        const elm_pk_obj *d = a[0].u.o;
+        const elm_pk_array *d = a[0].u.o->arr;
         size_t size = elm__dtype_size((elm__dtype)d->dtype);
         if (a[1].u.o->len != size)
             return perr(P, ELM_ERR_FORMAT, "numpy scalar of %zu-byte dtype holds %zu bytes", size,
@@ -766,7 +772,7 @@ static elm_status do_reduce(parser *P) {
     }
 }
 
-static elm_status build_array(parser *P, elm_pk_obj *arr, const elm_pk_val *state) {
+static elm_status build_array(parser *P, elm_pk_array *arr, const elm_pk_val *state) {
     if (state->type != ELM_PK_TUPLE || (state->u.o->len != 5 && state->u.o->len != 4))
         return perr(P, ELM_ERR_FORMAT,
                     "ndarray state must be a tuple (version, shape, dtype, fortran, data)");
@@ -798,15 +804,15 @@ static elm_status build_array(parser *P, elm_pk_obj *arr, const elm_pk_val *stat
     if (!(s[3].type == ELM_PK_BYTES || (s[3].type == ELM_PK_STR && !s[3].u.o->unicode)))
         return perr(P, ELM_ERR_UNSUPPORTED, "ndarray data is a %s (object arrays unsupported)",
                     s[3].type == ELM_PK_STR ? "text string" : elm_pk_type_name(s[3].type));
-    size_t size = elm__dtype_size((elm__dtype)s[1].u.o->dtype);
+    size_t size = elm__dtype_size((elm__dtype)s[1].u.o->arr->dtype);
     if (numel > P->pk->len / size + 1 || s[3].u.o->len != numel * size)
         return perr(P, ELM_ERR_FORMAT,
                     "ndarray of %llu elements of %zu bytes has %zu data bytes",
                     (unsigned long long)numel, size, s[3].u.o->len);
     arr->ndim = (int)nd;
     arr->numel = (size_t)numel;
-    arr->dtype = s[1].u.o->dtype;
-    arr->swap = s[1].u.o->swap && size > 1;
+    arr->dtype = s[1].u.o->arr->dtype;
+    arr->swap = s[1].u.o->arr->swap && size > 1;
     arr->data = s[3].u.o->bytes;
     arr->built = 1;
     return ELM_OK;
@@ -819,8 +825,8 @@ static elm_status do_build(parser *P) {
         st = top(P, &t);
     if (st != ELM_OK)
         return st;
-    if (t->type == ELM_PK_ARRAY && !t->u.o->built)
-        return build_array(P, t->u.o, &state);
+    if (t->type == ELM_PK_ARRAY && !t->u.o->arr->built)
+        return build_array(P, t->u.o->arr, &state);
     if (t->type == ELM_PK_DTYPE) {
         /* (version, byteorder, subarray, names, fields, elsize, alignment, flags): only the byte
          * order matters for the plain numeric types accepted. */
@@ -828,9 +834,9 @@ static elm_status do_build(parser *P) {
             return perr(P, ELM_ERR_FORMAT, "dtype state must be a tuple with a byte order");
         const elm_pk_val *bo = &state.u.o->items[1];
         if (str_eq(bo, ">"))
-            t->u.o->swap = 1;
+            t->u.o->arr->swap = 1;
         else if (str_eq(bo, "<") || str_eq(bo, "|") || str_eq(bo, "="))
-            t->u.o->swap = 0;
+            t->u.o->arr->swap = 0;
         else
             return perr(P, ELM_ERR_FORMAT, "unknown dtype byte order");
         return ELM_OK;

@@ -48,26 +48,32 @@ typedef struct elm_pk_val {
 
 #define ELM_PK_MAXDIM 8
 
-/* One heap object; which fields are used depends on `type`. */
+/* A numpy array (ELM_PK_ARRAY) or dtype (ELM_PK_DTYPE, which uses dtype and swap only). */
+typedef struct elm_pk_array {
+    int dtype; /* elm__dtype */
+    int swap;  /* big-endian data: bytes must be swapped on this (little-endian) machine */
+    int built; /* ARRAY: BUILD has given it shape, dtype and data */
+    int ndim;
+    int64_t shape[ELM_PK_MAXDIM];
+    size_t numel;
+    const uint8_t *data; /* numel * itemsize bytes */
+} elm_pk_array;
+
+/* One heap object; which fields are used depends on `type`. Kept small (48 bytes): a Python 2
+ * file holds three objects per input spike (a numpy scalar's bytes, its argument tuple). */
 struct elm_pk_obj {
     int type;
+    union {
+        int unicode; /* STR: 1 for Python 3 text, 0 for a Python 2 byte string */
+        int global;  /* GLOBAL: which whitelisted callable */
+    };
     /* STR, BYTES: the bytes (UTF-8 for Python 3 text). */
     const uint8_t *bytes;
-    int unicode; /* STR: 1 for Python 3 text, 0 for a Python 2 byte string */
     size_t len; /* STR/BYTES: bytes; LIST/TUPLE: items; DICT: pairs */
     /* LIST, TUPLE: items[len]; DICT: items[2*len] as key, value, key, value... */
     elm_pk_val *items;
     size_t cap;
-    /* ARRAY and DTYPE. */
-    int dtype;   /* elm__dtype */
-    int swap;    /* big-endian data: bytes must be swapped on this (little-endian) machine */
-    int built;   /* ARRAY: BUILD has given it shape, dtype and data */
-    int ndim;
-    int64_t shape[ELM_PK_MAXDIM];
-    size_t numel;
-    const uint8_t *data; /* ARRAY: numel * itemsize bytes */
-    /* GLOBAL: which whitelisted callable. */
-    int global;
+    elm_pk_array *arr; /* ARRAY, DTYPE */
 };
 
 typedef struct elm_pk elm_pk;
@@ -87,6 +93,6 @@ const elm_pk_val *elm_pk_dict_get(const elm_pk_val *dict, const char *key);
 /* Items of a list or tuple (NULL and *n = 0 otherwise). */
 const elm_pk_val *elm_pk_seq_items(const elm_pk_val *v, size_t *n);
 /* Element i of a numeric array as double (converting f16/f32/i*, swapping bytes if needed). */
-double elm_pk_array_get(const elm_pk_obj *a, size_t i);
+double elm_pk_array_get(const elm_pk_array *a, size_t i);
 
 #endif

@@ -117,8 +117,8 @@ static void test_small_pickles(void) {
     CHECK_OK(elm_pk_parse(&pk, (const uint8_t *)goodarr, sizeof goodarr - 1, "goodarr"));
     if (pk) {
         const elm_pk_val *r = elm_pk_root(pk);
-        CHECK(r->type == ELM_PK_ARRAY && r->u.o->numel == 2 && elm_pk_array_get(r->u.o, 0) == 1.0 &&
-                  elm_pk_array_get(r->u.o, 1) == 2.0,
+        CHECK(r->type == ELM_PK_ARRAY && r->u.o->arr->numel == 2 &&
+                  elm_pk_array_get(r->u.o->arr, 0) == 1.0 && elm_pk_array_get(r->u.o->arr, 1) == 2.0,
               "small float32 array wrong");
     }
     elm_pk_free(pk);
