@@ -176,10 +176,13 @@ static void smooth3(double *x, double *tmp, int T, int w) {
     }
 }
 
+/* The published NMDA-data script's lists (simulate_L5PC_and_create_dataset.py), each choice
+ * then jittered by int(U(-20, 20)) ms. */
 static const int interval_options_ms[] = {25, 30, 35, 40, 45,  55,  60,  65,  70,
                                           75, 80, 85, 90, 100, 150, 200, 300, 450};
-static const int sigma_options_ms[] = {25, 30,  35,  40,  45,  50,  55,  60,  65,
-                                       80, 100, 150, 200, 250, 300, 400, 500, 600};
+static const int sigma_options_ms[] = {25,  30,  35,  40,  50,  60,  80,
+                                       100, 150, 200, 300, 400, 500, 600};
+#define JITTER_MS 20
 
 /* Transposes per-input spike lists (bins ascending) into the per-step CSR of elm_nio_sim. */
 static elm_status to_csr(elm_nio_sim *sim, int T, int n_in, int **lists, const int *counts) {
@@ -221,10 +224,11 @@ static elm_status to_csr(elm_nio_sim *sim, int T, int n_in, int **lists, const i
 }
 
 /*
- * Rates live on a grid of 5 ms bins ("coarse" bins): every interval length and smoothing width
- * NeuronIO offers is a multiple of 5 ms, so building and smoothing the rate traces there is
- * exact up to the grid and 5x cheaper. Coarse bin q stands for its centre, 5q + 2 ms; the rate
- * in a 1 ms bin is linearly interpolated between centres (held constant beyond the end ones).
+ * Rates live on a grid of 5 ms bins ("coarse" bins): smoothing (the bulk of the cost) is 5x
+ * cheaper there, and the smoothing widths (at least 5 ms, mostly tens to hundreds) leave little
+ * structure below 5 ms. Coarse bin q holds the mean rate of ms 5q..5q+4 and stands for its centre,
+ * 5q + 2 ms; the rate in a 1 ms bin is linearly interpolated between centres (held constant
+ * beyond the end ones).
  */
 #define COARSE_MS 5
 
@@ -308,15 +312,26 @@ done:
 
 /* NeuronIO's recipe, per simulation (simulate_L5PC_and_create_dataset.py, Beniaguev et al.). */
 typedef struct {
-    int interval_ms, n_int, box_w; /* box_w in coarse bins */
-    double *seg_rate;              /* (n_in, n_int) spikes per ms of each input and interval */
+    int T, interval_ms, n_int, box_w; /* box_w in coarse bins */
+    double *seg_rate;                 /* (n_in, n_int) spikes per ms of each input and interval */
 } recipe_ctx;
 
 static void recipe_rate(double *x, int i, int nq, void *vctx, double *tmp) {
     const recipe_ctx *c = vctx;
     const double *sr = c->seg_rate + (size_t)i * c->n_int;
-    for (int q = 0; q < nq; q++)
-        x[q] = sr[q * COARSE_MS / c->interval_ms];
+    for (int q = 0; q < nq; q++) {
+        /* Mean over the bin's milliseconds (intervals need not align with the grid). */
+        int t0 = q * COARSE_MS, t1 = t0 + COARSE_MS < c->T ? t0 + COARSE_MS : c->T;
+        int j0 = t0 / c->interval_ms, j1 = (t1 - 1) / c->interval_ms;
+        if (j0 == j1) { /* the usual case: the bin lies inside one interval */
+            x[q] = sr[j0];
+            continue;
+        }
+        double sum = 0;
+        for (int t = t0; t < t1; t++)
+            sum += sr[t / c->interval_ms];
+        x[q] = sum / (t1 - t0);
+    }
     smooth3(x, tmp, nq, c->box_w);
 }
 
@@ -332,15 +347,20 @@ elm_status elm_teacher_inputs(elm_nio_sim *sim, const elm_teacher_input_params *
     elm_rng rng;
     elm_rng_seed(&rng, seed);
     recipe_ctx c;
+    c.T = T;
+    /* Draw order as in the script: interval, its jitter, sigma, its jitter. The jitter is
+     * Python's int(), which truncates toward zero, as C's cast does. */
     c.interval_ms = interval_options_ms[elm_rng_below(&rng, sizeof interval_options_ms /
                                                                 sizeof interval_options_ms[0])];
+    c.interval_ms += (int)(2.0 * JITTER_MS * elm_rng_uniform(&rng) - JITTER_MS);
     int sigma =
         sigma_options_ms[elm_rng_below(&rng, sizeof sigma_options_ms / sizeof sigma_options_ms[0])];
-    /* Three boxes of width w (coarse bins) have variance (w^2 - 1) / 4 bins^2: w is the odd
-     * integer nearest sqrt(4 (sigma / 5 ms)^2 + 1). */
+    sigma += (int)(2.0 * JITTER_MS * elm_rng_uniform(&rng) - JITTER_MS);
+    /* Three boxes of odd width w (coarse bins) have variance (w^2 - 1) / 4 bins^2: w is the odd
+     * integer nearest sqrt(4 (sigma / 5 ms)^2 + 1) (at least 1, no smoothing). */
     double s_c = (double)sigma / COARSE_MS;
-    int w = (int)floor(sqrt(4.0 * s_c * s_c + 1.0));
-    c.box_w = w | 1;
+    double w_ideal = sqrt(4.0 * s_c * s_c + 1.0);
+    c.box_w = 2 * (int)floor((w_ideal - 1.0) / 2.0 + 0.5) + 1;
     c.n_int = (T + c.interval_ms - 1) / c.interval_ms;
     c.seg_rate = malloc((size_t)ELM_TEACHER_NUM_INPUTS * c.n_int * sizeof *c.seg_rate);
     double *tree = malloc((size_t)4 * c.n_int * sizeof *tree);
