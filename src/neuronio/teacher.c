@@ -82,7 +82,7 @@ void elm_teacher_params_default(elm_teacher_params *p) {
     /* Pospischil et al. (2008) regular-spiking Na and K-dr densities (56, 6 mS/cm2) on the
      * 1e-4 cm2 soma; the M-current at 0.3 mS/cm2 (4x theirs), a spike-triggered AHP, and V_T
      * lowered from -56.2 to -64 mV, so that spikes come singly or in short bursts from about
-     * -58 mV, as NeuronIO's do (interspike-interval CV 2.0 vs 1.7; docs/TEACHER.md). */
+     * -58 mV, as NeuronIO's do (interspike-interval CV 1.8 vs 1.7; docs/TEACHER.md). */
     p->g_na_nS = 5600.0;
     p->g_kdr_nS = 600.0;
     p->g_m_nS = 30.0;
@@ -92,7 +92,7 @@ void elm_teacher_params_default(elm_teacher_params *p) {
     p->tau_ahp_ms = 50.0;
     /* Kinetics of Beniaguev et al.'s NeuronIO synapses: AMPA 0.3/3 ms, NMDA 2/70 ms, GABA_A
      * 0.2/8 ms. Peak conductances are larger than their 0.4 / 0.4 / 1 nS because the teacher
-     * has 11 compartments for 639 segments; these give about 1.1 output spikes per second and
+     * has 11 compartments for 639 segments; these give about 1.0 output spikes per second and
      * a mean soma voltage near -66 mV for the default input statistics (docs/TEACHER.md). */
     p->g_ampa_nS = 1.2;
     p->g_nmda_nS = 0.3;

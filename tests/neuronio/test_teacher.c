@@ -170,7 +170,7 @@ static void test_statistics(void) {
     elm_teacher_params_default(&p);
     elm_teacher_input_params_default(&ip);
     /*
-     * 16 default samples of 6 s (about 0.5 s of CPU). Over 256 seeds the defaults give 1.08 Hz
+     * 16 default samples of 6 s (about 0.6 s of CPU). Over 256 seeds the defaults give 1.04 Hz
      * output, a mean soma of -66.3 mV and 95 % of samples with 0..24 spikes (docs/TEACHER.md);
      * NeuronIO's dev file: 1.17 Hz, -67.2 mV, 87.5 %. The bounds below are wide enough for 16
      * samples yet fail if the cell goes silent, bursts wildly or sits depolarised.
