@@ -9,7 +9,7 @@ One PNG per metric, DIR/<metric>.png (file-name-safe), x = parameters on a log a
   factors mode   one line per factor, each through the base point and the factor's values;
   vary mode      one line per combination of all varied keys but the last, along the last key
                  (a single line when one key is varied);
-  points mode    one line per value of the "group" option when present, else a labelled scatter.
+  points mode    one line through the points in the grid's order, each labelled by its name.
 Each point is labelled with the value that distinguishes it. --ref-csv overlays a reference
 curve from a CSV file (e.g. the authors' eval_results.csv of the released NeuronIO models).
 Only finished points (status "done") are drawn. Needs matplotlib (drawn with the Agg backend).
@@ -59,12 +59,7 @@ def lines_of(doc, rows):
         if not factors and base:
             out.append(("base", [(r, "base") for r in base]))
     elif mode == "points":
-        groups = {}
-        for r in rows:
-            g = r["values"].get("group")
-            groups.setdefault(g, []).append(r)
-        for g, pts in groups.items():
-            out.append((None if g is None else str(g), [(r, r["point"]) for r in pts]))
+        out.append((None, [(r, r["point"]) for r in rows]))
     else:
         last = keys[-1] if keys else None
         groups = {}
@@ -122,8 +117,7 @@ def main():
                   and p[0] > 0 and math.isfinite(p[1])]
             if not xy:
                 continue
-            style = "o-" if doc.get("mode") != "points" or label is not None else "o"
-            ax.plot([p[0] for p in xy], [p[1] for p in xy], style, label=label)
+            ax.plot([p[0] for p in xy], [p[1] for p in xy], "o-", label=label)
             if not a.no_labels:
                 for x, y, pl in xy:
                     ax.annotate(pl.split("=")[-1] if "=" in pl else pl, (x, y), fontsize=7,
