@@ -65,7 +65,8 @@ typedef struct elm_nio_eval_opts {
     int min_spikes;  /* 0 */
     int max_spikes;  /* 24 */
     int batch;       /* windows per forward call: 16 */
-    int max_sims;    /* evaluate the first max_sims simulations only (whole files); 0 = all */
+    int max_sims;    /* evaluate the first max_sims simulations only; 0 = all (the soma rescale
+                      * then covers the evaluated simulations of each file) */
 } elm_nio_eval_opts;
 void elm_nio_eval_opts_default(elm_nio_eval_opts *o);
 
