@@ -96,7 +96,9 @@ static elm_status parse_num(const char *key, const char *v, const char *origin, 
     char *end;
     errno = 0;
     double d = strtod(v, &end);
-    if (!*v || *end || errno || !isfinite(d))
+    /* ERANGE with a finite result is an underflow (a subnormal such as 5e-324, or 1e-400 read
+     * as 0, as Python reads it): a legal value, and one elm_config_to_json may write. */
+    if (!*v || *end || (errno && errno != ERANGE) || !isfinite(d))
         return elm__fail(ELM_ERR_CONFIG, "%s: option '%s' expects a number, got '%s'", origin, key,
                          v);
     *out = d;
