@@ -123,22 +123,43 @@ static elm_status check_params(const elm_teacher_params *p) {
     double steps = 1.0 / p->dt_ms;
     if (!(p->dt_ms > 0 && p->dt_ms <= 1.0) || fabs(steps - floor(steps + 0.5)) > 1e-9)
         return elm__fail(ELM_ERR_ARG, "teacher: dt_ms %g must divide 1 ms", p->dt_ms);
-    const double pos[] = {p->c_soma_pF,      p->c_dend_pF,     p->g_leak_soma_nS, p->g_leak_dend_nS,
-                          p->axial_scale,    p->tau_ampa_rise, p->tau_ampa_decay, p->tau_nmda_rise,
-                          p->tau_nmda_decay, p->tau_gaba_rise, p->tau_gaba_decay, p->tau_m_max_ms,
-                          p->tau_ahp_ms};
-    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
-        if (!(pos[i] > 0 && isfinite(pos[i])))
-            return elm__fail(ELM_ERR_ARG, "teacher: parameter #%zu must be positive, got %g", i,
-                             pos[i]);
+    const struct {
+        const char *name;
+        double v;
+        int positive; /* else non-negative */
+    } checks[] = {{"c_soma_pF", p->c_soma_pF, 1},
+                  {"c_dend_pF", p->c_dend_pF, 1},
+                  {"g_leak_soma_nS", p->g_leak_soma_nS, 1},
+                  {"g_leak_dend_nS", p->g_leak_dend_nS, 1},
+                  {"axial_scale", p->axial_scale, 1},
+                  {"tau_ampa_rise", p->tau_ampa_rise, 1},
+                  {"tau_ampa_decay", p->tau_ampa_decay, 1},
+                  {"tau_nmda_rise", p->tau_nmda_rise, 1},
+                  {"tau_nmda_decay", p->tau_nmda_decay, 1},
+                  {"tau_gaba_rise", p->tau_gaba_rise, 1},
+                  {"tau_gaba_decay", p->tau_gaba_decay, 1},
+                  {"tau_m_max_ms", p->tau_m_max_ms, 1},
+                  {"tau_ahp_ms", p->tau_ahp_ms, 1},
+                  {"g_na_nS", p->g_na_nS, 0},
+                  {"g_kdr_nS", p->g_kdr_nS, 0},
+                  {"g_m_nS", p->g_m_nS, 0},
+                  {"g_ahp_nS", p->g_ahp_nS, 0},
+                  {"g_ampa_nS", p->g_ampa_nS, 0},
+                  {"g_nmda_nS", p->g_nmda_nS, 0},
+                  {"g_gaba_nS", p->g_gaba_nS, 0},
+                  {"mg_mM", p->mg_mM, 0}};
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (!isfinite(checks[i].v) || checks[i].v < 0 || (checks[i].positive && checks[i].v == 0))
+            return elm__fail(ELM_ERR_ARG, "teacher: %s must be %s, got %g", checks[i].name,
+                             checks[i].positive ? "> 0" : ">= 0", checks[i].v);
+    const double reversal[] = {p->e_leak, p->e_na,   p->e_k, p->e_ampa,
+                               p->e_nmda, p->e_gaba, p->v_t, p->spike_threshold_mV};
+    for (size_t i = 0; i < sizeof reversal / sizeof reversal[0]; i++)
+        if (!isfinite(reversal[i]))
+            return elm__fail(ELM_ERR_ARG, "teacher: a potential (mV) is not finite");
     if (!(p->tau_ampa_rise < p->tau_ampa_decay && p->tau_nmda_rise < p->tau_nmda_decay &&
           p->tau_gaba_rise < p->tau_gaba_decay))
         return elm__fail(ELM_ERR_ARG, "teacher: every synaptic rise time must be below its decay");
-    const double nonneg[] = {p->g_na_nS,   p->g_kdr_nS,  p->g_m_nS,    p->g_ahp_nS,
-                             p->g_ampa_nS, p->g_nmda_nS, p->g_gaba_nS, p->mg_mM};
-    for (size_t i = 0; i < sizeof nonneg / sizeof nonneg[0]; i++)
-        if (!(nonneg[i] >= 0 && isfinite(nonneg[i])))
-            return elm__fail(ELM_ERR_ARG, "teacher: conductances must be >= 0, got %g", nonneg[i]);
     return ELM_OK;
 }
 
