@@ -869,6 +869,23 @@ static int extend_path(const elm_pf_gen *g, const margin_tab *mt, canvas *c, flo
     return 0;
 }
 
+elm_status elm_pf_gen_stamp(const elm_pf_gen *g, int margin_index, int oy, int ox, float *line,
+                            float *mask, int *S) {
+    if (margin_index < 0 || margin_index >= g->p.num_margins || abs(oy) > 100 || abs(ox) > 100)
+        return elm__fail(ELM_ERR_ARG, "elm_pf_gen_stamp: bad margin index or offset");
+    const margin_tab *mt = &g->tabs[margin_index];
+    *S = mt->S;
+    if (!line || !mask)
+        return ELM_OK;
+    stamp st;
+    if (!stamp_make(&st, &g->p, mt->margin, mt->half, oy, ox))
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    memcpy(line, st.line, (size_t)mt->S * mt->S * sizeof(float));
+    memcpy(mask, st.mask, (size_t)mt->S * mt->S * sizeof(float));
+    stamp_free(&st);
+    return ELM_OK;
+}
+
 uint64_t elm_pf_gen_image_seed(uint64_t seed, long index) {
     /* splitmix64's finaliser on seed and index, so neighbouring images get unrelated streams */
     uint64_t z = seed ^ (0x9e3779b97f4a7c15ULL * ((uint64_t)index + 1));

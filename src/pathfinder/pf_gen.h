@@ -81,6 +81,15 @@ typedef struct elm_pf_gen_sample {
 elm_status elm_pf_gen_image(const elm_pf_gen *g, uint64_t seed, int label, uint8_t *pixels,
                             elm_pf_gen_sample *info);
 
+/*
+ * The dash stamp whose head lies (oy, ox) blown-up pixels from its centre, for the margin
+ * params.margins[margin_index]: line and mask receive S x S values in [0, 1] (value / 255 of the
+ * Lanczos-resized 8-bit images), S = 2 * (paddle_length + ceil(thickness) + margin) + 1, which
+ * *S receives (call with line = mask = NULL to learn S). For tests against Pillow.
+ */
+elm_status elm_pf_gen_stamp(const elm_pf_gen *g, int margin_index, int oy, int ox, float *line,
+                            float *mask, int *S);
+
 /* The random stream of image `index` of a set generated with `seed`. */
 uint64_t elm_pf_gen_image_seed(uint64_t seed, long index);
 
