@@ -1090,6 +1090,10 @@ elm_status elm_pf_gen_image(const elm_pf_gen *g, uint64_t seed, int label, uint8
         for (int k = 0; k < 2; k++) {
             info->markers[k][0] = mk[k][0];
             info->markers[k][1] = mk[k][1];
+            for (int r = 0; r < 2; r++) {
+                info->ends[k][0][r] = ph[k].origin[r];
+                info->ends[k][1][r] = ph[k].tip[r];
+            }
         }
         info->restarts = restarts;
     }

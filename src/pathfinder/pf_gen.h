@@ -71,6 +71,7 @@ typedef struct elm_pf_gen_sample {
     int paths;           /* 2 target paths + distractors actually placed */
     int dashes;          /* dashes drawn */
     int markers[2][2];   /* (row, col) of the two marker centres */
+    int ends[2][2][2];   /* [target path][0: start, 1: end][row, col] */
     int restarts;        /* target pairs abandoned before one fitted */
 } elm_pf_gen_sample;
 
