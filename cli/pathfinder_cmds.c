@@ -134,7 +134,8 @@ int cmd_gen_pathfinder(int argc, char **argv) {
     return 0;
 }
 
-/* ---- elm data info ---------------------------------------------------------------------------- */
+/* ---- elm data info ----------------------------------------------------------------------------
+ */
 
 static const char info_usage[] =
     "usage: elm data info DIR [--json] [--size PX] [--difficulty NAME] [--check]\n\n"

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PF_DEFAULT_BATCH 16 /* the trainer's default batch size for pathfinder */
+#define PF_DEFAULT_BATCH    16 /* the trainer's default batch size for pathfinder */
 #define PF_CACHE_MB_DEFAULT 4096
 
 typedef struct {
@@ -127,8 +127,10 @@ static elm_status pf_evaluate(elm_task *t, elm_model *m, const char *split, cJSO
     elm_status st = ELM_OK;
     long conf[2][2] = {{0, 0}, {0, 0}};
     if (!x || !y || !lab || !idx) {
-        st = elm__fail(ELM_ERR_NOMEM, "pathfinder: out of memory for evaluation batches of %d x "
-                       "%d steps", EB, T);
+        st = elm__fail(ELM_ERR_NOMEM,
+                       "pathfinder: out of memory for evaluation batches of %d x "
+                       "%d steps",
+                       EB, T);
         goto done;
     }
     double loss_sum = 0;
@@ -193,7 +195,7 @@ elm_status elm_task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
     *out = NULL;
     if (!o->data)
         return elm__fail(ELM_ERR_ARG, "pathfinder: no data folder (--data DIR, a Pathfinder set "
-                         "in the LRA layout, e.g. from `elm gen pathfinder`)");
+                                      "in the LRA layout, e.g. from `elm gen pathfinder`)");
     elm_task *t = calloc(1, sizeof *t);
     pf_ctx *c = calloc(1, sizeof *c);
     if (!t || !c) {
@@ -214,8 +216,10 @@ elm_status elm_task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
         if ((st = elm_pf_open(&c->valid, o->valid, NULL, 0, ELM_PF_SPLIT_SEED)) != ELM_OK)
             goto fail;
         if (elm_pf_get_info(c->valid)->image_size != in->image_size) {
-            st = elm__fail(ELM_ERR_SHAPE, "pathfinder: --valid images are %d px, --data images "
-                           "%d px", elm_pf_get_info(c->valid)->image_size, in->image_size);
+            st = elm__fail(ELM_ERR_SHAPE,
+                           "pathfinder: --valid images are %d px, --data images "
+                           "%d px",
+                           elm_pf_get_info(c->valid)->image_size, in->image_size);
             goto fail;
         }
     }

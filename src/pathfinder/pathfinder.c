@@ -23,18 +23,18 @@
 
 /* A metadata file larger than this is certainly not LRA metadata (200k lines are ~10 MB). */
 #define PF_MAX_METADATA_BYTES ((size_t)1 << 30)
-#define PF_NUM_FIELDS 11
+#define PF_NUM_FIELDS         11
 
 struct elm_pf {
     char *dir;
     char *difficulty;
     elm_pf_info info;
     long n;
-    char *pool;        /* NUL-separated image paths (full paths) */
-    size_t *path_off;  /* (n) offsets into pool */
-    int8_t *labels;    /* (n) */
-    long *perm;        /* (n) split permutation: train, then valid, then test */
-    uint8_t *cache;    /* (n, size * size) or NULL */
+    char *pool;       /* NUL-separated image paths (full paths) */
+    size_t *path_off; /* (n) offsets into pool */
+    int8_t *labels;   /* (n) */
+    long *perm;       /* (n) split permutation: train, then valid, then test */
+    uint8_t *cache;   /* (n, size * size) or NULL */
 };
 
 /* ---- PNG ------------------------------------------------------------------------------------ */
@@ -43,9 +43,9 @@ struct elm_pf {
 typedef struct png_job {
     const char *path;
     FILE *f;
-    uint8_t *dst;      /* caller buffer (want > 0) or NULL */
-    uint8_t *owned;    /* malloc'd here when dst is NULL */
-    int want;          /* required width = height, or 0 for any */
+    uint8_t *dst;   /* caller buffer (want > 0) or NULL */
+    uint8_t *owned; /* malloc'd here when dst is NULL */
+    int want;       /* required width = height, or 0 for any */
     int width, height;
     elm_status st;
     char msg[256];
@@ -84,8 +84,8 @@ static const char *color_type_name(int ct) {
  * *job (not in locals), so nothing is clobbered by the longjmp.
  */
 static void png_decode_stream(png_job *job) {
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job, pf_png_error,
-                                             pf_png_warning);
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, job, pf_png_error, pf_png_warning);
     if (!png) {
         job->st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory starting libpng", job->path);
         return;
@@ -112,9 +112,9 @@ static void png_decode_stream(png_job *job) {
      * 16-bit image would hide a folder of something else pointed at by mistake.
      */
     if (ct != PNG_COLOR_TYPE_GRAY || depth != 8) {
-        job->st = elm__fail(ELM_ERR_FORMAT,
-                            "%s: PNG is %d-bit %s; Pathfinder images are 8-bit grayscale", job->path,
-                            depth, color_type_name(ct));
+        job->st =
+            elm__fail(ELM_ERR_FORMAT, "%s: PNG is %d-bit %s; Pathfinder images are 8-bit grayscale",
+                      job->path, depth, color_type_name(ct));
         png_destroy_read_struct(&png, &info, NULL);
         return;
     }
@@ -412,7 +412,8 @@ int elm_pf_probe(const char *dir) {
     return r;
 }
 
-/* ---- Metadata --------------------------------------------------------------------------------- */
+/* ---- Metadata ---------------------------------------------------------------------------------
+ */
 
 typedef struct meta_file {
     char *name;
@@ -534,7 +535,8 @@ static elm_status parse_metadata(builder *b, const char *dir, const char *path) 
         }
         if (nf != PF_NUM_FIELDS) {
             free(text);
-            return elm__fail(ELM_ERR_FORMAT, "%s:%ld: %d fields, expected %d (imgs/<batch> "
+            return elm__fail(ELM_ERR_FORMAT,
+                             "%s:%ld: %d fields, expected %d (imgs/<batch> "
                              "sample_<i>.png <i> <label> ...)",
                              path, lineno, nf, PF_NUM_FIELDS);
         }
@@ -551,8 +553,8 @@ static elm_status parse_metadata(builder *b, const char *dir, const char *path) 
         long label = strtol(tok, &e, 10);
         if (*e || errno) {
             free(text);
-            return elm__fail(ELM_ERR_FORMAT, "%s:%ld: label (field 3) '%s' is not an integer",
-                             path, lineno, tok);
+            return elm__fail(ELM_ERR_FORMAT, "%s:%ld: label (field 3) '%s' is not an integer", path,
+                             lineno, tok);
         }
         if (label != 0 && label != 1) {
             free(text);
@@ -649,7 +651,8 @@ static elm_status read_all_metadata(builder *b, const char *dir, int *batches) {
     return st;
 }
 
-/* ---- Open ------------------------------------------------------------------------------------- */
+/* ---- Open -------------------------------------------------------------------------------------
+ */
 
 static elm_status resolve(const char *dir, const char *difficulty, int size, char **chosen) {
     *chosen = NULL;
@@ -752,8 +755,8 @@ elm_status elm_pf_open(elm_pf **out, const char *dir, const char *difficulty, in
         const char *ip = p->pool + p->path_off[i];
         int bad = stat(ip, &sb) != 0 ? errno : (!S_ISREG(sb.st_mode) ? EISDIR : 0);
         if (bad) {
-            st = elm__fail(ELM_ERR_IO, "%s: image listed in %s/metadata is missing: %s", ip,
-                           chosen, strerror(bad));
+            st = elm__fail(ELM_ERR_IO, "%s: image listed in %s/metadata is missing: %s", ip, chosen,
+                           strerror(bad));
             goto fail;
         }
     }
@@ -775,8 +778,8 @@ elm_status elm_pf_open(elm_pf **out, const char *dir, const char *difficulty, in
         nn = w;
     }
     if (size && nn != size) {
-        st = elm__fail(ELM_ERR_SHAPE, "%s: images are %dx%d, expected %dx%d", chosen, nn, nn,
-                       size, size);
+        st = elm__fail(ELM_ERR_SHAPE, "%s: images are %dx%d, expected %dx%d", chosen, nn, nn, size,
+                       size);
         goto fail;
     }
 
@@ -819,7 +822,8 @@ fail:
     return st;
 }
 
-/* ---- Access ----------------------------------------------------------------------------------- */
+/* ---- Access -----------------------------------------------------------------------------------
+ */
 
 long elm_pf_len(const elm_pf *p, elm_pf_split s) {
     if (s == ELM_PF_ALL)

@@ -276,8 +276,7 @@ static void stamp_free(stamp *s) {
 }
 
 /* Renders the dash whose head lies (oy, ox) blown-up pixels from the stamp centre. */
-static int stamp_make(stamp *s, const elm_pf_gen_params *p, int margin, int half, int oy,
-                      int ox) {
+static int stamp_make(stamp *s, const elm_pf_gen_params *p, int margin, int half, int oy, int ox) {
     int aa = p->antialias_scale;
     int S = 2 * half + 1, Sb = 2 * half * aa + 1, cb = half * aa;
     int w = (int)lround(p->paddle_thickness * aa);
@@ -409,8 +408,10 @@ static int cmp_cand(const void *a, const void *b) {
 elm_status elm_pf_gen_preset(elm_pf_gen_params *p, int size, int contour_length) {
     memset(p, 0, sizeof *p);
     if (contour_length < 3 || contour_length > 30)
-        return elm__fail(ELM_ERR_ARG, "pathfinder: contour length %d out of range (3..30; LRA "
-                         "uses 6, 9, 14)", contour_length);
+        return elm__fail(ELM_ERR_ARG,
+                         "pathfinder: contour length %d out of range (3..30; LRA "
+                         "uses 6, 9, 14)",
+                         contour_length);
     p->size = size;
     p->contour_length = contour_length;
     p->distractor_length = contour_length / 3;
@@ -477,8 +478,7 @@ elm_status elm_pf_gen_preset(elm_pf_gen_params *p, int size, int contour_length)
         k = 60;
         break;
     default:
-        return elm__fail(ELM_ERR_ARG, "pathfinder: no preset for size %d (32, 64, 128, 256)",
-                         size);
+        return elm__fail(ELM_ERR_ARG, "pathfinder: no preset for size %d (32, 64, 128, 256)", size);
     }
     p->num_distractors = k / (p->distractor_length > 0 ? p->distractor_length : 1);
     return ELM_OK;
@@ -549,8 +549,8 @@ elm_status elm_pf_gen_create(elm_pf_gen **out, const elm_pf_gen_params *p) {
             for (int ox = -mt->R; ox <= mt->R; ox++) {
                 if (fabs(hypot(oy, ox) - rl) > 1.5)
                     continue;
-                if (!stamp_make(&mt->stamps[(oy + mt->R) * w + ox + mt->R], p, mt->margin,
-                                mt->half, oy, ox))
+                if (!stamp_make(&mt->stamps[(oy + mt->R) * w + ox + mt->R], p, mt->margin, mt->half,
+                                oy, ox))
                     goto nomem;
             }
     }
@@ -563,7 +563,8 @@ nomem:
     return elm__fail(ELM_ERR_NOMEM, "out of memory building Pathfinder stamps");
 }
 
-/* ---- Drawing state ---------------------------------------------------------------------------- */
+/* ---- Drawing state ----------------------------------------------------------------------------
+ */
 
 typedef struct journal_entry {
     float *where;
@@ -572,8 +573,8 @@ typedef struct journal_entry {
 
 typedef struct canvas {
     int W;
-    float *img; /* (W, W) brightness */
-    float *occ; /* (W, W) committed exclusion mask */
+    float *img;       /* (W, W) brightness */
+    float *occ;       /* (W, W) committed exclusion mask */
     uint8_t *scratch; /* (W, W) for the exact free-pixel enumeration */
     int *freelist;
     journal_entry *log; /* undo log of a distractor attempt */
@@ -638,8 +639,8 @@ typedef struct path {
     int origin[2], tip[2];
 } path;
 
-static const stamp *stamp_for(const elm_pf_gen *g, const margin_tab *mt, double theta,
-                              stamp *tmp, int *is_tmp) {
+static const stamp *stamp_for(const elm_pf_gen *g, const margin_tab *mt, double theta, stamp *tmp,
+                              int *is_tmp) {
     int aa = g->p.antialias_scale, cb = mt->half * aa;
     int oy = tr(cb, g->p.paddle_length * aa, sin(theta)) - cb;
     int ox = tr(cb, g->p.paddle_length * aa, cos(theta)) - cb;
@@ -1105,7 +1106,8 @@ elm_status elm_pf_gen_image(const elm_pf_gen *g, uint64_t seed, int label, uint8
     return ELM_OK;
 }
 
-/* ---- Writing a data set ----------------------------------------------------------------------- */
+/* ---- Writing a data set -----------------------------------------------------------------------
+ */
 
 /* Python's str() of a float for the metadata fields (1.0, 0.5, 1.8). */
 static void pyfloat(char *buf, size_t len, double v) {
@@ -1139,8 +1141,10 @@ elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint6
         goto done;
     }
     if (!force && elm__is_dir(mdir)) {
-        st = elm__fail(ELM_ERR_ARG, "%s already holds a Pathfinder set (metadata/ exists); "
-                       "choose another --out or pass --force", dir);
+        st = elm__fail(ELM_ERR_ARG,
+                       "%s already holds a Pathfinder set (metadata/ exists); "
+                       "choose another --out or pass --force",
+                       dir);
         goto done;
     }
     long nb = (n + batch_size - 1) / batch_size;
@@ -1223,8 +1227,9 @@ elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint6
     for (long b = 0; b < nb && st == ELM_OK; b++) {
         size_t len = 0;
         for (long i = b * batch_size; i < n && i < (b + 1) * batch_size; i++) {
-            int w = snprintf(text + len, cap - len, "imgs/%ld sample_%ld.png %ld %d %s %d %d %d %s %d 1\n",
-                             b, i % batch_size, i % batch_size, labels[i], cont, p->contour_length,
+            int w = snprintf(text + len, cap - len,
+                             "imgs/%ld sample_%ld.png %ld %d %s %d %d %d %s %d 1\n", b,
+                             i % batch_size, i % batch_size, labels[i], cont, p->contour_length,
                              p->distractor_length, p->paddle_length, thick, margins[i]);
             if (w < 0 || (size_t)w >= cap - len) {
                 st = elm__fail(ELM_ERR_ARG, "metadata line too long");

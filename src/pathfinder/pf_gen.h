@@ -22,19 +22,19 @@
 #include <stdint.h>
 
 typedef struct elm_pf_gen_params {
-    int size;              /* image side, px */
-    int contour_length;    /* dashes per target path (6, 9, 14 in LRA) */
-    int distractor_length; /* dashes per distractor path (contour_length / 3) */
-    int num_distractors;   /* distractor paths attempted */
-    int padding;           /* border kept free, px */
-    int antialias_scale;   /* supersampling factor of the drawing */
-    int seed_distance;     /* px between the two target seeds */
-    double marker_radius;  /* px */
-    int paddle_length;     /* dash length, px */
+    int size;                /* image side, px */
+    int contour_length;      /* dashes per target path (6, 9, 14 in LRA) */
+    int distractor_length;   /* dashes per distractor path (contour_length / 3) */
+    int num_distractors;     /* distractor paths attempted */
+    int padding;             /* border kept free, px */
+    int antialias_scale;     /* supersampling factor of the drawing */
+    int seed_distance;       /* px between the two target seeds */
+    double marker_radius;    /* px */
+    int paddle_length;       /* dash length, px */
     double paddle_thickness; /* px */
-    int margins[4];        /* gap margins, one drawn per image */
+    int margins[4];          /* gap margins, one drawn per image */
     int num_margins;
-    double continuity;     /* larger: straighter paths */
+    double continuity;          /* larger: straighter paths */
     double target_contrast;     /* dash brightness of target paths, before final scaling */
     double distractor_contrast; /* dash brightness of distractors */
     int max_target_retry;       /* target pair attempts before the image is restarted */
@@ -67,12 +67,12 @@ const elm_pf_gen_params *elm_pf_gen_get_params(const elm_pf_gen *g);
 /* What one image ended up holding. */
 typedef struct elm_pf_gen_sample {
     int label;
-    int margin;          /* the gap margin drawn for this image */
-    int paths;           /* 2 target paths + distractors actually placed */
-    int dashes;          /* dashes drawn */
-    int markers[2][2];   /* (row, col) of the two marker centres */
-    int ends[2][2][2];   /* [target path][0: start, 1: end][row, col] */
-    int restarts;        /* target pairs abandoned before one fitted */
+    int margin;        /* the gap margin drawn for this image */
+    int paths;         /* 2 target paths + distractors actually placed */
+    int dashes;        /* dashes drawn */
+    int markers[2][2]; /* (row, col) of the two marker centres */
+    int ends[2][2][2]; /* [target path][0: start, 1: end][row, col] */
+    int restarts;      /* target pairs abandoned before one fitted */
 } elm_pf_gen_sample;
 
 /*

@@ -82,8 +82,9 @@ static void test_bad_inputs(void) {
     } cases[] = {
         {"fields", "imgs/0 sample_0.png 0 1 1.0 14 4 2 0.5 1\n", ":1: 10 fields, expected 11"},
         {"labeltext", "imgs/0 sample_0.png 0 x 1.0 14 4 2 0.5 1 1\n", "'x' is not an integer"},
-        {"label2", "imgs/0 sample_0.png 0 1 1.0 14 4 2 0.5 1 1\n"
-                   "imgs/0 sample_1.png 1 2 1.0 14 4 2 0.5 1 1\n",
+        {"label2",
+         "imgs/0 sample_0.png 0 1 1.0 14 4 2 0.5 1 1\n"
+         "imgs/0 sample_1.png 1 2 1.0 14 4 2 0.5 1 1\n",
          ":2: label (field 3) is 2, expected 0 or 1"},
         {"npy", "\x93NUMPY\x01\x00 binary", "binary .npy"},
         {"escape", "imgs/0 ../../etc/passwd 0 1 1.0 14 4 2 0.5 1 1\n", "leaves the data folder"},
@@ -95,9 +96,8 @@ static void test_bad_inputs(void) {
         elm_status st = elm_pf_open(&p, dir, NULL, 0, 1);
         CHECK(st == ELM_ERR_FORMAT && !p, "%s: status %s", cases[i].name, elm_status_str(st));
         CHECK(contains(elm_last_error(), cases[i].needle) &&
-                  contains(elm_last_error(), i + 1 < sizeof cases / sizeof cases[0]
-                                                 ? "metadata/0.npy"
-                                                 : "/metadata"),
+                  contains(elm_last_error(),
+                           i + 1 < sizeof cases / sizeof cases[0] ? "metadata/0.npy" : "/metadata"),
               "%s: message '%s' lacks '%s' or the file name", cases[i].name, elm_last_error(),
               cases[i].needle);
         free(dir);

@@ -49,8 +49,10 @@ static void test_images(int size, int contour_length, int n) {
         }
         CHECK(hi == 255 && lo == 0, "size %d image %d: range %d..%d", size, i, lo, hi);
         /* Two target paths of contour_length dashes are always there (more with distractors). */
-        CHECK(sa.paths >= 2 && sa.dashes >= 2 * contour_length, "size %d image %d: %d paths, %d "
-              "dashes", size, i, sa.paths, sa.dashes);
+        CHECK(sa.paths >= 2 && sa.dashes >= 2 * contour_length,
+              "size %d image %d: %d paths, %d "
+              "dashes",
+              size, i, sa.paths, sa.dashes);
         CHECK(sa.label == (i & 1), "label echoed");
         /* Label 1: the markers are the start and the end of one target path; label 0: the
          * start of one and the end of the other. */
@@ -184,8 +186,8 @@ static void test_presets(void) {
     CHECK(elm_pf_gen_preset(&p, 48, 14) == ELM_ERR_ARG, "size 48 accepted");
     CHECK(elm_pf_gen_preset(&p, 32, 1) == ELM_ERR_ARG, "contour length 1 accepted");
     CHECK_OK(elm_pf_gen_preset(&p, 32, 6));
-    CHECK(p.distractor_length == 2 && p.num_distractors == 20, "32/6: %d x %d",
-          p.num_distractors, p.distractor_length);
+    CHECK(p.distractor_length == 2 && p.num_distractors == 20, "32/6: %d x %d", p.num_distractors,
+          p.distractor_length);
     CHECK_OK(elm_pf_gen_preset(&p, 128, 14));
     CHECK(p.num_distractors == 17 && p.num_margins == 2, "128/14: %d distractors",
           p.num_distractors);

@@ -116,7 +116,8 @@ static void test_authentic(const char *shared) {
         for (int s = 0; s < 3; s++)
             for (long k = 0; k < elm_pf_len(p, (elm_pf_split)s); k++) {
                 same &= elm_pf_index(p, (elm_pf_split)s, k) == elm_pf_index(q, (elm_pf_split)s, k);
-                differ |= elm_pf_index(p, (elm_pf_split)s, k) != elm_pf_index(r, (elm_pf_split)s, k);
+                differ |=
+                    elm_pf_index(p, (elm_pf_split)s, k) != elm_pf_index(r, (elm_pf_split)s, k);
             }
         CHECK(same, "the same folder and seed must give the same splits");
         CHECK(differ, "another split seed must give other splits");

@@ -54,8 +54,8 @@ int main(void) {
                 break;
         }
         const elm_pf_gen_params *p = elm_pf_gen_get_params(gens[size]);
-        CHECK(mi < p->num_margins && p->margins[mi] == margin, "size %d margin %d: preset %d",
-              size, mi, p->margins[mi]);
+        CHECK(mi < p->num_margins && p->margins[mi] == margin, "size %d margin %d: preset %d", size,
+              mi, p->margins[mi]);
         int S2 = 0;
         CHECK_OK(elm_pf_gen_stamp(gens[size], mi, oy, ox, NULL, NULL, &S2));
         if (S2 != S || S > 64) {
@@ -87,8 +87,10 @@ int main(void) {
                     }
                 }
             }
-        CHECK(bad == 0, "size %d margin %d head (%d,%d): %d values differ from Pillow (worst at "
-              "%d: %d vs %d)", size, margin, oy, ox, bad, wi, got_v, want_v);
+        CHECK(bad == 0,
+              "size %d margin %d head (%d,%d): %d values differ from Pillow (worst at "
+              "%d: %d vs %d)",
+              size, margin, oy, ox, bad, wi, got_v, want_v);
         records++;
     }
 out:
