@@ -417,7 +417,6 @@ elm_status elm_pf_gen_preset(elm_pf_gen_params *p, int size, int contour_length)
     p->distractor_length = contour_length / 3;
     p->padding = 1;
     p->antialias_scale = 2;
-    p->max_target_retry = 4;
     p->max_distractor_retry = 4;
     p->max_paddle_retry = 2;
     p->border_quirk = 1;
@@ -498,8 +497,8 @@ elm_status elm_pf_gen_create(elm_pf_gen **out, const elm_pf_gen_params *p) {
         p->antialias_scale > 8 || p->seed_distance < 1 || !(p->marker_radius > 0) ||
         p->paddle_length < 1 || !(p->paddle_thickness > 0) || p->num_margins < 1 ||
         p->num_margins > 4 || !(p->continuity > 0) || !(p->target_contrast > 0) ||
-        !(p->distractor_contrast > 0) || p->max_target_retry < 0 || p->max_distractor_retry < 0 ||
-        p->max_paddle_retry < 0 || 4 * p->seed_distance >= p->size)
+        !(p->distractor_contrast > 0) || p->max_distractor_retry < 0 || p->max_paddle_retry < 0 ||
+        4 * p->seed_distance >= p->size)
         return elm__fail(ELM_ERR_ARG, "pathfinder generator: invalid parameters");
     for (int i = 0; i < p->num_margins; i++)
         if (p->margins[i] < 0 || p->margins[i] > 20)

@@ -37,7 +37,6 @@ typedef struct elm_pf_gen_params {
     double continuity;          /* larger: straighter paths */
     double target_contrast;     /* dash brightness of target paths, before final scaling */
     double distractor_contrast; /* dash brightness of distractors */
-    int max_target_retry;       /* target pair attempts before the image is restarted */
     int max_distractor_retry;   /* attempts per distractor path */
     int max_paddle_retry;       /* attempts per dash */
     /*
