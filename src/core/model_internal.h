@@ -63,7 +63,18 @@ struct elm_model {
     /* Training workspace (see kernels.inc). */
     void *ws; /* ws_t of kernels.inc: records of the last forward_train */
     int ws_ready;           /* a forward_train result is waiting for backward */
+
+    /* Kernel-private packed copies of the weights for the fast paths (kernels.inc's fast_t),
+     * rebuilt by elm__refresh and freed by elm__ws_release; NULL means "use the plain path". */
+    void *fast;
+    int fast_off; /* ELM_FAST_* bits: fast paths switched off (tests compare against them) */
 };
+
+#define ELM_FAST_NO_PROJ 1 /* no projected branch traces (uniform kappa, many branches) */
+#define ELM_FAST_NO_PACKED 2 /* no packed weights: the plain row-major products */
+/* The fast paths in use now, as ELM_FAST_* bits (set = that path runs); for tests and bench. */
+int elm__fast_paths_f32(const elm_model *m);
+int elm__fast_paths_f64(const elm_model *m);
 
 /* Kernels, one instantiation per dtype (kernels_f32.c, kernels_f64.c). */
 elm_status elm__forward_f32(elm_model *m, const float *x, float *y, int B, int T, int train);

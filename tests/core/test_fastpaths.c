@@ -1,0 +1,333 @@
+/*
+ * test_fastpaths.c - every fast path of the kernels against the plain path it replaces.
+ *
+ * Three small models cover the paths: a routed v1 model with a two-layer SiLU MLP (NeuronIO's
+ * shape: branch traces, sparse inputs), an SHD-like model with 160 unrouted branches (projected
+ * branch traces) and a Pathfinder-like model with one dense input. For each, in float32 and
+ * float64:
+ * - lanes: a batch of 11 (groups of 8 and 3) gives each row the bits of that row run alone (one
+ *   lane), and so do 2 threads (groups of 6 and 5) and streaming;
+ * - packed weights (lane-blocked products) against the plain row-major products: forward bitwise,
+ *   gradients to rounding;
+ * - projected branch traces against per-branch traces, and branch traces against v1's general
+ *   per-synapse path: to rounding;
+ * - checkpointed BPTT against plain BPTT: bitwise;
+ * - float32 gradients against float64 gradients of the same parameters.
+ */
+#include "elm.h"
+#include "internal.h"
+#include "model_internal.h"
+#include "test.h"
+
+/* float64 results of two exact-in-maths evaluation orders differ by rounding only: a few ulps of
+ * the largest term per sum, accumulated over T = 40 steps of recurrence. 1e-11 of the tensor's
+ * largest magnitude is ~1e5 ulps: far above rounding, far below any real difference. */
+#define TOL_REORDER_F64 1e-11
+/* The same in float32 (ulp 6e-8): 2e-4 of max magnitude. */
+#define TOL_REORDER_F32 2e-4
+/* float32 gradients against float64 ones: each gradient sums ~B T H products whose float32
+ * rounding (6e-8 relative) adds up, and the recurrence over T steps amplifies it by at most
+ * 1 / (1 - kappa) (~5 here); measured worst ~1e-5 of the tensor's max; 1e-3 allows 100x. */
+#define TOL_F32_VS_F64 1e-3
+
+enum { K_NIO = 0, K_SHD = 1, K_PF = 2 };
+static const char *kind_name[] = {"nio-like", "shd-like", "pathfinder-like"};
+
+static elm_model *make(int kind, elm_dtype dt) {
+    elm_config c;
+    if (kind == K_NIO) {
+        elm_config_default(&c, 60, 2, 6);
+        c.num_branch = 8;
+        c.num_synapse_per_branch = 12;
+        c.input_to_synapse_routing = ELM_ROUTE_RANDOM;
+        c.mlp_num_layers = 2;
+        c.mlp_hidden_size = 12;
+        c.mlp_activation = ELM_ACT_SILU;
+        c.learn_memory_tau = 1;
+        c.memory_tau_max = 150;
+    } else if (kind == K_SHD) {
+        elm_config_default(&c, 160, 5, 10);
+        c.mlp_hidden_size = 20;
+        c.memory_tau_max = 500;
+        c.delta_t = 10;
+    } else {
+        /* Widths over 4 blocks of 16 floats / 8 doubles: the multi-block products run. */
+        elm_config_default(&c, 1, 2, 40);
+        c.mlp_hidden_size = 72;
+    }
+    elm_model *m = NULL;
+    CHECK_OK(elm_model_create(&m, &c, dt, 7));
+    if (!m)
+        exit(1);
+    /* Mixed-sign synapse weights so that the relu on w_s is exercised. */
+    elm_tensor t;
+    elm_model_tensor(m, elm_model_find_tensor(m, "_proto_w_s"), &t);
+    elm_rng r;
+    elm_rng_seed(&r, 3);
+    for (size_t i = 0; i < t.numel; i++) {
+        double v = -0.3 + 1.5 * elm_rng_uniform(&r);
+        if (dt == ELM_F64)
+            ((double *)t.data)[i] = v;
+        else
+            ((float *)t.data)[i] = (float)v;
+    }
+    elm_model_refresh(m);
+    return m;
+}
+
+/* Inputs (B, T, I) in double: spikes (p = 0.05, some of them -0.0 "non-spikes") or uniform. */
+static double *inputs(int kind, int B, int T, int I) {
+    size_t n = (size_t)B * (size_t)T * (size_t)I;
+    double *x = malloc(sizeof(double) * n);
+    elm_rng r;
+    elm_rng_seed(&r, 11);
+    for (size_t i = 0; i < n; i++) {
+        double u = elm_rng_uniform(&r);
+        if (kind == K_PF)
+            x[i] = u;
+        else
+            x[i] = u < 0.05 ? (u < 0.01 ? 2.0 : 1.0) : (u > 0.99 ? -0.0 : 0.0);
+    }
+    return x;
+}
+
+static void *to_dtype(const double *x, size_t n, elm_dtype dt) {
+    void *p = malloc((dt == ELM_F64 ? sizeof(double) : sizeof(float)) * n);
+    for (size_t i = 0; i < n; i++) {
+        if (dt == ELM_F64)
+            ((double *)p)[i] = x[i];
+        else
+            ((float *)p)[i] = (float)x[i];
+    }
+    return p;
+}
+
+static double get(const void *p, size_t i, elm_dtype dt) {
+    return dt == ELM_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
+}
+
+/* Forward (inference) of rows b0 .. b0+B-1 of x: y (B, T, O) as doubles. */
+static double *fwd(elm_model *m, const double *x, int b0, int B, int T) {
+    const elm_config *c = elm_model_config(m);
+    elm_dtype dt = elm_model_dtype(m);
+    size_t nx = (size_t)B * (size_t)T * (size_t)c->num_input;
+    size_t ny = (size_t)B * (size_t)T * (size_t)c->num_output;
+    void *xb = to_dtype(x + (size_t)b0 * (size_t)T * (size_t)c->num_input, nx, dt);
+    void *y = malloc((dt == ELM_F64 ? sizeof(double) : sizeof(float)) * ny);
+    if (dt == ELM_F64)
+        CHECK_OK(elm_model_forward_f64(m, xb, y, B, T));
+    else
+        CHECK_OK(elm_model_forward(m, xb, y, B, T));
+    double *yd = malloc(sizeof(double) * ny);
+    for (size_t i = 0; i < ny; i++)
+        yd[i] = get(y, i, dt);
+    free(xb);
+    free(y);
+    return yd;
+}
+
+/* All trainable gradients (in table order) of sum(y * w) for fixed weights w, as doubles. */
+static double *grads(elm_model *m, const double *x, int B, int T, size_t *n_out) {
+    const elm_config *c = elm_model_config(m);
+    elm_dtype dt = elm_model_dtype(m);
+    size_t nx = (size_t)B * (size_t)T * (size_t)c->num_input;
+    size_t ny = (size_t)B * (size_t)T * (size_t)c->num_output;
+    void *xb = to_dtype(x, nx, dt);
+    void *y = malloc((dt == ELM_F64 ? sizeof(double) : sizeof(float)) * ny);
+    double *w = malloc(sizeof(double) * ny);
+    for (size_t i = 0; i < ny; i++)
+        w[i] = sin(0.37 * (double)i) / (double)T;
+    void *dy = to_dtype(w, ny, dt);
+    elm_model_zero_grad(m);
+    CHECK_OK(elm_model_forward_train(m, xb, y, B, T));
+    CHECK_OK(elm_model_backward(m, dy));
+    size_t n = 0;
+    elm_tensor t;
+    for (int i = 0; i < elm_model_num_tensors(m); i++) {
+        elm_model_tensor(m, i, &t);
+        if (t.trainable)
+            n += t.numel;
+    }
+    double *g = malloc(sizeof(double) * n);
+    size_t k = 0;
+    for (int i = 0; i < elm_model_num_tensors(m); i++) {
+        elm_model_tensor(m, i, &t);
+        if (t.trainable)
+            for (size_t j = 0; j < t.numel; j++)
+                g[k++] = get(t.grad, j, dt);
+    }
+    *n_out = n;
+    free(xb);
+    free(y);
+    free(w);
+    free(dy);
+    return g;
+}
+
+static int same_bits(const double *a, const double *b, size_t n, size_t *where) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(double)) != 0) {
+            *where = i;
+            return 0;
+        }
+    return 1;
+}
+
+static void check_model(int kind, elm_dtype dt) {
+    const int B = 11, T = 40;
+    char label[128];
+    const char *dn = dt == ELM_F64 ? "f64" : "f32";
+    const double tol = dt == ELM_F64 ? TOL_REORDER_F64 : TOL_REORDER_F32;
+    elm_model *m = make(kind, dt);
+    const elm_config *c = elm_model_config(m);
+    const int I = c->num_input, O = c->num_output;
+    double *x = inputs(kind, B, T, I);
+    size_t ny = (size_t)B * (size_t)T * (size_t)O, rowy = (size_t)T * (size_t)O, where = 0;
+    int paths = dt == ELM_F64 ? elm__fast_paths_f64(m) : elm__fast_paths_f32(m);
+    CHECK(paths & ELM_FAST_NO_PACKED, "%s %s: packed weights not in use", kind_name[kind], dn);
+    CHECK(!(paths & ELM_FAST_NO_PROJ) == (kind != K_SHD),
+          "%s %s: projected traces %s in use", kind_name[kind], dn, kind == K_SHD ? "not" : "");
+
+    /* Lanes: batch of 11 (G = 8 + 3) vs each row alone (G = 1). */
+    elm_model_set_threads(m, 1);
+    double *y = fwd(m, x, 0, B, T);
+    for (int b = 0; b < B; b++) {
+        double *y1 = fwd(m, x, b, 1, T);
+        CHECK(same_bits(y1, y + (size_t)b * rowy, rowy, &where),
+              "%s %s: row %d alone differs from the batch at %zu: %.17g vs %.17g", kind_name[kind],
+              dn, b, where, y1[where], y[(size_t)b * rowy + where]);
+        free(y1);
+    }
+    /* Two threads (groups of 6 and 5 lanes), and 8 rows on two threads (4 + 4). */
+    elm_model_set_threads(m, 2);
+    double *y2 = fwd(m, x, 0, B, T);
+    CHECK(same_bits(y2, y, ny, &where), "%s %s: 2 threads differ from 1 at %zu", kind_name[kind],
+          dn, where);
+    free(y2);
+    y2 = fwd(m, x, 0, 8, T);
+    CHECK(same_bits(y2, y, (size_t)8 * rowy, &where), "%s %s: B=8 on 2 threads differs at %zu",
+          kind_name[kind], dn, where);
+    free(y2);
+    elm_model_set_threads(m, 1);
+
+    /* Streaming, all 11 samples one step at a time. */
+    {
+        elm_state *s = NULL;
+        CHECK_OK(elm_state_create(&s, m, B));
+        size_t rs = dt == ELM_F64 ? sizeof(double) : sizeof(float);
+        char *xt = malloc(rs * (size_t)B * (size_t)I), *yt = malloc(rs * (size_t)B * (size_t)O);
+        int same = 1;
+        for (int t = 0; t < T && s; t++) {
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < I; i++) {
+                    double v = x[((size_t)b * (size_t)T + (size_t)t) * (size_t)I + (size_t)i];
+                    size_t q = (size_t)b * (size_t)I + (size_t)i;
+                    if (dt == ELM_F64)
+                        ((double *)xt)[q] = v;
+                    else
+                        ((float *)xt)[q] = (float)v;
+                }
+            if (dt == ELM_F64)
+                CHECK_OK(elm_model_step_f64(m, s, (double *)xt, (double *)yt));
+            else
+                CHECK_OK(elm_model_step(m, s, (float *)xt, (float *)yt));
+            for (int b = 0; b < B; b++)
+                for (int o = 0; o < O; o++) {
+                    double a = get(yt, (size_t)b * (size_t)O + (size_t)o, dt);
+                    double e = y[((size_t)b * (size_t)T + (size_t)t) * (size_t)O + (size_t)o];
+                    same &= memcmp(&a, &e, sizeof a) == 0;
+                }
+        }
+        CHECK(same, "%s %s: streaming differs from the batch forward", kind_name[kind], dn);
+        free(xt);
+        free(yt);
+        elm_state_free(s);
+    }
+
+    /* Gradients of the default (fastest) paths. */
+    size_t ng = 0, n2 = 0;
+    double *g = grads(m, x, B, T, &ng);
+
+    /* Checkpointed BPTT (stride 7, and 1) equals plain BPTT bitwise. */
+    int strides[] = {7, 1, T};
+    for (int k = 0; k < 3; k++) {
+        elm_model_set_checkpoint_stride(m, strides[k]);
+        double *gc = grads(m, x, B, T, &n2);
+        CHECK(n2 == ng && same_bits(gc, g, ng, &where),
+              "%s %s: checkpoint stride %d changes gradient %zu: %.17g vs %.17g", kind_name[kind],
+              dn, strides[k], where, gc[where], g[where]);
+        free(gc);
+    }
+    elm_model_set_checkpoint_stride(m, 0);
+
+    /* Plain products (no packed weights): forward bitwise, gradients to rounding. */
+    m->fast_off = ELM_FAST_NO_PACKED;
+    elm_model_refresh(m);
+    double *yp = fwd(m, x, 0, B, T);
+    if (kind != K_SHD) {
+        CHECK(same_bits(yp, y, ny, &where), "%s %s: plain products differ at %zu: %.17g vs %.17g",
+              kind_name[kind], dn, where, yp[where], y[where]);
+    } else { /* the plain path has no projected traces: rounding differs */
+        snprintf(label, sizeof label, "%s %s plain-product forward", kind_name[kind], dn);
+        test_close(label, yp, y, ny, 0, tol, 1, NULL);
+    }
+    double *gp = grads(m, x, B, T, &n2);
+    snprintf(label, sizeof label, "%s %s plain-product gradients", kind_name[kind], dn);
+    test_close(label, gp, g, ng, 0, tol, 1, NULL);
+    free(yp);
+    free(gp);
+
+    /* Projected branch traces off (only the SHD-like model uses them). */
+    m->fast_off = ELM_FAST_NO_PROJ;
+    elm_model_refresh(m);
+    paths = dt == ELM_F64 ? elm__fast_paths_f64(m) : elm__fast_paths_f32(m);
+    CHECK(!(paths & ELM_FAST_NO_PROJ), "%s %s: projection still on", kind_name[kind], dn);
+    yp = fwd(m, x, 0, B, T);
+    snprintf(label, sizeof label, "%s %s branch traces (no projection) forward", kind_name[kind],
+             dn);
+    test_close(label, yp, y, ny, 0, tol, 1, NULL);
+    gp = grads(m, x, B, T, &n2);
+    snprintf(label, sizeof label, "%s %s branch traces (no projection) gradients",
+             kind_name[kind], dn);
+    test_close(label, gp, g, ng, 0, tol, 1, NULL);
+    free(yp);
+    free(gp);
+    m->fast_off = 0;
+
+    /* v1's general per-synapse path. */
+    elm_model_set_general_path(m, 1);
+    yp = fwd(m, x, 0, B, T);
+    snprintf(label, sizeof label, "%s %s general path forward", kind_name[kind], dn);
+    test_close(label, yp, y, ny, 0, tol, 1, NULL);
+    gp = grads(m, x, B, T, &n2);
+    snprintf(label, sizeof label, "%s %s general path gradients", kind_name[kind], dn);
+    test_close(label, gp, g, ng, 0, tol, 1, NULL);
+    free(yp);
+    free(gp);
+    elm_model_set_general_path(m, 0);
+
+    /* float32 gradients against float64 gradients of the same (float32-exact) parameters. */
+    if (dt == ELM_F32) {
+        elm_model *m64 = NULL;
+        CHECK_OK(elm_model_clone(&m64, m, ELM_F64));
+        double *g64 = grads(m64, x, B, T, &n2);
+        snprintf(label, sizeof label, "%s f32 vs f64 gradients", kind_name[kind]);
+        double worst = 0;
+        test_close(label, g, g64, ng, 0, TOL_F32_VS_F64, 1, &worst);
+        printf("%-40s rel-to-max %.3g\n", label, worst);
+        free(g64);
+        elm_model_free(m64);
+    }
+    free(g);
+    free(y);
+    free(x);
+    elm_model_free(m);
+}
+
+int main(void) {
+    for (int kind = 0; kind < 3; kind++) {
+        check_model(kind, ELM_F64);
+        check_model(kind, ELM_F32);
+    }
+    return test_end();
+}
