@@ -18,7 +18,7 @@ static const char gen_usage[] =
     "                   [--channels C] [--fibres F] [--level L] [--weight W] [--espeak PROGRAM]\n"
     "                   [--quiet]\n\n"
     "Synthesises the spoken digits 0-9 in English and German (labels 0-9 and 10-19) with\n"
-    "espeak-ng for N speakers (default 12), R utterances of each (default 4), passes them\n"
+    "espeak-ng for N speakers (default 24), R utterances of each (default 2), passes them\n"
     "through an artificial cochlea (700 channels, bushy-cell spikes) and writes\n"
     "DIR/shd_train.h5 and DIR/shd_test.h5 in the layout of the Spiking Heidelberg Digits. The\n"
     "last round(F * N) speakers (default F = 0.2, at least one) make the test file only.\n"
@@ -109,6 +109,11 @@ int cmd_gen_shd(int argc, char **argv) {
                "average (max %.3f s); audio %.3f s on average; %.1f s\n",
                s.spikes_mean, s.spikes_min, s.spikes_max, s.dur_mean, s.dur_max, s.audio_mean,
                s.seconds);
+        for (int k = 0; k < o.speakers; k++) {
+            char line[256];
+            elm_shd_gen_describe_speaker(o.seed, k, line, sizeof line);
+            printf("  speaker %2d (%s): %s\n", k, k < s.speakers_train ? "train" : "test", line);
+        }
     }
     return 0;
 }

@@ -352,8 +352,8 @@ void elm_shd_gen_defaults(elm_shd_gen_opts *o) {
     memset(o, 0, sizeof *o);
     o->espeak = "espeak-ng";
     o->seed = 0;
-    o->speakers = 12;
-    o->repeats = 4;
+    o->speakers = 24;
+    o->repeats = 2;
     o->test_fraction = 0.2;
     o->max_seconds = 1.4;
     elm_cochlea_defaults(&o->cochlea);
@@ -398,6 +398,15 @@ static void make_speaker(speaker *sp, uint64_t seed, int index) {
     sp->meta.age = (int)rng_range(&r, 18, 70);
     double h = female ? 166.0 + 6.5 * elm_rng_normal(&r) : 179.0 + 7.0 * elm_rng_normal(&r);
     sp->meta.body_height = round(h); /* whole centimetres, as people state them */
+}
+
+int elm_shd_gen_describe_speaker(uint64_t seed, int index, char *buf, size_t len) {
+    speaker sp;
+    make_speaker(&sp, seed, index);
+    return snprintf(buf, len,
+                    "%-6s age %2d, %3.0f cm, voices %s / %s, pitch %d, speed %d, level x%.2f",
+                    sp.meta.female ? "female" : "male", sp.meta.age, sp.meta.body_height,
+                    sp.voice_en, sp.voice_de, sp.pitch, sp.speed, sp.level_gain);
 }
 
 /* Key of one utterance's random stream. */

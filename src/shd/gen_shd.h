@@ -97,6 +97,10 @@ typedef struct elm_shd_gen_stats {
     double seconds;                             /* wall time */
 } elm_shd_gen_stats;
 
+/* One line describing speaker `index` of a set made with `seed` (gender, age, height, voices,
+ * pitch, speed, loudness); returns what snprintf returns. */
+int elm_shd_gen_describe_speaker(uint64_t seed, int index, char *buf, size_t len);
+
 /* Generates out_dir/shd_train.h5 and out_dir/shd_test.h5 (creating out_dir). */
 elm_status elm_shd_generate(const elm_shd_gen_opts *o, elm_shd_gen_stats *stats);
 

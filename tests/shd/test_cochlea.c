@@ -258,6 +258,17 @@ static void test_wav(void) {
     CHECK(elm_wav_parse(buf, len, "nodata.wav", &a) == ELM_ERR_FORMAT, "no data chunk accepted");
 }
 
+/* A missing synthesiser is a clear error naming the Debian package, not a crash or silence. */
+static void test_espeak_missing(void) {
+    elm_espeak_voice v = {"en", 150, 50};
+    elm_audio a;
+    CHECK(elm_espeak_say("/nonexistent/espeak-ng", &v, "one", &a) == ELM_ERR_IO,
+          "a missing espeak-ng was not an i/o error");
+    CHECK(strstr(elm_last_error(), "install the Debian package espeak-ng") != NULL, "message: %s",
+          elm_last_error());
+    CHECK(a.x == NULL && a.n == 0, "audio returned on failure");
+}
+
 /* The writer's file reads back through the SHD reader (src/shd/shd.c) with every field intact. */
 static void test_writer(void) {
     char dir[] = "/tmp/elm_test_cochlea_XXXXXX";
@@ -308,6 +319,7 @@ int main(void) {
     test_determinism();
     test_bad_args();
     test_wav();
+    test_espeak_missing();
     test_writer();
     return test_end();
 }
