@@ -382,6 +382,58 @@ static void test_cache_and_cli(void) {
     CHECK(system(path) == 0, "cleanup");
 }
 
+/*
+ * `elm plot pathfinder` with a fresh (untrained) 1-input, 2-output model on the shared 32x32
+ * Pathfinder images: the command runs, draws a PNG, and refuses a model of the wrong shape.
+ * Kept here, beside the NeuronIO plot check, because plot.c serves both.
+ */
+static void test_plot_pathfinder(void) {
+    const char *cli = getenv("ELM_CLI"), *shared = getenv("ELM_SHARED");
+    char data[600];
+    snprintf(data, sizeof data, "%s/data/pathfinder/pathfinder32", shared ? shared : "/none");
+    if (!cli || access(cli, X_OK) != 0 || access(data, R_OK) != 0 ||
+        access("/usr/bin/python3", X_OK) != 0) {
+        printf("SKIP (part): no CLI, no ../shared Pathfinder images or no python3\n");
+        return;
+    }
+    char dir[] = "/tmp/elm-test-plotpf-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp failed");
+        return;
+    }
+    elm_config c;
+    elm_config_default(&c, 1, 2, 5);
+    elm_model *m = NULL;
+    char model[600], cmd[4096];
+    snprintf(model, sizeof model, "%s/pf.safetensors", dir);
+    CHECK_OK(elm_config_resolve(&c));
+    CHECK_OK(elm_model_create(&m, &c, ELM_F32, 3));
+    if (m)
+        CHECK_OK(elm_model_save(m, model));
+    elm_model_free(m);
+    snprintf(cmd, sizeof cmd,
+             "'%s' plot pathfinder --model '%s' --data '%s' --index 2 --out '%s/pf.png' "
+             "> /dev/null",
+             cli, model, data, dir);
+    CHECK(system(cmd) == 0, "failed: %s", cmd);
+    snprintf(cmd, sizeof cmd, "%s/pf.png", dir);
+    FILE *f = fopen(cmd, "rb");
+    unsigned char sig[8] = {0};
+    CHECK(f && fread(sig, 1, 8, f) == 8 && !memcmp(sig, "\x89PNG\r\n\x1a\n", 8), "%s is not a PNG",
+          cmd);
+    if (f)
+        fclose(f);
+    /* A NeuronIO-shaped model is refused with a runtime error. */
+    snprintf(cmd, sizeof cmd,
+             "'%s' plot pathfinder --model '%s/models/neuronio/num_memory_1' --data '%s' "
+             "--index 0 --out '%s/no.png' 2>/dev/null",
+             cli, shared, data, dir);
+    int rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "wrong-shape model: exit %d", rc);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(void) {
     test_nmda_block();
     test_segments();
@@ -392,5 +444,6 @@ int main(void) {
     test_errors();
     test_convergence();
     test_cache_and_cli();
+    test_plot_pathfinder();
     return test_end();
 }
