@@ -481,6 +481,40 @@ static const cJSON *resolved(const cJSON *cfg, const char *key) {
     return NULL;
 }
 
+/*
+ * Adds "valid_<name>" for every number of the validation row of the best epoch (metrics.json),
+ * so a table shows the score the model was selected on beside its test metrics (for SHD-Adding
+ * they differ in kind: the validation pool shares the training speakers, the test pool not).
+ */
+static void add_valid_metrics(cJSON *tm, const char *dir) {
+    char path[4096], err[512];
+    const cJSON *be = cJSON_GetObjectItemCaseSensitive(tm, "best_epoch");
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    if (!cJSON_IsNumber(be) || !file_exists(path))
+        return;
+    cJSON *hist = read_json(path, err, sizeof err);
+    const cJSON *row;
+    cJSON_ArrayForEach(row, hist) {
+        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(row, "epoch");
+        if (!cJSON_IsNumber(ep) || ep->valuedouble != be->valuedouble)
+            continue;
+        for (const cJSON *it = row->child; it; it = it->next) {
+            static const char *skip[] = {"epoch", "lr", "eval_seconds", "elapsed_seconds"};
+            int s = !cJSON_IsNumber(it);
+            for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++)
+                s |= !strcmp(it->string, skip[k]);
+            if (s)
+                continue;
+            char name[96];
+            snprintf(name, sizeof name, "%s%s", strcmp(it->string, "train_loss") ? "valid_" : "",
+                     it->string);
+            cJSON_AddNumberToObject(tm, name, it->valuedouble);
+        }
+        break;
+    }
+    cJSON_Delete(hist);
+}
+
 static void csv_field(FILE *f, const char *s, int first) {
     if (!first)
         fputc(',', f);
@@ -533,6 +567,7 @@ static int write_results(const grid *g, const char *out, const char *task, const
                 if (!cJSON_IsNumber(it) && !cJSON_IsString(it))
                     cJSON_Delete(cJSON_DetachItemViaPointer(tm, it));
             }
+            add_valid_metrics(tm, p->dir);
             for (const cJSON *it = tm->child; it; it = it->next) {
                 if (!cJSON_IsNumber(it))
                     continue;

@@ -3,7 +3,7 @@
 
 Usage: plot_sweep.py OUT/results.json [--out DIR] [--metric NAME ...] [--title TEXT]
                      [--ref-csv FILE --ref-x COL --ref-y COL [--ref-label TEXT]]
-                     [--label-key KEY]
+                     [--markdown]
 
 One PNG per metric, DIR/<metric>.png (file-name-safe), x = parameters on a log axis. Lines:
   factors mode   one line per factor, each through the base point and the factor's values;
@@ -12,7 +12,8 @@ One PNG per metric, DIR/<metric>.png (file-name-safe), x = parameters on a log a
   points mode    one line through the points in the grid's order, each labelled by its name.
 Each point is labelled with the value that distinguishes it. --ref-csv overlays a reference
 curve from a CSV file (e.g. the authors' eval_results.csv of the released NeuronIO models).
-Only finished points (status "done") are drawn. Needs matplotlib (drawn with the Agg backend).
+--markdown prints a Markdown table of every point (varied values, parameters, the metrics, wall
+time) to stdout instead of drawing. Only finished points (status "done") are drawn. Needs matplotlib (drawn with the Agg backend).
 """
 import argparse
 import csv
@@ -86,6 +87,24 @@ def read_reference(path, xcol, ycol):
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def print_markdown(doc, metrics):
+    keys = doc.get("keys", [])
+    cols = ["point"] + keys + ["parameters"] + metrics + ["wall s", "status"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in doc.get("rows", []):
+        m = r.get("metrics", {})
+        cells = [r["point"]] + [fmt(r["values"].get(k)) for k in keys]
+        cells.append(fmt(m["num_params"]) if "num_params" in m else "")
+        for k in metrics:
+            v = m.get(k)
+            cells.append("%.4f" % v if isinstance(v, (int, float)) else "")
+        w = m.get("wall_seconds")
+        cells.append("%.0f" % w if isinstance(w, (int, float)) else "")
+        cells.append(r.get("status", ""))
+        print("| " + " | ".join(cells) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results")
@@ -97,6 +116,7 @@ def main():
     ap.add_argument("--ref-y", default=None)
     ap.add_argument("--ref-label", default="reference")
     ap.add_argument("--no-labels", action="store_true", help="do not annotate points")
+    ap.add_argument("--markdown", action="store_true", help="print a Markdown table, no plot")
     a = ap.parse_args()
     try:
         with open(a.results) as f:
@@ -105,6 +125,9 @@ def main():
         sys.exit("plot_sweep.py: %s: %s" % (a.results, e))
     out = a.out or os.path.dirname(os.path.abspath(a.results))
     metrics = a.metric or [doc.get("metric", "accuracy")]
+    if a.markdown:
+        print_markdown(doc, metrics)
+        return
     rows = [r for r in doc.get("rows", []) if r.get("status") == "done"]
     if not rows:
         sys.exit("plot_sweep.py: %s: no finished points to draw" % a.results)

@@ -71,7 +71,7 @@ assert [r["status"] for r in rows] == ["done", "done", "failed"], rows
 assert rows[0]["num_memory"] == "1" and rows[1]["num_memory"] == "3", rows
 # Parameters of the shd ELM (700 inputs, 20 outputs): grows with num_memory.
 assert 0 < int(rows[0]["num_params"]) < int(rows[1]["num_params"]), rows
-for k in ("accuracy", "loss", "train_seconds", "best_epoch"):
+for k in ("accuracy", "loss", "train_seconds", "best_epoch", "valid_accuracy", "train_loss"):
     assert rows[0][k] != "" and rows[2][k] == "", (k, rows)
 # Wall time is kept for every point that ran, failed ones included.
 assert float(rows[0]["wall_seconds"]) > 0 and float(rows[2]["wall_seconds"]) > 0, rows
