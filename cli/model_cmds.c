@@ -41,7 +41,7 @@ int cmd_info(int argc, char **argv) {
         return cli_fail(st, NULL);
     const elm_config *c = elm_model_config(m);
     char *cfg = elm_config_to_json(c);
-    const char *ver = c->version == ELM_V2 ? "v2" : "v1";
+    const char *ver = c->model_type == ELM_MODEL_LSTM ? "lstm" : c->version == ELM_V2 ? "v2" : "v1";
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "version", ver);
@@ -67,7 +67,8 @@ int cmd_info(int argc, char **argv) {
         cJSON_Delete(o);
     } else {
         printf("model:       %s\n", path);
-        printf("version:     ELM %s\n", ver);
+        printf("version:     %s%s\n", c->model_type == ELM_MODEL_LSTM ? "" : "ELM ",
+               c->model_type == ELM_MODEL_LSTM ? "LSTM baseline" : ver);
         printf("parameters:  %zu trainable\n", elm_model_num_params(m));
         printf("config:      %s\n", cfg);
         printf("tensors:\n");

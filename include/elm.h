@@ -81,6 +81,9 @@ const char *elm_last_error(void);
 typedef enum { ELM_V1 = 1, ELM_V2 = 2 } elm_version;
 typedef enum { ELM_ROUTE_NONE = 0, ELM_ROUTE_NEURONIO = 1, ELM_ROUTE_RANDOM = 2 } elm_routing;
 typedef enum { ELM_ACT_RELU = 0, ELM_ACT_SILU = 1 } elm_activation;
+/* The ELM neuron, or the LSTM baseline of the ablations (include/elm_lstm.h) behind the same
+ * elm_model interface, so tasks, training and evaluation treat both alike. */
+typedef enum { ELM_MODEL_ELM = 0, ELM_MODEL_LSTM = 1 } elm_model_type;
 
 /*
  * The reference's constructor arguments, same names and defaults (ELM-SPEC section 4). A value of
@@ -105,6 +108,11 @@ typedef struct elm_config {
     int num_synapse_per_branch;
     elm_routing input_to_synapse_routing;
     double delta_t; /* ms per step */
+    /* Not reference options: "model_type" ("elm" or "lstm") and "lstm_hidden_size" (64). An
+     * LSTM model uses only num_input, num_output and lstm_hidden_size; it supports forward,
+     * training, save and load, but not streaming. */
+    elm_model_type model_type;
+    int lstm_hidden_size;
 } elm_config;
 
 /* The reference defaults for the given sizes (v1, lambda 5, tau_m in [1, 1000], ...). */

@@ -32,6 +32,8 @@ void elm_config_default(elm_config *c, int num_input, int num_output, int num_me
     c->num_synapse_per_branch = 1;
     c->input_to_synapse_routing = ELM_ROUTE_NONE;
     c->delta_t = 1.0;
+    c->model_type = ELM_MODEL_ELM;
+    c->lstm_hidden_size = 64;
 }
 
 int elm_config_num_synapse(const elm_config *c) {
@@ -39,6 +41,13 @@ int elm_config_num_synapse(const elm_config *c) {
 }
 
 elm_status elm_config_resolve(elm_config *c) {
+    if (c->model_type == ELM_MODEL_LSTM) {
+        if (c->num_input < 1 || c->num_output < 1 || c->lstm_hidden_size < 1 ||
+            c->lstm_hidden_size > 100000)
+            return elm__fail(ELM_ERR_CONFIG, "an LSTM needs num_input, num_output and "
+                                             "lstm_hidden_size >= 1");
+        return ELM_OK;
+    }
     if (c->version != ELM_V1 && c->version != ELM_V2)
         return elm__fail(ELM_ERR_CONFIG, "elm_version must be v1 or v2");
     if (c->num_input < 1 || c->num_output < 1 || c->num_memory < 1)
@@ -191,6 +200,18 @@ elm_status elm_config_set(elm_config *c, const char *key, const char *v, const c
     }
     if (!strcmp(key, "delta_t"))
         return parse_num(key, v, origin, &c->delta_t);
+    if (!strcmp(key, "lstm_hidden_size"))
+        return parse_int(key, v, origin, 0, &c->lstm_hidden_size);
+    if (!strcmp(key, "model_type")) {
+        if (!strcmp(v, "elm"))
+            c->model_type = ELM_MODEL_ELM;
+        else if (!strcmp(v, "lstm"))
+            c->model_type = ELM_MODEL_LSTM;
+        else
+            return elm__fail(ELM_ERR_CONFIG, "%s: model_type must be \"elm\" or \"lstm\", got '%s'",
+                             origin, v);
+        return ELM_OK;
+    }
     if (!strcmp(key, "elm_version")) {
         if (!strcmp(v, "v1") || !strcmp(v, "1"))
             c->version = ELM_V1;
@@ -278,6 +299,15 @@ char *elm_config_to_json(const elm_config *c) {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
+    if (c->model_type == ELM_MODEL_LSTM) {
+        cJSON_AddStringToObject(o, "model_type", "lstm");
+        cJSON_AddNumberToObject(o, "num_input", c->num_input);
+        cJSON_AddNumberToObject(o, "num_output", c->num_output);
+        cJSON_AddNumberToObject(o, "lstm_hidden_size", c->lstm_hidden_size);
+        char *s = cJSON_Print(o);
+        cJSON_Delete(o);
+        return s;
+    }
     cJSON_AddNumberToObject(o, "num_input", c->num_input);
     cJSON_AddNumberToObject(o, "num_output", c->num_output);
     cJSON_AddNumberToObject(o, "num_memory", c->num_memory);

@@ -4,6 +4,8 @@
  */
 #include "model_internal.h"
 
+#include "elm_lstm.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,8 @@ elm_status elm_model_forward(elm_model *m, const float *x, float *y, int B, int 
     elm_status st = need(m, ELM_F32, "elm_model_forward");
     if (st)
         return st;
+    if (m->lstm)
+        return elm_lstm_forward(m->lstm, x, y, B, T);
     return elm__forward_f32(m, x, y, B, T, 0);
 }
 
@@ -30,12 +34,16 @@ elm_status elm_model_forward_f64(elm_model *m, const double *x, double *y, int B
     elm_status st = need(m, ELM_F64, "elm_model_forward_f64");
     if (st)
         return st;
+    if (m->lstm)
+        return elm_lstm_forward_f64(m->lstm, x, y, B, T);
     return elm__forward_f64(m, x, y, B, T, 0);
 }
 
 elm_status elm_model_forward_train(elm_model *m, const void *x, void *y, int B, int T) {
     if (!m)
         return elm__fail(ELM_ERR_ARG, "elm_model_forward_train: model is NULL");
+    if (m->lstm)
+        return elm_lstm_forward_train(m->lstm, x, y, B, T);
     if (m->dtype == ELM_F64)
         return elm__forward_f64(m, x, y, B, T, 1);
     return elm__forward_f32(m, x, y, B, T, 1);
@@ -44,6 +52,8 @@ elm_status elm_model_forward_train(elm_model *m, const void *x, void *y, int B, 
 elm_status elm_model_backward(elm_model *m, const void *dy) {
     if (!m)
         return elm__fail(ELM_ERR_ARG, "elm_model_backward: model is NULL");
+    if (m->lstm)
+        return elm_lstm_backward(m->lstm, dy);
     if (m->dtype == ELM_F64)
         return elm__backward_f64(m, dy);
     return elm__backward_f32(m, dy);
@@ -69,6 +79,9 @@ elm_status elm_state_create(elm_state **out, const elm_model *m, int B) {
     *out = NULL;
     if (!m || B < 1)
         return elm__fail(ELM_ERR_ARG, "elm_state_create: need a model and B >= 1");
+    if (m->lstm)
+        return elm__fail(ELM_ERR_UNSUPPORTED, "elm_state_create: streaming is for ELM models, "
+                                              "not the LSTM baseline");
     elm_state *s = calloc(1, sizeof *s);
     if (!s)
         return elm__fail(ELM_ERR_NOMEM, "out of memory");

@@ -7,6 +7,8 @@
  */
 #include "model_internal.h"
 
+#include "elm_lstm.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +178,8 @@ static void put(elm_model *m, size_t off, double v) {
 elm_status elm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dtype,
                             uint64_t seed) {
     *out = NULL;
+    if (cfg->model_type == ELM_MODEL_LSTM)
+        return elm__lstm_model_create(out, cfg, dtype, seed);
     elm_model *m;
     elm_status st = build(&m, cfg, dtype);
     if (st)
@@ -220,6 +224,10 @@ elm_status elm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dt
 void elm_model_free(elm_model *m) {
     if (!m)
         return;
+    if (m->lstm) {
+        elm__lstm_model_free(m);
+        return;
+    }
     elm__free_aligned(m->params);
     elm__free_aligned(m->grads);
     if (m->dtype == ELM_F64)
@@ -236,6 +244,8 @@ void elm_model_free(elm_model *m) {
 
 elm_status elm_model_clone(elm_model **out, const elm_model *src, elm_dtype dtype) {
     *out = NULL;
+    if (src->lstm)
+        return elm__lstm_model_clone(out, src, dtype);
     elm_model *m;
     elm_status st = build(&m, &src->cfg, dtype);
     if (st)
@@ -327,6 +337,8 @@ void elm_model_set_checkpoint_stride(elm_model *m, int stride) {
 
 void elm_model_set_threads(elm_model *m, int threads) {
     m->threads = threads < 0 ? 0 : threads;
+    if (m->lstm)
+        elm_lstm_set_threads(m->lstm, m->threads);
 }
 
 void elm_model_set_general_path(elm_model *m, int on) {
@@ -335,6 +347,8 @@ void elm_model_set_general_path(elm_model *m, int on) {
 }
 
 void elm__refresh(elm_model *m) {
+    if (m->lstm)
+        return; /* the LSTM derives nothing from its parameters */
     if (m->dtype == ELM_F64)
         elm__refresh_f64(m);
     else

@@ -62,6 +62,9 @@ struct elm_model {
 
     /* Training workspace (see kernels.inc). */
     void *ws; /* ws_t of kernels.inc: records of the last forward_train */
+
+    /* model_type lstm: the LSTM baseline owns params and grads; nothing above is used. */
+    struct elm_lstm *lstm;
     int ws_ready;           /* a forward_train result is waiting for backward */
 
     /* Kernel-private packed copies of the weights for the fast paths (kernels.inc's fast_t),
@@ -94,6 +97,14 @@ void elm__step_f64(const elm_model *m, double *state, void *scratch, int B, cons
                    double *y);
 void elm__ws_release_f32(elm_model *m);
 void elm__ws_release_f64(elm_model *m);
+
+/* The LSTM baseline behind elm_model (model_lstm.c). */
+elm_status elm__lstm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dtype,
+                                  uint64_t seed);
+elm_status elm__lstm_model_load(elm_model **out, const char *path, elm_dtype dtype);
+elm_status elm__lstm_model_save(const elm_model *m, const char *path);
+elm_status elm__lstm_model_clone(elm_model **out, const elm_model *src, elm_dtype dtype);
+void elm__lstm_model_free(elm_model *m);
 
 /* 1 when the v1 per-synapse traces of every branch share one tau_s (or v2): branch traces. */
 int elm__branch_traces(const elm_model *m);

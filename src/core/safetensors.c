@@ -8,6 +8,8 @@
  */
 #include "model_internal.h"
 
+#include "elm_lstm.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -384,6 +386,8 @@ static uint64_t config_values(const elm_config *c) {
 
 elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype) {
     *out = NULL;
+    if (elm_lstm_file_is_lstm(path))
+        return elm__lstm_model_load(out, path, dtype);
     char *st_path = NULL, *cfg_path = NULL;
     if (elm__is_dir(path)) {
         st_path = elm__path_join(path, "model.safetensors");
@@ -702,6 +706,8 @@ static elm_status save_file(const elm_model *m, const char *path) {
 }
 
 elm_status elm_model_save(const elm_model *m, const char *path) {
+    if (m->lstm)
+        return elm__lstm_model_save(m, path);
     if (elm__is_dir(path) || ends_with(path, "/")) {
         elm_status st = elm__mkdir_p(path);
         if (st)

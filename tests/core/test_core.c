@@ -340,7 +340,61 @@ static void test_training_descends(void) {
     elm_model_free(m);
 }
 
+/* The LSTM baseline behind elm_model: training, save/load and refusal of streaming. */
+static void test_lstm_model(void) {
+    elm_config c;
+    elm_config_default(&c, 4, 2, 1);
+    CHECK_OK(elm_config_set(&c, "model_type", "lstm", "test"));
+    CHECK_OK(elm_config_set(&c, "lstm_hidden_size", "5", "test"));
+    elm_model *m = NULL, *b = NULL;
+    CHECK_OK(elm_model_create(&m, &c, ELM_F64, 3));
+    if (!m)
+        return;
+    CHECK(elm_model_num_params(m) == 4 * 5 * (4 + 5) + 8 * 5 + 2 * (5 + 1), "LSTM params %zu",
+          elm_model_num_params(m));
+    double x[2 * 6 * 4], y[2 * 6 * 2], y2[2 * 6 * 2], g[2 * 6 * 2];
+    elm_rng r;
+    elm_rng_seed(&r, 1);
+    for (int i = 0; i < 48; i++)
+        x[i] = elm_rng_uniform(&r);
+    for (int i = 0; i < 24; i++)
+        g[i] = elm_rng_normal(&r);
+    elm_model_zero_grad(m);
+    CHECK_OK(elm_model_forward_train(m, x, y, 2, 6));
+    CHECK_OK(elm_model_backward(m, g));
+    /* One finite difference through the elm_model view of the parameters. */
+    elm_tensor t;
+    CHECK_OK(elm_model_tensor(m, 0, &t));
+    double *p = t.data, keep = p[3], h = 1e-6;
+    p[3] = keep + h;
+    double lp = loss_of(m, x, g, 2, 6);
+    p[3] = keep - h;
+    double lm = loss_of(m, x, g, 2, 6);
+    p[3] = keep;
+    double fd = (lp - lm) / (2 * h), gr = ((double *)t.grad)[3];
+    CHECK(fabs(fd - gr) <= TOL_FD * fmax(1, fabs(gr)), "LSTM grad %g vs fd %g", gr, fd);
+    char dir[] = "/tmp/elm-lstm-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s/run/", dir);
+    CHECK_OK(elm_model_save(m, sub));
+    CHECK_OK(elm_model_load(&b, sub, ELM_F64));
+    if (b) {
+        CHECK(elm_model_config(b)->model_type == ELM_MODEL_LSTM, "loaded type");
+        CHECK_OK(elm_model_forward_f64(b, x, y2, 2, 6));
+        CHECK(!memcmp(y, y2, sizeof y), "LSTM save/load changes outputs");
+    }
+    elm_state *s = NULL;
+    CHECK(elm_state_create(&s, m, 1) == ELM_ERR_UNSUPPORTED, "streaming an LSTM");
+    elm_model_free(m);
+    elm_model_free(b);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(void) {
+    test_lstm_model();
     test_fd();
     test_roundtrip();
     test_invariants();
