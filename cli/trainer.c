@@ -19,6 +19,7 @@
 #include "task.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -404,6 +405,18 @@ static int run_train(run_spec *r) {
             rc = cli_fail(st, NULL);
             goto done;
         }
+        /* Files of checkpoints a killed run had begun or not yet removed. */
+        DIR *dh = opendir(ckdir);
+        for (struct dirent *e = dh ? readdir(dh) : NULL; e; e = readdir(dh)) {
+            if (strncmp(e->d_name, "step-", 5) || !strcmp(e->d_name, mf) ||
+                !strcmp(e->d_name, of))
+                continue;
+            char stale[4096];
+            snprintf(stale, sizeof stale, "%s/%s", ckdir, e->d_name);
+            unlink(stale);
+        }
+        if (dh)
+            closedir(dh);
         cJSON_Delete(state);
         fprintf(stderr, "elm: resuming %s at batch %ld\n", r->out, step0);
     } else if (r->init) {
