@@ -1,8 +1,10 @@
 /* kernels_f64.c - the float64 instantiation of kernels.inc (tight gradient and parity checks). */
 /* The hot loops have run-time trip counts (layer widths); -O2's "very cheap" vectoriser model
- * leaves those scalar, the dynamic model vectorises them (with a scalar epilogue). This changes
- * no result: floating-point contraction and reassociation stay off. */
-#pragma GCC optimize("vect-cost-model=dynamic")
+ * leaves those scalar, the dynamic model vectorises them (with a scalar epilogue). Without
+ * trapping math, comparisons (the clamps in exp) may become selects so those loops vectorise
+ * too; elm never reads the floating-point exception flags. Neither changes a result:
+ * floating-point contraction and reassociation stay off. */
+#pragma GCC optimize("vect-cost-model=dynamic", "no-trapping-math")
 
 #include "model_internal.h"
 
