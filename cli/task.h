@@ -28,6 +28,14 @@ struct elm_task {
     const char *select_metric;
     int select_larger_is_better;
     void *ctx;
+    /*
+     * Set by the trainer before each train_batch: the epoch (from 0), the batch within it, and a
+     * seed fixed for the whole epoch. A task that shuffles once per epoch derives the shuffle from
+     * epoch_seed and its position from batch_in_epoch, so that a resumed run draws exactly the
+     * batches of an uninterrupted one.
+     */
+    long epoch, batch_in_epoch;
+    uint64_t epoch_seed;
 
     /* Fills one training batch: x (B, T, I) and target (B, target_len). */
     elm_status (*train_batch)(elm_task *t, elm_rng *rng, int B, float *x, float *target);

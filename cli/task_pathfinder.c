@@ -10,11 +10,10 @@
  * Inputs: one pixel per step, row-major, (p / 255 - 0.5) / 0.5; I = 1, T = size^2, O = 2.
  * Target: the label; loss: cross-entropy of the last step's outputs (elm_loss_ce_last).
  *
- * Training order: the training split is shuffled each epoch and served in that order; a batch
- * that crosses the end of the epoch continues in the next epoch's shuffle. Each new shuffle is
- * drawn from the elm_rng of the batch that needs it, so a run is reproducible from its seed. A
- * resumed run starts a new shuffle at the resumed step (the order within the interrupted epoch
- * is not restored). batches_per_epoch defaults to ceil(n_train / 16), 16 being the trainer's
+ * Training order: the training split is shuffled each epoch (from the trainer's epoch_seed) and
+ * batch b of the epoch takes positions b*B .. b*B+B-1 of the shuffle (wrapping around at its
+ * end). The order depends only on (seed, epoch, batch), so a run is reproducible from its seed
+ * and a resumed run draws exactly the batches of an uninterrupted one. batches_per_epoch defaults to ceil(n_train / 16), 16 being the trainer's
  * batch size for this task (the task is not told the batch size).
  *
  * Images are decoded once into memory (uint8) when they fit ELM_PF_CACHE_MB (environment,
@@ -37,8 +36,8 @@ typedef struct {
     elm_pf *data;
     elm_pf *valid; /* --valid folder, or NULL */
     long ntrain;
-    long *order; /* (ntrain) current epoch's shuffle */
-    long cursor; /* next position in order; ntrain = needs a new shuffle */
+    long *order;       /* (ntrain) the shuffle of epoch order_epoch */
+    long order_epoch;  /* -1 before the first shuffle */
     long *idx;   /* (batch) scratch */
     int idx_cap;
     long eval_samples;
@@ -69,21 +68,23 @@ static elm_status pf_train_batch(elm_task *t, elm_rng *rng, int B, float *x, flo
         c->idx = p;
         c->idx_cap = B;
     }
-    for (int b = 0; b < B; b++) {
-        if (c->cursor >= c->ntrain) {
-            /* New epoch: Fisher-Yates over the training split, from this batch's rng. */
-            for (long i = 0; i < c->ntrain; i++)
-                c->order[i] = i;
-            for (long i = c->ntrain - 1; i > 0; i--) {
-                long j = (long)elm_rng_below(rng, (uint64_t)i + 1);
-                long tmp = c->order[i];
-                c->order[i] = c->order[j];
-                c->order[j] = tmp;
-            }
-            c->cursor = 0;
+    (void)rng;
+    if (c->order_epoch != t->epoch) {
+        /* Fisher-Yates over the training split, from the epoch's seed. */
+        elm_rng er;
+        elm_rng_seed(&er, t->epoch_seed);
+        for (long i = 0; i < c->ntrain; i++)
+            c->order[i] = i;
+        for (long i = c->ntrain - 1; i > 0; i--) {
+            long j = (long)elm_rng_below(&er, (uint64_t)i + 1);
+            long tmp = c->order[i];
+            c->order[i] = c->order[j];
+            c->order[j] = tmp;
         }
-        c->idx[b] = c->order[c->cursor++];
+        c->order_epoch = t->epoch;
     }
+    for (int b = 0; b < B; b++)
+        c->idx[b] = c->order[(t->batch_in_epoch * B + b) % c->ntrain];
     return elm_pf_fill(c->data, ELM_PF_TRAIN, c->idx, B, x, target, c->threads);
 }
 
@@ -241,7 +242,7 @@ elm_status elm_task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
         st = elm__fail(ELM_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    c->cursor = c->ntrain; /* the first batch draws the first shuffle */
+    c->order_epoch = -1;
     t->name = "pathfinder";
     t->num_input = 1;
     t->num_output = 2;

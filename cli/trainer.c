@@ -505,6 +505,9 @@ static int run_train(run_spec *r) {
         }
         elm_rng rng;
         elm_rng_seed(&rng, batch_seed((uint64_t)o->seed, step));
+        task->epoch = epoch;
+        task->batch_in_epoch = b;
+        task->epoch_seed = batch_seed((uint64_t)o->seed ^ 0x5eedULL, -1 - epoch);
         st = task->train_batch(task, &rng, B, x, tg);
         if (st) {
             rc = cli_fail(st, NULL);
