@@ -713,7 +713,7 @@ int cmd_sweep(int argc, char **argv) {
     const char *task = NULL, *data = NULL, *valid = NULL, *gridf = NULL, *out = NULL;
     const char *metric = NULL, *v;
     long jobs = 1, tpj = 0;
-    int dry = 0, noplot = 0;
+    int dry = 0, noplot = 0, lock_fd = -1;
     char **pass = calloc((size_t)argc + 1, sizeof *pass);
     int npass = 0;
     if (!pass)
@@ -835,6 +835,21 @@ int cmd_sweep(int argc, char **argv) {
     if (st) {
         rc = cli_fail(st, "choose an --out folder you can write to");
         goto done;
+    }
+    /* One sweep per folder at a time: two would train the same points into the same runs. The
+     * lock is a POSIX record lock, released by the kernel however this process ends. */
+    if (!dry) {
+        snprintf(path, sizeof path, "%s/sweep.lock", out);
+        lock_fd = open(path, O_RDWR | O_CREAT, 0644);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (lock_fd < 0 || fcntl(lock_fd, F_SETLK, &fl) < 0) {
+            rc = cli_error("%s: %s", path,
+                           lock_fd < 0 ? strerror(errno)
+                                       : "another elm sweep is running in this folder");
+            if (lock_fd >= 0)
+                close(lock_fd);
+            goto done;
+        }
     }
     int todo = 0, finished = 0, refused = 0;
     for (int i = 0; i < g.np; i++) {
@@ -1065,6 +1080,8 @@ int cmd_sweep(int argc, char **argv) {
             gridf, ndone, g.np, failed, nstopped, refused, now_s() - t_start, out);
     rc = g_stop ? 130 : (failed || nstopped || refused) ? 1 : 0;
 done:
+    if (lock_fd >= 0)
+        close(lock_fd);
     grid_free(&g);
     cJSON_Delete(root);
     free(pass);

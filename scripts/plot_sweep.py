@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """plot_sweep.py - draw an `elm sweep` result: a metric against the trainable parameter count.
 
-Usage: plot_sweep.py OUT/results.json [--out DIR] [--metric NAME ...] [--title TEXT]
+Usage: plot_sweep.py OUT/results.json [--out DIR] [--prefix P] [--metric NAME ...] [--title TEXT]
                      [--ref-csv FILE --ref-x COL --ref-y COL [--ref-label TEXT]]
                      [--markdown]
 
-One PNG per metric, DIR/<metric>.png (file-name-safe), x = parameters on a log axis. Lines:
+One PNG per metric, DIR/<P><metric>.png (file-name-safe), x = parameters on a log axis. Lines:
   factors mode   one line per factor, each through the base point and the factor's values;
   vary mode      one line per combination of all varied keys but the last, along the last key
                  (a single line when one key is varied);
@@ -117,6 +117,7 @@ def main():
     ap.add_argument("--ref-label", default="reference")
     ap.add_argument("--no-labels", action="store_true", help="do not annotate points")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table, no plot")
+    ap.add_argument("--prefix", default="", help="prefix of the PNG file names")
     a = ap.parse_args()
     try:
         with open(a.results) as f:
@@ -168,7 +169,7 @@ def main():
             ax.legend(fontsize=8)
         fig.tight_layout()
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", metric).strip("_") or "metric"
-        path = os.path.join(out, name + ".png")
+        path = os.path.join(out, a.prefix + name + ".png")
         fig.savefig(path, dpi=120)
         plt.close(fig)
         print("plot_sweep.py: wrote %s" % path, file=sys.stderr)

@@ -117,6 +117,18 @@ rc=$?
 [ $rc = 1 ] || bad "changed grid exited $rc, want 1"
 grep -q "point.json differs from the grid's point 'seed=1'" err.txt || bad "no refusal: $(cat err.txt)"
 
+# --- One sweep per folder: a held lock refuses a second invocation ---
+mkdir -p locked
+/usr/bin/python3 -c '
+import fcntl, subprocess, sys
+f = open("locked/sweep.lock", "w")
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.exit(0 if r.returncode == 1 and "another elm sweep is running" in r.stderr else 1)
+' "$cli" sweep --task shd --data data --grid seeds.json --out locked "${long[@]}" ||
+    bad "a locked sweep folder was not refused"
+[ ! -e locked/runs/seed=1 ] || bad "a refused sweep started a point"
+
 # --- Usage and grid errors ---
 "$cli" sweep --task shd --data data --out x >/dev/null 2>err.txt
 [ $? = 2 ] || bad "missing --grid: want exit 2"
