@@ -392,7 +392,7 @@ static void make_speaker(speaker *sp, uint64_t seed, int index) {
     snprintf(sp->voice_en, sizeof sp->voice_en, "%s+%s", accent, variant);
     snprintf(sp->voice_de, sizeof sp->voice_de, "de+%s", variant);
     sp->pitch = (int)(female ? rng_range(&r, 45, 85) : rng_range(&r, 15, 55));
-    sp->speed = (int)rng_range(&r, 100, 165);
+    sp->speed = (int)rng_range(&r, 85, 145);
     sp->level_gain = exp(0.15 * elm_rng_normal(&r));
     sp->meta.female = female;
     sp->meta.age = (int)rng_range(&r, 18, 70);
