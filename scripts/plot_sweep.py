@@ -10,8 +10,9 @@ One PNG per metric, DIR/<P><metric>.png (file-name-safe), x = parameters on a lo
   vary mode      one line per combination of all varied keys but the last, along the last key
                  (a single line when one key is varied);
   points mode    one line through the points in the grid's order, each labelled by its name.
-Each point is labelled with the value that distinguishes it. --ref-csv overlays a reference
-curve from a CSV file (e.g. the authors' eval_results.csv of the released NeuronIO models).
+Each point is labelled with the value that distinguishes it. --ref-csv (repeatable, each with a
+--ref-label) overlays a reference curve from a CSV file (e.g. the authors' eval_results.csv of
+the released NeuronIO models); --ref-x and --ref-y name its columns.
 --markdown prints a Markdown table of every point (varied values, parameters, the metrics, wall
 time) to stdout instead of drawing. Only finished points (status "done") are drawn. Needs matplotlib (drawn with the Agg backend).
 """
@@ -111,10 +112,11 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--metric", action="append", default=None)
     ap.add_argument("--title", default=None)
-    ap.add_argument("--ref-csv", default=None)
+    ap.add_argument("--ref-csv", action="append", default=[],
+                    help="reference curve CSV (repeatable; pair each with --ref-label)")
     ap.add_argument("--ref-x", default="model_stats.model_param_count")
-    ap.add_argument("--ref-y", default=None)
-    ap.add_argument("--ref-label", default="reference")
+    ap.add_argument("--ref-y", default=None, help="column of the metric (test_results.METRIC)")
+    ap.add_argument("--ref-label", action="append", default=[])
     ap.add_argument("--no-labels", action="store_true", help="do not annotate points")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table, no plot")
     ap.add_argument("--prefix", default="", help="prefix of the PNG file names")
@@ -147,10 +149,12 @@ def main():
                     ax.annotate(pl.split("=")[-1] if "=" in pl else pl, (x, y), fontsize=7,
                                 xytext=(3, 3), textcoords="offset points")
             drawn += len(xy)
-        if a.ref_csv:
-            rx, ry = read_reference(a.ref_csv, a.ref_x, a.ref_y or ("test_results." + metric))
+        for i, ref in enumerate(a.ref_csv):
+            rx, ry = read_reference(ref, a.ref_x, a.ref_y or ("test_results." + metric))
+            label = a.ref_label[i] if i < len(a.ref_label) else os.path.basename(ref)
             if rx:
-                ax.plot(rx, ry, "s--", color="gray", alpha=0.7, label=a.ref_label)
+                ax.plot(rx, ry, "s--", color=("gray", "black", "brown")[i % 3], alpha=0.6,
+                        label=label)
         if not drawn:
             plt.close(fig)
             print("plot_sweep.py: no finished point has '%s' and num_params" % metric,
