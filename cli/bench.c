@@ -471,8 +471,8 @@ int cmd_bench(int argc, char **argv) {
             c->mode = sc->mode;
             c->B = batch ? (int)batch : sc->B;
             c->T = steps ? (int)steps : sc->T;
-            /* The reference figure holds only for the page's own batch size. */
-            c->ref = c->B == sc->B ? sc->ref : 0;
+            /* The reference figure holds only for the page's own batch size and length. */
+            c->ref = c->B == sc->B && c->T == sc->T ? sc->ref : 0;
         }
         if (nc == 0 && std_idx >= 0 && mode >= 0) { /* e.g. shd in stream mode */
             bench_case *c = &cases[nc++];
