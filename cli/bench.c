@@ -9,7 +9,13 @@
  */
 #include "cli.h"
 #include "internal.h"
+#include "neuronio/neuronio.h"
+#include "neuronio/nio_data.h"
+#include "neuronio/teacher.h"
+#include "pathfinder/pathfinder.h"
+#include "shd/shd.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +27,7 @@
 static const char *bench_usage =
     "usage: elm bench [--config NAME|FILE] [--batch B] [--steps T] [--threads N]\n"
     "                 [--mode train|infer|stream] [--json] [--reps N] [--min-time SECONDS]\n"
-    "                 [--checkpoint-stride K] [--f64]\n"
+    "                 [--checkpoint-stride K] [--f64] [--data | --no-data]\n"
     "\n"
     "Times the standard cases of PERF-BASELINE.md (all of them by default) and prints\n"
     "sample-steps/s (batch x steps / second), GFLOP/s by the reference's dense FLOP count, the\n"
@@ -32,7 +38,10 @@ static const char *bench_usage =
     "MSE gradient + backward + Adam step. stream = elm_model_step once per time step.\n"
     "--checkpoint-stride K sets BPTT checkpointing (0 = auto, as the library's default).\n"
     "Times are medians after one warm-up: process CPU time with one thread (as the reference\n"
-    "was measured), wall time with several.\n";
+    "was measured), wall time with several.\n"
+    "Data paths (after the model cases, or alone with --data): NeuronIO cache windows (500 x\n"
+    "1278, from a generated 6000-step simulation written as a .nioc cache), SHD binning (the\n"
+    "tests' fixture file, when the source tree is at hand) and PNG decoding (32x32, 128x128).\n";
 
 typedef enum { MODE_TRAIN = 0, MODE_INFER = 1, MODE_STREAM = 2 } bench_mode;
 static const char *mode_name[] = {"train", "infer", "stream"};
@@ -358,6 +367,193 @@ static void json_str(const char *s) {
     putchar('"');
 }
 
+/* ---- Data paths ---- */
+
+typedef struct {
+    const char *name, *unit;
+    double per_s;       /* units per second */
+    double steps_per_s; /* sample-steps per second (0 when meaningless) */
+    char note[160];
+} data_result;
+
+/* Repeats fn(arg, rep) until min_time of process CPU time has passed (at least 3 times). */
+static double time_rate(int (*fn)(void *, int), void *arg, double min_time, int *ok) {
+    *ok = fn(arg, 0); /* warm-up */
+    double t0 = now_s(1), t = 0;
+    int n = 0;
+    while (*ok && (n < 3 || t < min_time)) {
+        *ok = fn(arg, n + 1);
+        n++;
+        t = now_s(1) - t0;
+    }
+    return t > 0 ? n / t : 0;
+}
+
+typedef struct {
+    elm_nio_view v;
+    float *x, *target;
+    int T_sim, T_win;
+} nio_arg;
+
+static int nio_window(void *p, int rep) {
+    nio_arg *a = p;
+    int t0 = (rep * 397) % (a->T_sim - a->T_win);
+    return elm_nio_fill_window(&a->v, t0, a->T_win, a->x, a->target, 1) == ELM_OK;
+}
+
+typedef struct {
+    const elm_shd *d;
+    float *x;
+} shd_arg;
+
+static int shd_bin(void *p, int rep) {
+    shd_arg *a = p;
+    elm_shd_fill(a->d, rep % a->d->n, a->x);
+    return 1;
+}
+
+typedef struct {
+    char path[600];
+} png_arg;
+
+static int png_decode(void *p, int rep) {
+    png_arg *a = p;
+    uint8_t *px = NULL;
+    int w = 0, h = 0;
+    elm_status st = elm_pf_png_read(a->path, &px, &w, &h);
+    free(px);
+    (void)rep;
+    return st == ELM_OK;
+}
+
+static void rm_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char p[1200];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            remove(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static int bench_data(data_result *r, int max, double min_time) {
+    int n = 0, ok = 0;
+    char tmpl[] = "/tmp/elm-bench-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    if (!dir)
+        return 0;
+    /* NeuronIO: one 6000-step simulation (Bernoulli inputs at 10 Hz), written as a cache. */
+    {
+        elm_nio_sim sim;
+        memset(&sim, 0, sizeof sim);
+        elm_nio_writer *w = NULL;
+        elm_nio_cache *c = NULL;
+        nio_arg a;
+        memset(&a, 0, sizeof a);
+        a.T_sim = 6000;
+        a.T_win = 500;
+        int good = elm_teacher_inputs_constant(&sim, a.T_sim, 10.0, 10.0, 5) == ELM_OK;
+        if (good) {
+            sim.soma = malloc(sizeof(float) * (size_t)a.T_sim);
+            good = sim.soma != NULL;
+            for (int t = 0; good && t < a.T_sim; t++)
+                sim.soma[t] = -70.0f + 5.0f * (float)sin(0.01 * t);
+        }
+        good = good && elm_nio_writer_open(&w, dir, "bench") == ELM_OK;
+        if (good) {
+            good = elm_nio_writer_add(w, &sim) == ELM_OK;
+            if (good)
+                good = elm_nio_writer_close(w) == ELM_OK;
+            else
+                elm_nio_writer_abort(w);
+        }
+        char path[1200];
+        snprintf(path, sizeof path, "%s/bench.nioc", dir);
+        good = good && elm_nio_cache_open(&c, path) == ELM_OK &&
+               elm_nio_cache_sim(c, 0, &a.v) == ELM_OK;
+        if (good) {
+            a.x = malloc(sizeof(float) * (size_t)a.T_win * (size_t)sim.n_in);
+            a.target = malloc(sizeof(float) * (size_t)a.T_win * 2);
+            good = a.x && a.target;
+        }
+        if (good && n < max) {
+            data_result *q = &r[n];
+            memset(q, 0, sizeof *q);
+            q->name = "neuronio-window";
+            q->unit = "windows";
+            q->per_s = time_rate(nio_window, &a, min_time, &ok);
+            q->steps_per_s = q->per_s * a.T_win;
+            snprintf(q->note, sizeof q->note, "%d x %d dense window + targets from a mapped cache",
+                     a.T_win, sim.n_in);
+            n += ok;
+        }
+        free(a.x);
+        free(a.target);
+        elm_nio_cache_close(c);
+        elm_nio_sim_clear(&sim);
+    }
+    /* SHD binning: the test fixture, if the source tree is at hand. */
+    {
+        const char *src = getenv("ELM_SOURCE_DIR");
+#ifdef ELM_SOURCE_DIR
+        if (!src)
+            src = ELM_SOURCE_DIR;
+#endif
+        char path[1200];
+        snprintf(path, sizeof path, "%s/tests/fixtures/shd_tiny.h5", src ? src : ".");
+        elm_shd *d = NULL;
+        if (access(path, R_OK) == 0 && elm_shd_load(&d, path, NULL) == ELM_OK && d->n > 0 &&
+            n < max) {
+            shd_arg a = {d, malloc(sizeof(float) * (size_t)d->num_bins * (size_t)d->num_channels)};
+            if (a.x) {
+                data_result *q = &r[n];
+                memset(q, 0, sizeof *q);
+                q->name = "shd-binning";
+                q->unit = "samples";
+                q->per_s = time_rate(shd_bin, &a, min_time, &ok);
+                q->steps_per_s = q->per_s * d->num_bins;
+                snprintf(q->note, sizeof q->note, "%d x %d bins of %d samples (%lld spikes)",
+                         d->num_bins, d->num_channels, d->n, (long long)d->kept_spikes);
+                n += ok;
+            }
+            free(a.x);
+        }
+        elm_shd_free(d);
+    }
+    /* PNG decoding: 32x32 (Pathfinder) and 128x128 (Path-X) noise-free line images. */
+    int sizes[] = {32, 128};
+    for (int k = 0; k < 2 && n < max; k++) {
+        int S = sizes[k];
+        png_arg a;
+        snprintf(a.path, sizeof a.path, "%s/img%d.png", dir, S);
+        uint8_t *px = malloc((size_t)S * (size_t)S);
+        if (!px)
+            break;
+        for (int i = 0; i < S * S; i++)
+            px[i] = (uint8_t)((i % S == (i / S) % S || (i * 7) % 61 == 0) ? 255 : 0);
+        int good = elm_pf_png_write(a.path, px, S, S) == ELM_OK;
+        free(px);
+        if (!good)
+            continue;
+        data_result *q = &r[n];
+        memset(q, 0, sizeof *q);
+        q->name = k ? "png-decode-128" : "png-decode-32";
+        q->unit = "images";
+        q->per_s = time_rate(png_decode, &a, min_time, &ok);
+        q->steps_per_s = q->per_s * S * S;
+        snprintf(q->note, sizeof q->note, "%dx%d 8-bit grayscale, libpng", S, S);
+        n += ok;
+    }
+    rm_dir(dir);
+    return n;
+}
+
 static const char *int_flags[] = {"--batch", "--steps", "--threads", "--reps",
                                   "--checkpoint-stride"};
 
@@ -375,7 +571,7 @@ int cmd_bench(int argc, char **argv) {
     const char *config = NULL, *mode_s = NULL;
     long batch = 0, steps = 0, threads = 1, reps = 0, ckpt = -1;
     double min_time = 1.0;
-    int json = 0, f64 = 0;
+    int json = 0, f64 = 0, data = 1, data_only = 0;
     long *int_dst[] = {&batch, &steps, &threads, &reps, &ckpt};
     for (int i = 1; i < argc; i++) {
         const char *v = NULL, *flag = NULL;
@@ -388,6 +584,10 @@ int cmd_bench(int argc, char **argv) {
             json = 1;
         } else if (!strcmp(argv[i], "--f64")) {
             f64 = 1;
+        } else if (!strcmp(argv[i], "--data")) {
+            data_only = 1;
+        } else if (!strcmp(argv[i], "--no-data")) {
+            data = 0;
         } else if (cli_flag_value(argc, argv, &i, "--config", &v)) {
             if (!v)
                 return cli_usage_error(bench_usage, "--config needs a value");
@@ -486,6 +686,10 @@ int cmd_bench(int argc, char **argv) {
             c->T = steps ? (int)steps : 500;
         }
     }
+    /* Data paths run by default and with --data, not when a config or mode was picked. */
+    data = data_only || (data && !config && !mode_s && !batch && !steps);
+    if (data_only)
+        nc = 0;
     for (int k = 0; k < nc; k++) {
         cases[k].threads = (int)threads;
         cases[k].reps = (int)reps;
@@ -496,10 +700,10 @@ int cmd_bench(int argc, char **argv) {
 
     if (json)
         printf("[");
-    else
+    else if (nc)
         printf("%-16s %-6s %5s %6s %3s %14s %10s %8s %9s %8s %9s\n", "config", "mode", "B", "T",
                "thr", "sample-steps/s", "us/step", "GFLOP/s", "ref", "x ref", "peak MB");
-    int failures = 0;
+    int failures = 0, printed = 0;
     for (int k = 0; k < nc; k++) {
         bench_case *c = &cases[k];
         bench_result r;
@@ -515,7 +719,7 @@ int cmd_bench(int argc, char **argv) {
         double ratio = c->ref > 0 ? r.sps / c->ref : 0;
         double mb = (double)r.rss_kb / 1024.0;
         if (json) {
-            printf("%s\n  {\"config\": ", k ? "," : "");
+            printf("%s\n  {\"config\": ", printed++ ? "," : "");
             json_str(c->label);
             printf(", \"mode\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
                    "\"dtype\": \"%s\", \"sample_steps_per_s\": %.6g, \"us_per_step\": %.6g, "
@@ -541,6 +745,27 @@ int cmd_bench(int argc, char **argv) {
                    mb);
         }
         fflush(stdout);
+    }
+    if (data) {
+        data_result dr[8];
+        int nd = bench_data(dr, 8, min_time);
+        if (!json && nd)
+            printf("\n%-16s %14s %16s  %s\n", "data path", "per second", "sample-steps/s",
+                   "what");
+        for (int k = 0; k < nd; k++) {
+            if (json) {
+                printf("%s\n  {\"config\": \"%s\", \"mode\": \"data\", \"threads\": 1, "
+                       "\"unit\": \"%s\", \"per_s\": %.6g, \"sample_steps_per_s\": %.6g, "
+                       "\"what\": ",
+                       printed++ ? "," : "", dr[k].name, dr[k].unit, dr[k].per_s, dr[k].steps_per_s);
+                json_str(dr[k].note);
+                printf("}");
+            } else {
+                char per[48];
+                snprintf(per, sizeof per, "%.0f %s", dr[k].per_s, dr[k].unit);
+                printf("%-16s %14s %16.0f  %s\n", dr[k].name, per, dr[k].steps_per_s, dr[k].note);
+            }
+        }
     }
     if (json)
         printf("\n]\n");
