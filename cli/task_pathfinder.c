@@ -13,8 +13,9 @@
  * Training order: the training split is shuffled each epoch (from the trainer's epoch_seed) and
  * batch b of the epoch takes positions b*B .. b*B+B-1 of the shuffle (wrapping around at its
  * end). The order depends only on (seed, epoch, batch), so a run is reproducible from its seed
- * and a resumed run draws exactly the batches of an uninterrupted one. batches_per_epoch defaults to ceil(n_train / 16), 16 being the trainer's
- * batch size for this task (the task is not told the batch size).
+ * and a resumed run draws exactly the batches of an uninterrupted one. batches_per_epoch
+ * defaults to ceil(n_train / 16), 16 being the trainer's batch size for this task (the task is
+ * not told the batch size).
  *
  * Images are decoded once into memory (uint8) when they fit ELM_PF_CACHE_MB (environment,
  * default 4096 MiB: a full 200k-image 32 px set is 200 MB, Path-X 3.3 GB), otherwise decoded on
@@ -36,9 +37,9 @@ typedef struct {
     elm_pf *data;
     elm_pf *valid; /* --valid folder, or NULL */
     long ntrain;
-    long *order;       /* (ntrain) the shuffle of epoch order_epoch */
-    long order_epoch;  /* -1 before the first shuffle */
-    long *idx;   /* (batch) scratch */
+    long *order;      /* (ntrain) the shuffle of epoch order_epoch */
+    long order_epoch; /* -1 before the first shuffle */
+    long *idx;        /* (batch) scratch */
     int idx_cap;
     long eval_samples;
     int eval_batch;

@@ -57,8 +57,10 @@ int main(void) {
     pf_ctx *c = t->ctx;
     CHECK(c->ntrain == 40, "ntrain %ld", c->ntrain);
 
-    /* Two epochs of batches of 8 (5 batches each): each training image exactly once per epoch,
-     * in a different order; targets are the labels; inputs the normalised pixels. */
+    /* Two epochs of batches of 8 (5 batches each), positions set as the trainer sets them: each
+     * training image exactly once per epoch, in a different order; targets are the labels;
+     * inputs the normalised pixels. The order depends only on (epoch seed, batch), so serving a
+     * batch again (as a resumed run does) gives the same images. */
     int B = 8;
     float *x = malloc((size_t)B * 1024 * sizeof(float)), tg[8];
     float *want = malloc(1024 * sizeof(float));
@@ -69,6 +71,9 @@ int main(void) {
     for (int step = 0; step < 10; step++) {
         elm_rng rng;
         elm_rng_seed(&rng, 100 + (uint64_t)step);
+        t->epoch = step / 5;
+        t->batch_in_epoch = step % 5;
+        t->epoch_seed = 777 + (uint64_t)t->epoch;
         CHECK_OK(t->train_batch(t, &rng, B, x, tg));
         for (int b = 0; b < B; b++) {
             long k = c->idx[b];
@@ -81,6 +86,22 @@ int main(void) {
             bad_x += memcmp(want, x + (size_t)b * 1024, 1024 * sizeof(float)) != 0;
             bad_t += tg[b] != (float)label;
         }
+    }
+    /* Resume: batch 2 of epoch 1 again, after a fresh task would have seen nothing. */
+    {
+        long again[8];
+        elm_rng rng;
+        elm_rng_seed(&rng, 5);
+        t->epoch = 0; /* another epoch in between, to force a reshuffle */
+        t->batch_in_epoch = 0;
+        t->epoch_seed = 777;
+        CHECK_OK(t->train_batch(t, &rng, B, x, tg));
+        t->epoch = 1;
+        t->batch_in_epoch = 2;
+        t->epoch_seed = 778;
+        CHECK_OK(t->train_batch(t, &rng, B, x, tg));
+        memcpy(again, c->idx, sizeof again);
+        CHECK(!memcmp(again, &order[1][16], sizeof again), "batch 2 of epoch 1 not reproduced");
     }
     int once = 0;
     for (int e = 0; e < 2; e++)
