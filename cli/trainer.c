@@ -102,6 +102,7 @@ static void task_defaults(const char *task, train_opts *o, elm_config *c) {
         o->input_dropout = 0.5;
         c->num_memory = 100;
         c->memory_tau_max = 500;
+        c->delta_t = 10; /* 10 ms bins (ELM-SPEC section 5) */
     } else if (!strcmp(task, "pathfinder")) {
         o->epochs = 20;
         o->lr = 1e-3;
@@ -408,8 +409,8 @@ static int run_train(run_spec *r) {
         /* Files of checkpoints a killed run had begun or not yet removed. */
         DIR *dh = opendir(ckdir);
         for (struct dirent *e = dh ? readdir(dh) : NULL; e; e = readdir(dh)) {
-            if (strncmp(e->d_name, "step-", 5) || !strcmp(e->d_name, mf) ||
-                !strcmp(e->d_name, of))
+            int ours = !strncmp(e->d_name, "step-", 5) || strstr(e->d_name, ".tmp.");
+            if (!ours || !strcmp(e->d_name, mf) || !strcmp(e->d_name, of))
                 continue;
             char stale[4096];
             snprintf(stale, sizeof stale, "%s/%s", ckdir, e->d_name);
