@@ -58,7 +58,8 @@ typedef struct elm_task_opts {
     int threads;
     double input_dropout; /* SHD: 0.5 in training, never at evaluation */
     int seq_len;          /* 0 = task default */
-    long batches_per_epoch; /* 0 = task default */
+    long batches_per_epoch; /* 0 = task default (one pass over the training set where it has one) */
+    int batch_size;         /* the trainer's batch size, for that default */
     long eval_samples;      /* 0 = task default (size of the evaluation set) */
     int eval_batch;         /* batch size used by evaluate() */
     int for_training;       /* 0 when created by `elm eval` */

@@ -14,8 +14,8 @@
  * batch b of the epoch takes positions b*B .. b*B+B-1 of the shuffle (wrapping around at its
  * end). The order depends only on (seed, epoch, batch), so a run is reproducible from its seed
  * and a resumed run draws exactly the batches of an uninterrupted one. batches_per_epoch
- * defaults to ceil(n_train / 16), 16 being the trainer's batch size for this task (the task is
- * not told the batch size).
+ * defaults to ceil(n_train / B), one pass over the training split (B = 16 when the trainer does
+ * not say).
  *
  * Images are decoded once into memory (uint8) when they fit ELM_PF_CACHE_MB (environment,
  * default 4096 MiB: a full 200k-image 32 px set is 200 MB, Path-X 3.3 GB), otherwise decoded on
@@ -31,6 +31,10 @@
 #include <string.h>
 
 #define PF_DEFAULT_BATCH    16 /* the trainer's default batch size for pathfinder */
+
+static int pf_batch(const elm_task_opts *o) {
+    return o->batch_size > 0 ? o->batch_size : PF_DEFAULT_BATCH;
+}
 #define PF_CACHE_MB_DEFAULT 4096
 
 typedef struct {
@@ -261,7 +265,7 @@ elm_status elm_task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
     }
     t->batches_per_epoch = o->batches_per_epoch > 0
                                ? o->batches_per_epoch
-                               : (c->ntrain + PF_DEFAULT_BATCH - 1) / PF_DEFAULT_BATCH;
+                               : (c->ntrain + pf_batch(o) - 1) / pf_batch(o);
     if (t->batches_per_epoch < 1)
         t->batches_per_epoch = 1;
     /* Decode once when it fits (training reads every image every epoch). */

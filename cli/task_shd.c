@@ -354,9 +354,10 @@ elm_status elm_task_shd_create(elm_task **out, const elm_task_opts *o, int addin
     }
     t->delta_t = c->train->bin_ms;
     t->target_len = 1;
+    const int bsz = o->batch_size > 0 ? o->batch_size : SHD_REF_BATCH;
     t->batches_per_epoch = o->batches_per_epoch > 0 ? o->batches_per_epoch
                            : adding                 ? SHD_ADD_BATCHES
-                                    : (c->ntrain + SHD_REF_BATCH - 1) / SHD_REF_BATCH;
+                                                    : (c->ntrain + bsz - 1) / bsz;
     t->select_metric = "accuracy";
     t->select_larger_is_better = 1;
     t->train_batch = shd_train_batch;

@@ -355,6 +355,7 @@ static int run_train(run_spec *r) {
     r->topts.input_dropout = o->input_dropout;
     r->topts.seq_len = (int)o->seq_len;
     r->topts.batches_per_epoch = o->batches_per_epoch;
+    r->topts.batch_size = (int)o->batch_size;
     r->topts.eval_samples = o->eval_samples;
     r->topts.eval_batch = (int)o->eval_batch;
     r->topts.for_training = 1;
