@@ -5,10 +5,13 @@
  * unnoticed while it lands in the last page's slack, so a driver that includes this header
  * replaces mmap/munmap (the executable's definitions win over libc's for the whole program):
  * a read-only mapping of a file becomes an exact-size malloc'd copy, whose end ASan guards.
- * Every other mapping goes to the kernel unchanged. Include it in one driver file only.
+ * Every other mapping goes to the kernel unchanged. Include it first, in one driver file only.
  */
 #ifndef ELM_FUZZ_MMAP_H
 #define ELM_FUZZ_MMAP_H
+
+/* syscall() is a GNU/BSD extension: this header must come first in its driver. */
+#define _DEFAULT_SOURCE
 
 #include <stdlib.h>
 #include <sys/mman.h>

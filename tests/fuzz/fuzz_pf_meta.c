@@ -10,6 +10,7 @@
  */
 // fuzz-areas: pathfinder
 #include "fuzz_util.h"
+#include "internal.h"
 #include "pathfinder/pathfinder.h"
 
 #include <stdlib.h>

@@ -4,7 +4,8 @@
 Seeds are small valid inputs of every shape the parsers accept (so the fuzzer starts deep inside
 the formats) plus a few near-misses. Run with the system Python (numpy, h5py):
 
-    /usr/bin/python3 tests/fuzz/make_corpus.py [--only TARGET ...]
+    /usr/bin/python3 tests/fuzz/make_corpus.py [--only TARGET ...]   (TARGET "findings": the
+                                                                     constructed findings)
 
 Every file stays below 50 KB and the whole corpus below 1 MB (checked at the end).
 """
@@ -17,6 +18,9 @@ import sys
 import zlib
 
 import numpy as np
+
+# h5py must not need a lock: the files are written once, by this script alone.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
@@ -268,9 +272,33 @@ def gen_nio_cache():
 # ---- SHD (HDF5) ----
 
 def gen_shd():
+    """Inputs of fuzz_shd (a description the driver writes as HDF5; see its opening comment)."""
+    rng = np.random.default_rng(5)
+
+    def desc(flags, n, decl=0):
+        b = struct.pack("<HB", flags, n)
+        for _ in range(n):
+            k = int(rng.integers(0, 6))
+            b += bytes([k, 0])
+            for _ in range(k):
+                b += struct.pack("<HH", int(rng.integers(0, 60000)), int(rng.integers(0, 700)))
+        b += bytes(int(x) for x in rng.integers(0, 20, n))
+        if flags & 0x400:
+            b += struct.pack("<I", decl)
+        return b
+
+    out("shd", "f16_plain", desc(0, 5))
+    out("shd", "f32_speaker_keys", desc(0x1 | 0x8 | 0x20 | 0x1000, 4))
+    out("shd", "f64_i32_vlen_keys", desc(0x2 | 0x4 | 0x8 | 0x40, 3))
+    out("shd", "empty", desc(0, 0))
+    out("shd", "labels_short", desc(0x800, 3))
+    out("shd", "declared_small", desc(0x400, 2, 100))
+
+
+def gen_shd_raw():
     import h5py
     rng = np.random.default_rng(4)
-    d = os.path.join(CORPUS, "shd")
+    d = os.path.join(CORPUS, "shd_raw")
     os.makedirs(d, exist_ok=True)
 
     def write(name, n=4, tdt="float16", udt="uint16", extra=True, keys_vlen=False):
@@ -299,7 +327,7 @@ def gen_shd():
     fx = os.path.join(HERE, "..", "fixtures", "shd_tiny.h5")
     if os.path.exists(fx):
         with open(fx, "rb") as f:
-            out("shd", "fixture_shd_tiny.h5", f.read())
+            out("shd_raw", "fixture_shd_tiny.h5", f.read())
 
 
 # ---- Pathfinder: PNG files and metadata text ----
@@ -335,10 +363,51 @@ def gen_pf_meta():
     out("pf_meta", "escape", "../.. etc/passwd 0 0 1 14 0 0 0 0 0\n")
 
 
+# ---- findings: inputs that once crashed or misbehaved, replayed by run.sh (tests/fuzz/findings).
+# Those written here are constructed; the others in that folder are the fuzzer's own artifacts.
+
+def finding(target, name, data):
+    d = os.path.join(HERE, "findings", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def gen_findings():
+    c = dict(MODELS["v1_plain"])
+    # A 1 KB file whose metadata claims ~1.6e9 parameters: elm_model_load allocated them (2 x 6 GB)
+    # before noticing the tensors were missing.
+    big = dict(c, num_memory=20000, mlp_hidden_size=40000)
+    finding("model", "huge_config_tiny_file", st_bytes(model_tensors(c), meta_of(big)))
+    # Routing index 2^63 - 1 stored as I64 went through a double and back (UB).
+    r = MODELS["v1_route"]
+    t = model_tensors(r)
+    idx = t[-2][2].copy()
+    idx[1] = np.iinfo(np.int64).max
+    t[-2] = ("input_to_synapse_indices", "I64", idx)
+    finding("model", "routing_index_int64_max", st_bytes(t, meta_of(r)))
+    # A 142-byte PNG declaring 65536 x 65536 pixels: 4 GiB allocated before any row is read.
+    finding("pf_png", "huge_dimensions.png", png_bytes(65536, 65536, b"\0" * 65537))
+    # The same for fuzz_shd's input format: flags 0x400 (declared length), no samples, 2^31 - 1.
+    finding("shd", "huge_declared_length", struct.pack("<HBI", 0x400, 0, 2**31 - 1))
+    # A 3 KB HDF5 file declaring 2^31 - 1 samples in unallocated chunked datasets: the SHD reader
+    # allocates 8 GiB of labels (and 16 GiB of offsets) for it.
+    import h5py
+    path = os.path.join(HERE, "findings", "shd_raw", "huge_declared_length.h5")
+    n = 2**31 - 1
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.dtype("float16")),
+                         chunks=(1024,))
+        f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.dtype("uint16")),
+                         chunks=(1024,))
+        f.create_dataset("labels", (n,), dtype="u2", chunks=(1024,))
+
+
 GENERATORS = {"safetensors": gen_safetensors, "model": gen_model, "npy": gen_npy,
               "config": gen_config, "pickle": lambda: gen_pickle("pickle"),
               "nio_pickle": lambda: gen_pickle("nio_pickle"), "nio_cache": gen_nio_cache,
-              "shd": gen_shd, "pf_png": gen_pf_png, "pf_meta": gen_pf_meta}
+              "shd": gen_shd, "shd_raw": gen_shd_raw, "pf_png": gen_pf_png, "pf_meta": gen_pf_meta,
+              "findings": gen_findings}
 
 
 def main():
