@@ -27,7 +27,7 @@
 static const char *bench_usage =
     "usage: elm bench [--config NAME|FILE] [--batch B] [--steps T] [--threads N]\n"
     "                 [--mode train|infer|stream] [--json] [--reps N] [--min-time SECONDS]\n"
-    "                 [--checkpoint-stride K] [--f64] [--data | --no-data]\n"
+    "                 [--checkpoint-stride K] [--f64] [--wall] [--data | --no-data]\n"
     "\n"
     "Times the standard cases of PERF-BASELINE.md (all of them by default) and prints\n"
     "sample-steps/s (batch x steps / second), GFLOP/s by the reference's dense FLOP count, the\n"
@@ -38,7 +38,7 @@ static const char *bench_usage =
     "MSE gradient + backward + Adam step. stream = elm_model_step once per time step.\n"
     "--checkpoint-stride K sets BPTT checkpointing (0 = auto, as the library's default).\n"
     "Times are medians after one warm-up: process CPU time with one thread (as the reference\n"
-    "was measured), wall time with several.\n"
+    "was measured), wall time with several or with --wall (to compare thread counts).\n"
     "Data paths (after the model cases, or alone with --data): NeuronIO cache windows (500 x\n"
     "1278, from a generated 6000-step simulation written as a .nioc cache), SHD binning (the\n"
     "tests' fixture file, when the source tree is at hand) and PNG decoding (32x32, 128x128).\n";
@@ -100,7 +100,7 @@ typedef struct {
     double flops;     /* 0: derive from the config */
     int uniform;      /* -1: derive from the config */
     bench_mode mode;
-    int B, T, threads, reps, ckpt, f64;
+    int B, T, threads, reps, ckpt, f64, wall;
     double ref, min_time;
 } bench_case;
 
@@ -246,7 +246,7 @@ static void run_case(const bench_case *bc, bench_result *r) {
         goto fail;
     double total = 0;
     int n = 0;
-    const int cpu = bc->threads == 1;
+    const int cpu = bc->threads == 1 && !bc->wall;
     for (int rep = -1; rep < maxreps; rep++) { /* rep -1 is the warm-up */
         double t0 = now_s(cpu);
         elm_status s = ELM_OK;
@@ -571,7 +571,7 @@ int cmd_bench(int argc, char **argv) {
     const char *config = NULL, *mode_s = NULL;
     long batch = 0, steps = 0, threads = 1, reps = 0, ckpt = -1;
     double min_time = 1.0;
-    int json = 0, f64 = 0, data = 1, data_only = 0;
+    int json = 0, f64 = 0, data = 1, data_only = 0, wall = 0;
     long *int_dst[] = {&batch, &steps, &threads, &reps, &ckpt};
     for (int i = 1; i < argc; i++) {
         const char *v = NULL, *flag = NULL;
@@ -584,6 +584,8 @@ int cmd_bench(int argc, char **argv) {
             json = 1;
         } else if (!strcmp(argv[i], "--f64")) {
             f64 = 1;
+        } else if (!strcmp(argv[i], "--wall")) {
+            wall = 1;
         } else if (!strcmp(argv[i], "--data")) {
             data_only = 1;
         } else if (!strcmp(argv[i], "--no-data")) {
@@ -696,6 +698,7 @@ int cmd_bench(int argc, char **argv) {
         cases[k].ckpt = (int)ckpt;
         cases[k].min_time = min_time;
         cases[k].f64 = f64;
+        cases[k].wall = wall;
     }
 
     if (json)
