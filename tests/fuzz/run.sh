@@ -52,10 +52,10 @@ fuzz_one() {
         printf "%-14s %10s %8s %8s %s\n" "$t" - - - "MISSING $bin" >"$res"
         return 1
     fi
-    # HDF5 has no frame pointers: unwind malloc stacks fully for fuzz_shd so the LSan
+    # HDF5 has no frame pointers: unwind malloc stacks fully for fuzz_shd_raw so the LSan
     # suppressions (lsan.supp) match exact paths, not just "somewhere in libhdf5".
     local asan=$ASAN_OPTIONS
-    [ "$t" = shd ] && asan=$asan:fast_unwind_on_malloc=0:malloc_context_size=40
+    [ "$t" = shd_raw ] && asan=$asan:fast_unwind_on_malloc=0:malloc_context_size=40
     rm -f "$log.findings"
     # Replay the inputs of earlier findings (tests/fuzz/findings/<target>/) first: each must now
     # run clean. A finding that still fails is reported and fails the run, and fuzzing goes on.
@@ -72,11 +72,11 @@ fuzz_one() {
     [ -d "$ROOT/tests/fuzz/corpus/$t" ] && seeds=("$ROOT/tests/fuzz/corpus/$t")
     # -timeout: one input running 10 s is a hang; -rss_limit_mb (also the malloc limit): a file
     # must never make the parsers allocate gigabytes because it says so.
-    # While fuzzing SHD, allocations above 1 GiB fail (return NULL) instead of stopping the run:
-    # libhdf5 allocates whatever a corrupt variable-length entry claims (docs/RELIABILITY.md), and
-    # with this it must fail cleanly. Findings above are replayed without it.
+    # While fuzzing raw SHD bytes, allocations above 1 GiB fail (return NULL) instead of stopping
+    # the run: libhdf5 allocates whatever a corrupt variable-length entry claims
+    # (docs/RELIABILITY.md), and with this it must fail cleanly. Findings are replayed without it.
     local fasan=$asan
-    [ "$t" = shd ] && fasan=$asan:allocator_may_return_null=1:max_allocation_size_mb=1024
+    [ "$t" = shd_raw ] && fasan=$asan:allocator_may_return_null=1:max_allocation_size_mb=1024
     local rc=0
     if [ "$SECONDS_PER" -gt 0 ]; then
         ASAN_OPTIONS=$fasan "$bin" -max_total_time="$SECONDS_PER" -timeout=10 -rss_limit_mb=2048 \
