@@ -378,6 +378,8 @@ static int run_train(run_spec *r) {
     if (r->resume && !state)
         fprintf(stderr, "elm: note: no checkpoint in %s; starting from scratch\n", ckdir);
     long step0 = 0;
+    /* The checkpoint files the next checkpoint replaces (and removes). */
+    char last_files[2][128] = {"", ""};
     double best = (double)NAN;
     long best_epoch = -1;
     if (state) {
@@ -419,6 +421,8 @@ static int run_train(run_spec *r) {
         }
         if (dh)
             closedir(dh);
+        snprintf(last_files[0], sizeof last_files[0], "%s", mf);
+        snprintf(last_files[1], sizeof last_files[1], "%s", of);
         cJSON_Delete(state);
         fprintf(stderr, "elm: resuming %s at batch %ld\n", r->out, step0);
     } else if (r->init) {
@@ -497,7 +501,6 @@ static int run_train(run_spec *r) {
     const long total = o->epochs * nb;
     double t_start = now_s(), epoch_loss = 0;
     long epoch_n = 0, last_ckpt = step0;
-    char last_files[2][128] = {"", ""};
     rc = 0;
     for (long step = step0; step < total; step++) {
         long epoch = step / nb, b = step % nb;
