@@ -52,10 +52,10 @@ static int has(const char *msg, const char *phrase) {
     do {                                                                                           \
         elm_status s_ = (st);                                                                      \
         const char *e_ = elm_last_error();                                                         \
-        CHECK(s_ == (want), "%s: got status %s (%s), want %s", label, elm_status_str(s_), e_,    \
+        CHECK(s_ == (want), "%s: got status %s (%s), want %s", label, elm_status_str(s_), e_,      \
               elm_status_str(want));                                                               \
         CHECK(s_ == ELM_OK || (has(e_, phrase1) && has(e_, phrase2)),                              \
-              "%s: message '%s' lacks '%s' or '%s'", label, e_, has("", phrase1) ? "" : phrase1, \
+              "%s: message '%s' lacks '%s' or '%s'", label, e_, has("", phrase1) ? "" : phrase1,   \
               has("", phrase2) ? "" : phrase2);                                                    \
     } while (0)
 
@@ -168,12 +168,13 @@ static void test_safetensors_raw(void) {
            "__metadata__ is not an object");
 
     /* Valid corner cases still load: empty header, zero-size and 0-d tensors, touching ranges. */
-    const char *p = st_image("ok.safetensors",
-                             "{\"e\": {\"dtype\": \"F32\", \"shape\": [0, 3], \"data_offsets\": "
-                             "[0, 0]}, \"s\": {\"dtype\": \"F64\", \"shape\": [], \"data_offsets\": "
-                             "[0, 8]}, \"b\": {\"dtype\": \"BOOL\", \"shape\": [2], "
-                             "\"data_offsets\": [8, 10]}}",
-                             "\0\0\0\0\0\0\xf8\x3f\x01\x00", 10);
+    const char *p =
+        st_image("ok.safetensors",
+                 "{\"e\": {\"dtype\": \"F32\", \"shape\": [0, 3], \"data_offsets\": "
+                 "[0, 0]}, \"s\": {\"dtype\": \"F64\", \"shape\": [], \"data_offsets\": "
+                 "[0, 8]}, \"b\": {\"dtype\": \"BOOL\", \"shape\": [2], "
+                 "\"data_offsets\": [8, 10]}}",
+                 "\0\0\0\0\0\0\xf8\x3f\x01\x00", 10);
     elm_status st = elm__st_read(&f, p);
     CHECK_OK(st);
     if (st == ELM_OK) {
@@ -348,8 +349,8 @@ static void test_models(void) {
     EXPECT("dtype lying about size", elm_model_load(&m, p, ELM_F32), ELM_ERR_FORMAT,
            "dtype2.safetensors", "shape and dtype need");
     p = rewrite("extra.safetensors", img, len, add_tensor_alias, "w_z.weight", NULL, 0);
-    EXPECT("unexpected tensor", elm_model_load(&m, p, ELM_F32), ELM_ERR_FORMAT,
-           "extra.safetensors", "unexpected tensor 'w_z.weight'");
+    EXPECT("unexpected tensor", elm_model_load(&m, p, ELM_F32), ELM_ERR_FORMAT, "extra.safetensors",
+           "unexpected tensor 'w_z.weight'");
     p = poke_f32("nan.safetensors", img, len, "mlp.network.0.weight", 5, NAN);
     EXPECT("NaN weight", elm_model_load(&m, p, ELM_F32), ELM_ERR_NUMERIC, "nan.safetensors",
            "'mlp.network.0.weight' holds a non-finite value at 5");
@@ -374,8 +375,8 @@ static void test_models(void) {
            "sizes.safetensors", "expected");
     /* A tiny file claiming a huge model: refused from the count alone (no gigabytes allocated;
      * the fuzzer runs with a 2 GB malloc limit, which this used to exceed). */
-    p = rewrite("huge.safetensors", img, len, set_meta,
-                "num_memory=20000,mlp_hidden_size=40000", NULL, 0);
+    p = rewrite("huge.safetensors", img, len, set_meta, "num_memory=20000,mlp_hidden_size=40000",
+                NULL, 0);
     EXPECT("huge configuration, tiny file", elm_model_load(&m, p, ELM_F32), ELM_ERR_FORMAT,
            "huge.safetensors", "the configuration needs");
     p = rewrite("huge2.safetensors", img, len, set_meta, "mlp_hidden_size=99999", NULL, 0);
@@ -399,8 +400,8 @@ static void test_models(void) {
     EXPECT("unknown config key", elm_model_load(&m, dir, ELM_F32), ELM_ERR_CONFIG,
            "model_config.json", "unknown option 'num_memroy'");
     write_bytes(tpath("folder/model_config.json"), "{\"num_input\": 4,", 16);
-    EXPECT("config not JSON", elm_model_load(&m, dir, ELM_F32), ELM_ERR_CONFIG,
-           "model_config.json", "not valid JSON");
+    EXPECT("config not JSON", elm_model_load(&m, dir, ELM_F32), ELM_ERR_CONFIG, "model_config.json",
+           "not valid JSON");
     write_bytes(tpath("folder/model_config.json"), "{\"num_input\": [4]}", 18);
     EXPECT("config value an array", elm_model_load(&m, dir, ELM_F32), ELM_ERR_CONFIG,
            "model_config.json", "'num_input' must be a number");
@@ -425,8 +426,9 @@ static void test_models(void) {
         write_bytes(tpath("route.safetensors"), copy, len);
         free(copy);
         /* INT64_MAX used to go through a double and back: undefined behaviour (UBSan). */
-        EXPECT("routing index out of range", elm_model_load(&m, tpath("route.safetensors"), ELM_F32),
-               ELM_ERR_FORMAT, "input_to_synapse_indices[2]", want[i]);
+        EXPECT("routing index out of range",
+               elm_model_load(&m, tpath("route.safetensors"), ELM_F32), ELM_ERR_FORMAT,
+               "input_to_synapse_indices[2]", want[i]);
     }
     p = rewrite("routef.safetensors", img, len, set_dtype, "input_to_synapse_indices:F64", NULL, 0);
     EXPECT("float routing indices", elm_model_load(&m, p, ELM_F32), ELM_ERR_FORMAT,
@@ -517,7 +519,8 @@ static void test_config(void) {
             "below memory_tau_min");
     cfg_bad("layers", "{\"mlp_num_layers\": 29}", ELM_ERR_CONFIG, "mlp_num_layers");
     cfg_bad("branches", "{\"num_branch\": 3}", ELM_ERR_CONFIG, "must equal num_input");
-    cfg_bad("branch product", "{\"num_branch\": 100000, \"num_synapse_per_branch\": 100000,"
+    cfg_bad("branch product",
+            "{\"num_branch\": 100000, \"num_synapse_per_branch\": 100000,"
             "\"input_to_synapse_routing\": \"random_routing\"}",
             ELM_ERR_CONFIG, "too large");
     cfg_bad("valid", "{\"num_branch\": null, \"mlp_hidden_size\": null, \"delta_t\": 2}", ELM_OK,
@@ -597,14 +600,14 @@ static void test_npy(void) {
            "unsupported .npy version 9");
     unsigned char v2[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0xff, 0xff, 0xff, 0xff};
     write_bytes(tpath("hlen.npy"), v2, 12);
-    EXPECT("header length 4 GiB", elm_npy_load(tpath("hlen.npy"), &a), ELM_ERR_FORMAT,
-           "hlen.npy", "implausibly large");
+    EXPECT("header length 4 GiB", elm_npy_load(tpath("hlen.npy"), &a), ELM_ERR_FORMAT, "hlen.npy",
+           "implausibly large");
     memcpy(copy, img, len);
     copy[8] = (char)0xff;
     copy[9] = (char)0x7f;
     write_bytes(tpath("hlen2.npy"), copy, len);
-    EXPECT("header past the end", elm_npy_load(tpath("hlen2.npy"), &a), ELM_ERR_FORMAT,
-           "hlen2.npy", "truncated header");
+    EXPECT("header past the end", elm_npy_load(tpath("hlen2.npy"), &a), ELM_ERR_FORMAT, "hlen2.npy",
+           "truncated header");
     free(copy);
     free(img);
 
@@ -631,20 +634,28 @@ static void test_npy(void) {
     npy_bad("nine dimensions",
             "{'descr': '|u1', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }", 1,
             "more than 8 dimensions");
-    npy_bad("dimension overflowing", "{'descr': '<f4', 'fortran_order': False, "
-            "'shape': (99999999999999999999,), }", 8, "malformed shape");
+    npy_bad("dimension overflowing",
+            "{'descr': '<f4', 'fortran_order': False, "
+            "'shape': (99999999999999999999,), }",
+            8, "malformed shape");
     /* Huge shapes are refused from the header: nothing the size of the claim is allocated. */
-    npy_bad("absurd shape", "{'descr': '<f8', 'fortran_order': False, "
-            "'shape': (4294967296, 4294967296), }", 8, "absurdly large");
-    npy_bad("too large", "{'descr': '<f8', 'fortran_order': False, "
-            "'shape': (2147483648, 2147483648), }", 8, "absurdly large");
-    npy_bad("8 GB claimed, 8 bytes held", "{'descr': '<f8', 'fortran_order': False, "
-            "'shape': (1000000000,), }", 8, "promises 8000000000 bytes of data but the file "
+    npy_bad("absurd shape",
+            "{'descr': '<f8', 'fortran_order': False, "
+            "'shape': (4294967296, 4294967296), }",
+            8, "absurdly large");
+    npy_bad("too large",
+            "{'descr': '<f8', 'fortran_order': False, "
+            "'shape': (2147483648, 2147483648), }",
+            8, "absurdly large");
+    npy_bad("8 GB claimed, 8 bytes held",
+            "{'descr': '<f8', 'fortran_order': False, "
+            "'shape': (1000000000,), }",
+            8,
+            "promises 8000000000 bytes of data but the file "
             "holds 8");
-    npy_bad("shape/data mismatch", "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }",
-            8, "promises 12 bytes");
-    EXPECT("missing file", elm_npy_load(tpath("absent.npy"), &a), ELM_ERR_IO, "absent.npy",
-           NULL);
+    npy_bad("shape/data mismatch", "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", 8,
+            "promises 12 bytes");
+    EXPECT("missing file", elm_npy_load(tpath("absent.npy"), &a), ELM_ERR_IO, "absent.npy", NULL);
     /* A folder is not a file. */
     EXPECT("folder", elm_npy_load(tmpdir, &a), ELM_ERR_FORMAT, tmpdir, NULL);
 }

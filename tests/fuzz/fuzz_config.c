@@ -28,8 +28,7 @@ static int same_config(const elm_config *a, const elm_config *b) {
            a->memory_tau_max == b->memory_tau_max && a->learn_memory_tau == b->learn_memory_tau &&
            a->w_s_value == b->w_s_value && a->num_branch == b->num_branch &&
            a->num_synapse_per_branch == b->num_synapse_per_branch &&
-           a->input_to_synapse_routing == b->input_to_synapse_routing &&
-           a->delta_t == b->delta_t;
+           a->input_to_synapse_routing == b->input_to_synapse_routing && a->delta_t == b->delta_t;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
@@ -72,8 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
                        (long long)c.num_output * c.num_memory;
     if (params <= 20000 && c.num_input <= 512 && c.num_output <= 64) {
         elm_model *m = NULL;
-        FUZZ_ASSERT(elm_model_create(&m, &c, ELM_F32, 1) == ELM_OK, "create: %s",
-                    elm_last_error());
+        FUZZ_ASSERT(elm_model_create(&m, &c, ELM_F32, 1) == ELM_OK, "create: %s", elm_last_error());
         enum { T = 2 };
         float *x = calloc((size_t)c.num_input * T, sizeof(float));
         float *y = calloc((size_t)c.num_output * T, sizeof(float));

@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
         float *x = malloc(sizeof(float) * (size_t)W * (size_t)n_in);
         float *y = malloc(sizeof(float) * (size_t)W * 2);
         FUZZ_ASSERT(x && y, "oom");
-        for (int t0 = 0; t0 < v.T; t0 += v.T > W ? v.T - W : 1) {
+        for (int t0 = 0; t0<v.T; t0 += v.T> W ? v.T - W : 1) {
             st = elm_nio_fill_window(&v, t0, W, x, y, 1);
             fuzz_note("nio_cache window", st, st ? elm_last_error() : "ok");
             if (t0 + W >= v.T)

@@ -74,8 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
             if (k < 4)
                 (void)elm_pf_load(p, (elm_pf_split)s, k, x, NULL);
         }
-    FUZZ_ASSERT(elm_pf_label(p, ELM_PF_ALL, n) == -1 && elm_pf_image_path(p, ELM_PF_ALL, -1) ==
-                                                            NULL,
+    FUZZ_ASSERT(elm_pf_label(p, ELM_PF_ALL, n) == -1 &&
+                    elm_pf_image_path(p, ELM_PF_ALL, -1) == NULL,
                 "out-of-range access not refused");
     free(seen);
     elm_pf_free(p);

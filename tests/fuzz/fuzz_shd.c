@@ -79,20 +79,20 @@ static void write_1d(hid_t f, const char *name, hid_t ftype, hid_t mtype, const 
 }
 
 enum {
-    F_TIME_F32 = 0x1,      /* times stored as float32 (else float16 when bit 2 clear) */
-    F_TIME_F64 = 0x2,      /* float64 */
-    F_UNITS_I32 = 0x4,     /* units stored as int32 (else uint16) */
-    F_SPEAKER = 0x8,       /* extra/speaker, one per sample */
-    F_SPEAKER_SHORT = 0x10, /* ... one short */
-    F_KEYS_FIXED = 0x20,   /* extra/keys as fixed-width strings */
-    F_KEYS_VLEN = 0x40,    /* ... as variable-length strings */
-    F_NO_LABELS = 0x80,    /* labels missing */
-    F_LABELS_FLOAT = 0x100, /* labels stored as float (wrong class) */
+    F_TIME_F32 = 0x1,         /* times stored as float32 (else float16 when bit 2 clear) */
+    F_TIME_F64 = 0x2,         /* float64 */
+    F_UNITS_I32 = 0x4,        /* units stored as int32 (else uint16) */
+    F_SPEAKER = 0x8,          /* extra/speaker, one per sample */
+    F_SPEAKER_SHORT = 0x10,   /* ... one short */
+    F_KEYS_FIXED = 0x20,      /* extra/keys as fixed-width strings */
+    F_KEYS_VLEN = 0x40,       /* ... as variable-length strings */
+    F_NO_LABELS = 0x80,       /* labels missing */
+    F_LABELS_FLOAT = 0x100,   /* labels stored as float (wrong class) */
     F_TIMES_NOT_VLEN = 0x200, /* spikes/times a plain float dataset (wrong class) */
-    F_DECLARED = 0x400,    /* labels/times/units declare a length no data backs */
-    F_LABELS_SHORT = 0x800, /* labels one shorter than the spikes */
-    F_META_INFO = 0x1000,  /* extra/meta_info group */
-    F_LABELS_2D = 0x2000,  /* labels as a 2-D dataset */
+    F_DECLARED = 0x400,       /* labels/times/units declare a length no data backs */
+    F_LABELS_SHORT = 0x800,   /* labels one shorter than the spikes */
+    F_META_INFO = 0x1000,     /* extra/meta_info group */
+    F_LABELS_2D = 0x2000,     /* labels as a 2-D dataset */
 };
 
 static int build(const char *path, reader *r) {
@@ -164,8 +164,8 @@ static int build(const char *path, reader *r) {
         } else if (fl & F_LABELS_2D) {
             hsize_t dims[2] = {nl, 1};
             hid_t sp = H5Screate_simple(2, dims, NULL);
-            hid_t d = H5Dcreate2(f, "labels", H5T_STD_U16LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                                 H5P_DEFAULT);
+            hid_t d =
+                H5Dcreate2(f, "labels", H5T_STD_U16LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
             if (d >= 0 && nl)
                 H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels);
             if (d >= 0)
@@ -266,8 +266,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
         double sum = 0;
         for (size_t k = 0; k < frame; k++)
             sum += x[k];
-        FUZZ_ASSERT(sum == (double)elm_shd_count(d, i), "frame holds %g spikes, sample %lld",
-                    sum, (long long)elm_shd_count(d, i));
+        FUZZ_ASSERT(sum == (double)elm_shd_count(d, i), "frame holds %g spikes, sample %lld", sum,
+                    (long long)elm_shd_count(d, i));
         total += elm_shd_count(d, i);
         int l = elm_shd_adding_fill(d, i, d->n - 1 - i, x);
         FUZZ_ASSERT(l >= 0 && l < ELM_SHD_ADD_CLASSES, "adding label %d", l);
