@@ -14,9 +14,11 @@ $(BUILD)/CMakeCache.txt:
 test: all
 	ctest --test-dir $(BUILD) --output-on-failure -j2
 
-# The suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder.
+# The suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build folder. Tests
+# labelled "slow" (speech synthesis through espeak-ng, minutes under ASan) run only in `make test`.
 asan:
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DELM_SANITIZE=ON -DELM_WERROR=$(ELM_WERROR) $(CMAKE_FLAGS)
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
+	    -DELM_SANITIZE=ON -DELM_WERROR=$(ELM_WERROR) $(CMAKE_FLAGS)
 	cmake --build build-asan -j2
 	ctest --test-dir build-asan --output-on-failure -j2 -LE slow
 
