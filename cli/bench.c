@@ -27,7 +27,8 @@
 static const char *bench_usage =
     "usage: elm bench [--config NAME|FILE] [--batch B] [--steps T] [--threads N]\n"
     "                 [--mode train|infer|stream] [--json] [--reps N] [--min-time SECONDS]\n"
-    "                 [--checkpoint-stride K] [--f64] [--wall] [--data | --no-data]\n"
+    "                 [--checkpoint-stride K] [--f64] [--wall | --cpu]\n"
+    "                 [--data | --no-data]\n"
     "\n"
     "Times the standard cases of PERF-BASELINE.md (all of them by default) and prints\n"
     "sample-steps/s (batch x steps / second), GFLOP/s by the reference's dense FLOP count, the\n"
@@ -38,7 +39,9 @@ static const char *bench_usage =
     "MSE gradient + backward + Adam step. stream = elm_model_step once per time step.\n"
     "--checkpoint-stride K sets BPTT checkpointing (0 = auto, as the library's default).\n"
     "Times are medians after one warm-up: process CPU time with one thread (as the reference\n"
-    "was measured), wall time with several or with --wall (to compare thread counts).\n"
+    "was measured), wall time with several or with --wall (to compare thread counts). --cpu\n"
+    "times all threads' CPU time together: with N threads, N x its figure is the throughput the\n"
+    "N threads would reach on N idle cores (it shows the parallel overhead, not contention).\n"
     "Data paths (after the model cases, or alone with --data): NeuronIO cache windows (500 x\n"
     "1278, from a generated 6000-step simulation written as a .nioc cache), SHD binning (the\n"
     "tests' fixture file, when the source tree is at hand) and PNG decoding (32x32, 128x128).\n";
@@ -246,7 +249,7 @@ static void run_case(const bench_case *bc, bench_result *r) {
         goto fail;
     double total = 0;
     int n = 0;
-    const int cpu = bc->threads == 1 && !bc->wall;
+    const int cpu = bc->wall < 0 || (bc->threads == 1 && !bc->wall);
     for (int rep = -1; rep < maxreps; rep++) { /* rep -1 is the warm-up */
         double t0 = now_s(cpu);
         elm_status s = ELM_OK;
@@ -586,6 +589,8 @@ int cmd_bench(int argc, char **argv) {
             f64 = 1;
         } else if (!strcmp(argv[i], "--wall")) {
             wall = 1;
+        } else if (!strcmp(argv[i], "--cpu")) {
+            wall = -1;
         } else if (!strcmp(argv[i], "--data")) {
             data_only = 1;
         } else if (!strcmp(argv[i], "--no-data")) {
