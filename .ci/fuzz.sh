@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # .ci/fuzz.sh - builds every libFuzzer target (tests/fuzz/fuzz_*.c) with clang, ASan and UBSan,
-# and fuzzes each for FUZZ_SECONDS (default 25) from its seed corpus, FUZZ_JOBS (default 2) at a
-# time: about 2.5 minutes for the ten fuzzed targets on two cores, plus the build (1-2 minutes). Exits non-zero on any
-# crash, sanitizer report, broken invariant, hang or runaway allocation; the failing input is in
-# build-ci-fuzz/artifacts/<target>/ (replay: build-ci-fuzz/fuzz_<target> FILE).
+# replays the inputs of past findings (tests/fuzz/findings/), and fuzzes each target for
+# FUZZ_SECONDS (default 25) from its seed corpus, FUZZ_JOBS (default 2) at a time: about 2.5
+# minutes for the ten fuzzed targets on two cores, plus the build (1.5 minutes on an idle machine).
+# Exits non-zero on any crash, sanitizer report, broken invariant, hang or runaway allocation; the
+# failing input is in build-ci-fuzz/artifacts/<target>/ (replay: build-ci-fuzz/fuzz_<target> FILE).
 # Needs clang with libFuzzer (Debian: clang-14, libclang-rt-14-dev). See docs/RELIABILITY.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${FUZZ_BUILD:-build-ci-fuzz}
-if ! command -v "${CC:-clang}" >/dev/null 2>&1 || [[ "$("${CC:-clang}" --version)" != *clang* ]]; then
+cc=${CC:-clang}
+if ! command -v "$cc" >/dev/null 2>&1 || [[ "$("$cc" --version)" != *clang* ]]; then
     echo "fuzz: clang not found (apt-get install clang libclang-rt-dev); cannot fuzz" >&2
     exit 1
 fi
@@ -28,5 +30,8 @@ done
 rc=0
 tests/fuzz/run.sh -b "$OUT" -t "${FUZZ_SECONDS:-25}" -j "${FUZZ_JOBS:-2}" "${targets[@]}" || rc=1
 tests/fuzz/run.sh -b "$OUT" -t 0 shd_raw || rc=1
-[ $rc -eq 0 ] || { echo "fuzz: FAILED (see above; docs/RELIABILITY.md explains replaying)" >&2; exit 1; }
+if [ $rc -ne 0 ]; then
+    echo "fuzz: FAILED (see above; docs/RELIABILITY.md explains replaying)" >&2
+    exit 1
+fi
 echo "fuzz: all targets passed in $(($(date +%s) - start)) s"

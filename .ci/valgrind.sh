@@ -13,10 +13,15 @@ cd "$(dirname "$0")/.."
 BUILD=${VALGRIND_BUILD:-build-valgrind}
 TESTS=(test_malformed test_parity test_lstm test_nio_cache test_nio_metrics test_pf_errors
     test_pf_reader test_shd)
-command -v valgrind >/dev/null || { echo "valgrind: not installed (apt-get install valgrind)" >&2; exit 1; }
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${ELM_WERROR:+-DELM_WERROR=$ELM_WERROR} >/dev/null ||
+if ! command -v valgrind >/dev/null; then
+    echo "valgrind: not installed (apt-get install valgrind)" >&2
     exit 1
-cmake --build "$BUILD" -j2 --target "${TESTS[@]}" >/dev/null || { echo "valgrind: build failed" >&2; exit 1; }
+fi
+if ! cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${ELM_WERROR:+-DELM_WERROR=$ELM_WERROR} \
+    >/dev/null || ! cmake --build "$BUILD" -j2 --target "${TESTS[@]}" >/dev/null; then
+    echo "valgrind: build failed" >&2
+    exit 1
+fi
 export ELM_SHARED=${ELM_SHARED:-$(cd .. && pwd)/shared}
 export ELM_SOURCE_DIR=$PWD ELM_CLI=$PWD/$BUILD/elm
 # One OpenMP thread: valgrind serialises threads anyway, and this keeps the run short.

@@ -3,8 +3,9 @@
 # UndefinedBehaviorSanitizer against the project's own sources.
 #
 # Usage: tests/fuzz/build.sh [OUT_DIR] [TARGET...]
-#   OUT_DIR defaults to build-fuzz/libfuzzer in the repository root; TARGETs (e.g. safetensors npy) default
-#   to every tests/fuzz/fuzz_*.c. Binaries land in OUT_DIR/fuzz_<target>.
+#   OUT_DIR defaults to build-fuzz/libfuzzer in the repository root (an empty argument too);
+#   TARGETs (e.g. safetensors npy) default to every tests/fuzz/fuzz_*.c. Binaries land in
+#   OUT_DIR/fuzz_<target>.
 # Environment: CC (default clang), FUZZ_CFLAGS (extra flags).
 #
 # Each area of src/ is compiled once into OUT_DIR/lib<area>.a with -fsanitize=fuzzer-no-link (so

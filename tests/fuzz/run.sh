@@ -63,15 +63,17 @@ fuzz_one() {
     local f
     for f in "$ROOT/tests/fuzz/findings/$t"/*; do
         [ -f "$f" ] || continue
-        if ! ASAN_OPTIONS=$asan "$bin" -timeout=10 -rss_limit_mb=2048 "$f" >"$log.replay" 2>&1; then
+        if ! ASAN_OPTIONS=$asan "$bin" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 "$f" \
+            >"$log.replay" 2>&1; then
             regress+=("$(basename "$f")")
             cat "$log.replay" >>"$log.findings"
         fi
     done
     local seeds=()
     [ -d "$ROOT/tests/fuzz/corpus/$t" ] && seeds=("$ROOT/tests/fuzz/corpus/$t")
-    # -timeout: one input running 10 s is a hang; -rss_limit_mb (also the malloc limit): a file
-    # must never make the parsers allocate gigabytes because it says so.
+    # -timeout: one input running 10 s is a hang; -rss_limit_mb 2 GB resident, -malloc_limit_mb
+    # 1 GB in one allocation: an input of at most 64 KB must never make a parser allocate that
+    # much because it says so.
     # While fuzzing raw SHD bytes, allocations above 1 GiB fail (return NULL) instead of stopping
     # the run: libhdf5 allocates whatever a corrupt variable-length entry claims
     # (docs/RELIABILITY.md), and with this it must fail cleanly. Findings are replayed without it.
@@ -80,8 +82,8 @@ fuzz_one() {
     local rc=0
     if [ "$SECONDS_PER" -gt 0 ]; then
         ASAN_OPTIONS=$fasan "$bin" -max_total_time="$SECONDS_PER" -timeout=10 -rss_limit_mb=2048 \
-            -max_len=65536 -print_final_stats=1 -artifact_prefix="$arts/" "$work" "${seeds[@]}" \
-            >"$log" 2>&1
+            -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 -artifact_prefix="$arts/" \
+            "$work" "${seeds[@]}" >"$log" 2>&1
         rc=$?
     else
         echo "findings replayed only (-t 0)" >"$log"
