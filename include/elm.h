@@ -207,6 +207,26 @@ elm_status elm_model_forward_f64(elm_model *m, const double *x, double *y, int B
  */
 elm_status elm_model_forward_train(elm_model *m, const void *x, void *y, int B, int T);
 elm_status elm_model_backward(elm_model *m, const void *dy);
+
+/*
+ * Sparse inputs (spike trains): the nonzero entries of x (B, T, I) as compressed rows, one row per
+ * (b, t) in the order b * T + t. Row r holds the input ids idx[ptr[r] .. ptr[r + 1] - 1] in
+ * strictly ascending order and their values val[...] in the model's dtype (float or double), or
+ * val = NULL for all ones. The results are bitwise those of the dense call on the same x, without
+ * the per-step scan of all I inputs (the largest single cost of NeuronIO's d_m 15 model).
+ * Malformed rows (ids out of range or not ascending, pointers not increasing) are ELM_ERR_ARG.
+ */
+typedef struct elm_sparse_input {
+    const int64_t *ptr; /* (B * T + 1), ptr[0] = 0 */
+    const int32_t *idx; /* (ptr[B * T]) */
+    const void *val;    /* (ptr[B * T]) in the model's dtype, or NULL: all ones */
+} elm_sparse_input;
+/* Inference (as elm_model_forward / _f64) and training forward (as elm_model_forward_train);
+ * y (B, T, O) is in the model's dtype. */
+elm_status elm_model_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
+                                    int T);
+elm_status elm_model_forward_train_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
+                                          int T);
 void elm_model_zero_grad(elm_model *m);
 /* Euclidean norm of all trainable gradients; if max_norm > 0, scales them down to it. */
 double elm_model_clip_grad_norm(elm_model *m, double max_norm);

@@ -75,6 +75,11 @@ struct elm_model {
 
 #define ELM_FAST_NO_PROJ 1 /* no projected branch traces (uniform kappa, many branches) */
 #define ELM_FAST_NO_PACKED 2 /* no packed weights: the plain row-major products */
+/* Forward from checked sparse inputs (sparse.c checks, kernels.inc runs). */
+elm_status elm__forward_sparse_f32(elm_model *m, const elm_sparse_input *x, float *y, int B, int T,
+                                   int train);
+elm_status elm__forward_sparse_f64(elm_model *m, const elm_sparse_input *x, double *y, int B,
+                                   int T, int train);
 /* The fast paths in use now, as ELM_FAST_* bits (set = that path runs); for tests and bench. */
 int elm__fast_paths_f32(const elm_model *m);
 int elm__fast_paths_f64(const elm_model *m);

@@ -12,7 +12,8 @@
  * - projected branch traces against per-branch traces, and branch traces against v1's general
  *   per-synapse path: to rounding;
  * - checkpointed BPTT against plain BPTT: bitwise;
- * - float32 gradients against float64 gradients of the same parameters.
+ * - float32 gradients against float64 gradients of the same parameters;
+ * - sparse (CSR) inputs against the same inputs dense: outputs and gradients bitwise.
  */
 #include "elm.h"
 #include "internal.h"
@@ -164,6 +165,36 @@ static double *grads(elm_model *m, const double *x, int B, int T, size_t *n_out)
     return g;
 }
 
+/* The CSR form of x (B, T, I): nonzero entries, plus an explicit 0.0 at every 7th zero input
+ * (which must change nothing). val in the model's dtype. */
+typedef struct {
+    int64_t *ptr;
+    int32_t *idx;
+    void *val;
+} csr_in;
+
+static csr_in to_csr(const double *x, int B, int T, int I, elm_dtype dt) {
+    size_t rows = (size_t)B * (size_t)T, n = 0;
+    csr_in c;
+    c.ptr = malloc(sizeof(int64_t) * (rows + 1));
+    c.idx = malloc(sizeof(int32_t) * rows * (size_t)I + 1);
+    double *v = malloc(sizeof(double) * rows * (size_t)I + 1);
+    c.ptr[0] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (int i = 0; i < I; i++) {
+            double xv = x[r * (size_t)I + (size_t)i];
+            if (xv != 0 || (r * (size_t)I + (size_t)i) % 7 == 0) {
+                c.idx[n] = i;
+                v[n++] = xv;
+            }
+        }
+        c.ptr[r + 1] = (int64_t)n;
+    }
+    c.val = to_dtype(v, n ? n : 1, dt);
+    free(v);
+    return c;
+}
+
 static int same_bits(const double *a, const double *b, size_t n, size_t *where) {
     for (size_t i = 0; i < n; i++)
         if (memcmp(&a[i], &b[i], sizeof(double)) != 0) {
@@ -247,6 +278,56 @@ static void check_model(int kind, elm_dtype dt) {
     /* Gradients of the default (fastest) paths. */
     size_t ng = 0, n2 = 0;
     double *g = grads(m, x, B, T, &ng);
+
+    /* Sparse (CSR) inputs: the same bits as dense, forward and gradients. */
+    {
+        csr_in cs = to_csr(x, B, T, I, dt);
+        elm_sparse_input sp = {cs.ptr, cs.idx, cs.val};
+        size_t rs = dt == ELM_F64 ? sizeof(double) : sizeof(float);
+        void *ys = malloc(rs * ny);
+        CHECK_OK(elm_model_forward_sparse(m, &sp, ys, B, T));
+        int same = 1;
+        for (size_t i = 0; i < ny; i++) {
+            double a = get(ys, i, dt);
+            same &= memcmp(&a, &y[i], sizeof a) == 0;
+        }
+        CHECK(same, "%s %s: sparse-input forward differs from dense", kind_name[kind], dn);
+        double *wgt = malloc(sizeof(double) * ny);
+        for (size_t i = 0; i < ny; i++)
+            wgt[i] = sin(0.37 * (double)i) / (double)T;
+        void *dy = to_dtype(wgt, ny, dt);
+        elm_model_zero_grad(m);
+        CHECK_OK(elm_model_forward_train_sparse(m, &sp, ys, B, T));
+        CHECK_OK(elm_model_backward(m, dy));
+        size_t k = 0;
+        int gsame = 1;
+        elm_tensor tt;
+        for (int i = 0; i < elm_model_num_tensors(m); i++) {
+            elm_model_tensor(m, i, &tt);
+            if (tt.trainable)
+                for (size_t j = 0; j < tt.numel; j++, k++) {
+                    double a = get(tt.grad, j, dt);
+                    gsame &= k < ng && memcmp(&a, &g[k], sizeof a) == 0;
+                }
+        }
+        CHECK(gsame && k == ng, "%s %s: sparse-input gradients differ from dense", kind_name[kind],
+              dn);
+        /* Malformed rows are refused, naming the row. */
+        if (cs.ptr[1] > 0) {
+            int32_t keep = cs.idx[0];
+            cs.idx[0] = I;
+            CHECK(elm_model_forward_sparse(m, &sp, ys, B, T) == ELM_ERR_ARG &&
+                      strstr(elm_last_error(), "row 0"),
+                  "%s %s: an input id out of range was accepted", kind_name[kind], dn);
+            cs.idx[0] = keep;
+        }
+        free(wgt);
+        free(dy);
+        free(ys);
+        free(cs.ptr);
+        free(cs.idx);
+        free(cs.val);
+    }
 
     /* Checkpointed BPTT (stride 7, and 1) equals plain BPTT bitwise. */
     int strides[] = {7, 1, T};

@@ -1,0 +1,53 @@
+/*
+ * sparse.c - the public entry points of the forward pass from sparse (CSR) inputs: they check the
+ * rows once, then the kernels (kernels.inc) take the spike lists as they are instead of scanning
+ * dense rows.
+ */
+#include "model_internal.h"
+
+static elm_status check(const elm_model *m, const elm_sparse_input *x, int B, int T,
+                        const char *fn) {
+    if (!m || !x || !x->ptr || B < 1 || T < 1)
+        return elm__fail(ELM_ERR_ARG, "%s: need a model, sparse input and B, T >= 1", fn);
+    size_t rows = (size_t)B * (size_t)T;
+    if (x->ptr[0] != 0)
+        return elm__fail(ELM_ERR_ARG, "%s: ptr[0] is %lld, must be 0", fn, (long long)x->ptr[0]);
+    if (x->ptr[rows] > 0 && !x->idx)
+        return elm__fail(ELM_ERR_ARG, "%s: %lld entries but idx is NULL", fn,
+                         (long long)x->ptr[rows]);
+    for (size_t r = 0; r < rows; r++) {
+        int64_t a = x->ptr[r], e = x->ptr[r + 1];
+        if (e < a)
+            return elm__fail(ELM_ERR_ARG, "%s: row %zu (b %zu, t %zu) ends before it starts", fn, r,
+                             r / (size_t)T, r % (size_t)T);
+        for (int64_t k = a; k < e; k++) {
+            int32_t i = x->idx[k];
+            if (i < 0 || i >= m->I || (k > a && i <= x->idx[k - 1]))
+                return elm__fail(ELM_ERR_ARG,
+                                 "%s: row %zu (b %zu, t %zu): input id %d out of range [0, %d) "
+                                 "or not ascending",
+                                 fn, r, r / (size_t)T, r % (size_t)T, (int)i, m->I);
+        }
+    }
+    return ELM_OK;
+}
+
+elm_status elm_model_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
+                                    int T) {
+    elm_status st = check(m, x, B, T, "elm_model_forward_sparse");
+    if (st)
+        return st;
+    if (m->dtype == ELM_F64)
+        return elm__forward_sparse_f64(m, x, y, B, T, 0);
+    return elm__forward_sparse_f32(m, x, y, B, T, 0);
+}
+
+elm_status elm_model_forward_train_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
+                                          int T) {
+    elm_status st = check(m, x, B, T, "elm_model_forward_train_sparse");
+    if (st)
+        return st;
+    if (m->dtype == ELM_F64)
+        return elm__forward_sparse_f64(m, x, y, B, T, 1);
+    return elm__forward_sparse_f32(m, x, y, B, T, 1);
+}
