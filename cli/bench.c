@@ -28,7 +28,7 @@ static const char *bench_usage =
     "usage: elm bench [--config NAME|FILE] [--batch B] [--steps T] [--threads N]\n"
     "                 [--mode train|infer|stream] [--json] [--reps N] [--min-time SECONDS]\n"
     "                 [--checkpoint-stride K] [--f64] [--wall | --cpu]\n"
-    "                 [--data | --no-data]\n"
+    "                 [--sparse] [--data | --no-data]\n"
     "\n"
     "Times the standard cases of PERF-BASELINE.md (all of them by default) and prints\n"
     "sample-steps/s (batch x steps / second), GFLOP/s by the reference's dense FLOP count, the\n"
@@ -38,6 +38,7 @@ static const char *bench_usage =
     "--batch/--steps/--mode narrow or override the cases. Training = zero_grad + forward_train +\n"
     "MSE gradient + backward + Adam step. stream = elm_model_step once per time step.\n"
     "--checkpoint-stride K sets BPTT checkpointing (0 = auto, as the library's default).\n"
+    "--sparse hands train/infer the inputs as CSR spike lists (elm_model_forward_*_sparse).\n"
     "Times are medians after one warm-up: process CPU time with one thread (as the reference\n"
     "was measured), wall time with several or with --wall (to compare thread counts). --cpu\n"
     "times all threads' CPU time together: with N threads, N x its figure is the throughput the\n"
@@ -103,7 +104,7 @@ typedef struct {
     double flops;     /* 0: derive from the config */
     int uniform;      /* -1: derive from the config */
     bench_mode mode;
-    int B, T, threads, reps, ckpt, f64, wall;
+    int B, T, threads, reps, ckpt, f64, wall, sparse;
     double ref, min_time;
 } bench_case;
 
@@ -186,7 +187,10 @@ static void run_case(const bench_case *bc, bench_result *r) {
     elm_model *m = NULL;
     elm_optim *opt = NULL;
     elm_state *st = NULL;
-    void *x = NULL, *y = NULL, *dy = NULL, *tgt = NULL, *xs = NULL;
+    void *x = NULL, *y = NULL, *dy = NULL, *tgt = NULL, *xs = NULL, *spv = NULL;
+    int64_t *spp = NULL;
+    int32_t *spi = NULL;
+    elm_sparse_input sp = {NULL, NULL, NULL};
     double *times = NULL;
     memset(r, 0, sizeof *r);
     if (!case_config(bc, &cfg, r->err, sizeof r->err))
@@ -226,6 +230,36 @@ static void run_case(const bench_case *bc, bench_result *r) {
         else
             ((float *)tgt)[i] = (float)v;
     }
+    if (bc->sparse) {
+        /* The CSR form of x, made once (as a loader holding spike lists would hand it over). */
+        size_t rows = (size_t)B * (size_t)T, n = 0;
+        spp = malloc(sizeof(int64_t) * (rows + 1));
+        spi = malloc(sizeof(int32_t) * nx + 1);
+        spv = malloc(rs * nx + rs);
+        if (!spp || !spi || !spv) {
+            snprintf(r->err, sizeof r->err, "out of memory for the sparse inputs");
+            goto out;
+        }
+        spp[0] = 0;
+        for (size_t q = 0; q < rows; q++) {
+            for (int i = 0; i < I; i++) {
+                size_t e = q * (size_t)I + (size_t)i;
+                double v = bc->f64 ? ((double *)x)[e] : (double)((float *)x)[e];
+                if (v != 0) {
+                    spi[n] = i;
+                    if (bc->f64)
+                        ((double *)spv)[n] = v;
+                    else
+                        ((float *)spv)[n] = (float)v;
+                    n++;
+                }
+            }
+            spp[q + 1] = (int64_t)n;
+        }
+        sp.ptr = spp;
+        sp.idx = spi;
+        sp.val = spv;
+    }
     if (bc->mode == MODE_TRAIN) {
         elm_optim_config oc;
         elm_optim_config_default(&oc, ELM_OPT_ADAM, 1e-4);
@@ -255,7 +289,8 @@ static void run_case(const bench_case *bc, bench_result *r) {
         elm_status s = ELM_OK;
         if (bc->mode == MODE_TRAIN) {
             elm_model_zero_grad(m);
-            s = elm_model_forward_train(m, x, y, B, T);
+            s = bc->sparse ? elm_model_forward_train_sparse(m, &sp, y, B, T)
+                           : elm_model_forward_train(m, x, y, B, T);
             /* MSE loss gradient against a fixed random target. */
             double scale = 2.0 / (double)ny;
             if (bc->f64)
@@ -269,7 +304,9 @@ static void run_case(const bench_case *bc, bench_result *r) {
             if (s == ELM_OK)
                 s = elm_optim_step(opt, m, 1e-4);
         } else if (bc->mode == MODE_INFER) {
-            s = bc->f64 ? elm_model_forward_f64(m, x, y, B, T) : elm_model_forward(m, x, y, B, T);
+            s = bc->sparse ? elm_model_forward_sparse(m, &sp, y, B, T)
+                : bc->f64  ? elm_model_forward_f64(m, x, y, B, T)
+                           : elm_model_forward(m, x, y, B, T);
         } else {
             elm_state_reset(st);
             for (int t = 0; t < T && s == ELM_OK; t++) {
@@ -307,6 +344,9 @@ out:
     free(dy);
     free(tgt);
     free(xs);
+    free(spp);
+    free(spi);
+    free(spv);
     free(times);
 }
 
@@ -574,7 +614,7 @@ int cmd_bench(int argc, char **argv) {
     const char *config = NULL, *mode_s = NULL;
     long batch = 0, steps = 0, threads = 1, reps = 0, ckpt = -1;
     double min_time = 1.0;
-    int json = 0, f64 = 0, data = 1, data_only = 0, wall = 0;
+    int json = 0, f64 = 0, data = 1, data_only = 0, wall = 0, sparse = 0;
     long *int_dst[] = {&batch, &steps, &threads, &reps, &ckpt};
     for (int i = 1; i < argc; i++) {
         const char *v = NULL, *flag = NULL;
@@ -591,6 +631,8 @@ int cmd_bench(int argc, char **argv) {
             wall = 1;
         } else if (!strcmp(argv[i], "--cpu")) {
             wall = -1;
+        } else if (!strcmp(argv[i], "--sparse")) {
+            sparse = 1;
         } else if (!strcmp(argv[i], "--data")) {
             data_only = 1;
         } else if (!strcmp(argv[i], "--no-data")) {
@@ -704,6 +746,7 @@ int cmd_bench(int argc, char **argv) {
         cases[k].min_time = min_time;
         cases[k].f64 = f64;
         cases[k].wall = wall;
+        cases[k].sparse = sparse && cases[k].mode != MODE_STREAM;
     }
 
     if (json)
@@ -740,8 +783,9 @@ int cmd_bench(int argc, char **argv) {
             else
                 printf("\"reference_sample_steps_per_s\": null, \"ratio_to_reference\": null, ");
             printf("\"peak_rss_mb\": %.1f, \"reps\": %d, \"median_s\": %.6g, "
-                   "\"timer\": \"%s\", \"checkpoint_stride\": %d}",
-                   mb, r.reps, r.sec_median, r.cpu_timer ? "process-cpu" : "wall", c->ckpt);
+                   "\"timer\": \"%s\", \"checkpoint_stride\": %d, \"sparse_input\": %s}",
+                   mb, r.reps, r.sec_median, r.cpu_timer ? "process-cpu" : "wall", c->ckpt,
+                   c->sparse ? "true" : "false");
         } else {
             char refs[32] = "-", rats[32] = "-";
             if (c->ref > 0) {
