@@ -170,7 +170,8 @@ static int case_config(const bench_case *bc, elm_config *cfg, char *err, size_t 
         snprintf(err, errn, "%s: cannot read the config file", bc->file);
         return 0;
     }
-    elm_status st = elm_config_from_json(cfg, text ? text : bc->json, bc->file ? bc->file : "bench");
+    elm_status st =
+        elm_config_from_json(cfg, text ? text : bc->json, bc->file ? bc->file : "bench");
     free(text);
     if (st == ELM_OK)
         st = elm_config_resolve(cfg);
@@ -775,8 +776,8 @@ int cmd_bench(int argc, char **argv) {
             printf(", \"mode\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
                    "\"dtype\": \"%s\", \"sample_steps_per_s\": %.6g, \"us_per_step\": %.6g, "
                    "\"flops_per_sample_step\": %.6g, \"gflops\": %.6g, ",
-                   mode_name[c->mode], c->B, c->T, c->threads, f64 ? "f64" : "f32", r.sps,
-                   us_step, r.flops * mult, gflops);
+                   mode_name[c->mode], c->B, c->T, c->threads, f64 ? "f64" : "f32", r.sps, us_step,
+                   r.flops * mult, gflops);
             if (c->ref > 0)
                 printf("\"reference_sample_steps_per_s\": %.6g, \"ratio_to_reference\": %.6g, ",
                        c->ref, ratio);
@@ -802,14 +803,14 @@ int cmd_bench(int argc, char **argv) {
         data_result dr[8];
         int nd = bench_data(dr, 8, min_time);
         if (!json && nd)
-            printf("\n%-16s %14s %16s  %s\n", "data path", "per second", "sample-steps/s",
-                   "what");
+            printf("\n%-16s %14s %16s  %s\n", "data path", "per second", "sample-steps/s", "what");
         for (int k = 0; k < nd; k++) {
             if (json) {
                 printf("%s\n  {\"config\": \"%s\", \"mode\": \"data\", \"threads\": 1, "
                        "\"unit\": \"%s\", \"per_s\": %.6g, \"sample_steps_per_s\": %.6g, "
                        "\"what\": ",
-                       printed++ ? "," : "", dr[k].name, dr[k].unit, dr[k].per_s, dr[k].steps_per_s);
+                       printed++ ? "," : "", dr[k].name, dr[k].unit, dr[k].per_s,
+                       dr[k].steps_per_s);
                 json_str(dr[k].note);
                 printf("}");
             } else {

@@ -13,6 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REAL float
+#define REAL     float
 #define FN(name) name##_f32
 #include "kernels.inc"

@@ -13,6 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REAL double
+#define REAL     double
 #define FN(name) name##_f64
 #include "kernels.inc"

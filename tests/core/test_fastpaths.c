@@ -216,8 +216,8 @@ static void check_model(int kind, elm_dtype dt) {
     size_t ny = (size_t)B * (size_t)T * (size_t)O, rowy = (size_t)T * (size_t)O, where = 0;
     int paths = dt == ELM_F64 ? elm__fast_paths_f64(m) : elm__fast_paths_f32(m);
     CHECK(paths & ELM_FAST_NO_PACKED, "%s %s: packed weights not in use", kind_name[kind], dn);
-    CHECK(!(paths & ELM_FAST_NO_PROJ) == (kind != K_SHD),
-          "%s %s: projected traces %s in use", kind_name[kind], dn, kind == K_SHD ? "not" : "");
+    CHECK(!(paths & ELM_FAST_NO_PROJ) == (kind != K_SHD), "%s %s: projected traces %s in use",
+          kind_name[kind], dn, kind == K_SHD ? "not" : "");
 
     /* Lanes: batch of 11 (G = 8 + 3) vs each row alone (G = 1). */
     elm_model_set_threads(m, 1);
@@ -368,8 +368,8 @@ static void check_model(int kind, elm_dtype dt) {
              dn);
     test_close(label, yp, y, ny, 0, tol, 1, NULL);
     gp = grads(m, x, B, T, &n2);
-    snprintf(label, sizeof label, "%s %s branch traces (no projection) gradients",
-             kind_name[kind], dn);
+    snprintf(label, sizeof label, "%s %s branch traces (no projection) gradients", kind_name[kind],
+             dn);
     test_close(label, gp, g, ng, 0, tol, 1, NULL);
     free(yp);
     free(gp);
