@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Assembles docs/RESULTS.md from the per-area reports in docs/results/ (edit those, not RESULTS.md).
+
+Usage: python3 scripts/make_results.py      (standard library only)
+"""
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RES = os.path.join(ROOT, "docs", "results")
+
+# (file, section title); files that do not exist are listed as missing, not silently dropped.
+ORDER = [
+    ("parity.md", "1. Parity with the authors' PyTorch code"),
+    ("neuronio_eval.md", "2. NeuronIO: the authors' models evaluated by elm"),
+    ("teacher.md", "3. NeuronIO: the built-in teacher neuron"),
+    ("ablations.md", "4. Ablations and the d_m sweep (elm sweep), ELM versus LSTM"),
+    ("shd_gen.md", "5. SHD: the generated data set"),
+    ("shd.md", "6. SHD and SHD-Adding"),
+    ("pathfinder_gen.md", "7. Pathfinder: generated versus authentic images"),
+    ("pathfinder.md", "8. Pathfinder and Path-X training"),
+    ("pathx_memory.md", "9. Path-X: memory of BPTT with and without checkpointing"),
+    ("performance.md", "10. Speed against the reference"),
+]
+
+HEADER = """# Results
+
+Every number elm reports, with the command that reproduces it. This page is assembled by
+`scripts/make_results.py` from the reports in `docs/results/`; each section below is one of them.
+The machine throughout: 2 vCPUs (AMD EPYC, AVX-512) and 24 GiB, usually shared with other jobs
+while these were measured, so wall times are upper bounds.
+
+"""
+
+
+def demote(text):
+    """Nests a report's headings one level deeper; lines inside code fences are left alone."""
+    out, fenced = [], False
+    for line in text.split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#+ ", line):
+            line = "#" + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def main():
+    parts = [HEADER, "## Contents\n\n"]
+    for fname, title in ORDER:
+        parts.append(f"- {title} (`docs/results/{fname}`)\n")
+    parts.append("\n")
+    for fname, title in ORDER:
+        path = os.path.join(RES, fname)
+        parts.append(f"## {title}\n\n")
+        if not os.path.exists(path):
+            parts.append(f"*Not measured yet: `docs/results/{fname}` is missing.*\n\n")
+            continue
+        body = open(path, encoding="utf-8").read().strip()
+        body = re.sub(r"\A# [^\n]*\n+", "", body)  # the section title replaces the report's
+        parts.append(demote(body) + "\n\n")
+    with open(os.path.join(ROOT, "docs", "RESULTS.md"), "w", encoding="utf-8") as f:
+        f.write("".join(parts).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()
