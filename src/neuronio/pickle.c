@@ -1054,7 +1054,7 @@ static elm_status run(parser *P) {
             size_t n = P->sp - s;
             elm_pk_obj *o;
             if (P->op == 't') {
-                o = new_tuple(P, P->stack + s, n);
+                o = new_tuple(P, n ? P->stack + s : NULL, n);
             } else {
                 if (P->op == 'd' && n % 2) {
                     st = perr(P, ELM_ERR_FORMAT, "DICT with an odd number of items");
@@ -1076,7 +1076,7 @@ static elm_status run(parser *P) {
                 st = perr(P, ELM_ERR_FORMAT, "stack underflow");
                 break;
             }
-            elm_pk_obj *o = new_tuple(P, P->stack + P->sp - n, n);
+            elm_pk_obj *o = new_tuple(P, n ? P->stack + P->sp - n : NULL, n);
             P->sp -= n;
             st = push_obj(P, o);
             break;

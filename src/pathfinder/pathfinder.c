@@ -80,6 +80,37 @@ static const char *color_type_name(int ct) {
 }
 
 /*
+ * Walks the chunk list after the signature and checks that every chunk's declared length fits in
+ * the bytes left in the file, so that libpng is never asked to allocate for data that is not
+ * there (a 100-byte file can declare a 2 GB text chunk). Leaves the file where it was.
+ */
+static int png_chunks_fit(FILE *f, const char **why) {
+    long start = ftell(f);
+    if (start < 0 || fseek(f, 0, SEEK_END) != 0)
+        return 1; /* not seekable: let libpng judge */
+    long size = ftell(f);
+    long pos = start;
+    int ok = 1;
+    *why = NULL;
+    while (ok && pos + 8 <= size) {
+        unsigned char h[8];
+        if (fseek(f, pos, SEEK_SET) != 0 || fread(h, 1, 8, f) != 8)
+            break;
+        unsigned long len = ((unsigned long)h[0] << 24) | ((unsigned long)h[1] << 16) |
+                            ((unsigned long)h[2] << 8) | h[3];
+        if (len > 0x7fffffffUL || (long)len > size - pos - 12) {
+            ok = 0;
+            *why = "a chunk is longer than the rest of the file (truncated or corrupt)";
+        }
+        pos += 12 + (long)len;
+        if (!memcmp(h + 4, "IEND", 4))
+            break;
+    }
+    fseek(f, start, SEEK_SET);
+    return ok;
+}
+
+/*
  * The part of the decoder that runs under setjmp. Everything it changes after setjmp lives in
  * *job (not in locals), so nothing is clobbered by the longjmp.
  */
@@ -100,6 +131,12 @@ static void png_decode_stream(png_job *job) {
         png_destroy_read_struct(&png, &info, NULL);
         if (job->st == ELM_OK)
             job->st = elm__fail(ELM_ERR_FORMAT, "%s: corrupt PNG: %s", job->path, job->msg);
+        return;
+    }
+    const char *why;
+    if (!png_chunks_fit(job->f, &why)) {
+        job->st = elm__fail(ELM_ERR_FORMAT, "%s: corrupt PNG: %s", job->path, why);
+        png_destroy_read_struct(&png, &info, NULL);
         return;
     }
     png_init_io(png, job->f);
@@ -124,7 +161,8 @@ static void png_decode_stream(png_job *job) {
         png_destroy_read_struct(&png, &info, NULL);
         return;
     }
-    if (w == 0 || h == 0 || w > 65536 || h > 65536) {
+    /* LRA images are at most 256 px; 4096 leaves room and bounds the allocation to 16 MiB. */
+    if (w == 0 || h == 0 || w > 4096 || h > 4096) {
         job->st = elm__fail(ELM_ERR_FORMAT, "%s: implausible image size %ux%u", job->path,
                             (unsigned)w, (unsigned)h);
         png_destroy_read_struct(&png, &info, NULL);

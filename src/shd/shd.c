@@ -368,6 +368,14 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
             path, (unsigned long long)nt, (unsigned long long)nu, (unsigned long long)nl);
         goto fail;
     }
+    /* Each sample's ragged times take at least a 16-byte heap reference in the file: a count the
+     * file cannot hold is a lie, refused before anything is allocated for it. */
+    if (nt > (hsize_t)INT_MAX || nt > (hsize_t)sb.st_size / 16) {
+        st = elm__fail(ELM_ERR_FORMAT,
+                       "%s: declares %llu samples, more than a file of %lld bytes can hold", path,
+                       (unsigned long long)nt, (long long)sb.st_size);
+        goto fail;
+    }
     d->n = (int)nt;
 
     /* Labels. */
