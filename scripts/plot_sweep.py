@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """plot_sweep.py - draw an `elm sweep` result: a metric against the trainable parameter count.
 
-Usage: plot_sweep.py OUT/results.json [--out DIR] [--prefix P] [--metric NAME ...] [--title TEXT]
+Usage: plot_sweep.py OUT/results.json [--out DIR] [--prefix P] [--metric NAME ...] [--x KEY]
+                     [--title TEXT]
                      [--ref-csv FILE --ref-x COL --ref-y COL [--ref-label TEXT]]
                      [--markdown]
 
-One PNG per metric, DIR/<P><metric>.png (file-name-safe), x = parameters on a log axis. Lines:
+One PNG per metric, DIR/<P><metric>.png (file-name-safe), x = parameters on a log axis (or the
+varied KEY given with --x). Lines:
   factors mode   one line per factor, each through the base point and the factor's values;
   vary mode      one line per combination of all varied keys but the last, along the last key
                  (a single line when one key is varied);
@@ -120,6 +122,9 @@ def main():
     ap.add_argument("--no-labels", action="store_true", help="do not annotate points")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table, no plot")
     ap.add_argument("--prefix", default="", help="prefix of the PNG file names")
+    ap.add_argument("--x", default=None,
+                    help="a varied key to put on the (log) x axis instead of the parameters "
+                         "(for grids whose points all have the same size, e.g. time constants)")
     a = ap.parse_args()
     try:
         with open(a.results) as f:
@@ -138,7 +143,8 @@ def main():
         fig, ax = plt.subplots(figsize=(7, 4.5))
         drawn = 0
         for label, pts in lines_of(doc, rows):
-            xy = [(r["metrics"].get("num_params"), r["metrics"].get(metric), pl) for r, pl in pts]
+            xy = [(r["values"].get(a.x) if a.x else r["metrics"].get("num_params"),
+                   r["metrics"].get(metric), pl) for r, pl in pts]
             xy = [p for p in xy if isinstance(p[0], (int, float)) and isinstance(p[1], (int, float))
                   and p[0] > 0 and math.isfinite(p[1])]
             if not xy:
@@ -161,9 +167,9 @@ def main():
                   file=sys.stderr)
             continue
         ax.set_xscale("log")
-        ax.set_xlabel("trainable parameters")
+        ax.set_xlabel(a.x if a.x else "trainable parameters")
         ax.set_ylabel(metric)
-        title = a.title or "%s: %s vs parameters" % (doc.get("task", ""), metric)
+        title = a.title or "%s: %s vs %s" % (doc.get("task", ""), metric, a.x or "parameters")
         keys = doc.get("keys", [])
         if not a.title and doc.get("mode") == "vary" and len(keys) > 1:
             title += " (along %s)" % keys[-1]
