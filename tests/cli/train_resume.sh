@@ -12,24 +12,27 @@ bad() { fail=$((fail+1)); echo "FAIL: $*"; }
 
 $ELM gen neuronio-teacher --sims 3 --seed 5 --duration-ms 2000 --out "$T/data" >/dev/null 2>&1 \
     || { echo "FAIL: teacher generation"; exit 1; }
-ARGS=(neuronio --data "$T/data" --epochs 3 --batches-per-epoch 12 --batch-size 4 --threads 1
-      --set num_memory=3 --set checkpoint_every=3 --lr 3e-3 --seed 9)
+ARGS=(neuronio --data "$T/data" --epochs 3 --batches-per-epoch 40 --batch-size 8 --threads 1
+      --set num_memory=3 --set checkpoint_every=4 --lr 3e-3 --seed 9)
 
+t0=$(date +%s.%N)
 $ELM train "${ARGS[@]}" --out "$T/ref" 2>"$T/ref.log" && ok || { bad "reference run"; cat "$T/ref.log"; }
+W=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 
-# Kill at growing delays, resuming each time, until a resumed run finishes by itself.
+# Kill after fractions of the uninterrupted run's wall time W (so the test means the same on a
+# fast machine and under a sanitizer), resuming each time; then let a last resume finish.
 kills=0
-for delay in 0.15 0.3 0.45 0.6 0.8 1.0 1.3 1.6 2.0; do
+for frac in 0.1 0.15 0.2 0.25 0.3 0.35 0.4; do
     [ -f "$T/killed/test_metrics.json" ] && break
     $ELM train "${ARGS[@]}" --out "$T/killed" --resume 2>>"$T/killed.log" &
     pid=$!
-    sleep "$delay"
+    sleep "$(awk -v w="$W" -v f="$frac" 'BEGIN { print w * f }')"
     if kill -9 "$pid" 2>/dev/null; then kills=$((kills+1)); fi
     wait "$pid" 2>/dev/null
 done
 $ELM train "${ARGS[@]}" --out "$T/killed" --resume 2>>"$T/killed.log" && ok || { bad "final resume"; tail "$T/killed.log"; }
-echo "killed $kills times"
-[ "$kills" -ge 2 ] && ok || bad "the run finished before it could be killed twice"
+echo "killed $kills times (uninterrupted run: $W s)"
+[ "$kills" -ge 3 ] && ok || bad "the run finished before it could be killed three times (W = $W s)"
 cmp -s "$T/ref/model.safetensors" "$T/killed/model.safetensors" && ok \
     || bad "best model differs after kill/resume"
 ref_last=$(ls "$T/ref/checkpoint" | grep 'model.safetensors$')
