@@ -98,6 +98,9 @@ elm_status elm_state_create(elm_state **out, const elm_model *m, int B) {
         elm_state_free(s);
         return elm__fail(ELM_ERR_NOMEM, "out of memory for the state of %d samples", B);
     }
+    /* The scratch opens with a header naming the model it was prepared for (kernels.inc):
+     * an all-zero header means "not prepared yet". */
+    memset(s->scratch, 0, 64);
     elm_state_reset(s);
     *out = s;
     return ELM_OK;
