@@ -21,6 +21,8 @@ int cli_fail(elm_status st, const char *hint);
 /* Parses an integer / float flag value; returns 0 and prints a usage error on failure. */
 int cli_parse_int(const char *flag, const char *s, long *out);
 int cli_parse_double(const char *flag, const char *s, double *out);
+/* A non-negative integer up to 2^64 - 1 (seeds). */
+int cli_parse_u64(const char *flag, const char *s, unsigned long long *out);
 /* 1 if argv[*i] is `flag`, and then consumes its value into *val (usage error if missing). */
 int cli_flag_value(int argc, char **argv, int *i, const char *flag, const char **val);
 /* 1 if `s` asks for help (-h, --help). */

@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "neuronio/teacher.h"
 
-#include <errno.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +48,8 @@ int cmd_gen_neuronio_teacher(int argc, char **argv) {
             if (v && !cli_parse_int("--sims", v, &sims))
                 return 2;
         } else if (cli_flag_value(argc, argv, &i, "--seed", &v)) {
-            char *end = NULL;
-            errno = 0;
-            if (v)
-                seed = strtoull(v, &end, 10);
-            if (v && (!*v || *end || *v == '-' || errno))
-                return cli_usage_error(gen_usage,
-                                       "--seed expects a non-negative integer, got "
-                                       "'%s'",
-                                       v);
+            if (v && !cli_parse_u64("--seed", v, &seed))
+                return 2;
         } else if (cli_flag_value(argc, argv, &i, "--duration-ms", &v)) {
             if (v && !cli_parse_int("--duration-ms", v, &duration))
                 return 2;

@@ -87,6 +87,18 @@ int cli_parse_double(const char *flag, const char *s, double *out) {
     return 1;
 }
 
+int cli_parse_u64(const char *flag, const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || *s == '-' || errno) {
+        fprintf(stderr, "elm: error: %s expects a non-negative integer, got '%s'\n", flag, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
 int cli_flag_value(int argc, char **argv, int *i, const char *flag, const char **val) {
     size_t n = strlen(flag);
     if (strncmp(argv[*i], flag, n) != 0)

@@ -12,7 +12,6 @@
 #include "pathfinder/pf_gen.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,13 +79,8 @@ int cmd_gen_pathfinder(int argc, char **argv) {
             if (v && !cli_parse_int("--threads", v, &threads))
                 return 2;
         } else if (cli_flag_value(argc, argv, &i, "--seed", &v)) {
-            char *end = NULL;
-            errno = 0;
-            if (v)
-                seed = strtoull(v, &end, 10);
-            if (v && (!*v || *end || *v == '-' || errno))
-                return cli_usage_error(gen_usage, "--seed expects a non-negative integer, got '%s'",
-                                       v);
+            if (v && !cli_parse_u64("--seed", v, &seed))
+                return 2;
         } else if (cli_flag_value(argc, argv, &i, "--out", &v)) {
             out = v;
         } else {
