@@ -120,16 +120,15 @@ void elm_state_free(elm_state *s) {
 }
 
 const void *elm_state_memory(const elm_state *s, int b) {
-    /* Within its group the memory block follows the traces, lane-interleaved; we return the
-     * group's memory block start offset by the lane, so element j is at stride G. Simpler for
-     * callers: documented as (M) with stride given by elm_state_memory_stride(). */
+    /* Samples sit in groups of up to ELM_LANES, lane-interleaved, memory after the traces: sample
+     * b's memory unit j is at this pointer + j * elm_state_memory_stride(). */
     if (b < 0 || b >= s->B)
         return NULL;
     size_t rs = s->dtype == ELM_F64 ? sizeof(double) : sizeof(float);
     int b0 = b / ELM_LANES * ELM_LANES;
-    int G = s->B - b0 < ELM_LANES ? s->B - b0 : ELM_LANES;
     size_t tl = s->per_sample - (size_t)s->m->M;
-    size_t off = (size_t)b0 * s->per_sample + tl * (size_t)G + (size_t)(b - b0);
+    size_t off = (size_t)b0 * s->per_sample + tl * (size_t)elm_state_memory_stride(s, b) +
+                 (size_t)(b - b0);
     return (const char *)s->state + off * rs;
 }
 
