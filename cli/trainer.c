@@ -244,6 +244,36 @@ static cJSON *read_json(const char *path) {
     return j;
 }
 
+/* metrics.csv: one row per epoch, the numeric columns of the first epoch's object. */
+static elm_status write_metrics_csv(const char *path, const cJSON *history) {
+    const cJSON *first = cJSON_GetArrayItem(history, 0);
+    if (!first)
+        return ELM_OK;
+    elm__atomic_file af;
+    elm_status st = elm__atomic_open(&af, path);
+    if (st)
+        return st;
+    const char *sep = "";
+    for (const cJSON *k = first->child; k; k = k->next)
+        if (cJSON_IsNumber(k)) {
+            fprintf(af.f, "%s%s", sep, k->string);
+            sep = ",";
+        }
+    fputc('\n', af.f);
+    for (const cJSON *row = history->child; row; row = row->next) {
+        sep = "";
+        for (const cJSON *k = first->child; k; k = k->next) {
+            if (!cJSON_IsNumber(k))
+                continue;
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, k->string);
+            fprintf(af.f, "%s%.9g", sep, cJSON_IsNumber(v) ? v->valuedouble : (double)NAN);
+            sep = ",";
+        }
+        fputc('\n', af.f);
+    }
+    return elm__atomic_commit(&af);
+}
+
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) {
     (void)sig;
@@ -594,34 +624,7 @@ static int run_train(run_spec *r) {
             snprintf(path, sizeof path, "%s/metrics.json", r->out);
             write_json(path, history);
             snprintf(path, sizeof path, "%s/metrics.csv", r->out);
-            {
-                size_t cap = 1 << 16, len = 0;
-                char *csv = malloc(cap);
-                cJSON *first = cJSON_GetArrayItem(history, 0);
-                for (cJSON *k = first ? first->child : NULL; csv && k; k = k->next)
-                    if (cJSON_IsNumber(k))
-                        len += (size_t)snprintf(csv + len, cap - len, "%s%s",
-                                                len ? "," : "", k->string);
-                if (csv && len < cap - 1)
-                    csv[len++] = '\n';
-                for (cJSON *rw = history->child; csv && rw; rw = rw->next) {
-                    int firstcol = 1;
-                    for (cJSON *k = first->child; k && len < cap - 64; k = k->next) {
-                        if (!cJSON_IsNumber(k))
-                            continue;
-                        cJSON *v = cJSON_GetObjectItem(rw, k->string);
-                        len += (size_t)snprintf(csv + len, cap - len, "%s%.9g",
-                                                firstcol ? "" : ",",
-                                                cJSON_IsNumber(v) ? v->valuedouble : (double)NAN);
-                        firstcol = 0;
-                    }
-                    if (len < cap - 1)
-                        csv[len++] = '\n';
-                }
-                if (csv)
-                    elm__write_file_atomic(path, csv, len);
-                free(csv);
-            }
+            write_metrics_csv(path, history);
         }
         if (epoch_end || stop || step + 1 - last_ckpt >= o->checkpoint_every ||
             step + 1 == total) {
