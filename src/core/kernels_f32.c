@@ -14,5 +14,6 @@
 #include <string.h>
 
 #define REAL     float
+#define ELM_KERNELS_F32
 #define FN(name) name##_f32
 #include "kernels.inc"

@@ -81,6 +81,10 @@ elm_status elm__forward_sparse_f32(elm_model *m, const elm_sparse_input *x, floa
 elm_status elm__forward_sparse_f64(elm_model *m, const elm_sparse_input *x, double *y, int B,
                                    int T, int train);
 /* The fast paths in use now, as ELM_FAST_* bits (set = that path runs); for tests and bench. */
+/* The nonzero entries of x (n) as (index, value) pairs, as the dense entry points scan inputs:
+ * with the vector scan this CPU supports, or (portable != 0) the plain one. Returns the count;
+ * idx and val need room for n. Exposed for tests. */
+int elm__gather_nonzero_f32(int32_t *idx, float *val, const float *x, int n, int portable);
 int elm__fast_paths_f32(const elm_model *m);
 int elm__fast_paths_f64(const elm_model *m);
 

@@ -13,7 +13,10 @@
  *   per-synapse path: to rounding;
  * - checkpointed BPTT against plain BPTT: bitwise;
  * - float32 gradients against float64 gradients of the same parameters;
- * - sparse (CSR) inputs against the same inputs dense: outputs and gradients bitwise.
+ * - sparse (CSR) inputs against the same inputs dense: outputs and gradients bitwise;
+ * - the input scan (nonzero entries of a dense row): the vector scan this CPU runs, the portable
+ *   one and a plain loop give the same list, for every length 0..70 and NeuronIO's 1278, at
+ *   densities 0 to 1, with NaN, -0.0 and subnormals.
  */
 #include "elm.h"
 #include "internal.h"
@@ -405,7 +408,51 @@ static void check_model(int kind, elm_dtype dt) {
     elm_model_free(m);
 }
 
+static void check_scan(void) {
+    enum { NMAX = 1278 };
+    static float x[NMAX];
+    static int32_t ia[NMAX], ib[NMAX], ir[NMAX];
+    static float va[NMAX], vb[NMAX], vr[NMAX];
+    const double dens[] = {0, 0.01, 0.1, 0.5, 1};
+    elm_rng r;
+    elm_rng_seed(&r, 5);
+    int bad = 0, cases = 0;
+    for (int n = 0; n <= 71; n++) {
+        const int len = n == 71 ? NMAX : n;
+        for (size_t di = 0; di < sizeof dens / sizeof dens[0]; di++) {
+            for (int i = 0; i < len; i++) {
+                double u = elm_rng_uniform(&r);
+                float v = u < dens[di] ? (float)(elm_rng_uniform(&r) * 2 - 1) : 0.0f;
+                double w = elm_rng_uniform(&r);
+                if (w < 0.02)
+                    v = -0.0f;
+                else if (w < 0.03 && v != 0)
+                    v = NAN;
+                else if (w < 0.04 && v != 0)
+                    v = 1e-40f; /* subnormal: nonzero */
+                x[i] = v;
+            }
+            int cr = 0;
+            for (int i = 0; i < len; i++)
+                if (x[i] != 0) {
+                    ir[cr] = i;
+                    vr[cr++] = x[i];
+                }
+            int ca = elm__gather_nonzero_f32(ia, va, x, len, 0);
+            int cb = elm__gather_nonzero_f32(ib, vb, x, len, 1);
+            int same = ca == cr && cb == cr;
+            for (int k = 0; same && k < cr; k++)
+                same = ia[k] == ir[k] && ib[k] == ir[k] && memcmp(&va[k], &vr[k], 4) == 0 &&
+                       memcmp(&vb[k], &vr[k], 4) == 0;
+            bad += !same;
+            cases++;
+        }
+    }
+    CHECK(bad == 0, "input scan: %d of %d rows give a different nonzero list", bad, cases);
+}
+
 int main(void) {
+    check_scan();
     for (int kind = 0; kind < 3; kind++) {
         check_model(kind, ELM_F64);
         check_model(kind, ELM_F32);
