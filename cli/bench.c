@@ -31,10 +31,12 @@ static const char *bench_usage =
     "                 [--sparse] [--data | --no-data]\n"
     "\n"
     "Times the standard cases of PERF-BASELINE.md (all of them by default) and prints\n"
-    "sample-steps/s (batch x steps / second), GFLOP/s by the reference's dense FLOP count, the\n"
-    "ratio to the reference's figure, peak memory and threads. NAME is one of neuronio-dm15,\n"
-    "neuronio-dm100, shd, pathfinder; FILE is a model_config.json (options as the reference's\n"
-    "constructor; inputs are Bernoulli(0.01) spikes, or uniform [0,1) when num_input is 1).\n"
+    "sample-steps/s (batch x steps / second), GFLOP/s by the reference's dense FLOP count and\n"
+    "as a percentage of the float32 peak of the cores used (one core's peak is measured first,\n"
+    "with the widest FMAs this CPU has), the ratio to the reference's figure, peak memory and\n"
+    "threads. NAME is one of neuronio-dm15, neuronio-dm100, shd, pathfinder; FILE is a\n"
+    "model_config.json (options as the reference's constructor; inputs are Bernoulli(0.01)\n"
+    "spikes, or uniform [0,1) when num_input is 1).\n"
     "--batch/--steps/--mode narrow or override the cases. Training = zero_grad + forward_train +\n"
     "MSE gradient + backward + Adam step. stream = elm_model_step once per time step.\n"
     "--checkpoint-stride K sets BPTT checkpointing (0 = auto, as the library's default).\n"
@@ -46,6 +48,10 @@ static const char *bench_usage =
     "Data paths (after the model cases, or alone with --data): NeuronIO cache windows (500 x\n"
     "1278, from a generated 6000-step simulation written as a .nioc cache), SHD binning (the\n"
     "tests' fixture file, when the source tree is at hand) and PNG decoding (32x32, 128x128).\n";
+
+/* PERF-BASELINE.md: "Peak fp32 FMA throughput of one core, measured: about 216 GFLOP/s with
+ * AVX-512" (a Zen 5). */
+#define PAGE_PEAK_GFLOPS 216.0
 
 typedef enum { MODE_TRAIN = 0, MODE_INFER = 1, MODE_STREAM = 2 } bench_mode;
 static const char *mode_name[] = {"train", "infer", "stream"};
@@ -750,11 +756,20 @@ int cmd_bench(int argc, char **argv) {
         cases[k].sparse = sparse && cases[k].mode != MODE_STREAM;
     }
 
-    if (json)
+    /* The arithmetic peak of this core, measured, for "% of peak" (bench_peak.c). */
+    const char *peak_how = "";
+    const double peak = nc ? bench_peak_gflops(&peak_how) : 0;
+    if (json) {
         printf("[");
-    else if (nc)
-        printf("%-16s %-6s %5s %6s %3s %14s %10s %8s %9s %8s %9s\n", "config", "mode", "B", "T",
-               "thr", "sample-steps/s", "us/step", "GFLOP/s", "ref", "x ref", "peak MB");
+    } else if (nc) {
+        if (peak > 0)
+            printf("one core's float32 peak, measured here: %.0f GFLOP/s (%s); "
+                   "PERF-BASELINE.md's: %.0f\n",
+                   peak, peak_how, PAGE_PEAK_GFLOPS);
+        printf("%-16s %-6s %5s %6s %3s %14s %10s %8s %6s %9s %8s %9s\n", "config", "mode", "B",
+               "T", "thr", "sample-steps/s", "us/step", "GFLOP/s", "%peak", "ref", "x ref",
+               "peak MB");
+    }
     int failures = 0, printed = 0;
     for (int k = 0; k < nc; k++) {
         bench_case *c = &cases[k];
@@ -770,6 +785,8 @@ int cmd_bench(int argc, char **argv) {
         double us_step = 1e6 * r.sec_median / (double)c->T;
         double ratio = c->ref > 0 ? r.sps / c->ref : 0;
         double mb = (double)r.rss_kb / 1024.0;
+        /* Of the peak of the cores used (per core times threads). */
+        double of_peak = peak > 0 ? gflops / (peak * (double)c->threads) : 0;
         if (json) {
             printf("%s\n  {\"config\": ", printed++ ? "," : "");
             json_str(c->label);
@@ -783,19 +800,28 @@ int cmd_bench(int argc, char **argv) {
                        c->ref, ratio);
             else
                 printf("\"reference_sample_steps_per_s\": null, \"ratio_to_reference\": null, ");
+            if (peak > 0)
+                printf("\"core_peak_gflops\": %.6g, \"fraction_of_core_peak\": %.4g, ", peak,
+                       of_peak);
+            else
+                printf("\"core_peak_gflops\": null, \"fraction_of_core_peak\": null, ");
+            printf("\"fraction_of_reference_peak\": %.4g, ",
+                   gflops / (PAGE_PEAK_GFLOPS * (double)c->threads));
             printf("\"peak_rss_mb\": %.1f, \"reps\": %d, \"median_s\": %.6g, "
                    "\"timer\": \"%s\", \"checkpoint_stride\": %d, \"sparse_input\": %s}",
                    mb, r.reps, r.sec_median, r.cpu_timer ? "process-cpu" : "wall", c->ckpt,
                    c->sparse ? "true" : "false");
         } else {
-            char refs[32] = "-", rats[32] = "-";
+            char refs[32] = "-", rats[32] = "-", pct[16] = "-";
             if (c->ref > 0) {
                 snprintf(refs, sizeof refs, "%.0f", c->ref);
                 snprintf(rats, sizeof rats, "%.1f", ratio);
             }
-            printf("%-16s %-6s %5d %6d %3d %14.0f %10.3f %8.2f %9s %8s %9.1f\n", c->label,
-                   mode_name[c->mode], c->B, c->T, c->threads, r.sps, us_step, gflops, refs, rats,
-                   mb);
+            if (peak > 0)
+                snprintf(pct, sizeof pct, "%.0f", 100 * of_peak);
+            printf("%-16s %-6s %5d %6d %3d %14.0f %10.3f %8.2f %6s %9s %8s %9.1f\n", c->label,
+                   mode_name[c->mode], c->B, c->T, c->threads, r.sps, us_step, gflops, pct, refs,
+                   rats, mb);
         }
         fflush(stdout);
     }

@@ -38,6 +38,9 @@ int cmd_gen(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* The measured float32 peak of one core in GFLOP/s (0 if not measured); *how names the
+ * instructions used. */
+double bench_peak_gflops(const char **how);
 int cmd_sweep(int argc, char **argv);
 
 #endif
