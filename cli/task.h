@@ -39,6 +39,13 @@ struct elm_task {
 
     /* Fills one training batch: x (B, T, I) and target (B, target_len). */
     elm_status (*train_batch)(elm_task *t, elm_rng *rng, int B, float *x, float *target);
+    /*
+     * Optional (NULL if absent): the batch train_batch would fill from the same rng, with x as
+     * spike lists, rows (b, t) (arrays owned by the task, valid until its next call). A task with
+     * spiking inputs offers it so that the dense (B, T, I) batch is never built nor scanned.
+     */
+    elm_status (*train_batch_sparse)(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
+                                     float *target);
     /* Mean loss of y (B, T, O) against target; writes dL/dy (B, T, O) of that mean loss. */
     double (*loss)(elm_task *t, const float *y, const float *target, float *dy, int B);
     /*

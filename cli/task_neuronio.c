@@ -36,6 +36,11 @@ typedef struct {
     int n_train_sims;
     long eval_samples;
     int eval_batch;
+    /* The spike lists of the last sparse batch. */
+    int64_t *sp_ptr;
+    int32_t *sp_idx;
+    float *sp_val;
+    size_t sp_rows, sp_cap;
 } nio_ctx;
 
 static elm_status nio_train_batch(elm_task *t, elm_rng *rng, int B, float *x, float *target) {
@@ -54,6 +59,55 @@ static elm_status nio_train_batch(elm_task *t, elm_rng *rng, int B, float *x, fl
         if (st != ELM_OK)
             return st;
     }
+    return ELM_OK;
+}
+
+/* The same draws as nio_train_batch, so a run's batches do not depend on which is used. */
+static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
+                                         float *target) {
+    nio_ctx *c = t->ctx;
+    const int T = t->seq_len;
+    const size_t rows = (size_t)B * (size_t)T;
+    if (c->sp_rows < rows) {
+        int64_t *p = realloc(c->sp_ptr, sizeof *p * (rows + 1));
+        if (!p)
+            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+        c->sp_ptr = p;
+        c->sp_rows = rows;
+    }
+    c->sp_ptr[0] = 0;
+    for (int b = 0; b < B; b++) {
+        int k = c->train_sims[elm_rng_below(rng, (uint64_t)c->n_train_sims)];
+        elm_nio_view v;
+        elm_status st = elm_nio_data_sim(c->data, k, &v);
+        if (st != ELM_OK)
+            return st;
+        int span = v.T - T - NIO_IGNORE_START;
+        int t0 = NIO_IGNORE_START + (int)elm_rng_below(rng, (uint64_t)span);
+        int64_t *ptr = c->sp_ptr + (size_t)b * (size_t)T;
+        int64_t nnz = elm_nio_window_nnz(&v, t0, T);
+        if (nnz < 0)
+            return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation %d: corrupt row pointers", k);
+        size_t need = (size_t)ptr[0] + (size_t)nnz;
+        if (need > c->sp_cap) {
+            size_t cap = need + need / 2 + 1024;
+            int32_t *ni = realloc(c->sp_idx, sizeof *ni * cap);
+            if (ni)
+                c->sp_idx = ni;
+            float *nv = ni ? realloc(c->sp_val, sizeof *nv * cap) : NULL;
+            if (!nv)
+                return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+            c->sp_val = nv;
+            c->sp_cap = cap;
+        }
+        st = elm_nio_fill_window_sparse(&v, t0, T, ptr, c->sp_idx, c->sp_val, c->sp_cap,
+                                        target + (size_t)b * t->target_len, 1);
+        if (st != ELM_OK)
+            return st;
+    }
+    x->ptr = c->sp_ptr;
+    x->idx = c->sp_idx;
+    x->val = c->sp_val;
     return ELM_OK;
 }
 
@@ -93,6 +147,9 @@ static void nio_free(elm_task *t) {
         elm_nio_data_free(c->data);
         elm_nio_data_free(c->valid);
         free(c->train_sims);
+        free(c->sp_ptr);
+        free(c->sp_idx);
+        free(c->sp_val);
         free(c);
     }
     free(t);
@@ -131,6 +188,7 @@ elm_status elm_task_neuronio_create(elm_task **out, const elm_task_opts *o) {
     t->select_metric = "soma_RMSE";
     t->select_larger_is_better = 0;
     t->train_batch = nio_train_batch;
+    t->train_batch_sparse = nio_train_batch_sparse;
     t->loss = nio_loss;
     t->evaluate = nio_evaluate;
     if (c->valid && elm_nio_data_n_in(c->valid) != t->num_input) {

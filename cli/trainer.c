@@ -309,8 +309,10 @@ static void progress_show(progress *p, long epoch, long epochs, long b, long nb,
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
-    fprintf(stderr, "%sepoch %ld/%ld [%s] %ld/%ld loss %.5f %.3gk sample-steps/s ETA %s%s",
-            p->tty ? "\r" : "", epoch, epochs, bar, b, nb, loss, steps_per_s / 1e3, eta_s,
+    const int mega = steps_per_s >= 1e6;
+    fprintf(stderr, "%sepoch %ld/%ld [%s] %ld/%ld loss %.5f %.3g%s sample-steps/s ETA %s%s",
+            p->tty ? "\r" : "", epoch, epochs, bar, b, nb, loss,
+            steps_per_s / (mega ? 1e6 : 1e3), mega ? "M" : "k", eta_s,
             p->tty ? (final ? "\n" : "") : "\n");
     fflush(stderr);
 }
@@ -511,12 +513,14 @@ static int run_train(run_spec *r) {
             goto done;
         }
     }
+    /* Spiking tasks hand over spike lists: no dense (B, T, I) batch to fill, then scan. */
+    const int sparse = task->train_batch_sparse != NULL;
     size_t nx = (size_t)B * (size_t)T * (size_t)I, ny = (size_t)B * (size_t)T * (size_t)O;
-    x = malloc(sizeof(float) * nx);
+    x = sparse ? NULL : malloc(sizeof(float) * nx);
     tg = malloc(sizeof(float) * (size_t)B * task->target_len);
     y = malloc(sizeof(float) * ny);
     dy = malloc(sizeof(float) * ny);
-    if (!x || !tg || !y || !dy) {
+    if ((!sparse && !x) || !tg || !y || !dy) {
         rc = cli_error("out of memory for a batch of %d x %d x %d", B, T, I);
         goto done;
     }
@@ -543,14 +547,17 @@ static int run_train(run_spec *r) {
         task->epoch = epoch;
         task->batch_in_epoch = b;
         task->epoch_seed = batch_seed((uint64_t)o->seed ^ 0x5eedULL, -1 - epoch);
-        st = task->train_batch(task, &rng, B, x, tg);
+        elm_sparse_input xs;
+        st = sparse ? task->train_batch_sparse(task, &rng, B, &xs, tg)
+                    : task->train_batch(task, &rng, B, x, tg);
         if (st) {
             rc = cli_fail(st, NULL);
             break;
         }
         double lr = elm_lr_cosine(o->lr, o->lr_min, step, total);
         elm_model_zero_grad(m);
-        st = elm_model_forward_train(m, x, y, B, T);
+        st = sparse ? elm_model_forward_train_sparse(m, &xs, y, B, T)
+                    : elm_model_forward_train(m, x, y, B, T);
         double loss = st ? (double)NAN : task->loss(task, y, tg, dy, B);
         if (!st)
             st = elm_model_backward(m, dy);

@@ -569,6 +569,22 @@ elm_status elm_nio_data_sim(const elm_nio_data *d, int k, elm_nio_view *v) {
 
 /* ---- windows ------------------------------------------------------------------------------- */
 
+/* target (T_win, 2): spike bins and scaled soma, zero past the end. */
+static void fill_target(const elm_nio_view *v, int t0, int T_win, float *target) {
+    memset(target, 0, (size_t)T_win * 2 * sizeof *target);
+    for (int t = 0; t < T_win && t0 + t < v->T; t++) {
+        double s = (double)elm_nio_view_soma(v, t0 + t);
+        if (s > ELM_NIO_SOMA_THRESHOLD)
+            s = ELM_NIO_SOMA_THRESHOLD;
+        target[2 * t + 1] = (float)((s - ELM_NIO_SOMA_BIAS) * ELM_NIO_SOMA_SCALE);
+    }
+    for (int i = 0; i < v->n_out_spikes; i++) {
+        int bin = elm_nio_spike_bin((double)v->out_spike_times[i]) - t0;
+        if (bin >= 0 && bin < T_win && bin + t0 < v->T)
+            target[2 * bin] = 1.0f;
+    }
+}
+
 elm_status elm_nio_fill_window(const elm_nio_view *v, int t0, int T_win, float *x, float *target,
                                int apply_sign) {
     if (t0 < 0 || T_win <= 0)
@@ -592,19 +608,59 @@ elm_status elm_nio_fill_window(const elm_nio_view *v, int t0, int T_win, float *
             row[id] = (apply_sign && id >= half) ? -1.0f : 1.0f;
         }
     }
-    if (target) {
-        memset(target, 0, (size_t)T_win * 2 * sizeof *target);
-        for (int t = 0; t < T_win && t0 + t < v->T; t++) {
-            double s = (double)elm_nio_view_soma(v, t0 + t);
-            if (s > ELM_NIO_SOMA_THRESHOLD)
-                s = ELM_NIO_SOMA_THRESHOLD;
-            target[2 * t + 1] = (float)((s - ELM_NIO_SOMA_BIAS) * ELM_NIO_SOMA_SCALE);
+    if (target)
+        fill_target(v, t0, T_win, target);
+    return ELM_OK;
+}
+
+int64_t elm_nio_window_nnz(const elm_nio_view *v, int t0, int T_win) {
+    if (t0 < 0 || T_win <= 0)
+        return -1;
+    const int t1 = t0 + T_win < v->T ? t0 + T_win : v->T;
+    if (t0 >= t1)
+        return 0;
+    const int64_t a = v->spike_ptr[t0], b = v->spike_ptr[t1];
+    return a < 0 || b < a || b > v->spike_ptr[v->T] ? -1 : b - a;
+}
+
+elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, int64_t *ptr,
+                                      int32_t *idx, float *val, size_t cap, float *target,
+                                      int apply_sign) {
+    if (t0 < 0 || T_win <= 0)
+        return elm__fail(ELM_ERR_ARG, "window [%d, %d + %d) is invalid", t0, t0, T_win);
+    const int n_in = v->n_in, half = n_in / 2;
+    const int64_t nnz = v->spike_ptr[v->T];
+    int64_t n = ptr[0];
+    for (int t = 0; t < T_win; t++) {
+        if (t0 + t < v->T) {
+            int64_t a = v->spike_ptr[t0 + t], b = v->spike_ptr[t0 + t + 1];
+            /* The row pointers come from a file: check them as they are used. */
+            if (a < 0 || b < a || b > nnz)
+                return elm__fail(ELM_ERR_FORMAT,
+                                 "NeuronIO simulation: corrupt row pointers at step %d", t0 + t);
+            if ((size_t)(n + (b - a)) > cap)
+                return elm__fail(ELM_ERR_ARG, "sparse window: room for %zu spikes is too small",
+                                 cap);
+            for (int64_t i = a; i < b; i++) {
+                int id = v->spike_idx[i];
+                if (id >= n_in)
+                    return elm__fail(ELM_ERR_FORMAT,
+                                     "NeuronIO simulation: input id %d >= %d at step %d", id, n_in,
+                                     t0 + t);
+                /* Spike lists are sorted and free of duplicates (as pickles are read and caches
+                 * written); the dense window would hide a violation, the model's sparse input
+                 * would refuse it, so say where it is. */
+                if (i > a && id <= v->spike_idx[i - 1])
+                    return elm__fail(ELM_ERR_FORMAT,
+                                     "NeuronIO simulation: input ids not ascending at step %d",
+                                     t0 + t);
+                idx[n] = id;
+                val[n++] = (apply_sign && id >= half) ? -1.0f : 1.0f;
+            }
         }
-        for (int i = 0; i < v->n_out_spikes; i++) {
-            int bin = elm_nio_spike_bin((double)v->out_spike_times[i]) - t0;
-            if (bin >= 0 && bin < T_win && bin + t0 < v->T)
-                target[2 * bin] = 1.0f;
-        }
+        ptr[t + 1] = n;
     }
+    if (target)
+        fill_target(v, t0, T_win, target);
     return ELM_OK;
 }

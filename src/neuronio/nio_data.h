@@ -67,4 +67,18 @@ elm_status elm_nio_data_sim(const elm_nio_data *d, int k, elm_nio_view *v);
 elm_status elm_nio_fill_window(const elm_nio_view *v, int t0, int T_win, float *x, float *target,
                                int apply_sign);
 
+/* Spikes in steps [t0, t0 + T_win) of a simulation, or -1 if its row pointers are corrupt. */
+int64_t elm_nio_window_nnz(const elm_nio_view *v, int t0, int T_win);
+
+/*
+ * The same window with x as spike lists, the layout of elm_sparse_input: step t's inputs are
+ * idx/val[ptr[t] .. ptr[t + 1]), ascending, val = 1 or the synapse sign. ptr[0] is the caller's
+ * (where the window starts in idx/val), ptr[1 .. T_win] are written; idx and val hold cap entries
+ * in all (ptr[0] + elm_nio_window_nnz() are needed). Bitwise the input of elm_nio_fill_window,
+ * without the dense (T_win, n_in) array. The target is as there.
+ */
+elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, int64_t *ptr,
+                                      int32_t *idx, float *val, size_t cap, float *target,
+                                      int apply_sign);
+
 #endif

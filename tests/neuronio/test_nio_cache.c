@@ -167,6 +167,64 @@ int main(void) {
         for (int t = 200; t < TW; t++)
             zeros &= y1[2 * t] == 0.0f && y1[2 * t + 1] == 0.0f;
         CHECK(zeros, "padding past the end is not zero");
+        /* Spike-list windows (what training hands the model) are the dense windows' nonzeros,
+         * in order, with the same targets: mid-simulation, over the first output spike, and
+         * running past the end; two windows back to back in one buffer. */
+        {
+            const int starts[3] = {500, t0, 5800};
+            int64_t *ptr = malloc(sizeof *ptr * (2 * (size_t)TW + 1));
+            size_t cap = 0;
+            for (int k = 0; k < 3; k++)
+                cap += (size_t)elm_nio_window_nnz(&a, starts[k], TW);
+            int32_t *ids32 = malloc(sizeof *ids32 * (cap + 1));
+            float *val = malloc(sizeof *val * (cap + 1));
+            for (int k = 0; k < 3; k++) {
+                ptr[0] = 0;
+                int64_t nnz = elm_nio_window_nnz(&a, starts[k], TW);
+                CHECK(nnz >= 0, "window nnz");
+                /* The second copy starts where the first ends: ptr[TW] is its ptr[0]. */
+                CHECK_OK(elm_nio_fill_window_sparse(&a, starts[k], TW, ptr, ids32, val, cap, y2, 1));
+                CHECK_OK(elm_nio_fill_window_sparse(&a, starts[k], TW, ptr + TW, ids32, val, cap,
+                                                    NULL, 1));
+                CHECK(ptr[TW] == nnz && ptr[2 * TW] == 2 * nnz, "window %d: %lld spikes, want %lld",
+                      k, (long long)ptr[TW], (long long)nnz);
+                CHECK_OK(elm_nio_fill_window(&a, starts[k], TW, x1, y1, 1));
+                int eq = !memcmp(y1, y2, sizeof(float) * TW * 2);
+                for (int t = 0; t < TW && eq; t++) {
+                    int64_t q = ptr[t];
+                    for (int i = 0; i < I; i++)
+                        if (x1[t * I + i] != 0.0f)
+                            eq &= q < ptr[t + 1] && ids32[q] == i && val[q++] == x1[t * I + i];
+                    eq &= q == ptr[t + 1];
+                }
+                CHECK(eq, "sparse window %d (t0 %d) differs from the dense one", k, starts[k]);
+            }
+            /* Too little room, and lists out of order, are errors, not overruns. */
+            ptr[0] = 0;
+            CHECK(elm_nio_window_nnz(&a, 500, TW) > 0 &&
+                      elm_nio_fill_window_sparse(&a, 500, TW, ptr, ids32, val, 1, NULL, 1) ==
+                          ELM_ERR_ARG,
+                  "a too small buffer is not refused");
+            elm_nio_view unsorted = a;
+            int64_t tt = 500;
+            while (tt < a.T && a.spike_ptr[tt + 1] - a.spike_ptr[tt] < 2)
+                tt++;
+            uint16_t *ids = malloc(sizeof *ids * (size_t)a.spike_ptr[a.T]);
+            memcpy(ids, a.spike_idx, sizeof *ids * (size_t)a.spike_ptr[a.T]);
+            uint16_t sw = ids[a.spike_ptr[tt]];
+            ids[a.spike_ptr[tt]] = ids[a.spike_ptr[tt] + 1];
+            ids[a.spike_ptr[tt] + 1] = sw;
+            unsorted.spike_idx = ids;
+            ptr[0] = 0;
+            CHECK(elm_nio_fill_window_sparse(&unsorted, (int)tt, 10, ptr, ids32, val, cap, NULL, 1) ==
+                          ELM_ERR_FORMAT &&
+                      strstr(elm_last_error(), "not ascending"),
+                  "ids out of order are not refused: %s", elm_last_error());
+            free(ids);
+            free(ids32);
+            free(val);
+            free(ptr);
+        }
         free(x1);
         free(x2);
         free(y1);
