@@ -284,7 +284,8 @@ static void run_case(const bench_case *bc, bench_result *r) {
                        (char *)x + ((size_t)b * (size_t)T + (size_t)t) * (size_t)I * rs,
                        (size_t)I * rs);
     }
-    int maxreps = bc->reps > 0 ? bc->reps : 200;
+    /* Without --reps, min_time decides (the cap only bounds the array of times). */
+    int maxreps = bc->reps > 0 ? bc->reps : 1000000;
     times = malloc(sizeof(double) * (size_t)(maxreps + 1));
     if (!times)
         goto fail;
