@@ -88,9 +88,10 @@ static elm_status build(elm_model **out, const elm_config *cfg_in, elm_dtype dty
     m->route_mask = malloc((size_t)m->S);
     m->inv_ptr = calloc((size_t)m->I + 1, sizeof(int32_t));
     m->inv_syn = malloc(sizeof(int32_t) * (size_t)m->S);
+    m->inv_branch = malloc(sizeof(int32_t) * (size_t)m->S);
     m->dv = elm__alloc_aligned((2 * (size_t)m->S + (size_t)m->R + 4 * (size_t)m->M) * dsize(dtype));
     if (!m->dv || !m->params || !m->grads || !m->route_idx || !m->route_mask || !m->inv_ptr ||
-        !m->inv_syn) {
+        !m->inv_syn || !m->inv_branch) {
         size_t n = m->n_total;
         elm_model_free(m);
         return elm__fail(ELM_ERR_NOMEM, "out of memory for a model of %zu parameters", n);
@@ -124,6 +125,8 @@ static void build_inverse(elm_model *m) {
     for (int i = 0; i < m->I; i++)
         m->inv_ptr[i] = m->inv_ptr[i + 1];
     m->inv_ptr[m->I] = total;
+    for (int32_t q = 0; q < total; q++)
+        m->inv_branch[q] = m->inv_syn[q] / m->P;
 }
 
 /* The reference's routing (ELM-SPEC section 3). */
@@ -239,6 +242,7 @@ void elm_model_free(elm_model *m) {
     free(m->route_mask);
     free(m->inv_ptr);
     free(m->inv_syn);
+    free(m->inv_branch);
     free(m);
 }
 

@@ -49,6 +49,8 @@ struct elm_model {
      * inv_syn[inv_ptr[i] .. inv_ptr[i+1]-1]. */
     int32_t *inv_ptr; /* (I + 1) */
     int32_t *inv_syn; /* (valid synapses) */
+    int32_t *inv_branch; /* (valid synapses) inv_syn[q] / P, the branch of each: no division
+                          * per active synapse in the kernels */
 
     /* Options. */
     int force_general;
