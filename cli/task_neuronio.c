@@ -20,6 +20,7 @@
 #include "neuronio/nio_data.h"
 #include "task.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,11 +37,15 @@ typedef struct {
     int n_train_sims;
     long eval_samples;
     int eval_batch;
-    /* The spike lists of the last sparse batch. */
+    int threads; /* OpenMP threads for cutting a batch (0: the default) */
+    /* The spike lists of the last sparse batch, and its samples' views and window starts. */
     int64_t *sp_ptr;
     int32_t *sp_idx;
     float *sp_val;
     size_t sp_rows, sp_cap;
+    elm_nio_view *sp_view;
+    int *sp_t0;
+    int sp_b;
 } nio_ctx;
 
 static elm_status nio_train_batch(elm_task *t, elm_rng *rng, int B, float *x, float *target) {
@@ -62,49 +67,73 @@ static elm_status nio_train_batch(elm_task *t, elm_rng *rng, int B, float *x, fl
     return ELM_OK;
 }
 
-/* The same draws as nio_train_batch, so a run's batches do not depend on which is used. */
+/*
+ * The same draws as nio_train_batch, so a run's batches do not depend on which is used. The
+ * draws and the sizes come first, in order; then the samples' spike lists are cut in parallel,
+ * each into its own part of the arrays.
+ */
 static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
                                          float *target) {
     nio_ctx *c = t->ctx;
     const int T = t->seq_len;
     const size_t rows = (size_t)B * (size_t)T;
-    if (c->sp_rows < rows) {
+    if (c->sp_rows < rows || c->sp_b < B) {
         int64_t *p = realloc(c->sp_ptr, sizeof *p * (rows + 1));
-        if (!p)
+        if (p)
+            c->sp_ptr = p;
+        elm_nio_view *v = p ? realloc(c->sp_view, sizeof *v * (size_t)B) : NULL;
+        if (v)
+            c->sp_view = v;
+        int *w = v ? realloc(c->sp_t0, sizeof *w * (size_t)B) : NULL;
+        if (!w)
             return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
-        c->sp_ptr = p;
+        c->sp_t0 = w;
         c->sp_rows = rows;
+        c->sp_b = B;
     }
-    c->sp_ptr[0] = 0;
+    int64_t total = 0;
     for (int b = 0; b < B; b++) {
         int k = c->train_sims[elm_rng_below(rng, (uint64_t)c->n_train_sims)];
-        elm_nio_view v;
-        elm_status st = elm_nio_data_sim(c->data, k, &v);
+        elm_nio_view *v = &c->sp_view[b];
+        elm_status st = elm_nio_data_sim(c->data, k, v);
         if (st != ELM_OK)
             return st;
-        int span = v.T - T - NIO_IGNORE_START;
-        int t0 = NIO_IGNORE_START + (int)elm_rng_below(rng, (uint64_t)span);
-        int64_t *ptr = c->sp_ptr + (size_t)b * (size_t)T;
-        int64_t nnz = elm_nio_window_nnz(&v, t0, T);
+        int span = v->T - T - NIO_IGNORE_START;
+        c->sp_t0[b] = NIO_IGNORE_START + (int)elm_rng_below(rng, (uint64_t)span);
+        int64_t nnz = elm_nio_window_nnz(v, c->sp_t0[b], T);
         if (nnz < 0)
             return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation %d: corrupt row pointers", k);
-        size_t need = (size_t)ptr[0] + (size_t)nnz;
-        if (need > c->sp_cap) {
-            size_t cap = need + need / 2 + 1024;
-            int32_t *ni = realloc(c->sp_idx, sizeof *ni * cap);
-            if (ni)
-                c->sp_idx = ni;
-            float *nv = ni ? realloc(c->sp_val, sizeof *nv * cap) : NULL;
-            if (!nv)
-                return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
-            c->sp_val = nv;
-            c->sp_cap = cap;
-        }
-        st = elm_nio_fill_window_sparse(&v, t0, T, ptr, c->sp_idx, c->sp_val, c->sp_cap,
-                                        target + (size_t)b * t->target_len, 1);
-        if (st != ELM_OK)
-            return st;
+        c->sp_ptr[(size_t)b * (size_t)T] = total;
+        total += nnz;
     }
+    if ((size_t)total > c->sp_cap) {
+        size_t cap = (size_t)total + (size_t)total / 2 + 1024;
+        int32_t *ni = realloc(c->sp_idx, sizeof *ni * cap);
+        if (ni)
+            c->sp_idx = ni;
+        float *nv = ni ? realloc(c->sp_val, sizeof *nv * cap) : NULL;
+        if (!nv)
+            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+        c->sp_val = nv;
+        c->sp_cap = cap;
+    }
+    int failed = 0;
+#pragma omp parallel for schedule(static) num_threads(c->threads) reduction(| : failed)
+    for (int b = 0; b < B; b++) {
+        int64_t *ptr = c->sp_ptr + (size_t)b * (size_t)T;
+        failed |= elm_nio_fill_window_sparse(&c->sp_view[b], c->sp_t0[b], T, ptr[0], ptr + 1,
+                                             c->sp_idx, c->sp_val, c->sp_cap,
+                                             target + (size_t)b * t->target_len, 1) != ELM_OK;
+    }
+    if (failed) /* again in this thread, for the message (the error text is per thread) */
+        for (int b = 0; b < B; b++) {
+            int64_t *ptr = c->sp_ptr + (size_t)b * (size_t)T;
+            elm_status st = elm_nio_fill_window_sparse(&c->sp_view[b], c->sp_t0[b], T, ptr[0],
+                                                       ptr + 1, c->sp_idx, c->sp_val, c->sp_cap,
+                                                       target + (size_t)b * t->target_len, 1);
+            if (st != ELM_OK)
+                return st;
+        }
     x->ptr = c->sp_ptr;
     x->idx = c->sp_idx;
     x->val = c->sp_val;
@@ -150,6 +179,8 @@ static void nio_free(elm_task *t) {
         free(c->sp_ptr);
         free(c->sp_idx);
         free(c->sp_val);
+        free(c->sp_view);
+        free(c->sp_t0);
         free(c);
     }
     free(t);
@@ -178,6 +209,7 @@ elm_status elm_task_neuronio_create(elm_task **out, const elm_task_opts *o) {
     }
     c->eval_samples = o->eval_samples;
     c->eval_batch = o->eval_batch;
+    c->threads = o->threads > 0 ? o->threads : omp_get_max_threads();
     t->name = "neuronio";
     t->num_input = elm_nio_data_n_in(c->data);
     t->num_output = 2;

@@ -623,14 +623,14 @@ int64_t elm_nio_window_nnz(const elm_nio_view *v, int t0, int T_win) {
     return a < 0 || b < a || b > v->spike_ptr[v->T] ? -1 : b - a;
 }
 
-elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, int64_t *ptr,
-                                      int32_t *idx, float *val, size_t cap, float *target,
-                                      int apply_sign) {
-    if (t0 < 0 || T_win <= 0)
+elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, int64_t start,
+                                      int64_t *ends, int32_t *idx, float *val, size_t cap,
+                                      float *target, int apply_sign) {
+    if (t0 < 0 || T_win <= 0 || start < 0)
         return elm__fail(ELM_ERR_ARG, "window [%d, %d + %d) is invalid", t0, t0, T_win);
     const int n_in = v->n_in, half = n_in / 2;
     const int64_t nnz = v->spike_ptr[v->T];
-    int64_t n = ptr[0];
+    int64_t n = start;
     for (int t = 0; t < T_win; t++) {
         if (t0 + t < v->T) {
             int64_t a = v->spike_ptr[t0 + t], b = v->spike_ptr[t0 + t + 1];
@@ -658,7 +658,7 @@ elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, 
                 val[n++] = (apply_sign && id >= half) ? -1.0f : 1.0f;
             }
         }
-        ptr[t + 1] = n;
+        ends[t] = n;
     }
     if (target)
         fill_target(v, t0, T_win, target);

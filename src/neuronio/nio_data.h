@@ -71,14 +71,16 @@ elm_status elm_nio_fill_window(const elm_nio_view *v, int t0, int T_win, float *
 int64_t elm_nio_window_nnz(const elm_nio_view *v, int t0, int T_win);
 
 /*
- * The same window with x as spike lists, the layout of elm_sparse_input: step t's inputs are
- * idx/val[ptr[t] .. ptr[t + 1]), ascending, val = 1 or the synapse sign. ptr[0] is the caller's
- * (where the window starts in idx/val), ptr[1 .. T_win] are written; idx and val hold cap entries
- * in all (ptr[0] + elm_nio_window_nnz() are needed). Bitwise the input of elm_nio_fill_window,
- * without the dense (T_win, n_in) array. The target is as there.
+ * The same window with x as spike lists, in the layout of elm_sparse_input: the window's spikes
+ * are written to idx/val from index `start` on, step by step, ids ascending, val = 1 or the
+ * synapse sign; ends[t] (T_win entries) receives the index one past step t's last spike. With
+ * ends = ptr + 1 and start = ptr[0] it fills CSR row pointers. idx and val hold cap entries in
+ * all (start + elm_nio_window_nnz() are needed). Bitwise the input of elm_nio_fill_window,
+ * without the dense (T_win, n_in) array; the target is as there. Windows written to disjoint
+ * parts of the arrays may be filled concurrently.
  */
-elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, int64_t *ptr,
-                                      int32_t *idx, float *val, size_t cap, float *target,
-                                      int apply_sign);
+elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, int64_t start,
+                                      int64_t *ends, int32_t *idx, float *val, size_t cap,
+                                      float *target, int apply_sign);
 
 #endif

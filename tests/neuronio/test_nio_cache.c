@@ -183,9 +183,10 @@ int main(void) {
                 int64_t nnz = elm_nio_window_nnz(&a, starts[k], TW);
                 CHECK(nnz >= 0, "window nnz");
                 /* The second copy starts where the first ends: ptr[TW] is its ptr[0]. */
-                CHECK_OK(elm_nio_fill_window_sparse(&a, starts[k], TW, ptr, ids32, val, cap, y2, 1));
-                CHECK_OK(elm_nio_fill_window_sparse(&a, starts[k], TW, ptr + TW, ids32, val, cap,
-                                                    NULL, 1));
+                CHECK_OK(elm_nio_fill_window_sparse(&a, starts[k], TW, ptr[0], ptr + 1, ids32, val,
+                                                    cap, y2, 1));
+                CHECK_OK(elm_nio_fill_window_sparse(&a, starts[k], TW, ptr[TW], ptr + TW + 1, ids32,
+                                                    val, cap, NULL, 1));
                 CHECK(ptr[TW] == nnz && ptr[2 * TW] == 2 * nnz, "window %d: %lld spikes, want %lld",
                       k, (long long)ptr[TW], (long long)nnz);
                 CHECK_OK(elm_nio_fill_window(&a, starts[k], TW, x1, y1, 1));
@@ -202,7 +203,7 @@ int main(void) {
             /* Too little room, and lists out of order, are errors, not overruns. */
             ptr[0] = 0;
             CHECK(elm_nio_window_nnz(&a, 500, TW) > 0 &&
-                      elm_nio_fill_window_sparse(&a, 500, TW, ptr, ids32, val, 1, NULL, 1) ==
+                      elm_nio_fill_window_sparse(&a, 500, TW, 0, ptr + 1, ids32, val, 1, NULL, 1) ==
                           ELM_ERR_ARG,
                   "a too small buffer is not refused");
             elm_nio_view unsorted = a;
@@ -216,7 +217,7 @@ int main(void) {
             ids[a.spike_ptr[tt] + 1] = sw;
             unsorted.spike_idx = ids;
             ptr[0] = 0;
-            CHECK(elm_nio_fill_window_sparse(&unsorted, (int)tt, 10, ptr, ids32, val, cap, NULL, 1) ==
+            CHECK(elm_nio_fill_window_sparse(&unsorted, (int)tt, 10, 0, ptr + 1, ids32, val, cap, NULL, 1) ==
                           ELM_ERR_FORMAT &&
                       strstr(elm_last_error(), "not ascending"),
                   "ids out of order are not refused: %s", elm_last_error());
