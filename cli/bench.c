@@ -46,8 +46,9 @@ static const char *bench_usage =
     "times all threads' CPU time together: with N threads, N x its figure is the throughput the\n"
     "N threads would reach on N idle cores (it shows the parallel overhead, not contention).\n"
     "Data paths (after the model cases, or alone with --data): NeuronIO cache windows (500 x\n"
-    "1278, from a generated 6000-step simulation written as a .nioc cache), SHD binning (the\n"
-    "tests' fixture file, when the source tree is at hand) and PNG decoding (32x32, 128x128).\n";
+    "1278 dense, and as the spike lists training uses, from a generated 6000-step simulation\n"
+    "written as a .nioc cache), SHD binning (the tests' fixture file, when the source tree is\n"
+    "at hand) and PNG decoding (32x32, 128x128).\n";
 
 /* PERF-BASELINE.md: "Peak fp32 FMA throughput of one core, measured: about 216 GFLOP/s with
  * AVX-512" (a Zen 5). */
@@ -444,12 +445,23 @@ typedef struct {
     elm_nio_view v;
     float *x, *target;
     int T_sim, T_win;
+    int64_t *ends; /* spike-list windows (what training cuts) */
+    int32_t *idx;
+    float *val;
+    size_t cap;
 } nio_arg;
 
 static int nio_window(void *p, int rep) {
     nio_arg *a = p;
     int t0 = (rep * 397) % (a->T_sim - a->T_win);
     return elm_nio_fill_window(&a->v, t0, a->T_win, a->x, a->target, 1) == ELM_OK;
+}
+
+static int nio_spikes(void *p, int rep) {
+    nio_arg *a = p;
+    int t0 = (rep * 397) % (a->T_sim - a->T_win);
+    return elm_nio_fill_window_sparse(&a->v, t0, a->T_win, 0, a->ends, a->idx, a->val, a->cap,
+                                      a->target, 1) == ELM_OK;
 }
 
 typedef struct {
@@ -544,6 +556,27 @@ static int bench_data(data_result *r, int max, double min_time) {
                      a.T_win, sim.n_in);
             n += ok;
         }
+        if (good) {
+            a.cap = (size_t)a.v.spike_ptr[a.v.T];
+            a.ends = malloc(sizeof *a.ends * (size_t)a.T_win);
+            a.idx = malloc(sizeof *a.idx * (a.cap + 1));
+            a.val = malloc(sizeof *a.val * (a.cap + 1));
+            good = a.ends && a.idx && a.val;
+        }
+        if (good && n < max) {
+            data_result *q = &r[n];
+            memset(q, 0, sizeof *q);
+            q->name = "neuronio-spikes";
+            q->unit = "windows";
+            q->per_s = time_rate(nio_spikes, &a, min_time, &ok);
+            q->steps_per_s = q->per_s * a.T_win;
+            snprintf(q->note, sizeof q->note,
+                     "%d-step window as spike lists + targets (what training cuts)", a.T_win);
+            n += ok;
+        }
+        free(a.ends);
+        free(a.idx);
+        free(a.val);
         free(a.x);
         free(a.target);
         elm_nio_cache_close(c);
