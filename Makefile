@@ -4,7 +4,7 @@ BUILD ?= build
 ELM_WERROR ?= OFF
 CMAKE_FLAGS ?=
 
-.PHONY: all test asan clean
+.PHONY: all test asan clean blas-compare
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j2
 
@@ -21,6 +21,14 @@ asan:
 	    -DELM_SANITIZE=ON -DELM_WERROR=$(ELM_WERROR) $(CMAKE_FLAGS)
 	cmake --build build-asan -j2
 	ctest --test-dir build-asan --output-on-failure -j2 -LE slow
+
+# elm's products against OpenBLAS's sgemm (docs/PERFORMANCE.md); needs libopenblas-dev.
+blas-compare: all
+	@pkg-config --exists openblas || { echo "blas-compare needs OpenBLAS: apt-get install libopenblas-dev"; exit 1; }
+	$(CC) -O3 -g -std=gnu11 -fopenmp -Wno-unused-function -Iinclude -Isrc -Isrc/core \
+	    $$(pkg-config --cflags openblas) scripts/blas_compare.c $(BUILD)/libelm_core.a \
+	    $$(pkg-config --libs openblas) -lcjson -lm -o $(BUILD)/blas_compare
+	$(BUILD)/blas_compare
 
 clean:
 	rm -rf $(BUILD) build-asan
