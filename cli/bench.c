@@ -441,6 +441,22 @@ static double time_rate(int (*fn)(void *, int), void *arg, double min_time, int 
     return t > 0 ? n / t : 0;
 }
 
+/* Times fn (one `unit` per call, `steps` sample-steps each) and, if it ran, appends the result as
+ * r[n]; returns the new count. `note` says what was timed. */
+static int time_data_path(data_result *r, int n, const char *name, const char *unit,
+                          int (*fn)(void *, int), void *arg, double steps, double min_time,
+                          const char *note) {
+    int ok = 0;
+    data_result *q = &r[n];
+    memset(q, 0, sizeof *q);
+    q->name = name;
+    q->unit = unit;
+    q->per_s = time_rate(fn, arg, min_time, &ok);
+    q->steps_per_s = q->per_s * steps;
+    snprintf(q->note, sizeof q->note, "%s", note);
+    return n + ok;
+}
+
 typedef struct {
     elm_nio_view v;
     float *x, *target;
@@ -506,7 +522,7 @@ static void rm_dir(const char *dir) {
 }
 
 static int bench_data(data_result *r, int max, double min_time) {
-    int n = 0, ok = 0;
+    int n = 0;
     char tmpl[] = "/tmp/elm-bench-XXXXXX";
     char *dir = mkdtemp(tmpl);
     if (!dir)
@@ -545,16 +561,12 @@ static int bench_data(data_result *r, int max, double min_time) {
             a.target = malloc(sizeof(float) * (size_t)a.T_win * 2);
             good = a.x && a.target;
         }
+        char note[128];
         if (good && n < max) {
-            data_result *q = &r[n];
-            memset(q, 0, sizeof *q);
-            q->name = "neuronio-window";
-            q->unit = "windows";
-            q->per_s = time_rate(nio_window, &a, min_time, &ok);
-            q->steps_per_s = q->per_s * a.T_win;
-            snprintf(q->note, sizeof q->note, "%d x %d dense window + targets from a mapped cache",
+            snprintf(note, sizeof note, "%d x %d dense window + targets from a mapped cache",
                      a.T_win, sim.n_in);
-            n += ok;
+            n = time_data_path(r, n, "neuronio-window", "windows", nio_window, &a, a.T_win,
+                               min_time, note);
         }
         if (good) {
             a.cap = (size_t)a.v.spike_ptr[a.v.T];
@@ -564,15 +576,10 @@ static int bench_data(data_result *r, int max, double min_time) {
             good = a.ends && a.idx && a.val;
         }
         if (good && n < max) {
-            data_result *q = &r[n];
-            memset(q, 0, sizeof *q);
-            q->name = "neuronio-spikes";
-            q->unit = "windows";
-            q->per_s = time_rate(nio_spikes, &a, min_time, &ok);
-            q->steps_per_s = q->per_s * a.T_win;
-            snprintf(q->note, sizeof q->note,
+            snprintf(note, sizeof note,
                      "%d-step window as spike lists + targets (what training cuts)", a.T_win);
-            n += ok;
+            n = time_data_path(r, n, "neuronio-spikes", "windows", nio_spikes, &a, a.T_win,
+                               min_time, note);
         }
         free(a.ends);
         free(a.idx);
@@ -596,15 +603,11 @@ static int bench_data(data_result *r, int max, double min_time) {
             n < max) {
             shd_arg a = {d, malloc(sizeof(float) * (size_t)d->num_bins * (size_t)d->num_channels)};
             if (a.x) {
-                data_result *q = &r[n];
-                memset(q, 0, sizeof *q);
-                q->name = "shd-binning";
-                q->unit = "samples";
-                q->per_s = time_rate(shd_bin, &a, min_time, &ok);
-                q->steps_per_s = q->per_s * d->num_bins;
-                snprintf(q->note, sizeof q->note, "%d x %d bins of %d samples (%lld spikes)",
+                char note[128];
+                snprintf(note, sizeof note, "%d x %d bins of %d samples (%lld spikes)",
                          d->num_bins, d->num_channels, d->n, (long long)d->kept_spikes);
-                n += ok;
+                n = time_data_path(r, n, "shd-binning", "samples", shd_bin, &a, d->num_bins,
+                                   min_time, note);
             }
             free(a.x);
         }
@@ -625,14 +628,10 @@ static int bench_data(data_result *r, int max, double min_time) {
         free(px);
         if (!good)
             continue;
-        data_result *q = &r[n];
-        memset(q, 0, sizeof *q);
-        q->name = k ? "png-decode-128" : "png-decode-32";
-        q->unit = "images";
-        q->per_s = time_rate(png_decode, &a, min_time, &ok);
-        q->steps_per_s = q->per_s * S * S;
-        snprintf(q->note, sizeof q->note, "%dx%d 8-bit grayscale, libpng", S, S);
-        n += ok;
+        char note[128];
+        snprintf(note, sizeof note, "%dx%d 8-bit grayscale, libpng", S, S);
+        n = time_data_path(r, n, k ? "png-decode-128" : "png-decode-32", "images", png_decode, &a,
+                           (double)S * S, min_time, note);
     }
     rm_dir(dir);
     return n;
