@@ -51,6 +51,11 @@ typedef struct {
     double dropout;
     long eval_samples;
     int eval_batch;
+    /* The spike lists of the last sparse training batch. */
+    int64_t *sp_ptr;
+    int32_t *sp_idx;
+    float *sp_val;
+    size_t sp_rows, sp_cap;
 } shd_ctx;
 
 static void set_clear(shd_set *s) {
@@ -68,6 +73,9 @@ static void shd_task_free(elm_task *t) {
         elm_shd_free(c->test);
         elm_shd_free(c->valid_file);
         free(c->train_pool);
+        free(c->sp_ptr);
+        free(c->sp_idx);
+        free(c->sp_val);
         set_clear(&c->valid);
         set_clear(&c->test_set);
         free(c);
@@ -101,6 +109,63 @@ static elm_status shd_train_batch(elm_task *t, elm_rng *rng, int B, float *x, fl
         target[b] = (float)l;
     }
     elm_shd_input_dropout(x, (size_t)B * per, c->dropout, rng);
+    return ELM_OK;
+}
+
+/*
+ * The batch of shd_train_batch as spike lists: the same draws (the samples, then dropout over
+ * the nonzero inputs in (sample, step, channel) order, which is the order of the lists), so a
+ * run's batches are the same whichever is used.
+ */
+static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
+                                         float *target) {
+    shd_ctx *c = t->ctx;
+    const int T = t->seq_len, Ts = c->train->num_bins; /* Ts: steps of one digit */
+    const size_t rows = (size_t)B * (size_t)T;
+    if (c->sp_rows < rows) {
+        int64_t *p = realloc(c->sp_ptr, sizeof *p * (rows + 1));
+        if (!p)
+            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+        c->sp_ptr = p;
+        c->sp_rows = rows;
+    }
+    c->sp_ptr[0] = 0;
+    for (int b = 0; b < B; b++) {
+        int ids[2], nd = 1;
+        if (c->adding) {
+            elm_shd_adding_draw(&ids[0], &ids[1], 1, c->train_pool, c->ntrain, rng);
+            nd = 2;
+            target[b] = (float)elm_shd_adding_label(c->train->labels[ids[0]],
+                                                    c->train->labels[ids[1]]);
+        } else {
+            ids[0] = c->train_pool[elm_rng_below(rng, (uint64_t)c->ntrain)];
+            target[b] = (float)c->train->labels[ids[0]];
+        }
+        for (int q = 0; q < nd; q++) {
+            int64_t *ptr = c->sp_ptr + (size_t)b * (size_t)T + (size_t)q * (size_t)Ts;
+            const int i = ids[q];
+            size_t need = (size_t)ptr[0] + (size_t)(c->train->ptr[i + 1] - c->train->ptr[i]);
+            if (need > c->sp_cap) {
+                size_t cap = need + need / 2 + 4096;
+                int32_t *ni = realloc(c->sp_idx, sizeof *ni * cap);
+                if (ni)
+                    c->sp_idx = ni;
+                float *nv = ni ? realloc(c->sp_val, sizeof *nv * cap) : NULL;
+                if (!nv)
+                    return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+                c->sp_val = nv;
+                c->sp_cap = cap;
+            }
+            elm_status st =
+                elm_shd_fill_sparse(c->train, i, ptr[0], ptr + 1, c->sp_idx, c->sp_val, c->sp_cap);
+            if (st != ELM_OK)
+                return st;
+        }
+    }
+    elm_shd_input_dropout(c->sp_val, (size_t)c->sp_ptr[rows], c->dropout, rng);
+    x->ptr = c->sp_ptr;
+    x->idx = c->sp_idx;
+    x->val = c->sp_val;
     return ELM_OK;
 }
 
@@ -361,6 +426,7 @@ elm_status elm_task_shd_create(elm_task **out, const elm_task_opts *o, int addin
     t->select_metric = "accuracy";
     t->select_larger_is_better = 1;
     t->train_batch = shd_train_batch;
+    t->train_batch_sparse = shd_train_batch_sparse;
     t->loss = shd_loss;
     t->evaluate = shd_evaluate;
     free(held);

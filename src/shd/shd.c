@@ -515,6 +515,60 @@ void elm_shd_fill(const elm_shd *d, int i, float *x) {
         x[d->bin[k] * C + d->chan[k]] += 1.0f;
 }
 
+elm_status elm_shd_fill_sparse(const elm_shd *d, int i, int64_t start, int64_t *ends,
+                               int32_t *idx, float *val, size_t cap) {
+    const int T = d->num_bins, C = d->num_channels;
+    const int64_t a = d->ptr[i], n = d->ptr[i + 1] - a;
+    if ((size_t)start + (size_t)n > cap)
+        return elm__fail(ELM_ERR_ARG, "SHD sample %d: room for %zu spikes is too small", i, cap);
+    /* The sample's spikes in (bin, channel) order: a counting sort by channel, then a stable one
+     * by bin (file order is not trusted to be by time). Repeats of a (bin, channel) become
+     * counts: the nonzero entries of elm_shd_fill's rows, in order. */
+    int64_t *cnt = calloc((size_t)(C > T ? C : T) + 1, sizeof *cnt);
+    int32_t *by_chan = malloc(sizeof *by_chan * (size_t)(n + 1));
+    int32_t *order = malloc(sizeof *order * (size_t)(n + 1));
+    if (!cnt || !by_chan || !order) {
+        free(cnt);
+        free(by_chan);
+        free(order);
+        return elm__fail(ELM_ERR_NOMEM, "out of memory binning SHD sample %d", i);
+    }
+    for (int64_t k = 0; k < n; k++)
+        cnt[d->chan[a + k] + 1]++;
+    for (int c = 0; c < C; c++)
+        cnt[c + 1] += cnt[c];
+    for (int64_t k = 0; k < n; k++)
+        by_chan[cnt[d->chan[a + k]]++] = (int32_t)k;
+    memset(cnt, 0, sizeof *cnt * ((size_t)T + 1));
+    for (int64_t k = 0; k < n; k++)
+        cnt[d->bin[a + k] + 1]++;
+    for (int t = 0; t < T; t++)
+        cnt[t + 1] += cnt[t];
+    for (int64_t q = 0; q < n; q++) {
+        int32_t k = by_chan[q];
+        order[cnt[d->bin[a + k]]++] = k;
+    }
+    /* cnt[t] is now the end of bin t in order. */
+    int64_t out = start, q = 0;
+    for (int t = 0; t < T; t++) {
+        for (int prev = -1; q < cnt[t]; q++) {
+            int ch = d->chan[a + order[q]];
+            if (ch == prev) {
+                val[out - 1] += 1.0f;
+                continue;
+            }
+            idx[out] = ch;
+            val[out++] = 1.0f;
+            prev = ch;
+        }
+        ends[t] = out;
+    }
+    free(cnt);
+    free(by_chan);
+    free(order);
+    return ELM_OK;
+}
+
 elm_status elm_shd_split(int n, double frac, uint64_t seed, int **kept, int *nkept, int **held,
                          int *nheld) {
     *kept = *held = NULL;

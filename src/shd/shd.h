@@ -93,6 +93,16 @@ static inline int64_t elm_shd_count(const elm_shd *d, int i) {
 void elm_shd_fill(const elm_shd *d, int i, float *x);
 
 /*
+ * Sample i binned as spike lists, in the layout of elm_sparse_input: bin t's nonzero channels,
+ * ascending, with their spike counts as values, are written to idx/val from index `start` on,
+ * and ends[t] (num_bins entries) receives the index one past bin t's last entry. The lists are
+ * the nonzero entries of elm_shd_fill's rows, in order. idx/val hold cap entries in all (start +
+ * the sample's spike count are enough).
+ */
+elm_status elm_shd_fill_sparse(const elm_shd *d, int i, int64_t start, int64_t *ends,
+                               int32_t *idx, float *val, size_t cap);
+
+/*
  * Splits 0..n-1 with a seeded shuffle: the first round(frac * n) indices of the shuffle (at least
  * one when frac > 0 and n >= 2, never all n) go to `held` (validation), the rest to `kept`
  * (training). Both lists come back sorted ascending (malloc'd; free() them).

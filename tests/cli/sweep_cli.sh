@@ -94,10 +94,11 @@ grep -q "small: started" err.txt && bad "finished point trained again"
 [ "$(stat -c %Y sw/runs/small/model.safetensors)" = "$before" ] || bad "finished model rewritten"
 
 # --- Resume: a time limit stops the points with a checkpoint; a rerun continues them ---
+# The points must outlast the 0.2 s limit by a wide margin (about 1 s each uninterrupted here).
 cat >seeds.json <<'EOF'
-{"base": {"eval_samples": 4, "batch_size": 4, "num_memory": 4}, "vary": {"seed": [1, 2]}}
+{"base": {"eval_samples": 4, "batch_size": 4, "num_memory": 32}, "vary": {"seed": [1, 2]}}
 EOF
-long=(--epochs 2 --batches-per-epoch 400 --jobs 2 --threads-per-job 1 --no-plot)
+long=(--epochs 2 --batches-per-epoch 1000 --jobs 2 --threads-per-job 1 --no-plot)
 "$cli" sweep --task shd --data data --grid seeds.json --out rs "${long[@]}" --time-limit 0.2 \
     >out.txt 2>err.txt
 rc=$?
@@ -111,7 +112,7 @@ grep -q "resuming rs/runs/seed=2 at batch" rs/runs/seed=2/train.log || bad "trai
 [ -f rs/runs/seed=2/test_metrics.json ] || bad "resumed point not finished"
 
 # --- A changed grid: the old run is refused, never mixed ---
-sed -i 's/"num_memory": 4/"num_memory": 5/' seeds.json
+sed -i 's/"num_memory": 32/"num_memory": 33/' seeds.json
 "$cli" sweep --task shd --data data --grid seeds.json --out rs "${long[@]}" >out.txt 2>err.txt
 rc=$?
 [ $rc = 1 ] || bad "changed grid exited $rc, want 1"

@@ -343,7 +343,49 @@ static void test_dropout(void) {
     free(x);
 }
 
+/* elm_shd_fill_sparse against elm_shd_fill on a hand-made data set whose spikes are out of time
+ * order and repeat (bin, channel) pairs (counts above 1), two samples written back to back. */
+static void test_fill_sparse(void) {
+    enum { T = 6, C = 9, N0 = 14, N1 = 5 };
+    int64_t ptr[3] = {0, N0, N0 + N1};
+    uint16_t bin[N0 + N1] = {5, 0, 2, 2, 5, 0, 2, 3, 5, 5, 0, 1, 2, 5, /* sample 1: */ 4, 4, 4, 0,
+                             4};
+    uint16_t chan[N0 + N1] = {3, 8, 1, 7, 3, 8, 1, 0, 2, 3, 4, 6, 7, 0, /* sample 1: */ 8, 2, 8, 5,
+                              8};
+    elm_shd d;
+    memset(&d, 0, sizeof d);
+    d.n = 2;
+    d.num_bins = T;
+    d.num_channels = C;
+    d.ptr = ptr;
+    d.bin = bin;
+    d.chan = chan;
+    int64_t rp[2 * T + 1];
+    int32_t idx[N0 + N1];
+    float val[N0 + N1], dense[T * C], back[T * C];
+    rp[0] = 0;
+    CHECK_OK(elm_shd_fill_sparse(&d, 0, 0, rp + 1, idx, val, N0 + N1));
+    CHECK_OK(elm_shd_fill_sparse(&d, 1, rp[T], rp + T + 1, idx, val, N0 + N1));
+    for (int i = 0; i < 2; i++) {
+        elm_shd_fill(&d, i, dense);
+        memset(back, 0, sizeof back);
+        int sorted = 1;
+        for (int t = 0; t < T; t++)
+            for (int64_t k = rp[i * T + t]; k < rp[i * T + t + 1]; k++) {
+                sorted &= k == rp[i * T + t] || idx[k] > idx[k - 1];
+                back[t * C + idx[k]] = val[k];
+            }
+        CHECK(sorted && !memcmp(dense, back, sizeof dense),
+              "sample %d: spike lists differ from the dense bins", i);
+    }
+    CHECK(rp[1] == 2 && idx[0] == 4 && idx[1] == 8 && val[0] == 1.0f && val[1] == 2.0f,
+          "bin 0: channels 4 (1 spike) and 8 (2 spikes) expected");
+    CHECK(elm_shd_fill_sparse(&d, 0, 0, rp + 1, idx, val, N0 - 1) == ELM_ERR_ARG,
+          "a too small buffer is not refused");
+}
+
 int main(void) {
+    test_fill_sparse();
     /* CTest sets ELM_SOURCE_DIR; run by hand, the fixtures are found beside this source file
      * (CMake compiles it by its absolute path). */
     const char *src = getenv("ELM_SOURCE_DIR");

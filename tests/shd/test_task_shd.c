@@ -323,8 +323,50 @@ static void test_errors(void) {
     CHECK(elm_task_shd_create(&t, &o, 0) == ELM_ERR_CONFIG, "dropout 1 accepted");
 }
 
+/* The spike-list batches training uses are the dense batches' nonzeros, with the same labels,
+ * dropout and random draws (so the rng is left in the same state), for SHD and SHD-Adding. */
+static void test_sparse_batches(void) {
+    for (int adding = 0; adding < 2; adding++) {
+        elm_task *t = NULL;
+        elm_task_opts o = opts();
+        o.input_dropout = 0.5;
+        CHECK_OK(elm_task_shd_create(&t, &o, adding));
+        if (!t)
+            continue;
+        CHECK(t->train_batch_sparse != NULL, "no sparse batches (adding %d)", adding);
+        enum { B = 5 };
+        const int T = t->seq_len, I = t->num_input;
+        const size_t per = (size_t)T * (size_t)I;
+        float *x = malloc(B * per * sizeof *x), *xs = calloc(B * per, sizeof *xs);
+        float tg[B], tgs[B];
+        int same = 1;
+        for (int it = 0; it < 6; it++) {
+            elm_rng r1, r2;
+            elm_rng_seed(&r1, 40 + (uint64_t)it);
+            elm_rng_seed(&r2, 40 + (uint64_t)it);
+            elm_sparse_input sp;
+            CHECK_OK(t->train_batch(t, &r1, B, x, tg));
+            CHECK_OK(t->train_batch_sparse(t, &r2, B, &sp, tgs));
+            memset(xs, 0, B * per * sizeof *xs);
+            int sorted = 1;
+            for (size_t row = 0; row < (size_t)B * (size_t)T; row++)
+                for (int64_t k = sp.ptr[row]; k < sp.ptr[row + 1]; k++) {
+                    sorted &= k == sp.ptr[row] || sp.idx[k] > sp.idx[k - 1];
+                    xs[row * (size_t)I + (size_t)sp.idx[k]] = ((const float *)sp.val)[k];
+                }
+            same &= sorted && !memcmp(x, xs, B * per * sizeof *x) &&
+                    !memcmp(tg, tgs, sizeof tg) && elm_rng_next(&r1) == elm_rng_next(&r2);
+        }
+        CHECK(same, "sparse and dense training batches differ (adding %d)", adding);
+        free(x);
+        free(xs);
+        t->free(t);
+    }
+}
+
 int main(void) {
     setup();
+    test_sparse_batches();
     test_shd_task();
     test_adding_task();
     test_errors();
