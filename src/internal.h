@@ -65,8 +65,23 @@ typedef struct elm_rng {
     uint64_t s[4];
 } elm_rng;
 void elm_rng_seed(elm_rng *r, uint64_t seed);
-uint64_t elm_rng_next(elm_rng *r);
-double elm_rng_uniform(elm_rng *r);      /* [0, 1) with 53 random bits */
+/* Inline: the input dropout of training draws once per input spike. */
+static inline uint64_t elm_rng_next(elm_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t x = s[1] * 5, result = ((x << 7) | (x >> 57)) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+/* [0, 1) with 53 random bits */
+static inline double elm_rng_uniform(elm_rng *r) {
+    return (double)(elm_rng_next(r) >> 11) * 0x1.0p-53;
+}
 double elm_rng_normal(elm_rng *r);       /* standard normal (Box-Muller, no cached value) */
 uint64_t elm_rng_below(elm_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 

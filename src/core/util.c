@@ -255,27 +255,6 @@ void elm_rng_seed(elm_rng *r, uint64_t seed) {
         r->s[i] = splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-uint64_t elm_rng_next(elm_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-double elm_rng_uniform(elm_rng *r) {
-    return (double)(elm_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
 double elm_rng_normal(elm_rng *r) {
     double u1 = elm_rng_uniform(r), u2 = elm_rng_uniform(r);
     return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);

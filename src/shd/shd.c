@@ -632,9 +632,17 @@ void elm_shd_input_dropout(float *x, size_t n, double p, elm_rng *rng) {
     if (!(p > 0))
         return;
     float scale = (float)(1.0 / (1.0 - p));
+    /* elm_rng_uniform(r) < p, i.e. (next >> 11) 2^-53 < p, decided on the integer: m < p 2^53
+     * exactly when m < ceil(p 2^53). */
+    const uint64_t below = (uint64_t)ceil(p * 9007199254740992.0);
+    elm_rng r = *rng; /* a local copy: its state stays in registers across the stores to x */
     for (size_t k = 0; k < n; k++) {
         if (x[k] == 0.0f)
             continue;
-        x[k] = elm_rng_uniform(rng) < p ? 0.0f : x[k] * scale;
+        /* Written as a select (the draw is a coin flip no branch predictor learns). */
+        const int drop = (elm_rng_next(&r) >> 11) < below;
+        const float kept = x[k] * scale;
+        x[k] = drop ? 0.0f : kept;
     }
+    *rng = r;
 }
