@@ -37,7 +37,7 @@ typedef struct {
     int n_train_sims;
     long eval_samples;
     int eval_batch;
-    int threads; /* OpenMP threads for cutting a batch (0: the default) */
+    int threads; /* OpenMP threads for cutting a batch */
     /* The spike lists of the last sparse batch, and its samples' views and window starts. */
     int64_t *sp_ptr;
     int32_t *sp_idx;
