@@ -500,6 +500,12 @@ elm_status elm_nio_cache_verify(const elm_nio_cache *c) {
                 return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: row pointers decrease at "
                                                  "step %d",
                                  c->path, k, t);
+            /* Each step's ids ascend, without repeats, as the writer stores them. */
+            for (int64_t j = v.spike_ptr[t] + 1; j < v.spike_ptr[t + 1]; j++)
+                if (v.spike_idx[j] <= v.spike_idx[j - 1])
+                    return elm__fail(ELM_ERR_FORMAT,
+                                     "%s: simulation %d: input ids not ascending at step %d",
+                                     c->path, k, t);
             float x = elm_nio_view_soma(&v, t);
             if (!isfinite(x))
                 return elm__fail(ELM_ERR_NUMERIC, "%s: simulation %d: soma voltage at %d ms is %g",

@@ -605,6 +605,12 @@ elm_status elm_nio_fill_window(const elm_nio_view *v, int t0, int T_win, float *
                 return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation: input id %d >= %d at step "
                                                  "%d",
                                  id, n_in, t0 + t);
+            /* As in elm_nio_fill_window_sparse: data that breaks the lists' order is refused
+             * by both, whichever path reads it. */
+            if (i > a && id <= v->spike_idx[i - 1])
+                return elm__fail(ELM_ERR_FORMAT,
+                                 "NeuronIO simulation: input ids not ascending at step %d",
+                                 t0 + t);
             row[id] = (apply_sign && id >= half) ? -1.0f : 1.0f;
         }
     }
@@ -648,8 +654,7 @@ elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, 
                                      "NeuronIO simulation: input id %d >= %d at step %d", id, n_in,
                                      t0 + t);
                 /* Spike lists are sorted and free of duplicates (as pickles are read and caches
-                 * written); the dense window would hide a violation, the model's sparse input
-                 * would refuse it, so say where it is. */
+                 * written); the model's sparse input would refuse a violation, so say where. */
                 if (i > a && id <= v->spike_idx[i - 1])
                     return elm__fail(ELM_ERR_FORMAT,
                                      "NeuronIO simulation: input ids not ascending at step %d",

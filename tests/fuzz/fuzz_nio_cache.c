@@ -99,12 +99,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
         float *x = malloc(sizeof(float) * (size_t)W * (size_t)n_in);
         float *y = malloc(sizeof(float) * (size_t)W * 2);
         FUZZ_ASSERT(x && y, "oom");
+        int64_t *ends = malloc(sizeof *ends * (size_t)W);
+        FUZZ_ASSERT(ends, "oom");
         for (int t0 = 0; t0<v.T; t0 += v.T> W ? v.T - W : 1) {
             st = elm_nio_fill_window(&v, t0, W, x, y, 1);
             fuzz_note("nio_cache window", st, st ? elm_last_error() : "ok");
+            /* The spike-list window training cuts: refused exactly when the dense one is, and
+             * otherwise the dense window's nonzeros in order. */
+            int64_t nnz = elm_nio_window_nnz(&v, t0, W);
+            size_t cap = nnz > 0 ? (size_t)nnz : 1;
+            int32_t *idx = malloc(sizeof *idx * cap);
+            float *val = malloc(sizeof *val * cap);
+            FUZZ_ASSERT(idx && val, "oom");
+            elm_status ss = nnz < 0 ? ELM_ERR_FORMAT
+                                    : elm_nio_fill_window_sparse(&v, t0, W, 0, ends, idx, val, cap,
+                                                                 NULL, 1);
+            if (st == ELM_OK) {
+                FUZZ_ASSERT(ss == ELM_OK, "sparse window refused where the dense one was cut: %s",
+                            elm_last_error());
+                int64_t q = 0;
+                for (int t = 0; t < W; t++) {
+                    for (int i = 0; i < n_in; i++) {
+                        float xv = x[(size_t)t * (size_t)n_in + (size_t)i];
+                        if (xv == 0.0f)
+                            continue;
+                        FUZZ_ASSERT(q < ends[t] && idx[q] == i && val[q] == xv,
+                                    "sim %d step %d input %d: spike list differs", k, t0 + t, i);
+                        q++;
+                    }
+                    FUZZ_ASSERT(q == ends[t], "sim %d step %d: extra spike-list entries", k,
+                                t0 + t);
+                }
+            }
+            free(idx);
+            free(val);
             if (t0 + W >= v.T)
                 break;
         }
+        free(ends);
         free(x);
         free(y);
     }

@@ -280,6 +280,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
             sum += x[k];
         FUZZ_ASSERT(sum == (double)elm_shd_count(d, i), "frame holds %g spikes, sample %lld", sum,
                     (long long)elm_shd_count(d, i));
+        /* The spike lists training uses are the frame's nonzeros, in order. */
+        size_t cap = (size_t)(d->ptr[i + 1] - d->ptr[i]) + 1;
+        int64_t *ends = malloc(sizeof *ends * (size_t)d->num_bins);
+        int32_t *idx = malloc(sizeof *idx * cap);
+        float *val = malloc(sizeof *val * cap);
+        FUZZ_ASSERT(ends && idx && val, "oom");
+        FUZZ_ASSERT(elm_shd_fill_sparse(d, i, 0, ends, idx, val, cap) == ELM_OK, "fill_sparse: %s",
+                    elm_last_error());
+        int64_t q = 0;
+        for (int t = 0; t < d->num_bins; t++) {
+            for (int c = 0; c < d->num_channels; c++) {
+                float v = x[(size_t)t * (size_t)d->num_channels + (size_t)c];
+                if (v == 0.0f)
+                    continue;
+                FUZZ_ASSERT(q < ends[t] && idx[q] == c && val[q] == v,
+                            "sample %d bin %d channel %d: spike lists differ from the frame", i, t,
+                            c);
+                q++;
+            }
+            FUZZ_ASSERT(q == ends[t], "sample %d bin %d: extra list entries", i, t);
+        }
+        free(ends);
+        free(idx);
+        free(val);
         int l = elm_shd_adding_fill(d, i, d->n - 1 - i, x);
         FUZZ_ASSERT(l >= 0 && l < ELM_SHD_ADD_CLASSES, "adding label %d", l);
     }

@@ -221,6 +221,9 @@ int main(void) {
                           ELM_ERR_FORMAT &&
                       strstr(elm_last_error(), "not ascending"),
                   "ids out of order are not refused: %s", elm_last_error());
+            CHECK(elm_nio_fill_window(&unsorted, (int)tt, 10, x1, NULL, 1) == ELM_ERR_FORMAT &&
+                      strstr(elm_last_error(), "not ascending"),
+                  "the dense window accepts ids out of order: %s", elm_last_error());
             free(ids);
             free(ids32);
             free(val);
