@@ -42,6 +42,52 @@ typedef struct {
     int *b; /* (n) second of a pair (adding), else NULL */
 } shd_set;
 
+/* Batches as spike lists (elm_sparse_input rows), grown as needed. */
+typedef struct {
+    int64_t *ptr;
+    int32_t *idx;
+    float *val;
+    size_t rows, cap;
+} spike_lists;
+
+static void lists_free(spike_lists *L) {
+    free(L->ptr);
+    free(L->idx);
+    free(L->val);
+    memset(L, 0, sizeof *L);
+}
+
+/* Room for `rows` rows; ptr[0] = 0. */
+static elm_status lists_start(spike_lists *L, size_t rows) {
+    if (L->rows < rows) {
+        int64_t *p = realloc(L->ptr, sizeof *p * (rows + 1));
+        if (!p)
+            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+        L->ptr = p;
+        L->rows = rows;
+    }
+    L->ptr[0] = 0;
+    return ELM_OK;
+}
+
+/* Sample i of d as the num_bins rows starting at row r (row r's start already set). */
+static elm_status lists_add(spike_lists *L, const elm_shd *d, int i, size_t r) {
+    int64_t *ptr = L->ptr + r;
+    size_t need = (size_t)ptr[0] + (size_t)(d->ptr[i + 1] - d->ptr[i]);
+    if (need > L->cap) {
+        size_t cap = need + need / 2 + 4096;
+        int32_t *ni = realloc(L->idx, sizeof *ni * cap);
+        if (ni)
+            L->idx = ni;
+        float *nv = ni ? realloc(L->val, sizeof *nv * cap) : NULL;
+        if (!nv)
+            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+        L->val = nv;
+        L->cap = cap;
+    }
+    return elm_shd_fill_sparse(d, i, ptr[0], ptr + 1, L->idx, L->val, L->cap);
+}
+
 typedef struct {
     int adding;
     elm_shd *train, *test, *valid_file;
@@ -51,11 +97,7 @@ typedef struct {
     double dropout;
     long eval_samples;
     int eval_batch;
-    /* The spike lists of the last sparse training batch. */
-    int64_t *sp_ptr;
-    int32_t *sp_idx;
-    float *sp_val;
-    size_t sp_rows, sp_cap;
+    spike_lists train_lists; /* of the last training batch */
 } shd_ctx;
 
 static void set_clear(shd_set *s) {
@@ -73,9 +115,7 @@ static void shd_task_free(elm_task *t) {
         elm_shd_free(c->test);
         elm_shd_free(c->valid_file);
         free(c->train_pool);
-        free(c->sp_ptr);
-        free(c->sp_idx);
-        free(c->sp_val);
+        lists_free(&c->train_lists);
         set_clear(&c->valid);
         set_clear(&c->test_set);
         free(c);
@@ -83,12 +123,16 @@ static void shd_task_free(elm_task *t) {
     free(t);
 }
 
-/* Fills sample k of a set (or pair) into x (T, I) and returns its label. */
-static int set_fill(const shd_ctx *c, const shd_set *s, int k, float *x) {
-    if (c->adding)
-        return elm_shd_adding_fill(s->src, s->a[k], s->b[k], x);
-    elm_shd_fill(s->src, s->a[k], x);
-    return s->src->labels[s->a[k]];
+/* Sample k of a set (or pair) into rows r .. r + T - 1 of L; *label gets its label. */
+static elm_status set_fill_lists(const shd_ctx *c, const shd_set *s, int k, spike_lists *L,
+                                 size_t r, int *label) {
+    const elm_shd *d = s->src;
+    elm_status st = lists_add(L, d, s->a[k], r);
+    if (st == ELM_OK && c->adding)
+        st = lists_add(L, d, s->b[k], r + (size_t)d->num_bins);
+    *label = c->adding ? elm_shd_adding_label(d->labels[s->a[k]], d->labels[s->b[k]])
+                       : d->labels[s->a[k]];
+    return st;
 }
 
 static elm_status shd_train_batch(elm_task *t, elm_rng *rng, int B, float *x, float *target) {
@@ -120,52 +164,29 @@ static elm_status shd_train_batch(elm_task *t, elm_rng *rng, int B, float *x, fl
 static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
                                          float *target) {
     shd_ctx *c = t->ctx;
-    const int T = t->seq_len, Ts = c->train->num_bins; /* Ts: steps of one digit */
-    const size_t rows = (size_t)B * (size_t)T;
-    if (c->sp_rows < rows) {
-        int64_t *p = realloc(c->sp_ptr, sizeof *p * (rows + 1));
-        if (!p)
-            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
-        c->sp_ptr = p;
-        c->sp_rows = rows;
-    }
-    c->sp_ptr[0] = 0;
-    for (int b = 0; b < B; b++) {
-        int ids[2], nd = 1;
+    spike_lists *L = &c->train_lists;
+    const size_t T = (size_t)t->seq_len, Ts = (size_t)c->train->num_bins; /* Ts: one digit */
+    elm_status st = lists_start(L, (size_t)B * T);
+    for (int b = 0; b < B && st == ELM_OK; b++) {
         if (c->adding) {
-            elm_shd_adding_draw(&ids[0], &ids[1], 1, c->train_pool, c->ntrain, rng);
-            nd = 2;
-            target[b] = (float)elm_shd_adding_label(c->train->labels[ids[0]],
-                                                    c->train->labels[ids[1]]);
+            int i1, i2;
+            elm_shd_adding_draw(&i1, &i2, 1, c->train_pool, c->ntrain, rng);
+            target[b] = (float)elm_shd_adding_label(c->train->labels[i1], c->train->labels[i2]);
+            st = lists_add(L, c->train, i1, (size_t)b * T);
+            if (st == ELM_OK)
+                st = lists_add(L, c->train, i2, (size_t)b * T + Ts);
         } else {
-            ids[0] = c->train_pool[elm_rng_below(rng, (uint64_t)c->ntrain)];
-            target[b] = (float)c->train->labels[ids[0]];
-        }
-        for (int q = 0; q < nd; q++) {
-            int64_t *ptr = c->sp_ptr + (size_t)b * (size_t)T + (size_t)q * (size_t)Ts;
-            const int i = ids[q];
-            size_t need = (size_t)ptr[0] + (size_t)(c->train->ptr[i + 1] - c->train->ptr[i]);
-            if (need > c->sp_cap) {
-                size_t cap = need + need / 2 + 4096;
-                int32_t *ni = realloc(c->sp_idx, sizeof *ni * cap);
-                if (ni)
-                    c->sp_idx = ni;
-                float *nv = ni ? realloc(c->sp_val, sizeof *nv * cap) : NULL;
-                if (!nv)
-                    return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
-                c->sp_val = nv;
-                c->sp_cap = cap;
-            }
-            elm_status st =
-                elm_shd_fill_sparse(c->train, i, ptr[0], ptr + 1, c->sp_idx, c->sp_val, c->sp_cap);
-            if (st != ELM_OK)
-                return st;
+            int i = c->train_pool[elm_rng_below(rng, (uint64_t)c->ntrain)];
+            target[b] = (float)c->train->labels[i];
+            st = lists_add(L, c->train, i, (size_t)b * T);
         }
     }
-    elm_shd_input_dropout(c->sp_val, (size_t)c->sp_ptr[rows], c->dropout, rng);
-    x->ptr = c->sp_ptr;
-    x->idx = c->sp_idx;
-    x->val = c->sp_val;
+    if (st != ELM_OK)
+        return st;
+    elm_shd_input_dropout(L->val, (size_t)L->ptr[(size_t)B * T], c->dropout, rng);
+    x->ptr = L->ptr;
+    x->idx = L->idx;
+    x->val = L->val;
     return ELM_OK;
 }
 
@@ -195,14 +216,14 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
     if (n <= 0)
         return elm__fail(ELM_ERR_ARG, "%s: the %s split is empty", t->name, split);
 
-    int T = t->seq_len, I = t->num_input, O = t->num_output;
+    int T = t->seq_len, O = t->num_output;
     int EB = c->eval_batch;
-    float *x = malloc((size_t)EB * T * I * sizeof *x);
+    spike_lists L = {0};
     float *y = malloc((size_t)EB * T * O * sizeof *y);
     long *conf = calloc((size_t)O * O, sizeof *conf);
     int *lab = malloc((size_t)EB * sizeof *lab);
     elm_status st = ELM_OK;
-    if (!x || !y || !conf || !lab) {
+    if (!y || !conf || !lab) {
         st =
             elm__fail(ELM_ERR_NOMEM, "%s: out of memory for evaluation batches of %d", t->name, EB);
         goto done;
@@ -211,9 +232,12 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
     long correct = 0;
     for (int k0 = 0; k0 < n; k0 += EB) {
         int nb = n - k0 < EB ? n - k0 : EB;
-        for (int b = 0; b < nb; b++)
-            lab[b] = set_fill(c, s, k0 + b, x + (size_t)b * T * I);
-        if ((st = elm_model_forward(m, x, y, nb, T)) != ELM_OK)
+        /* The samples as spike lists: the dense frames' results, bit for bit. */
+        st = lists_start(&L, (size_t)nb * (size_t)T);
+        for (int b = 0; b < nb && st == ELM_OK; b++)
+            st = set_fill_lists(c, s, k0 + b, &L, (size_t)b * (size_t)T, &lab[b]);
+        elm_sparse_input xs = {L.ptr, L.idx, L.val};
+        if (st != ELM_OK || (st = elm_model_forward_sparse(m, &xs, y, nb, T)) != ELM_OK)
             goto done;
         for (int b = 0; b < nb; b++) {
             /* Cross-entropy of the last step's outputs (log-sum-exp in double). */
@@ -252,7 +276,7 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
         cJSON_AddItemToArray(rows, row);
     }
 done:
-    free(x);
+    lists_free(&L);
     free(y);
     free(conf);
     free(lab);
