@@ -28,6 +28,38 @@ int cli_flag_value(int argc, char **argv, int *i, const char *flag, const char *
 /* 1 if `s` asks for help (-h, --help). */
 int cli_is_help(const char *s);
 
+/*
+ * Declarative flags. A command lists its flags in a table and cli_parse_flags() walks argv, takes
+ * each flag as `--name VALUE` or `--name=VALUE`, checks the value and stores it.
+ */
+typedef enum {
+    CLI_STR,    /* const char **: the value as given (not empty) */
+    CLI_INT,    /* long *: an integer in [lo, hi] */
+    CLI_REAL,   /* double *: a number in [lo, hi]; `open` makes either end exclusive */
+    CLI_U64,    /* unsigned long long *: a non-negative integer (seeds) */
+    CLI_SWITCH, /* int *: set to 1; takes no value */
+} cli_kind;
+
+#define CLI_OPEN_LO 1
+#define CLI_OPEN_HI 2
+
+typedef struct {
+    const char *name;
+    cli_kind kind;
+    void *dst;
+    double lo, hi; /* CLI_INT, CLI_REAL: the accepted range */
+    int open;      /* CLI_REAL: CLI_OPEN_LO and/or CLI_OPEN_HI */
+} cli_flag;
+
+/*
+ * Parses argv[first ..]. Returns -1 when every argument was a flag of the table, 0 after printing
+ * `usage` for -h / --help, and 2 after a usage error that names the argument: an unknown one
+ * ("`what`: unknown argument"), a missing value, a value that is not a number, or one out of
+ * range.
+ */
+int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int nflags,
+                    const char *usage, const char *what);
+
 /* Subcommands. */
 int cmd_info(int argc, char **argv);
 int cmd_predict(int argc, char **argv);

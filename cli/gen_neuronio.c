@@ -39,43 +39,23 @@ int cmd_gen_neuronio_teacher(int argc, char **argv) {
     long sims = -1, duration = 6000, threads = 0;
     unsigned long long seed = 1;
     const char *out = NULL, *name = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (cli_is_help(argv[i])) {
-            fputs(gen_usage, stdout);
-            return 0;
-        } else if (cli_flag_value(argc, argv, &i, "--sims", &v)) {
-            if (v && !cli_parse_int("--sims", v, &sims))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--seed", &v)) {
-            if (v && !cli_parse_u64("--seed", v, &seed))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--duration-ms", &v)) {
-            if (v && !cli_parse_int("--duration-ms", v, &duration))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--threads", &v)) {
-            if (v && !cli_parse_int("--threads", v, &threads))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--out", &v)) {
-            out = v;
-        } else if (cli_flag_value(argc, argv, &i, "--name", &v)) {
-            name = v;
-        } else {
-            return cli_usage_error(gen_usage, "gen neuronio-teacher: unknown argument '%s'",
-                                   argv[i]);
-        }
-        if (!v) /* cli_flag_value matched a flag given last, without its value */
-            return cli_usage_error(gen_usage, "%s needs a value", argv[i]);
-    }
-    if (sims < 1 || sims > 10000000)
-        return cli_usage_error(gen_usage, "--sims must be given, 1..10000000 (got %ld)", sims);
+    const cli_flag flags[] = {
+        {"--sims", CLI_INT, &sims, 1, 10000000, 0},
+        {"--seed", CLI_U64, &seed, 0, 0, 0},
+        {"--duration-ms", CLI_INT, &duration, 1, 10000000, 0},
+        {"--threads", CLI_INT, &threads, 0, 4096, 0},
+        {"--out", CLI_STR, &out, 0, 0, 0},
+        {"--name", CLI_STR, &name, 0, 0, 0},
+    };
+    int rc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                             gen_usage, "gen neuronio-teacher");
+    if (rc >= 0)
+        return rc;
+    if (sims < 0)
+        return cli_usage_error(gen_usage, "--sims N is required");
     if (!out)
         return cli_usage_error(gen_usage, "--out DIR is required");
-    if (duration < 1 || duration > 10000000)
-        return cli_usage_error(gen_usage, "--duration-ms must be 1..10000000 (got %ld)", duration);
-    if (threads < 0 || threads > 4096)
-        return cli_usage_error(gen_usage, "--threads must be 0..4096 (got %ld)", threads);
-    if (name && (!*name || strchr(name, '/')))
+    if (name && strchr(name, '/'))
         return cli_usage_error(gen_usage, "--name must be a plain file name, got '%s'", name);
     char default_name[64];
     snprintf(default_name, sizeof default_name, "teacher_seed%llu", seed);

@@ -38,59 +38,35 @@ int cmd_gen_shd(int argc, char **argv) {
     elm_shd_gen_opts o;
     elm_shd_gen_defaults(&o);
     int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        long l;
-        double d;
-        if (cli_is_help(argv[i])) {
-            fputs(gen_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--quiet")) {
-            quiet = 1;
-        } else if (cli_flag_value(argc, argv, &i, "--out", &v)) {
-            if (!v)
-                return cli_usage_error(gen_usage, "--out needs a folder");
-            o.out_dir = v;
-        } else if (cli_flag_value(argc, argv, &i, "--espeak", &v)) {
-            if (!v || !*v)
-                return cli_usage_error(gen_usage, "--espeak needs a program");
-            o.espeak = v;
-        } else if (cli_flag_value(argc, argv, &i, "--seed", &v)) {
-            if (!v || !cli_parse_int("--seed", v, &l) || l < 0)
-                return cli_usage_error(gen_usage, "--seed needs an integer >= 0");
-            o.seed = (uint64_t)l;
-        } else if (cli_flag_value(argc, argv, &i, "--speakers", &v)) {
-            if (!v || !cli_parse_int("--speakers", v, &l) || l < 2 || l > 256)
-                return cli_usage_error(gen_usage, "--speakers needs an integer in [2, 256]");
-            o.speakers = (int)l;
-        } else if (cli_flag_value(argc, argv, &i, "--repeats", &v)) {
-            if (!v || !cli_parse_int("--repeats", v, &l) || l < 1 || l > 1000)
-                return cli_usage_error(gen_usage, "--repeats needs an integer in [1, 1000]");
-            o.repeats = (int)l;
-        } else if (cli_flag_value(argc, argv, &i, "--test-fraction", &v)) {
-            if (!v || !cli_parse_double("--test-fraction", v, &d) || !(d > 0.0 && d < 1.0))
-                return cli_usage_error(gen_usage, "--test-fraction needs a number in (0, 1)");
-            o.test_fraction = d;
-        } else if (cli_flag_value(argc, argv, &i, "--channels", &v)) {
-            if (!v || !cli_parse_int("--channels", v, &l) || l < 1 || l > 65535)
-                return cli_usage_error(gen_usage, "--channels needs an integer in [1, 65535]");
-            o.cochlea.num_channels = (int)l;
-        } else if (cli_flag_value(argc, argv, &i, "--fibres", &v)) {
-            if (!v || !cli_parse_int("--fibres", v, &l) || l < 1 || l > 10000)
-                return cli_usage_error(gen_usage, "--fibres needs an integer in [1, 10000]");
-            o.cochlea.fibres = (int)l;
-        } else if (cli_flag_value(argc, argv, &i, "--weight", &v)) {
-            if (!v || !cli_parse_double("--weight", v, &d) || !(d > 0.0 && d <= 1e3))
-                return cli_usage_error(gen_usage, "--weight needs a number in (0, 1000]");
-            o.cochlea.weight = d;
-        } else if (cli_flag_value(argc, argv, &i, "--level", &v)) {
-            if (!v || !cli_parse_double("--level", v, &d) || !(d > 0.0 && d < 1e6))
-                return cli_usage_error(gen_usage, "--level needs a number in (0, 1e6)");
-            o.cochlea.level = d;
-        } else {
-            return cli_usage_error(gen_usage, "gen shd: unknown argument '%s'", argv[i]);
-        }
-    }
+    unsigned long long seed = o.seed;
+    long speakers = o.speakers, repeats = o.repeats, channels = o.cochlea.num_channels,
+         fibres = o.cochlea.fibres;
+    double test_fraction = o.test_fraction, weight = o.cochlea.weight, level = o.cochlea.level;
+    const cli_flag flags[] = {
+        {"--out", CLI_STR, &o.out_dir, 0, 0, 0},
+        {"--espeak", CLI_STR, &o.espeak, 0, 0, 0},
+        {"--seed", CLI_U64, &seed, 0, 0, 0},
+        {"--speakers", CLI_INT, &speakers, 2, 256, 0},
+        {"--repeats", CLI_INT, &repeats, 1, 1000, 0},
+        {"--test-fraction", CLI_REAL, &test_fraction, 0, 1, CLI_OPEN_LO | CLI_OPEN_HI},
+        {"--channels", CLI_INT, &channels, 1, 65535, 0},
+        {"--fibres", CLI_INT, &fibres, 1, 10000, 0},
+        {"--weight", CLI_REAL, &weight, 0, 1e3, CLI_OPEN_LO},
+        {"--level", CLI_REAL, &level, 0, 1e6, CLI_OPEN_LO | CLI_OPEN_HI},
+        {"--quiet", CLI_SWITCH, &quiet, 0, 0, 0},
+    };
+    int rc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                             gen_usage, "gen shd");
+    if (rc >= 0)
+        return rc;
+    o.seed = (uint64_t)seed;
+    o.speakers = (int)speakers;
+    o.repeats = (int)repeats;
+    o.test_fraction = test_fraction;
+    o.cochlea.num_channels = (int)channels;
+    o.cochlea.fibres = (int)fibres;
+    o.cochlea.weight = weight;
+    o.cochlea.level = level;
     if (!o.out_dir)
         return cli_usage_error(gen_usage, "gen shd: --out DIR is required");
     if (!quiet && isatty(STDERR_FILENO)) {

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,85 @@ int cli_flag_value(int argc, char **argv, int *i, const char *flag, const char *
 
 int cli_is_help(const char *s) {
     return !strcmp(s, "-h") || !strcmp(s, "--help") || !strcmp(s, "help");
+}
+
+/* "an integer in [2, 256]", "a number in (0, 1)", "an integer >= 0", ... */
+static void describe_range(char *buf, size_t n, const cli_flag *f) {
+    const int integer = f->kind == CLI_INT;
+    const char *what = integer ? "an integer" : "a number";
+    char lo[32], hi[32];
+    snprintf(lo, sizeof lo, integer ? "%.0f" : "%g", f->lo);
+    snprintf(hi, sizeof hi, integer ? "%.0f" : "%g", f->hi);
+    const int has_lo = f->lo > -HUGE_VAL, has_hi = f->hi < HUGE_VAL;
+    if (has_lo && has_hi)
+        snprintf(buf, n, "%s in %c%s, %s%c", what, f->open & CLI_OPEN_LO ? '(' : '[', lo, hi,
+                 f->open & CLI_OPEN_HI ? ')' : ']');
+    else if (has_lo)
+        snprintf(buf, n, "%s %s %s", what, f->open & CLI_OPEN_LO ? ">" : ">=", lo);
+    else if (has_hi)
+        snprintf(buf, n, "%s %s %s", what, f->open & CLI_OPEN_HI ? "<" : "<=", hi);
+    else
+        snprintf(buf, n, "%s", what);
+}
+
+static int in_range(const cli_flag *f, double v) {
+    if (f->open & CLI_OPEN_LO ? !(v > f->lo) : !(v >= f->lo))
+        return 0;
+    return f->open & CLI_OPEN_HI ? v < f->hi : v <= f->hi;
+}
+
+int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int nflags,
+                    const char *usage, const char *what) {
+    for (int i = first; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        const cli_flag *f = NULL;
+        const char *v = NULL;
+        for (int k = 0; k < nflags && !f; k++) {
+            if (flags[k].kind == CLI_SWITCH) {
+                if (!strcmp(argv[i], flags[k].name))
+                    f = &flags[k];
+            } else if (cli_flag_value(argc, argv, &i, flags[k].name, &v)) {
+                f = &flags[k];
+            }
+        }
+        if (!f)
+            return cli_usage_error(usage, "%s: unknown argument '%s'", what, argv[i]);
+        char range[96];
+        switch (f->kind) {
+        case CLI_SWITCH:
+            *(int *)f->dst = 1;
+            break;
+        case CLI_STR:
+            if (!v || !*v)
+                return cli_usage_error(usage, "%s needs a value", f->name);
+            *(const char **)f->dst = v;
+            break;
+        case CLI_INT: {
+            long l;
+            describe_range(range, sizeof range, f);
+            if (!v || !cli_parse_int(f->name, v, &l) || !in_range(f, (double)l))
+                return cli_usage_error(usage, "%s needs %s", f->name, range);
+            *(long *)f->dst = l;
+            break;
+        }
+        case CLI_REAL: {
+            double d;
+            describe_range(range, sizeof range, f);
+            if (!v || !cli_parse_double(f->name, v, &d) || !in_range(f, d))
+                return cli_usage_error(usage, "%s needs %s", f->name, range);
+            *(double *)f->dst = d;
+            break;
+        }
+        case CLI_U64:
+            if (!v || !cli_parse_u64(f->name, v, (unsigned long long *)f->dst))
+                return cli_usage_error(usage, "%s needs an integer >= 0", f->name);
+            break;
+        }
+    }
+    return -1;
 }
 
 int main(int argc, char **argv) {
