@@ -147,32 +147,18 @@ static int plot_neuronio(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL;
     long sim = -1;
     double t0 = 0, t1 = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (cli_is_help(argv[i])) {
-            fputs(plot_usage, stdout);
-            return 0;
-        } else if (cli_flag_value(argc, argv, &i, "--model", &v)) {
-            model = v;
-        } else if (cli_flag_value(argc, argv, &i, "--data", &v)) {
-            data = v;
-        } else if (cli_flag_value(argc, argv, &i, "--out", &v)) {
-            out = v;
-        } else if (cli_flag_value(argc, argv, &i, "--sim", &v)) {
-            if (v && !cli_parse_int("--sim", v, &sim))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--t0", &v)) {
-            if (v && !cli_parse_double("--t0", v, &t0))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--t1", &v)) {
-            if (v && !cli_parse_double("--t1", v, &t1))
-                return 2;
-        } else {
-            return cli_usage_error(plot_usage, "plot neuronio: unknown argument '%s'", argv[i]);
-        }
-        if (!v)
-            return cli_usage_error(plot_usage, "%s needs a value", argv[i]);
-    }
+    const cli_flag flags[] = {
+        {"--model", CLI_STR, &model, 0, 0, 0},
+        {"--data", CLI_STR, &data, 0, 0, 0},
+        {"--out", CLI_STR, &out, 0, 0, 0},
+        {"--sim", CLI_INT, &sim, 0, HUGE_VAL, 0},
+        {"--t0", CLI_REAL, &t0, -HUGE_VAL, HUGE_VAL, 0},
+        {"--t1", CLI_REAL, &t1, -HUGE_VAL, HUGE_VAL, 0},
+    };
+    int prc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                              plot_usage, "plot neuronio");
+    if (prc >= 0)
+        return prc;
     if (!model || !data || !out || sim < 0)
         return cli_usage_error(plot_usage,
                                "plot neuronio needs --model, --data, --sim K (>= 0) and --out");
@@ -302,28 +288,17 @@ done:
 static int plot_pathfinder(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL, *split_s = "all";
     long index = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (cli_is_help(argv[i])) {
-            fputs(plot_usage, stdout);
-            return 0;
-        } else if (cli_flag_value(argc, argv, &i, "--model", &v)) {
-            model = v;
-        } else if (cli_flag_value(argc, argv, &i, "--data", &v)) {
-            data = v;
-        } else if (cli_flag_value(argc, argv, &i, "--out", &v)) {
-            out = v;
-        } else if (cli_flag_value(argc, argv, &i, "--split", &v)) {
-            split_s = v;
-        } else if (cli_flag_value(argc, argv, &i, "--index", &v)) {
-            if (v && !cli_parse_int("--index", v, &index))
-                return 2;
-        } else {
-            return cli_usage_error(plot_usage, "plot pathfinder: unknown argument '%s'", argv[i]);
-        }
-        if (!v)
-            return cli_usage_error(plot_usage, "%s needs a value", argv[i]);
-    }
+    const cli_flag flags[] = {
+        {"--model", CLI_STR, &model, 0, 0, 0},
+        {"--data", CLI_STR, &data, 0, 0, 0},
+        {"--out", CLI_STR, &out, 0, 0, 0},
+        {"--split", CLI_STR, &split_s, 0, 0, 0},
+        {"--index", CLI_INT, &index, 0, HUGE_VAL, 0},
+    };
+    int prc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                              plot_usage, "plot pathfinder");
+    if (prc >= 0)
+        return prc;
     if (!model || !data || !out || index < 0)
         return cli_usage_error(plot_usage,
                                "plot pathfinder needs --model, --data, --index K (>= 0), --out");
