@@ -51,57 +51,29 @@ int cmd_gen_pathfinder(int argc, char **argv) {
     long n = -1, size = 32, cl = 14, batch = 1000, threads = 0;
     unsigned long long seed = 1;
     const char *out = NULL;
-    int force = 0, quirk = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (cli_is_help(argv[i])) {
-            fputs(gen_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--force")) {
-            force = 1;
-            continue;
-        } else if (!strcmp(argv[i], "--no-border-quirk")) {
-            quirk = 0;
-            continue;
-        } else if (cli_flag_value(argc, argv, &i, "--n", &v)) {
-            if (v && !cli_parse_int("--n", v, &n))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--size", &v)) {
-            if (v && !cli_parse_int("--size", v, &size))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--contour-length", &v)) {
-            if (v && !cli_parse_int("--contour-length", v, &cl))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--batch-size", &v)) {
-            if (v && !cli_parse_int("--batch-size", v, &batch))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--threads", &v)) {
-            if (v && !cli_parse_int("--threads", v, &threads))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--seed", &v)) {
-            if (v && !cli_parse_u64("--seed", v, &seed))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--out", &v)) {
-            out = v;
-        } else {
-            return cli_usage_error(gen_usage, "gen pathfinder: unknown argument '%s'", argv[i]);
-        }
-        if (!v) /* cli_flag_value matched a flag given last, without its value */
-            return cli_usage_error(gen_usage, "%s needs a value", argv[i]);
-    }
-    if (n < 1 || n > 100000000)
-        return cli_usage_error(gen_usage, "--n must be given, 1..100000000 (got %ld)", n);
+    int force = 0, no_quirk = 0;
+    const cli_flag flags[] = {
+        {"--n", CLI_INT, &n, 1, 100000000, 0},
+        {"--size", CLI_INT, &size, 32, 256, 0},
+        {"--contour-length", CLI_INT, &cl, 3, 30, 0},
+        {"--batch-size", CLI_INT, &batch, 1, 10000000, 0},
+        {"--threads", CLI_INT, &threads, 0, 4096, 0},
+        {"--seed", CLI_U64, &seed, 0, 0, 0},
+        {"--out", CLI_STR, &out, 0, 0, 0},
+        {"--force", CLI_SWITCH, &force, 0, 0, 0},
+        {"--no-border-quirk", CLI_SWITCH, &no_quirk, 0, 0, 0},
+    };
+    int rc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                             gen_usage, "gen pathfinder");
+    if (rc >= 0)
+        return rc;
+    const int quirk = !no_quirk;
+    if (n < 0)
+        return cli_usage_error(gen_usage, "--n N is required");
     if (!out)
         return cli_usage_error(gen_usage, "--out DIR is required");
     if (size != 32 && size != 64 && size != 128 && size != 256)
         return cli_usage_error(gen_usage, "--size must be 32, 64, 128 or 256 (got %ld)", size);
-    if (cl < 3 || cl > 30)
-        return cli_usage_error(gen_usage, "--contour-length must be 3..30 (LRA: 6, 9, 14), got %ld",
-                               cl);
-    if (batch < 1 || batch > 10000000)
-        return cli_usage_error(gen_usage, "--batch-size must be 1..10000000 (got %ld)", batch);
-    if (threads < 0 || threads > 4096)
-        return cli_usage_error(gen_usage, "--threads must be 0..4096 (got %ld)", threads);
 
     elm_pf_gen_params p;
     elm_pf_gen *g = NULL;
