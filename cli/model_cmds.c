@@ -152,33 +152,21 @@ static const char grad_usage[] =
 
 static int predict_or_grad(int argc, char **argv, int grad) {
     const char *usage = grad ? grad_usage : predict_usage;
-    const char *model = NULL, *input = NULL, *output = NULL, *dloss = NULL, *v;
+    const char *model = NULL, *input = NULL, *output = NULL, *dloss = NULL;
     int f64 = 0;
     long threads = 0;
-    for (int i = 1; i < argc; i++) {
-        v = NULL;
-        if (cli_is_help(argv[i])) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--f64")) {
-            f64 = 1;
-            continue;
-        } else if (cli_flag_value(argc, argv, &i, "--model", &v))
-            model = v;
-        else if (cli_flag_value(argc, argv, &i, "--input", &v))
-            input = v;
-        else if (cli_flag_value(argc, argv, &i, "--output", &v))
-            output = v;
-        else if (grad && cli_flag_value(argc, argv, &i, "--dloss", &v))
-            dloss = v;
-        else if (cli_flag_value(argc, argv, &i, "--threads", &v)) {
-            if (v && !cli_parse_int("--threads", v, &threads))
-                return 2;
-        } else
-            return cli_usage_error(usage, "%s: unknown argument '%s'", argv[0], argv[i]);
-        if (!v)
-            return cli_usage_error(usage, "%s: %s needs a value", argv[0], argv[i]);
-    }
+    const cli_flag flags[] = {
+        {"--model", CLI_STR, &model, 0, 0, 0},
+        {"--input", CLI_STR, &input, 0, 0, 0},
+        {"--output", CLI_STR, &output, 0, 0, 0},
+        {"--threads", CLI_INT, &threads, 0, 4096, 0},
+        {"--f64", CLI_SWITCH, &f64, 0, 0, 0},
+        {"--dloss", CLI_STR, &dloss, 0, 0, 0}, /* grad only: last, left out for predict */
+    };
+    const int nflags = (int)(sizeof flags / sizeof flags[0]) - (grad ? 0 : 1);
+    int prc = cli_parse_flags(argc, argv, 1, flags, nflags, usage, argv[0]);
+    if (prc >= 0)
+        return prc;
     if (!model || !input || !output || (grad && !dloss))
         return cli_usage_error(usage, "%s: --model, --input%s and --output are required", argv[0],
                                grad ? ", --dloss" : "");
