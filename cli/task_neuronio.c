@@ -39,10 +39,7 @@ typedef struct {
     int eval_batch;
     int threads; /* OpenMP threads for cutting a batch */
     /* The spike lists of the last sparse batch, and its samples' views and window starts. */
-    int64_t *sp_ptr;
-    int32_t *sp_idx;
-    float *sp_val;
-    size_t sp_rows, sp_cap;
+    spike_lists lists;
     elm_nio_view *sp_view;
     int *sp_t0;
     int sp_b;
@@ -75,27 +72,26 @@ static elm_status nio_train_batch(elm_task *t, elm_rng *rng, int B, float *x, fl
 static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
                                          float *target) {
     nio_ctx *c = t->ctx;
+    spike_lists *L = &c->lists;
     const int T = t->seq_len;
-    const size_t rows = (size_t)B * (size_t)T;
-    if (c->sp_rows < rows || c->sp_b < B) {
-        int64_t *p = realloc(c->sp_ptr, sizeof *p * (rows + 1));
-        if (p)
-            c->sp_ptr = p;
-        elm_nio_view *v = p ? realloc(c->sp_view, sizeof *v * (size_t)B) : NULL;
+    elm_status st = spike_lists_rows(L, (size_t)B * (size_t)T);
+    if (st != ELM_OK)
+        return st;
+    if (c->sp_b < B) {
+        elm_nio_view *v = realloc(c->sp_view, sizeof *v * (size_t)B);
         if (v)
             c->sp_view = v;
         int *w = v ? realloc(c->sp_t0, sizeof *w * (size_t)B) : NULL;
         if (!w)
             return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
         c->sp_t0 = w;
-        c->sp_rows = rows;
         c->sp_b = B;
     }
     int64_t total = 0;
     for (int b = 0; b < B; b++) {
         int k = c->train_sims[elm_rng_below(rng, (uint64_t)c->n_train_sims)];
         elm_nio_view *v = &c->sp_view[b];
-        elm_status st = elm_nio_data_sim(c->data, k, v);
+        st = elm_nio_data_sim(c->data, k, v);
         if (st != ELM_OK)
             return st;
         int span = v->T - T - NIO_IGNORE_START;
@@ -103,40 +99,29 @@ static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
         int64_t nnz = elm_nio_window_nnz(v, c->sp_t0[b], T);
         if (nnz < 0)
             return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation %d: corrupt row pointers", k);
-        c->sp_ptr[(size_t)b * (size_t)T] = total;
+        L->ptr[(size_t)b * (size_t)T] = total;
         total += nnz;
     }
-    if ((size_t)total > c->sp_cap) {
-        size_t cap = (size_t)total + (size_t)total / 2 + 1024;
-        int32_t *ni = realloc(c->sp_idx, sizeof *ni * cap);
-        if (ni)
-            c->sp_idx = ni;
-        float *nv = ni ? realloc(c->sp_val, sizeof *nv * cap) : NULL;
-        if (!nv)
-            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
-        c->sp_val = nv;
-        c->sp_cap = cap;
-    }
+    if ((st = spike_lists_reserve(L, (size_t)total)) != ELM_OK)
+        return st;
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(c->threads) reduction(| : failed)
     for (int b = 0; b < B; b++) {
-        int64_t *ptr = c->sp_ptr + (size_t)b * (size_t)T;
+        int64_t *ptr = L->ptr + (size_t)b * (size_t)T;
         failed |= elm_nio_fill_window_sparse(&c->sp_view[b], c->sp_t0[b], T, ptr[0], ptr + 1,
-                                             c->sp_idx, c->sp_val, c->sp_cap,
+                                             L->idx, L->val, L->cap,
                                              target + (size_t)b * t->target_len, 1) != ELM_OK;
     }
     if (failed) /* again in this thread, for the message (the error text is per thread) */
         for (int b = 0; b < B; b++) {
-            int64_t *ptr = c->sp_ptr + (size_t)b * (size_t)T;
-            elm_status st = elm_nio_fill_window_sparse(&c->sp_view[b], c->sp_t0[b], T, ptr[0],
-                                                       ptr + 1, c->sp_idx, c->sp_val, c->sp_cap,
-                                                       target + (size_t)b * t->target_len, 1);
+            int64_t *ptr = L->ptr + (size_t)b * (size_t)T;
+            st = elm_nio_fill_window_sparse(&c->sp_view[b], c->sp_t0[b], T, ptr[0], ptr + 1,
+                                            L->idx, L->val, L->cap,
+                                            target + (size_t)b * t->target_len, 1);
             if (st != ELM_OK)
                 return st;
         }
-    x->ptr = c->sp_ptr;
-    x->idx = c->sp_idx;
-    x->val = c->sp_val;
+    *x = spike_lists_input(L);
     return ELM_OK;
 }
 
@@ -176,9 +161,7 @@ static void nio_free(elm_task *t) {
         elm_nio_data_free(c->data);
         elm_nio_data_free(c->valid);
         free(c->train_sims);
-        free(c->sp_ptr);
-        free(c->sp_idx);
-        free(c->sp_val);
+        spike_lists_free(&c->lists);
         free(c->sp_view);
         free(c->sp_t0);
         free(c);

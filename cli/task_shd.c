@@ -42,50 +42,12 @@ typedef struct {
     int *b; /* (n) second of a pair (adding), else NULL */
 } shd_set;
 
-/* Batches as spike lists (elm_sparse_input rows), grown as needed. */
-typedef struct {
-    int64_t *ptr;
-    int32_t *idx;
-    float *val;
-    size_t rows, cap;
-} spike_lists;
-
-static void lists_free(spike_lists *L) {
-    free(L->ptr);
-    free(L->idx);
-    free(L->val);
-    memset(L, 0, sizeof *L);
-}
-
-/* Room for `rows` rows; ptr[0] = 0. */
-static elm_status lists_start(spike_lists *L, size_t rows) {
-    if (L->rows < rows) {
-        int64_t *p = realloc(L->ptr, sizeof *p * (rows + 1));
-        if (!p)
-            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
-        L->ptr = p;
-        L->rows = rows;
-    }
-    L->ptr[0] = 0;
-    return ELM_OK;
-}
-
 /* Sample i of d as the num_bins rows starting at row r (row r's start already set). */
 static elm_status lists_add(spike_lists *L, const elm_shd *d, int i, size_t r) {
     int64_t *ptr = L->ptr + r;
-    size_t need = (size_t)ptr[0] + (size_t)(d->ptr[i + 1] - d->ptr[i]);
-    if (need > L->cap) {
-        size_t cap = need + need / 2 + 4096;
-        int32_t *ni = realloc(L->idx, sizeof *ni * cap);
-        if (ni)
-            L->idx = ni;
-        float *nv = ni ? realloc(L->val, sizeof *nv * cap) : NULL;
-        if (!nv)
-            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
-        L->val = nv;
-        L->cap = cap;
-    }
-    return elm_shd_fill_sparse(d, i, ptr[0], ptr + 1, L->idx, L->val, L->cap);
+    elm_status st =
+        spike_lists_reserve(L, (size_t)ptr[0] + (size_t)(d->ptr[i + 1] - d->ptr[i]));
+    return st ? st : elm_shd_fill_sparse(d, i, ptr[0], ptr + 1, L->idx, L->val, L->cap);
 }
 
 typedef struct {
@@ -115,7 +77,7 @@ static void shd_task_free(elm_task *t) {
         elm_shd_free(c->test);
         elm_shd_free(c->valid_file);
         free(c->train_pool);
-        lists_free(&c->train_lists);
+        spike_lists_free(&c->train_lists);
         set_clear(&c->valid);
         set_clear(&c->test_set);
         free(c);
@@ -166,7 +128,7 @@ static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
     shd_ctx *c = t->ctx;
     spike_lists *L = &c->train_lists;
     const size_t T = (size_t)t->seq_len, Ts = (size_t)c->train->num_bins; /* Ts: one digit */
-    elm_status st = lists_start(L, (size_t)B * T);
+    elm_status st = spike_lists_rows(L, (size_t)B * T);
     for (int b = 0; b < B && st == ELM_OK; b++) {
         if (c->adding) {
             int i1, i2;
@@ -184,9 +146,7 @@ static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
     if (st != ELM_OK)
         return st;
     elm_shd_input_dropout(L->val, (size_t)L->ptr[(size_t)B * T], c->dropout, rng);
-    x->ptr = L->ptr;
-    x->idx = L->idx;
-    x->val = L->val;
+    *x = spike_lists_input(L);
     return ELM_OK;
 }
 
@@ -233,10 +193,10 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
     for (int k0 = 0; k0 < n; k0 += EB) {
         int nb = n - k0 < EB ? n - k0 : EB;
         /* The samples as spike lists: the dense frames' results, bit for bit. */
-        st = lists_start(&L, (size_t)nb * (size_t)T);
+        st = spike_lists_rows(&L, (size_t)nb * (size_t)T);
         for (int b = 0; b < nb && st == ELM_OK; b++)
             st = set_fill_lists(c, s, k0 + b, &L, (size_t)b * (size_t)T, &lab[b]);
-        elm_sparse_input xs = {L.ptr, L.idx, L.val};
+        elm_sparse_input xs = spike_lists_input(&L);
         if (st != ELM_OK || (st = elm_model_forward_sparse(m, &xs, y, nb, T)) != ELM_OK)
             goto done;
         for (int b = 0; b < nb; b++) {
@@ -276,7 +236,7 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
         cJSON_AddItemToArray(rows, row);
     }
 done:
-    lists_free(&L);
+    spike_lists_free(&L);
     free(y);
     free(conf);
     free(lab);
