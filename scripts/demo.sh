@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the built-in default, no downloads: simulate the teacher neuron, train a
-# Branch-ELM on it (d_m 15, 45 branches x 100 synapses, neuronio routing) for a few minutes,
+# Branch-ELM on it (d_m 15, 45 branches x 100 synapses, neuronio routing) for under a minute,
 # evaluate it on held-out simulations and draw the paper's Figure-2 style plot.
 #   bash scripts/demo.sh [OUT]        (OUT defaults to runs/demo)
 set -euo pipefail
@@ -15,7 +15,7 @@ if [ ! -d "$DATA/train" ]; then
     $ELM gen neuronio-teacher --sims 8 --seed 2 --out "$DATA/valid"
     $ELM gen neuronio-teacher --sims 16 --seed 3 --out "$DATA/test"
 fi
-# About two minutes of training on two idle cores (20,000 batches of 8 x 500 ms); --resume
+# About 40 seconds of training on two idle cores (20,000 batches of 8 x 500 ms); --resume
 # continues an interrupted run.
 $ELM train neuronio --data "$DATA/train" --valid "$DATA/valid" --out "$OUT/run" \
     --epochs 8 --batches-per-epoch 2500 --lr 2e-3 --threads 2 --resume
