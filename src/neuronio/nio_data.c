@@ -585,32 +585,44 @@ static void fill_target(const elm_nio_view *v, int t0, int T_win, float *target)
     }
 }
 
+/*
+ * The spikes of `step`, idx[*a .. *b), checked as they are used (they come from a file): row
+ * pointers in range, ids below n_in and ascending without repeats (as pickles are read and caches
+ * written; the model's spike-list input would refuse anything else, so both window cutters
+ * refuse it, naming the step).
+ */
+static elm_status step_spikes(const elm_nio_view *v, int step, int64_t *a, int64_t *b) {
+    *a = v->spike_ptr[step];
+    *b = v->spike_ptr[step + 1];
+    if (*a < 0 || *b < *a || *b > v->spike_ptr[v->T])
+        return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation: corrupt row pointers at step %d",
+                         step);
+    for (int64_t i = *a; i < *b; i++) {
+        int id = v->spike_idx[i];
+        if (id >= v->n_in)
+            return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation: input id %d >= %d at step %d",
+                             id, v->n_in, step);
+        if (i > *a && id <= v->spike_idx[i - 1])
+            return elm__fail(ELM_ERR_FORMAT,
+                             "NeuronIO simulation: input ids not ascending at step %d", step);
+    }
+    return ELM_OK;
+}
+
 elm_status elm_nio_fill_window(const elm_nio_view *v, int t0, int T_win, float *x, float *target,
                                int apply_sign) {
     if (t0 < 0 || T_win <= 0)
         return elm__fail(ELM_ERR_ARG, "window [%d, %d + %d) is invalid", t0, t0, T_win);
     const int n_in = v->n_in, half = n_in / 2;
     memset(x, 0, (size_t)T_win * (size_t)n_in * sizeof *x);
-    const int64_t nnz = v->spike_ptr[v->T];
     for (int t = 0; t < T_win && t0 + t < v->T; t++) {
-        int64_t a = v->spike_ptr[t0 + t], b = v->spike_ptr[t0 + t + 1];
-        /* The row pointers come from a file: check them as they are used. */
-        if (a < 0 || b < a || b > nnz)
-            return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation: corrupt row pointers at step %d",
-                             t0 + t);
+        int64_t a, b;
+        elm_status st = step_spikes(v, t0 + t, &a, &b);
+        if (st != ELM_OK)
+            return st;
         float *row = x + (size_t)t * (size_t)n_in;
         for (int64_t i = a; i < b; i++) {
             int id = v->spike_idx[i];
-            if (id >= n_in)
-                return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation: input id %d >= %d at step "
-                                                 "%d",
-                                 id, n_in, t0 + t);
-            /* As in elm_nio_fill_window_sparse: data that breaks the lists' order is refused
-             * by both, whichever path reads it. */
-            if (i > a && id <= v->spike_idx[i - 1])
-                return elm__fail(ELM_ERR_FORMAT,
-                                 "NeuronIO simulation: input ids not ascending at step %d",
-                                 t0 + t);
             row[id] = (apply_sign && id >= half) ? -1.0f : 1.0f;
         }
     }
@@ -634,31 +646,19 @@ elm_status elm_nio_fill_window_sparse(const elm_nio_view *v, int t0, int T_win, 
                                       float *target, int apply_sign) {
     if (t0 < 0 || T_win <= 0 || start < 0)
         return elm__fail(ELM_ERR_ARG, "window [%d, %d + %d) is invalid", t0, t0, T_win);
-    const int n_in = v->n_in, half = n_in / 2;
-    const int64_t nnz = v->spike_ptr[v->T];
+    const int half = v->n_in / 2;
     int64_t n = start;
     for (int t = 0; t < T_win; t++) {
         if (t0 + t < v->T) {
-            int64_t a = v->spike_ptr[t0 + t], b = v->spike_ptr[t0 + t + 1];
-            /* The row pointers come from a file: check them as they are used. */
-            if (a < 0 || b < a || b > nnz)
-                return elm__fail(ELM_ERR_FORMAT,
-                                 "NeuronIO simulation: corrupt row pointers at step %d", t0 + t);
+            int64_t a, b;
+            elm_status st = step_spikes(v, t0 + t, &a, &b);
+            if (st != ELM_OK)
+                return st;
             if ((size_t)(n + (b - a)) > cap)
                 return elm__fail(ELM_ERR_ARG, "sparse window: room for %zu spikes is too small",
                                  cap);
             for (int64_t i = a; i < b; i++) {
                 int id = v->spike_idx[i];
-                if (id >= n_in)
-                    return elm__fail(ELM_ERR_FORMAT,
-                                     "NeuronIO simulation: input id %d >= %d at step %d", id, n_in,
-                                     t0 + t);
-                /* Spike lists are sorted and free of duplicates (as pickles are read and caches
-                 * written); the model's sparse input would refuse a violation, so say where. */
-                if (i > a && id <= v->spike_idx[i - 1])
-                    return elm__fail(ELM_ERR_FORMAT,
-                                     "NeuronIO simulation: input ids not ascending at step %d",
-                                     t0 + t);
                 idx[n] = id;
                 val[n++] = (apply_sign && id >= half) ? -1.0f : 1.0f;
             }
