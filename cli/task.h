@@ -37,12 +37,16 @@ struct elm_task {
     long epoch, batch_in_epoch;
     uint64_t epoch_seed;
 
-    /* Fills one training batch: x (B, T, I) and target (B, target_len). */
+    /*
+     * Fills one training batch: x (B, T, I) and target (B, target_len). A task gives this, the
+     * spike-list form below, or both; the trainer uses the spike lists when they are there.
+     */
     elm_status (*train_batch)(elm_task *t, elm_rng *rng, int B, float *x, float *target);
     /*
-     * Optional (NULL if absent): the batch train_batch would fill from the same rng, with x as
-     * spike lists, rows (b, t) (arrays owned by the task, valid until its next call). A task with
-     * spiking inputs offers it so that the dense (B, T, I) batch is never built nor scanned.
+     * The batch with x as spike lists, rows (b, t) (arrays owned by the task, valid until its
+     * next call), so that a task with spiking inputs never builds nor scans a dense (B, T, I)
+     * batch. When a task has both (SHD: its dense batches are what the lists are tested
+     * against), the two draw the same from the same rng.
      */
     elm_status (*train_batch_sparse)(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
                                      float *target);

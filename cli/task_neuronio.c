@@ -45,29 +45,11 @@ typedef struct {
     int sp_b;
 } nio_ctx;
 
-static elm_status nio_train_batch(elm_task *t, elm_rng *rng, int B, float *x, float *target) {
-    nio_ctx *c = t->ctx;
-    const int T = t->seq_len, I = t->num_input;
-    for (int b = 0; b < B; b++) {
-        int k = c->train_sims[elm_rng_below(rng, (uint64_t)c->n_train_sims)];
-        elm_nio_view v;
-        elm_status st = elm_nio_data_sim(c->data, k, &v);
-        if (st != ELM_OK)
-            return st;
-        int span = v.T - T - NIO_IGNORE_START;
-        int t0 = NIO_IGNORE_START + (int)elm_rng_below(rng, (uint64_t)span);
-        st = elm_nio_fill_window(&v, t0, T, x + (size_t)b * (size_t)T * (size_t)I,
-                                 target + (size_t)b * t->target_len, 1);
-        if (st != ELM_OK)
-            return st;
-    }
-    return ELM_OK;
-}
-
 /*
- * The same draws as nio_train_batch, so a run's batches do not depend on which is used. The
- * draws and the sizes come first, in order; then the samples' spike lists are cut in parallel,
- * each into its own part of the arrays.
+ * A training batch as spike lists: per sample a simulation, then a window start, drawn in sample
+ * order (the draws of the dense windows the task cut before, so seeds give the same runs). The
+ * draws and the sizes come first; then the samples' lists are cut in parallel, each into its own
+ * part of the arrays.
  */
 static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
                                          float *target) {
@@ -202,7 +184,6 @@ elm_status elm_task_neuronio_create(elm_task **out, const elm_task_opts *o) {
     t->batches_per_epoch = o->batches_per_epoch > 0 ? o->batches_per_epoch : NIO_BATCHES;
     t->select_metric = "soma_RMSE";
     t->select_larger_is_better = 0;
-    t->train_batch = nio_train_batch;
     t->train_batch_sparse = nio_train_batch_sparse;
     t->loss = nio_loss;
     t->evaluate = nio_evaluate;
