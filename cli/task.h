@@ -76,21 +76,6 @@ typedef struct elm_task_opts {
     int for_training;       /* 0 when created by `elm eval` */
 } elm_task_opts;
 
-/* A batch as spike lists (the rows of elm_sparse_input), grown as needed (spike_lists.c). */
-typedef struct {
-    int64_t *ptr; /* (rows + 1) */
-    int32_t *idx;
-    float *val;
-    size_t rows, cap; /* rows ptr can index, entries idx/val hold */
-} spike_lists;
-void spike_lists_free(spike_lists *L);
-/* Room for `rows` rows, and ptr[0] = 0. */
-elm_status spike_lists_rows(spike_lists *L, size_t rows);
-/* Room for `need` entries in idx and val (kept as they are). */
-elm_status spike_lists_reserve(spike_lists *L, size_t need);
-/* The lists as the model's input. */
-elm_sparse_input spike_lists_input(const spike_lists *L);
-
 /* Task constructors: each validates its data folder and fails with a message naming it. */
 elm_status elm_task_neuronio_create(elm_task **out, const elm_task_opts *o);
 elm_status elm_task_shd_create(elm_task **out, const elm_task_opts *o, int adding);

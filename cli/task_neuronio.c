@@ -39,7 +39,7 @@ typedef struct {
     int eval_batch;
     int threads; /* OpenMP threads for cutting a batch */
     /* The spike lists of the last sparse batch, and its samples' views and window starts. */
-    spike_lists lists;
+    elm__spike_lists lists;
     elm_nio_view *sp_view;
     int *sp_t0;
     int sp_b;
@@ -54,9 +54,9 @@ typedef struct {
 static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
                                          float *target) {
     nio_ctx *c = t->ctx;
-    spike_lists *L = &c->lists;
+    elm__spike_lists *L = &c->lists;
     const int T = t->seq_len;
-    elm_status st = spike_lists_rows(L, (size_t)B * (size_t)T);
+    elm_status st = elm__spike_lists_rows(L, (size_t)B * (size_t)T);
     if (st != ELM_OK)
         return st;
     if (c->sp_b < B) {
@@ -84,7 +84,7 @@ static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
         L->ptr[(size_t)b * (size_t)T] = total;
         total += nnz;
     }
-    if ((st = spike_lists_reserve(L, (size_t)total)) != ELM_OK)
+    if ((st = elm__spike_lists_reserve(L, (size_t)total)) != ELM_OK)
         return st;
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(c->threads) reduction(| : failed)
@@ -103,7 +103,7 @@ static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
             if (st != ELM_OK)
                 return st;
         }
-    *x = spike_lists_input(L);
+    *x = elm__spike_lists_input(L);
     return ELM_OK;
 }
 
@@ -143,7 +143,7 @@ static void nio_free(elm_task *t) {
         elm_nio_data_free(c->data);
         elm_nio_data_free(c->valid);
         free(c->train_sims);
-        spike_lists_free(&c->lists);
+        elm__spike_lists_free(&c->lists);
         free(c->sp_view);
         free(c->sp_t0);
         free(c);

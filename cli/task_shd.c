@@ -43,10 +43,10 @@ typedef struct {
 } shd_set;
 
 /* Sample i of d as the num_bins rows starting at row r (row r's start already set). */
-static elm_status lists_add(spike_lists *L, const elm_shd *d, int i, size_t r) {
+static elm_status lists_add(elm__spike_lists *L, const elm_shd *d, int i, size_t r) {
     int64_t *ptr = L->ptr + r;
     elm_status st =
-        spike_lists_reserve(L, (size_t)ptr[0] + (size_t)(d->ptr[i + 1] - d->ptr[i]));
+        elm__spike_lists_reserve(L, (size_t)ptr[0] + (size_t)(d->ptr[i + 1] - d->ptr[i]));
     return st ? st : elm_shd_fill_sparse(d, i, ptr[0], ptr + 1, L->idx, L->val, L->cap);
 }
 
@@ -59,7 +59,7 @@ typedef struct {
     double dropout;
     long eval_samples;
     int eval_batch;
-    spike_lists train_lists; /* of the last training batch */
+    elm__spike_lists train_lists; /* of the last training batch */
 } shd_ctx;
 
 static void set_clear(shd_set *s) {
@@ -77,7 +77,7 @@ static void shd_task_free(elm_task *t) {
         elm_shd_free(c->test);
         elm_shd_free(c->valid_file);
         free(c->train_pool);
-        spike_lists_free(&c->train_lists);
+        elm__spike_lists_free(&c->train_lists);
         set_clear(&c->valid);
         set_clear(&c->test_set);
         free(c);
@@ -86,8 +86,8 @@ static void shd_task_free(elm_task *t) {
 }
 
 /* Sample k of a set (or pair) into rows r .. r + T - 1 of L; *label gets its label. */
-static elm_status set_fill_lists(const shd_ctx *c, const shd_set *s, int k, spike_lists *L,
-                                 size_t r, int *label) {
+static elm_status set_fill_lists(const shd_ctx *c, const shd_set *s, int k,
+                                 elm__spike_lists *L, size_t r, int *label) {
     const elm_shd *d = s->src;
     elm_status st = lists_add(L, d, s->a[k], r);
     if (st == ELM_OK && c->adding)
@@ -126,9 +126,9 @@ static elm_status shd_train_batch(elm_task *t, elm_rng *rng, int B, float *x, fl
 static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
                                          float *target) {
     shd_ctx *c = t->ctx;
-    spike_lists *L = &c->train_lists;
+    elm__spike_lists *L = &c->train_lists;
     const size_t T = (size_t)t->seq_len, Ts = (size_t)c->train->num_bins; /* Ts: one digit */
-    elm_status st = spike_lists_rows(L, (size_t)B * T);
+    elm_status st = elm__spike_lists_rows(L, (size_t)B * T);
     for (int b = 0; b < B && st == ELM_OK; b++) {
         if (c->adding) {
             int i1, i2;
@@ -146,7 +146,7 @@ static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
     if (st != ELM_OK)
         return st;
     elm_shd_input_dropout(L->val, (size_t)L->ptr[(size_t)B * T], c->dropout, rng);
-    *x = spike_lists_input(L);
+    *x = elm__spike_lists_input(L);
     return ELM_OK;
 }
 
@@ -178,7 +178,7 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
 
     int T = t->seq_len, O = t->num_output;
     int EB = c->eval_batch;
-    spike_lists L = {0};
+    elm__spike_lists L = {0};
     float *y = malloc((size_t)EB * T * O * sizeof *y);
     long *conf = calloc((size_t)O * O, sizeof *conf);
     int *lab = malloc((size_t)EB * sizeof *lab);
@@ -193,10 +193,10 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
     for (int k0 = 0; k0 < n; k0 += EB) {
         int nb = n - k0 < EB ? n - k0 : EB;
         /* The samples as spike lists: the dense frames' results, bit for bit. */
-        st = spike_lists_rows(&L, (size_t)nb * (size_t)T);
+        st = elm__spike_lists_rows(&L, (size_t)nb * (size_t)T);
         for (int b = 0; b < nb && st == ELM_OK; b++)
             st = set_fill_lists(c, s, k0 + b, &L, (size_t)b * (size_t)T, &lab[b]);
-        elm_sparse_input xs = spike_lists_input(&L);
+        elm_sparse_input xs = elm__spike_lists_input(&L);
         if (st != ELM_OK || (st = elm_model_forward_sparse(m, &xs, y, nb, T)) != ELM_OK)
             goto done;
         for (int b = 0; b < nb; b++) {
@@ -236,7 +236,7 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
         cJSON_AddItemToArray(rows, row);
     }
 done:
-    spike_lists_free(&L);
+    elm__spike_lists_free(&L);
     free(y);
     free(conf);
     free(lab);

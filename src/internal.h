@@ -60,6 +60,21 @@ int elm__is_dir(const char *path);
 char *elm__path_join(const char *a, const char *b);
 char *elm__strdup(const char *s);
 
+/* ---- Batches as spike lists (the rows of elm_sparse_input), grown as needed (sparse.c). ---- */
+typedef struct {
+    int64_t *ptr; /* (rows + 1) */
+    int32_t *idx;
+    float *val;
+    size_t rows, cap; /* rows ptr can index, entries idx/val hold */
+} elm__spike_lists;
+void elm__spike_lists_free(elm__spike_lists *L);
+/* Room for `rows` rows, and ptr[0] = 0. */
+elm_status elm__spike_lists_rows(elm__spike_lists *L, size_t rows);
+/* Room for `need` entries in idx and val (kept as they are). */
+elm_status elm__spike_lists_reserve(elm__spike_lists *L, size_t need);
+/* The lists as a float32 model's input. */
+elm_sparse_input elm__spike_lists_input(const elm__spike_lists *L);
+
 /* ---- Random numbers: xoshiro256** seeded by splitmix64; reproducible everywhere. ---- */
 typedef struct elm_rng {
     uint64_t s[4];
@@ -82,7 +97,7 @@ static inline uint64_t elm_rng_next(elm_rng *r) {
 static inline double elm_rng_uniform(elm_rng *r) {
     return (double)(elm_rng_next(r) >> 11) * 0x1.0p-53;
 }
-double elm_rng_normal(elm_rng *r);       /* standard normal (Box-Muller, no cached value) */
+double elm_rng_normal(elm_rng *r);              /* standard normal (Box-Muller, no cached value) */
 uint64_t elm_rng_below(elm_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 
 /* ---- .npy (numpy format 1.0/2.0/3.0, little-endian, C order) ---- */

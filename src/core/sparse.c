@@ -1,11 +1,12 @@
 /*
  * sparse.c - the public entry points of the forward pass from sparse (CSR) inputs: they check the
  * rows once, then the kernels (kernels.inc) take the spike lists as they are instead of scanning
- * dense rows.
+ * dense rows. Also the growable spike-list buffers the tasks and evaluations build them in.
  */
 #include "model_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static elm_status check(const elm_model *m, const elm_sparse_input *x, int B, int T,
                         const char *fn) {
@@ -79,4 +80,43 @@ elm_status elm_model_forward_train_sparse(elm_model *m, const elm_sparse_input *
     if (m->dtype == ELM_F64)
         return elm__forward_sparse_f64(m, x, y, B, T, 1);
     return elm__forward_sparse_f32(m, x, y, B, T, 1);
+}
+
+void elm__spike_lists_free(elm__spike_lists *L) {
+    free(L->ptr);
+    free(L->idx);
+    free(L->val);
+    memset(L, 0, sizeof *L);
+}
+
+elm_status elm__spike_lists_rows(elm__spike_lists *L, size_t rows) {
+    if (L->rows < rows) {
+        int64_t *p = realloc(L->ptr, sizeof *p * (rows + 1));
+        if (!p)
+            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+        L->ptr = p;
+        L->rows = rows;
+    }
+    L->ptr[0] = 0;
+    return ELM_OK;
+}
+
+elm_status elm__spike_lists_reserve(elm__spike_lists *L, size_t need) {
+    if (need <= L->cap)
+        return ELM_OK;
+    size_t cap = need + need / 2 + 4096;
+    int32_t *ni = realloc(L->idx, sizeof *ni * cap);
+    if (ni)
+        L->idx = ni;
+    float *nv = ni ? realloc(L->val, sizeof *nv * cap) : NULL;
+    if (!nv)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+    L->val = nv;
+    L->cap = cap;
+    return ELM_OK;
+}
+
+elm_sparse_input elm__spike_lists_input(const elm__spike_lists *L) {
+    elm_sparse_input x = {L->ptr, L->idx, L->val};
+    return x;
 }

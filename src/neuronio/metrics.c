@@ -360,13 +360,10 @@ elm_status elm_nio_evaluate(elm_nio_metrics *out, elm_model *m, const elm_nio_da
     uint8_t *sg = calloc(NT, 1);
     double *sh = calloc(NT, sizeof *sh), *vg = calloc(NT, sizeof *vg), *vh = calloc(NT, sizeof *vh);
     /* The windows go to the model as spike lists (bitwise the dense windows' results). */
-    int64_t *xp = malloc(((size_t)B * (size_t)win + 1) * sizeof *xp);
-    int32_t *xi = NULL;
-    float *xv = NULL;
-    size_t xcap = 0;
+    elm__spike_lists L = {0};
     float *y = malloc((size_t)B * (size_t)win * (size_t)O * sizeof *y);
     int *job_sim = malloc((size_t)B * sizeof *job_sim), *job_k = malloc((size_t)B * sizeof *job_k);
-    if (!sg || !sh || !vg || !vh || !xp || !y || !job_sim || !job_k) {
+    if (!sg || !sh || !vg || !vh || !y || !job_sim || !job_k) {
         st = elm__fail(ELM_ERR_NOMEM, "NeuronIO evaluation of %d simulations: out of memory", N);
         goto done;
     }
@@ -391,37 +388,24 @@ elm_status elm_nio_evaluate(elm_nio_metrics *out, elm_model *m, const elm_nio_da
     const long jobs = (long)N * W;
     for (long j0 = 0; j0 < jobs && st == ELM_OK; j0 += B) {
         int nb = (int)(jobs - j0 < B ? jobs - j0 : B);
-        xp[0] = 0;
+        st = elm__spike_lists_rows(&L, (size_t)nb * (size_t)win);
         for (int b = 0; b < nb && st == ELM_OK; b++) {
             job_sim[b] = (int)((j0 + b) / W);
             job_k[b] = (int)((j0 + b) % W);
             if ((st = elm_nio_data_sim(d, job_sim[b], &v)) != ELM_OK)
                 break;
-            int64_t *ptr = xp + (size_t)b * (size_t)win;
+            int64_t *ptr = L.ptr + (size_t)b * (size_t)win;
             int64_t nnz = elm_nio_window_nnz(&v, job_k[b] * stride, win);
             if (nnz < 0) {
                 st = elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation %d: corrupt row pointers",
                                job_sim[b]);
                 break;
             }
-            size_t need = (size_t)ptr[0] + (size_t)nnz;
-            if (need > xcap) {
-                size_t cap = need + need / 2 + 1024;
-                int32_t *ni = realloc(xi, cap * sizeof *ni);
-                if (ni)
-                    xi = ni;
-                float *nv = ni ? realloc(xv, cap * sizeof *nv) : NULL;
-                if (!nv) {
-                    st = elm__fail(ELM_ERR_NOMEM, "NeuronIO evaluation: out of memory");
-                    break;
-                }
-                xv = nv;
-                xcap = cap;
-            }
-            st = elm_nio_fill_window_sparse(&v, job_k[b] * stride, win, ptr[0], ptr + 1, xi, xv,
-                                            xcap, NULL, 1);
+            if ((st = elm__spike_lists_reserve(&L, (size_t)ptr[0] + (size_t)nnz)) == ELM_OK)
+                st = elm_nio_fill_window_sparse(&v, job_k[b] * stride, win, ptr[0], ptr + 1,
+                                                L.idx, L.val, L.cap, NULL, 1);
         }
-        elm_sparse_input xs = {xp, xi, xv};
+        elm_sparse_input xs = elm__spike_lists_input(&L);
         if (st != ELM_OK || (st = elm_model_forward_sparse(m, &xs, y, nb, win)) != ELM_OK)
             break;
         for (int b = 0; b < nb; b++) {
@@ -474,9 +458,7 @@ done:
     free(sh);
     free(vg);
     free(vh);
-    free(xp);
-    free(xi);
-    free(xv);
+    elm__spike_lists_free(&L);
     free(y);
     free(job_sim);
     free(job_k);

@@ -1,12 +1,10 @@
 /*
  * test_task_shd.c - the SHD / SHD-Adding task adapter (cli/task_shd.c) on the tiny fixture.
  *
- * The adapter lives in the CLI, which test executables do not link, so it is compiled in here
- * (with the spike-list helpers it uses).
+ * The adapter lives in the CLI, which test executables do not link, so it is compiled in here.
  * The loss (elm_loss_ce_last) belongs to the lead's cli/losses.c; a plain version stands in for
  * it, since only the adapter's own code is under test. Everything else is the real core.
  */
-#include "../../cli/spike_lists.c"
 #include "../../cli/task_shd.c"
 #include "test.h"
 
