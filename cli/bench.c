@@ -1,6 +1,7 @@
 /*
  * bench.c - `elm bench`: throughput of the standard configurations against the authors'
- * PyTorch reference (numbers from ../shared/docs/PERF-BASELINE.md), or of any model config file.
+ * PyTorch reference (its figures are tabled in docs/PERFORMANCE.md, "The reference figures"),
+ * or of any model config file.
  *
  * Each case runs in a forked child so that its peak resident memory (getrusage ru_maxrss) is its
  * own and not the high-water mark of an earlier, larger case. The child times a few repetitions
@@ -30,13 +31,13 @@ static const char *bench_usage =
     "                 [--checkpoint-stride K] [--f64] [--wall | --cpu]\n"
     "                 [--sparse] [--data | --no-data]\n"
     "\n"
-    "Times the standard cases of PERF-BASELINE.md (all of them by default) and prints\n"
-    "sample-steps/s (batch x steps / second), GFLOP/s by the reference's dense FLOP count and\n"
-    "as a percentage of the float32 peak of the cores used (one core's peak is measured first,\n"
-    "with the widest FMAs this CPU has), the ratio to the reference's figure, peak memory and\n"
-    "threads. NAME is one of neuronio-dm15, neuronio-dm100, shd, pathfinder; FILE is a\n"
-    "model_config.json (options as the reference's constructor; inputs are Bernoulli(0.01)\n"
-    "spikes, or uniform [0,1) when num_input is 1).\n"
+    "Times the standard cases (all of them by default) and prints sample-steps/s (batch x\n"
+    "steps / second), GFLOP/s by the reference's dense FLOP count and as a percentage of the\n"
+    "float32 peak of the cores used (one core's peak is measured first, with the widest FMAs\n"
+    "this CPU has), the ratio to the reference's figure (the table in docs/PERFORMANCE.md,\n"
+    "\"The reference figures\"), peak memory and threads. NAME is one of neuronio-dm15,\n"
+    "neuronio-dm100, shd, pathfinder; FILE is a model_config.json (options as the reference's\n"
+    "constructor; inputs are Bernoulli(0.01) spikes, or uniform [0,1) when num_input is 1).\n"
     "--batch/--steps/--mode narrow or override the cases. Training = zero_grad + forward_train +\n"
     "MSE gradient + backward + Adam step. stream = elm_model_step once per time step.\n"
     "--checkpoint-stride K sets BPTT checkpointing (0 = auto, as the library's default).\n"
@@ -50,14 +51,15 @@ static const char *bench_usage =
     "written as a .nioc cache), SHD binning (the tests' fixture file, when the source tree is\n"
     "at hand) and PNG decoding (32x32, 128x128).\n";
 
-/* PERF-BASELINE.md: "Peak fp32 FMA throughput of one core, measured: about 216 GFLOP/s with
- * AVX-512" (a Zen 5). */
+/* The peak float32 FMA rate of one core of the machine the reference was timed on: about 216
+ * GFLOP/s with AVX-512, a Zen 5 (docs/PERFORMANCE.md, "The reference figures"). */
 #define PAGE_PEAK_GFLOPS 216.0
 
 typedef enum { MODE_TRAIN = 0, MODE_INFER = 1, MODE_STREAM = 2 } bench_mode;
 static const char *mode_name[] = {"train", "infer", "stream"};
 
-/* The standard configurations: the reference's model configs of PERF-BASELINE.md. */
+/* The standard configurations: the reference's model configs timed in
+ * docs/PERFORMANCE.md ("The reference figures"). */
 typedef struct {
     const char *name;
     double flops; /* forward FLOPs per sample-step as the reference counts them (dense) */
@@ -85,8 +87,9 @@ static const std_config std_configs[] = {
 };
 #define N_STD ((int)(sizeof std_configs / sizeof std_configs[0]))
 
-/* The table of PERF-BASELINE.md, plus streaming of one sample for the NeuronIO models (compared
- * with the reference's batch-1 inference, the only single-sample figure it has). */
+/* The reference figures (docs/PERFORMANCE.md), plus streaming of one sample for the NeuronIO
+ * models (compared with the reference's batch-1 inference, the only single-sample figure it
+ * has). */
 typedef struct {
     int cfg;
     bench_mode mode;
@@ -797,7 +800,7 @@ int cmd_bench(int argc, char **argv) {
     } else if (nc) {
         if (peak > 0)
             printf("one core's float32 peak, measured here: %.0f GFLOP/s (%s); "
-                   "PERF-BASELINE.md's: %.0f\n",
+                   "the reference machine's: %.0f\n",
                    peak, peak_how, PAGE_PEAK_GFLOPS);
         printf("%-16s %-6s %5s %6s %3s %14s %10s %8s %6s %9s %8s %9s\n", "config", "mode", "B",
                "T", "thr", "sample-steps/s", "us/step", "GFLOP/s", "%peak", "ref", "x ref",

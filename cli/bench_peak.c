@@ -1,11 +1,12 @@
 /*
  * bench_peak.c - the single-core float32 arithmetic peak of the machine `elm bench` runs on.
  *
- * PERF-BASELINE.md states a peak of one core (216 GFLOP/s, measured on a Zen 5 with AVX-512), but
- * the same kind of VM may land on a different CPU: a Zen 4 splits each 512-bit FMA into two
- * 256-bit halves and peaks at half that. "Percent of peak" means something only against the
- * peak of the core the benchmark ran on, so it is measured here: independent chains of FMAs,
- * enough of them to cover the FMA latency on two pipes, with the widest vectors this CPU has.
+ * The reference figures (docs/PERFORMANCE.md) state a peak of one core (216 GFLOP/s, measured on
+ * a Zen 5 with AVX-512), but the same kind of VM may land on a different CPU: a Zen 4 splits each
+ * 512-bit FMA into two 256-bit halves and peaks at half that. "Percent of peak" means something
+ * only against the peak of the core the benchmark ran on, so it is measured here: independent
+ * chains of FMAs, enough of them to cover the FMA latency on two pipes, with the widest vectors
+ * this CPU has.
  * Timed with the thread's CPU clock, so time other jobs take from this core is not counted.
  */
 #include "cli.h"

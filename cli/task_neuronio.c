@@ -1,5 +1,5 @@
 /*
- * task_neuronio.c - the NeuronIO training task (ELM-SPEC section 5) for the generic trainer.
+ * task_neuronio.c - the NeuronIO training task (docs/TASKS.md section 1) for the generic trainer.
  *
  * Data: --data is one or more (':'-separated) NeuronIO caches or pickle folders/files (see
  * src/neuronio/nio_data.h). Splits:

@@ -1,5 +1,5 @@
 /*
- * task_pathfinder.c - the LRA Pathfinder / Path-X task (ELM-SPEC section 5) for the trainer.
+ * task_pathfinder.c - the LRA Pathfinder / Path-X task (docs/TASKS.md section 3) for the trainer.
  *
  * Data: --data is a Pathfinder folder in the LRA layout (a difficulty folder, a pathfinderNN
  * folder or a folder of them; it must name one set). Splits are the reader's fixed 80/10/10

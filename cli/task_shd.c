@@ -1,5 +1,5 @@
 /*
- * task_shd.c - the SHD and SHD-Adding training tasks (ELM-SPEC section 5) for the trainer.
+ * task_shd.c - the SHD and SHD-Adding training tasks (docs/TASKS.md section 2) for the trainer.
  *
  * Data: DATA/shd_train.h5 and DATA/shd_test.h5 (the released names, gunzipped). Splits, all fixed
  * by the constant SHD_DATA_SEED whatever --seed says, so every run and every `elm eval` see the
@@ -29,7 +29,7 @@
 /* Seeds of the fixed splits and evaluation pairs (2020: the year SHD was published). */
 #define SHD_DATA_SEED       2020u
 #define SHD_VALID_FRAC      0.10 /* shd: held-out share of the training file */
-#define SHD_ADD_VALID_FRAC  0.20 /* shd-adding: validation pool share (ELM-SPEC) */
+#define SHD_ADD_VALID_FRAC  0.20 /* shd-adding: validation pool share (TASKS.md 2) */
 #define SHD_ADD_VALID_PAIRS 4000
 #define SHD_ADD_TEST_PAIRS  16000
 #define SHD_ADD_BATCHES     2000 /* training batches per epoch (of 8 in the reference) */

@@ -78,7 +78,7 @@ static const struct {
 #undef KNOB
 };
 
-/* Defaults of each task: the reference's protocol (ELM-SPEC section 5). */
+/* Defaults of each task: the reference's protocols (docs/TASKS.md). */
 static void task_defaults(const char *task, train_opts *o, elm_config *c) {
     memset(o, 0, sizeof *o);
     o->epochs = 35;
@@ -102,7 +102,7 @@ static void task_defaults(const char *task, train_opts *o, elm_config *c) {
         o->input_dropout = 0.5;
         c->num_memory = 100;
         c->memory_tau_max = 500;
-        c->delta_t = 10; /* 10 ms bins (ELM-SPEC section 5) */
+        c->delta_t = 10; /* 10 ms bins (docs/TASKS.md section 2) */
     } else if (!strcmp(task, "pathfinder")) {
         o->epochs = 20;
         o->lr = 1e-3;

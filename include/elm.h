@@ -86,8 +86,8 @@ typedef enum { ELM_ACT_RELU = 0, ELM_ACT_SILU = 1 } elm_activation;
 typedef enum { ELM_MODEL_ELM = 0, ELM_MODEL_LSTM = 1 } elm_model_type;
 
 /*
- * The reference's constructor arguments, same names and defaults (ELM-SPEC section 4). A value of
- * 0 in mlp_hidden_size or num_branch means "derive it" (2 * num_memory, num_input) as the
+ * The reference's constructor arguments, same names and defaults (docs/MODEL.md section 4). A
+ * value of 0 in mlp_hidden_size or num_branch means "derive it" (2 * num_memory, num_input) as the
  * reference's None does. tau_s_value is v1's tau_s and v2's tau_b.
  */
 typedef struct elm_config {

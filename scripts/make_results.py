@@ -30,6 +30,17 @@ Every number elm reports, with the command that reproduces it. This page is asse
 The machine throughout: 2 vCPUs (AMD EPYC, AVX-512) and 24 GiB, usually shared with other jobs
 while these were measured, so wall times are upper bounds.
 
+Paths. Some commands below read material that elm does not ship (the README's "Real data" says
+where the public parts come from): `$MODELS` is the authors' 15 released NeuronIO models as
+safetensors folders (`num_memory_1` .. `num_memory_100`, `best_elm_neuron`, and their
+`eval_results.csv`); `$NIO` is a set of NeuronIO pickles made with the authors' published
+simulation pipeline (a dev file of 8 simulations, Python-2-style copies of it in `py2/`, 17
+files of 8 in `train/`, and the authors' evaluation of the dev file, `expected_metrics.json`);
+`$PF` is Pathfinder images made with the original generator at LRA's settings (`pathfinder32`,
+200 images, and `pathfinder128`, 40); `$REF` is the folder of reference material the tests read
+through `ELM_SHARED` (parity vectors made with the reference's code). Tests that need any of
+these skip, saying so, when it is absent.
+
 """
 
 
@@ -45,6 +56,16 @@ def demote(text):
     return "\n".join(out)
 
 
+def relink(text):
+    """Rewrites a report's relative links (written from docs/results/) to work from docs/."""
+    def fix(m):
+        target = m.group(2)
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            return m.group(0)
+        return m.group(1) + os.path.normpath(os.path.join("results", target)) + ")"
+    return re.sub(r"(\]\()([^)\s]+)\)", fix, text)
+
+
 def main():
     parts = [HEADER, "## Contents\n\n"]
     for fname, title in ORDER:
@@ -58,7 +79,7 @@ def main():
             continue
         body = open(path, encoding="utf-8").read().strip()
         body = re.sub(r"\A# [^\n]*\n+", "", body)  # the section title replaces the report's
-        parts.append(demote(body) + "\n\n")
+        parts.append(relink(demote(body)) + "\n\n")
     with open(os.path.join(ROOT, "docs", "RESULTS.md"), "w", encoding="utf-8") as f:
         f.write("".join(parts).rstrip() + "\n")
 

@@ -1,8 +1,8 @@
 /*
  * config.c - the model configuration: reference defaults, validation, and JSON / string I/O.
  *
- * Key names are the reference constructor's (ELM-SPEC section 4). An unknown key is an error, so a
- * misspelt option can never be silently ignored.
+ * Key names are the reference constructor's (docs/MODEL.md section 4). An unknown key is an error,
+ * so a misspelt option can never be silently ignored.
  */
 #include "internal.h"
 

@@ -129,7 +129,7 @@ static void build_inverse(elm_model *m) {
         m->inv_branch[q] = m->inv_syn[q] / m->P;
 }
 
-/* The reference's routing (ELM-SPEC section 3). */
+/* The reference's routing (docs/MODEL.md section 3). */
 static void make_routing(elm_model *m, elm_rng *rng) {
     const elm_config *c = &m->cfg;
     if (c->input_to_synapse_routing == ELM_ROUTE_NEURONIO) {

@@ -1,7 +1,7 @@
 /*
  * nio_data.c - NeuronIO pickles -> elm_nio_sim, data sets over caches and pickles, windows.
  *
- * The pickle layout read here is described in ../shared/data/neuronio/README.md (and docs/DATA.md):
+ * The pickle layout read here is described in docs/DATA.md ("The pickles"):
  * root['Params']['allSegmentsType'] gives the number of segments (n_in = 2 * segments),
  * root['Params']['totalSimDurationInSec'] the duration, and each dict of
  * root['Results']['listOfSingleSimulationDicts'] one simulation.

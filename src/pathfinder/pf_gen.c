@@ -423,8 +423,8 @@ elm_status elm_pf_gen_preset(elm_pf_gen_params *p, int size, int contour_length)
     p->num_margins = 1;
     /*
      * Settings of google-research/long-range-arena lra_benchmarks/data/pathfinder.py. The
-     * distractor counts follow the authentic sets in ../shared/data/pathfinder (10 paths at
-     * 32 px, 17 at 128 px for contour length 14), which are twice the docstring's 20 // d and
+     * distractor counts follow the authentic LRA sets (10 paths at 32 px, 17 at 128 px for
+     * contour length 14; docs/PATHFINDER.md), which are twice the docstring's 20 // d and
      * 35 // d; 64 and 256 px are doubled the same way.
      */
     int k;

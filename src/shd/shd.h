@@ -9,8 +9,8 @@
  * binning window (4 bytes a spike, no more than the file itself spends on it). Frames are then
  * built on demand by elm_shd_fill(), so a data set never sits in memory in dense form.
  *
- * Binning (ELM-SPEC section 5): bin b holds the spikes with b * bin_ms <= t_ms < (b + 1) * bin_ms,
- * t_ms = t * 1000; spikes at or after duration_ms are dropped. Defaults: 10 ms bins over [0, 1 s),
+ * Binning (docs/TASKS.md section 2): bin b holds the spikes with
+ * b * bin_ms <= t_ms < (b + 1) * bin_ms, t_ms = t * 1000; spikes at or after duration_ms are dropped. Defaults: 10 ms bins over [0, 1 s),
  * i.e. T = 100 steps of 700 channels, and the model's delta_t is bin_ms.
  *
  * SHD-Adding: a sample is two samples of one pool, the second's frames appended after the first's
