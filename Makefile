@@ -4,12 +4,17 @@ BUILD ?= build
 ELM_WERROR ?= OFF
 CMAKE_FLAGS ?=
 
-.PHONY: all test asan clean blas-compare
+.PHONY: all test asan clean blas-compare install
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j2
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DELM_WERROR=$(ELM_WERROR) $(CMAKE_FLAGS)
+
+# Installs bin/elm and share/elm/ (the plotting scripts) under PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 test: all
 	ctest --test-dir $(BUILD) --output-on-failure -j2

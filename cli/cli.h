@@ -60,6 +60,19 @@ typedef struct {
 int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int nflags,
                     const char *usage, const char *what);
 
+/*
+ * Plotting through Python (pyplot.c). cli_python() returns the interpreter to use ($ELM_PYTHON,
+ * else the first of python3 on PATH and /usr/bin/python3 that has numpy and matplotlib), or NULL
+ * after printing why none fits. cli_script() returns the path of a plotting script (malloc'd),
+ * searched in $ELM_SCRIPTS, the installed share/elm and the source tree, or NULL after printing
+ * where it looked. With `note` set the message is a note ("elm: note: no plot: ...") for
+ * commands whose plot is an extra, otherwise an error. cli_run_python() runs args (args[0] the
+ * interpreter, args[1] the script) and returns 0, or 1 after an error naming the script.
+ */
+const char *cli_python(int note);
+char *cli_script(const char *name, int note);
+int cli_run_python(const char *python, char *const *args);
+
 /* Subcommands. */
 int cmd_info(int argc, char **argv);
 int cmd_predict(int argc, char **argv);

@@ -1,12 +1,13 @@
 /*
  * plot.c - `elm plot neuronio` and `elm plot pathfinder`: a model's predictions on one sample,
- * drawn as a PNG.
+ * drawn as a PNG; `elm plot curves`: a training run's learning curves.
  *
  * The split of work: this file loads the data and the model and computes every number that is
  * plotted (in C, with the library's own forward pass), writes them as .npy files into a private
- * temporary folder, and runs scripts/plot_neuronio.py (matplotlib) only to draw them. The
- * script is found in $ELM_SCRIPTS, else in the source tree the binary was built from
- * (ELM_SOURCE_DIR/scripts). Python is never needed by any other command.
+ * temporary folder, and runs scripts/plot_neuronio.py (matplotlib) only to draw them; the curves
+ * come from the run's metrics.csv as the trainer wrote it (scripts/plot_curves.py). The
+ * interpreter and the scripts are found by pyplot.c. Python is never needed by any other
+ * command.
  */
 #include "cli.h"
 #include "internal.h"
@@ -22,34 +23,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef ELM_SOURCE_DIR
-#define ELM_SOURCE_DIR "."
-#endif
-
-#define PYTHON "/usr/bin/python3"
-
 static const char plot_usage[] =
     "usage: elm plot neuronio --model MODEL --data FILE_OR_DIR --sim K --out FIG.png\n"
-    "                         [--t0 MS] [--t1 MS]\n"
+    "                         [--t0 MS] [--t1 MS] [--memory]\n"
     "       elm plot pathfinder --model MODEL --data DIR --index K --out FIG.png\n"
-    "                           [--split all|train|valid|test]\n\n"
+    "                           [--split all|train|valid|test]\n"
+    "       elm plot curves RUN --out FIG.png [--metric NAME]...\n\n"
     "neuronio: simulation K (0-based, numbered file by file as `elm data info` lists them) of a\n"
     "  NeuronIO cache or pickle folder: the input raster (excitatory red, inhibitory blue), the\n"
     "  true and predicted soma voltage, the true spikes and the predicted spike probability, as\n"
     "  in Figure 2 of the ELM paper. The model runs over the whole simulation at once; --t0 and\n"
-    "  --t1 (ms, default 0 and the end) choose the part drawn.\n"
+    "  --t1 (ms, default 0 and the end) choose the part drawn. --memory adds a panel with every\n"
+  "  memory unit's trace m_t, coloured by its time constant tau_m (as the reference's\n"
+  "  visualize_neuron_workings).\n"
     "pathfinder: image K (of --split, default all = metadata order) with the model's readout:\n"
-    "  the softmax probability of class 1 after each pixel.\n\n"
-    "Drawing uses /usr/bin/python3 with numpy and matplotlib and scripts/plot_neuronio.py\n"
-    "(found in $ELM_SCRIPTS, else in the source tree elm was built from).\n";
-
-/* The folder holding plot_neuronio.py (static storage). */
-static const char *scripts_dir(void) {
-    const char *e = getenv("ELM_SCRIPTS");
-    if (e && *e)
-        return e;
-    return ELM_SOURCE_DIR "/scripts";
-}
+    "  the softmax probability of class 1 after each pixel.\n"
+    "curves: the learning curves of the training run RUN from its metrics.csv: the training\n"
+    "  loss and, per epoch, each --metric NAME (a column of metrics.csv; default: the task's\n"
+    "  usual ones present, such as AUC and soma_RMSE or accuracy), one panel each.\n\n"
+    "Drawing needs Python 3 with numpy and matplotlib: $ELM_PYTHON if set, else the first of\n"
+    "python3 on PATH and /usr/bin/python3 that has both. The scripts (plot_neuronio.py,\n"
+    "plot_curves.py) are looked for in $ELM_SCRIPTS if set, else in share/elm beside the\n"
+    "folder of the elm executable, the install folder, and the scripts/ folder of the source\n"
+    "tree elm was built from.\n";
 
 /* The last component of a path, ignoring trailing '/' (for titles): "a/b/" -> "b". */
 static void base_name(char *dst, size_t n, const char *path) {
@@ -90,49 +86,6 @@ static elm_status save(const char *dir, const char *name, elm__dtype dt, int ndi
     return st;
 }
 
-/* Runs PYTHON script args... (no shell, so paths need no quoting); returns an exit status. */
-static int run_python(char *const *args) {
-    pid_t pid = fork();
-    if (pid < 0)
-        return cli_error("cannot start %s: %s", PYTHON, strerror(errno));
-    if (pid == 0) {
-        execv(PYTHON, args);
-        fprintf(stderr, "elm: error: cannot run %s: %s\n", PYTHON, strerror(errno));
-        _exit(127);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return cli_error("waiting for %s: %s", PYTHON, strerror(errno));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return cli_error("the plotting script %s/plot_neuronio.py failed (exit %d)", scripts_dir(),
-                         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    return 0;
-}
-
-/* Checks the script exists before any work, so a missing one fails fast with a hint. */
-static int find_script(char **path) {
-    *path = elm__path_join(scripts_dir(), "plot_neuronio.py");
-    if (!*path)
-        return cli_error("out of memory");
-    if (access(*path, R_OK) != 0) {
-        fprintf(stderr,
-                "elm: error: %s: %s\nhint: set ELM_SCRIPTS to the scripts/ folder of the "
-                "elm sources\n",
-                *path, strerror(errno));
-        free(*path);
-        *path = NULL;
-        return 1;
-    }
-    if (access(PYTHON, X_OK) != 0) {
-        free(*path);
-        *path = NULL;
-        return cli_error("%s: %s (plots need Python 3 with numpy and matplotlib)", PYTHON,
-                         strerror(errno));
-    }
-    return 0;
-}
-
 static int make_tmpdir(char *tmpl, size_t n) {
     const char *base = getenv("TMPDIR");
     snprintf(tmpl, n, "%s/elm-plot-XXXXXX", base && *base ? base : "/tmp");
@@ -147,6 +100,7 @@ static int plot_neuronio(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL;
     long sim = -1;
     double t0 = 0, t1 = -1;
+    int memory = 0;
     const cli_flag flags[] = {
         {"--model", CLI_STR, &model, 0, 0, 0},
         {"--data", CLI_STR, &data, 0, 0, 0},
@@ -154,6 +108,7 @@ static int plot_neuronio(int argc, char **argv) {
         {"--sim", CLI_INT, &sim, 0, HUGE_VAL, 0},
         {"--t0", CLI_REAL, &t0, -HUGE_VAL, HUGE_VAL, 0},
         {"--t1", CLI_REAL, &t1, -HUGE_VAL, HUGE_VAL, 0},
+        {"--memory", CLI_SWITCH, &memory, 0, 0, 0},
     };
     int prc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
                               plot_usage, "plot neuronio");
@@ -162,16 +117,18 @@ static int plot_neuronio(int argc, char **argv) {
     if (!model || !data || !out || sim < 0)
         return cli_usage_error(plot_usage,
                                "plot neuronio needs --model, --data, --sim K (>= 0) and --out");
-    char *script = NULL;
-    if (find_script(&script))
+    const char *python = cli_python(0);
+    char *script = python ? cli_script("plot_neuronio.py", 0) : NULL;
+    if (!script)
         return 1;
 
     int rc = 1;
     elm_status st;
     elm_nio_data *d = NULL;
     elm_model *m = NULL;
-    float *x = NULL, *y = NULL, *buf = NULL;
+    float *x = NULL, *y = NULL, *buf = NULL, *mem = NULL, *taus = NULL;
     int32_t *raster = NULL;
+    elm_state *state = NULL;
     char tmp[4096] = "";
     if ((st = elm_nio_data_open_list(&d, data)) != ELM_OK) {
         rc = cli_fail(st, NULL);
@@ -238,11 +195,62 @@ static int plot_neuronio(int argc, char **argv) {
             raster[2 * (q - v.spike_ptr[0])] = t;
             raster[2 * (q - v.spike_ptr[0]) + 1] = v.spike_idx[q];
         }
+    /* The memory units' traces: the model streamed step by step (elm_model_step gives the batch
+     * forward's numbers), m_t read after each step; and each unit's tau_m from its prototype. */
+    const int M = cfg->num_memory;
+    if (memory) {
+        if (cfg->model_type != ELM_MODEL_ELM) {
+            rc = cli_error("%s: --memory needs an ELM model (this one is an LSTM)", model);
+            goto done;
+        }
+        mem = malloc((size_t)T * M * sizeof *mem);
+        taus = malloc((size_t)M * sizeof *taus);
+        float *yt = malloc((size_t)O * sizeof *yt);
+        if (!mem || !taus || !yt) {
+            free(yt);
+            rc = cli_error("out of memory for %d x %d memory traces", T, M);
+            goto done;
+        }
+        st = elm_state_create(&state, m, 1);
+        for (int t = 0; t < T && st == ELM_OK; t++) {
+            st = elm_model_step(m, state, x + (size_t)t * I, yt);
+            const float *mt = elm_state_memory(state, 0);
+            const int stride = elm_state_memory_stride(state, 0);
+            for (int j = 0; j < M && st == ELM_OK; j++)
+                mem[(size_t)t * M + j] = mt[(size_t)j * stride];
+        }
+        free(yt);
+        int ti = elm_model_find_tensor(m, "_proto_tau_m");
+        elm_tensor tt;
+        if (st == ELM_OK && (ti < 0 || (st = elm_model_tensor(m, ti, &tt)) != ELM_OK ||
+                             tt.numel != (size_t)M)) {
+            rc = st != ELM_OK ? cli_fail(st, NULL)
+                              : cli_error("%s: the model has no _proto_tau_m of %d values", model,
+                                          M);
+            goto done;
+        }
+        if (st != ELM_OK) {
+            rc = cli_fail(st, NULL);
+            goto done;
+        }
+        /* tau_m = tau_min + (tau_max - tau_min) * sigmoid(proto) (docs/MODEL.md section 1). */
+        for (int j = 0; j < M; j++) {
+            double p = (double)((const float *)tt.data)[j];
+            taus[j] = (float)(cfg->memory_tau_min + (cfg->memory_tau_max - cfg->memory_tau_min) /
+                                                        (1.0 + exp(-p)));
+        }
+    }
     if (make_tmpdir(tmp, sizeof tmp)) {
         tmp[0] = 0;
         goto done;
     }
     int64_t sh_t[1] = {T}, sh_r[2] = {nnz, 2}, sh_s[1] = {v.n_out_spikes};
+    int64_t sh_m[2] = {T, M}, sh_tau[1] = {M};
+    if (memory && ((st = save(tmp, "memory.npy", ELM_DT_F32, 2, sh_m, mem)) != ELM_OK ||
+                   (st = save(tmp, "memory_tau.npy", ELM_DT_F32, 1, sh_tau, taus)) != ELM_OK)) {
+        rc = cli_fail(st, NULL);
+        goto done;
+    }
     float empty = 0;
     if ((st = save(tmp, "soma_true.npy", ELM_DT_F32, 1, sh_t, soma)) != ELM_OK ||
         (st = save(tmp, "soma_pred.npy", ELM_DT_F32, 1, sh_t, pred)) != ELM_OK ||
@@ -261,9 +269,10 @@ static int plot_neuronio(int argc, char **argv) {
     snprintf(s_ni, sizeof s_ni, "%d", I);
     snprintf(title, sizeof title, "NeuronIO simulation %ld of %s  |  model %s", sim, b_data,
              b_model);
-    char *args[] = {PYTHON, script, "neuronio", "--dir",  tmp,  "--out",   (char *)out, "--t0",
-                    s_t0,   "--t1", s_t1,       "--n-in", s_ni, "--title", title,       NULL};
-    rc = run_python(args);
+    char *args[] = {(char *)python, script, "neuronio", "--dir",   tmp,   "--out", (char *)out,
+                    "--t0",         s_t0,   "--t1",     s_t1,      "--n-in", s_ni,  "--title",
+                    title,          memory ? "--memory" : NULL, NULL};
+    rc = cli_run_python(python, args);
     int shown = 0;
     for (int k = 0; k < v.n_out_spikes; k++)
         shown += (double)v.out_spike_times[k] >= t0 && (double)v.out_spike_times[k] < t1;
@@ -277,7 +286,10 @@ done:
     free(x);
     free(y);
     free(buf);
+    free(mem);
+    free(taus);
     free(raster);
+    elm_state_free(state);
     elm_model_free(m);
     elm_nio_data_free(d);
     return rc;
@@ -314,8 +326,9 @@ static int plot_pathfinder(int argc, char **argv) {
     else
         return cli_usage_error(plot_usage, "--split must be all, train, valid or test, got '%s'",
                                split_s);
-    char *script = NULL;
-    if (find_script(&script))
+    const char *python = cli_python(0);
+    char *script = python ? cli_script("plot_neuronio.py", 0) : NULL;
+    if (!script)
         return 1;
 
     int rc = 1;
@@ -380,9 +393,9 @@ static int plot_pathfinder(int argc, char **argv) {
     base_name(b_model, sizeof b_model, model);
     snprintf(title, sizeof title, "Pathfinder: %s image %ld (%s)  |  model %s", split_s, index,
              elm_pf_image_path(pf, split, index), b_model);
-    char *args[] = {PYTHON,      script,    "pathfinder", "--dir",   tmp,   "--out",
-                    (char *)out, "--label", s_label,      "--title", title, NULL};
-    rc = run_python(args);
+    char *args[] = {(char *)python, script,    "pathfinder", "--dir",   tmp,   "--out",
+                    (char *)out,    "--label", s_label,      "--title", title, NULL};
+    rc = cli_run_python(python, args);
     if (rc == 0)
         printf("wrote %s (label %d, P(class 1) at the last pixel %.3f)\n", out, label,
                (double)prob[T - 1]);
@@ -399,6 +412,75 @@ done:
     return rc;
 }
 
+/* ---- curves ---------------------------------------------------------------------------------- */
+
+static int plot_curves(int argc, char **argv) {
+    const char *out = NULL, *run = NULL;
+    enum { MAX_METRICS = 16 };
+    const char *metrics[MAX_METRICS];
+    int nm = 0;
+    /* RUN is the one positional argument; --metric repeats, so it is taken here, and the rest
+     * goes through the flag table. */
+    char *rest[64];
+    int nrest = 0;
+    rest[nrest++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        if (cli_flag_value(argc, argv, &i, "--metric", &v)) {
+            if (!v || !*v)
+                return cli_usage_error(plot_usage, "--metric needs a value");
+            if (nm == MAX_METRICS)
+                return cli_usage_error(plot_usage, "at most %d --metric", MAX_METRICS);
+            metrics[nm++] = v;
+        } else if (argv[i][0] != '-' && !run && (i == 1 || strcmp(argv[i - 1], "--out"))) {
+            run = argv[i];
+        } else if (nrest < 63) {
+            rest[nrest++] = argv[i];
+        }
+    }
+    const cli_flag flags[] = {{"--out", CLI_STR, &out, 0, 0, 0}};
+    int prc = cli_parse_flags(nrest, rest, 1, flags, 1, plot_usage, "plot curves");
+    if (prc >= 0)
+        return prc;
+    if (!run || !out)
+        return cli_usage_error(plot_usage, "plot curves needs RUN (a training run's folder) and "
+                                           "--out FIG.png");
+    char *csv = elm__path_join(run, "metrics.csv");
+    if (!csv)
+        return cli_error("out of memory");
+    if (access(csv, R_OK) != 0) {
+        int rc = cli_error("%s: %s (RUN must be a folder `elm train` wrote; metrics.csv appears "
+                           "after its first epoch)",
+                           csv, strerror(errno));
+        free(csv);
+        return rc;
+    }
+    const char *python = cli_python(0);
+    char *script = python ? cli_script("plot_curves.py", 0) : NULL;
+    if (!script) {
+        free(csv);
+        return 1;
+    }
+    char *args[8 + 2 * MAX_METRICS];
+    int na = 0;
+    args[na++] = (char *)python;
+    args[na++] = script;
+    args[na++] = csv;
+    args[na++] = "--out";
+    args[na++] = (char *)out;
+    for (int k = 0; k < nm; k++) {
+        args[na++] = "--metric";
+        args[na++] = (char *)metrics[k];
+    }
+    args[na] = NULL;
+    int rc = cli_run_python(python, args);
+    if (rc == 0)
+        printf("wrote %s\n", out);
+    free(script);
+    free(csv);
+    return rc;
+}
+
 int cmd_plot(int argc, char **argv) {
     if (argc < 2 || cli_is_help(argv[1])) {
         fputs(plot_usage, argc < 2 ? stderr : stdout);
@@ -408,5 +490,8 @@ int cmd_plot(int argc, char **argv) {
         return plot_neuronio(argc - 1, argv + 1);
     if (!strcmp(argv[1], "pathfinder"))
         return plot_pathfinder(argc - 1, argv + 1);
-    return cli_usage_error(plot_usage, "plot: unknown kind '%s' (neuronio or pathfinder)", argv[1]);
+    if (!strcmp(argv[1], "curves"))
+        return plot_curves(argc - 1, argv + 1);
+    return cli_usage_error(plot_usage, "plot: unknown kind '%s' (neuronio, pathfinder or curves)",
+                           argv[1]);
 }

@@ -41,10 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef ELM_SOURCE_DIR
-#define ELM_SOURCE_DIR "."
-#endif
-#define PYTHON     "/usr/bin/python3"
 #define MAX_POINTS 4096
 #define MAX_KEYS   32
 
@@ -63,8 +59,8 @@ static const char sweep_usage[] =
     "  or {\"base\": {...}, \"points\": [{...}, ...]}; optional \"metric\": main metric name.\n"
     "Keys are elm train's knobs and model options (elm train --help).\n\n"
     "TASK: neuronio | shd | shd-adding | pathfinder. Main metric: AUC (neuronio), accuracy.\n"
-    "Plots need /usr/bin/python3 with matplotlib and scripts/plot_sweep.py ($ELM_SCRIPTS or the\n"
-    "source tree elm was built from).\n";
+    "Plots need Python 3 with numpy and matplotlib ($ELM_PYTHON, else python3 on PATH or\n"
+    "/usr/bin/python3) and plot_sweep.py (installed in share/elm; $ELM_SCRIPTS overrides).\n";
 
 /* ---- Small helpers ---- */
 
@@ -650,32 +646,24 @@ static int write_results(const grid *g, const char *out, const char *task, const
     return st ? -1 : n;
 }
 
-static const char *scripts_dir(void) {
-    const char *e = getenv("ELM_SCRIPTS");
-    if (e && *e)
-        return e;
-    return ELM_SOURCE_DIR "/scripts";
-}
-
-/* Draws OUT/<metric>.png with scripts/plot_sweep.py; a missing Python or matplotlib is only a
- * note, since the tables are the sweep's result. */
+/* Draws OUT/<metric>.png with plot_sweep.py (interpreter and script found by pyplot.c); a
+ * missing Python, matplotlib or script is only a note, since the tables are the sweep's result. */
 static void plot(const char *out, const char *metric) {
-    char script[4096], res[4096];
-    snprintf(script, sizeof script, "%s/plot_sweep.py", scripts_dir());
+    char res[4096];
     snprintf(res, sizeof res, "%s/results.json", out);
-    if (!file_exists(script) || access(PYTHON, X_OK)) {
-        fprintf(stderr,
-                "elm: note: no plot: %s not found%s (set ELM_SCRIPTS to the scripts/ folder)\n",
-                file_exists(script) ? PYTHON : script, "");
+    const char *python = cli_python(1);
+    char *script = python ? cli_script("plot_sweep.py", 1) : NULL;
+    if (!script)
         return;
-    }
-    char *argv[] = {PYTHON, script, res, "--out", (char *)out, "--metric", (char *)metric, NULL};
-    pid_t pid = spawn(PYTHON, argv, environ, NULL);
+    char *argv[] = {(char *)python, script, res, "--out", (char *)out, "--metric", (char *)metric,
+                    NULL};
+    pid_t pid = spawn(python, argv, environ, NULL);
     int status = 0;
     while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
         fprintf(stderr, "elm: note: plotting failed (%s); the tables are complete\n", script);
+    free(script);
 }
 
 /* ---- Command ---- */

@@ -2,11 +2,13 @@
 """Draws the figures of `elm plot` from the .npy files the C command computed.
 
     plot_neuronio.py neuronio   --dir TMP --out FIG.png --t0 MS --t1 MS --n-in N [--title T]
+                                [--memory]
     plot_neuronio.py pathfinder --dir TMP --out FIG.png --label L [--title T]
 
 neuronio (like Figure 2 of Spieler et al. 2024): TMP holds raster.npy ((nnz, 2) int32: step,
 input id), soma_true.npy, soma_pred.npy, spike_prob.npy ((T,) float32, mV and probability) and
-spike_times.npy (output spike times, ms).
+spike_times.npy (output spike times, ms); with --memory also memory.npy ((T, M) float32: the
+memory units' values m_t) and memory_tau.npy ((M,) float32: each unit's tau_m in ms).
 pathfinder: TMP holds image.npy ((S, S) uint8) and prob.npy ((S*S,) float32: softmax probability
 of class 1 of the readout after each pixel, row-major).
 
@@ -54,10 +56,17 @@ def plot_neuronio(a):
     t = np.arange(T)
     win = (t >= t0) & (t < t1)
 
-    fig, axes = plt.subplots(
-        3, 1, figsize=(14, 9.5), sharex=True, gridspec_kw={"height_ratios": [2.3, 2.0, 1.2]}
-    )
-    ax_in, ax_v, ax_s = axes
+    if a.memory:
+        mem = load(a.dir, "memory.npy").astype(np.float64)
+        taus = load(a.dir, "memory_tau.npy").astype(np.float64).reshape(-1)
+        if mem.ndim != 2 or mem.shape[0] != T or mem.shape[1] != taus.shape[0]:
+            sys.exit("plot_neuronio.py: memory.npy %s does not match %d steps and %d units"
+                     % (mem.shape, T, taus.shape[0]))
+    rows = 4 if a.memory else 3
+    ratios = [2.3, 2.0, 1.2, 2.0][:rows]
+    fig, axes = plt.subplots(rows, 1, figsize=(14, 9.5 + (3.2 if a.memory else 0)), sharex=True,
+                             gridspec_kw={"height_ratios": ratios})
+    ax_in, ax_v, ax_s = axes[:3]
 
     # Inputs: one dot per input spike, excitatory (ids < n_in/2) red, inhibitory blue.
     sel = (raster[:, 0] >= t0) & (raster[:, 0] < t1)
@@ -102,10 +111,29 @@ def plot_neuronio(a):
     top = max(0.1, 1.1 * float(prob[win].max())) if win.any() else 1.0
     ax_s.set_ylim(-0.02 * top, min(1.05, top))
     ax_s.set_ylabel("spike probability\n(per 1 ms bin)")
-    ax_s.set_xlabel("time (ms)")
     ax_s.legend(loc="upper right", fontsize=9, framealpha=0.9)
     ax_s.grid(alpha=0.25)
     ax_s.set_xlim(t0, t1)
+
+    if a.memory:
+        # Every memory unit's trace, coloured by its time constant on a log scale (the units'
+        # tau_m are spaced evenly in log10 at initialisation).
+        ax_m = axes[3]
+        cmap = plt.get_cmap("viridis")
+        lo, hi = float(taus.min()), float(taus.max())
+        norm = (matplotlib.colors.LogNorm(vmin=lo, vmax=hi) if lo > 0 and hi > lo
+                else matplotlib.colors.Normalize(vmin=lo, vmax=max(hi, lo + 1e-9)))
+        for j in np.argsort(-taus):  # slow units first, fast ones drawn on top
+            ax_m.plot(t[win], mem[win, j], color=cmap(norm(taus[j])), lw=0.9, alpha=0.85)
+        sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+        sm.set_array([])
+        # The colour bar sits in an inset right of the panel, so the panel keeps the width of
+        # the others (they share the time axis).
+        cb = fig.colorbar(sm, cax=ax_m.inset_axes([1.005, 0.0, 0.012, 1.0]))
+        cb.set_label("tau_m (ms)")
+        ax_m.set_ylabel("memory units m_t\n(%d units)" % taus.shape[0])
+        ax_m.grid(alpha=0.25)
+    axes[-1].set_xlabel("time (ms)")
 
     if a.title:
         fig.suptitle(wrap_title(a.title), fontsize=10)
@@ -167,6 +195,7 @@ def main():
     p.add_argument("--label", type=int, default=-1)
     p.add_argument("--title", default="")
     p.add_argument("--dpi", type=int, default=110)
+    p.add_argument("--memory", action="store_true")
     a = p.parse_args()
     try:
         (plot_neuronio if a.kind == "neuronio" else plot_pathfinder)(a)
