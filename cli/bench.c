@@ -156,8 +156,8 @@ static double derived_flops(const elm_config *c) {
 }
 
 static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    FILE *f;
+    if (elm__fopen_regular(path, &f) != ELM_OK)
         return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);

@@ -87,7 +87,25 @@ int cmd_info(int argc, char **argv) {
     return 0;
 }
 
-/* Loads an input .npy as (B, T, I) in `dtype`, checking shape and finiteness. */
+/* numpy's name of an array's dtype, for messages about .npy files. */
+static const char *npy_type_name(elm__dtype t) {
+    static const char *names[] = {"float16", "float32", "float64", "int8", "uint8",
+                                  "int16",   "int32",   "int64",   "bool"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+/* "[2, 300, 100]": every dimension of an array (messages print the whole shape). */
+static const char *shape_str(const elm_array *a, char *buf, size_t cap) {
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < a->ndim && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? ", " : "", (long long)a->shape[d]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]");
+    return buf;
+}
+
+/* Loads an input .npy as (B, T, I) in `dtype`, checking shape and finiteness. Error messages
+ * are built before the array is freed (they print its dtype and shape). */
 static int load_input(const char *path, const elm_model *m, elm_dtype dtype, void **out, int *B,
                       int *T, int *squeezed) {
     elm_array a;
@@ -96,17 +114,18 @@ static int load_input(const char *path, const elm_model *m, elm_dtype dtype, voi
         return cli_fail(st, NULL);
     int I = elm_model_config(m)->num_input;
     *squeezed = a.ndim == 2;
+    char shp[160];
     if (a.dtype != ELM_DT_F32 && a.dtype != ELM_DT_F64) {
+        int rc = cli_error("%s: input must be float32 or float64, not %s", path,
+                           npy_type_name(a.dtype));
         elm_array_free(&a);
-        return cli_error("%s: input must be float32 or float64, not %s", path,
-                         elm__dtype_name(a.dtype));
+        return rc;
     }
     if ((a.ndim != 3 && a.ndim != 2) || a.shape[a.ndim - 1] != I) {
-        int nd = a.ndim;
+        int rc = cli_error("%s: input must be [B, T, %d] or [T, %d] for this model, not %s", path,
+                           I, I, shape_str(&a, shp, sizeof shp));
         elm_array_free(&a);
-        return cli_error("%s: input must be [B, T, %d] or [T, %d] for this model (got %d "
-                         "dimensions, last %lld)",
-                         path, I, I, nd, nd ? (long long)a.shape[nd - 1] : 0LL);
+        return rc;
     }
     *B = a.ndim == 3 ? (int)a.shape[0] : 1;
     *T = (int)a.shape[a.ndim - 2];
@@ -212,9 +231,10 @@ static int predict_or_grad(int argc, char **argv, int grad) {
     int shape_ok = (ga.ndim == 3 && ga.shape[0] == B && ga.shape[1] == T && ga.shape[2] == O) ||
                    (sq && ga.ndim == 2 && ga.shape[0] == T && ga.shape[1] == O);
     if (!shape_ok || (ga.dtype != ELM_DT_F32 && ga.dtype != ELM_DT_F64)) {
+        char shp[160];
+        rc = cli_error("%s: dloss must be float32 or float64 of Y's shape [%d, %d, %d], not %s %s",
+                       dloss, B, T, O, npy_type_name(ga.dtype), shape_str(&ga, shp, sizeof shp));
         elm_array_free(&ga);
-        rc = cli_error("%s: dloss must be float32/float64 of Y's shape [%d, %d, %d]", dloss, B, T,
-                       O);
         goto done;
     }
     g = malloc(rs * ny);

@@ -33,6 +33,18 @@ void *elm__calloc(size_t n, size_t size);
 /* The largest single allocation the library makes from sizes read out of files (8 GiB). */
 #define ELM_MAX_ALLOC ((size_t)8 << 30)
 
+/*
+ * Opens `path` for reading only if it is a regular file: *fd is a blocking read-only descriptor.
+ * The open itself is non-blocking, so a FIFO or a device is refused ("not a regular file")
+ * instead of hanging the reader until someone writes to it. Every reader of user files uses this
+ * (or elm__fopen_regular / elm__check_regular).
+ */
+elm_status elm__open_regular(const char *path, int *fd);
+/* The same as a stdio stream ("rb"). */
+elm_status elm__fopen_regular(const char *path, FILE **f);
+/* For readers that open the file themselves (libhdf5): the same checks, the file closed again. */
+elm_status elm__check_regular(const char *path);
+
 /* Reads a whole file (at most max_bytes) into a malloc'd buffer with a terminating NUL. */
 elm_status elm__read_file(const char *path, size_t max_bytes, char **data, size_t *len);
 

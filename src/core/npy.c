@@ -166,10 +166,10 @@ static const char *dict_value(const char *h, const char *key) {
 
 elm_status elm_npy_load(const char *path, elm_array *out) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    elm_status st = ELM_OK;
+    FILE *f;
+    elm_status st = elm__fopen_regular(path, &f);
+    if (st != ELM_OK)
+        return st;
     char *hdr = NULL;
     unsigned char pre[12];
     if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define ST_MAX_FILE ((size_t)16 << 30)
 #define ST_MAX_HEADER ((size_t)100 << 20)
@@ -430,9 +431,8 @@ elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype) {
     }
     /* model_config.json: required in a folder without metadata, preferred when present. */
     if (cfg_path && (elm__is_dir(path) || !have_cfg)) {
-        FILE *probe = fopen(cfg_path, "rb");
-        if (probe) {
-            fclose(probe);
+        struct stat probe;
+        if (stat(cfg_path, &probe) == 0) { /* present (elm__read_file refuses a non-file) */
             char *js;
             size_t len;
             st = elm__read_file(cfg_path, 1 << 20, &js, &len);

@@ -82,16 +82,59 @@ char *elm__strdup(const char *s) {
     return d;
 }
 
+elm_status elm__open_regular(const char *path, int *fd_out) {
+    *fd_out = -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return elm__fail(ELM_ERR_IO, "%s: not a regular file", path);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        close(fd);
+        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    *fd_out = fd;
+    return ELM_OK;
+}
+
+elm_status elm__fopen_regular(const char *path, FILE **f_out) {
+    *f_out = NULL;
+    int fd;
+    elm_status st = elm__open_regular(path, &fd);
+    if (st != ELM_OK)
+        return st;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    *f_out = f;
+    return ELM_OK;
+}
+
+elm_status elm__check_regular(const char *path) {
+    int fd;
+    elm_status st = elm__open_regular(path, &fd);
+    if (st == ELM_OK)
+        close(fd);
+    return st;
+}
+
 elm_status elm__read_file(const char *path, size_t max_bytes, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    elm_status rs = elm__fopen_regular(path, &f);
+    if (rs != ELM_OK)
+        return rs;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0) {
         fclose(f);
-        return elm__fail(ELM_ERR_IO, "%s: not a regular file", path);
+        return elm__fail(ELM_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     if ((uint64_t)st.st_size > max_bytes) {
         fclose(f);

@@ -343,13 +343,14 @@ elm_status elm_nio_cache_open(elm_nio_cache **out, const char *path) {
     *out = NULL;
     if (!host_is_little())
         return elm__fail(ELM_ERR_UNSUPPORTED, "the NeuronIO cache needs a little-endian machine");
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    elm_status ost = elm__open_regular(path, &fd);
+    if (ost != ELM_OK)
+        return ost;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return elm__fail(ELM_ERR_IO, "%s: not a regular file", path);
+        return elm__fail(ELM_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     size_t len = (size_t)sb.st_size;
     if (len < NIOC_HEADER) {

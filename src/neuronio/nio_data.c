@@ -33,48 +33,106 @@ typedef struct spike {
     uint16_t id;
 } spike;
 
-/* Appends the spikes of one spike-time map (segment -> times) with input id offset `row0`. */
+/*
+ * A pickle can reference one object from many places (BINGET from the memo): one spike-time
+ * list from every segment, one simulation dict from every row of the list. Python shares such an
+ * object; expanding it naively lets a few kilobytes stand for gigabytes of spikes. So the
+ * expansion is bounded three ways:
+ *  - each segment's list is de-duplicated while it is read (a per-step stamp), so a simulation
+ *    holds at most T x n_in (step, input) pairs and buf never holds a repeated pair;
+ *  - a repeated segment key counts once, with its last value, as Python's dict keeps it;
+ *  - the spike times read plus the steps of every simulation may not exceed a budget
+ *    proportional to the file size (READ_BUDGET_PER_BYTE per byte plus READ_BUDGET_FLOOR). An
+ *    unshared pickle spends at most one unit per byte (every spike time and every soma sample
+ *    takes at least one byte of the file), so only memo sharing far beyond anything Python writes
+ *    for these files reaches it. It keeps a 64 KB file below ~20 MB of memory and well below a
+ *    second of work.
+ */
+#define READ_BUDGET_PER_BYTE 16
+#define READ_BUDGET_FLOOR ((uint64_t)1 << 20)
+
+typedef struct collect {
+    spike *buf; /* the simulation's (step, id) pairs, ids ascending in insertion order */
+    size_t n, cap;
+    uint32_t *stamp; /* (T) stamp[t] == serial: step t already taken from the current list */
+    uint32_t serial;
+    int64_t *last; /* (n_seg) index of each segment's last pair in the dict being read, or -1 */
+    uint64_t budget; /* spike times + steps still allowed */
+    size_t file_len;
+} collect;
+
+static elm_status over_budget(const char *path, int k, const collect *c) {
+    return elm__fail(ELM_ERR_FORMAT,
+                     "%s: simulation %d: the pickle's shared (memo-referenced) objects expand to "
+                     "more than %llu spike times and steps, %d per byte of this %zu-byte file "
+                     "plus %llu; a NeuronIO recording is not written that way",
+                     path, k,
+                     (unsigned long long)((uint64_t)READ_BUDGET_PER_BYTE * c->file_len +
+                                          READ_BUDGET_FLOOR),
+                     READ_BUDGET_PER_BYTE, c->file_len, (unsigned long long)READ_BUDGET_FLOOR);
+}
+
+/* Appends the spikes of one spike-time map (segment -> times) with input id offset `row0`,
+ * segments in ascending order, so ids ascend through buf. */
 static elm_status collect_spikes(const char *path, int k, const char *key, const elm_pk_val *map,
-                                 int n_seg, int row0, int T, spike **buf, size_t *n,
-                                 size_t *cap) {
+                                 int n_seg, int row0, int T, collect *c) {
     if (!map)
         return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: missing key '%s'", path, k, key);
     if (map->type != ELM_PK_DICT)
         return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s' is a %s, not a dict", path, k,
                          key, elm_pk_type_name(map->type));
     const elm_pk_obj *d = map->u.o;
+    for (int s = 0; s < n_seg; s++)
+        c->last[s] = -1;
+    /* Keys first, in the file's order; the last value of a repeated key wins, as in Python. */
     for (size_t p = 0; p < d->len; p++) {
-        const elm_pk_val *kv = &d->items[2 * p], *vv = &d->items[2 * p + 1];
+        const elm_pk_val *kv = &d->items[2 * p];
         if (kv->type != ELM_PK_INT || kv->u.i < 0 || kv->u.i >= n_seg)
             return elm__fail(ELM_ERR_FORMAT,
                              "%s: simulation %d: '%s' has key %s%lld, not a segment index "
                              "0..%d",
                              path, k, key, kv->type == ELM_PK_INT ? "" : "of type ",
                              kv->type == ELM_PK_INT ? (long long)kv->u.i : 0LL, n_seg - 1);
+        c->last[kv->u.i] = (int64_t)p;
+    }
+    for (int s = 0; s < n_seg; s++) {
+        if (c->last[s] < 0)
+            continue;
+        const elm_pk_val *vv = &d->items[2 * (size_t)c->last[s] + 1];
         size_t m = 0;
         const elm_pk_val *times = elm_pk_seq_items(vv, &m);
         const elm_pk_array *arr = vv->type == ELM_PK_ARRAY ? vv->u.o->arr : NULL;
         if (arr) {
             if (!arr->built || arr->ndim != 1 || arr->dtype == ELM_DT_F16 ||
                 arr->dtype == ELM_DT_F32 || arr->dtype == ELM_DT_F64)
-                return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s'[%lld] is not a 1-D "
+                return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s'[%d] is not a 1-D "
                                                  "integer array",
-                                 path, k, key, (long long)kv->u.i);
+                                 path, k, key, s);
             m = arr->numel;
         } else if (!times && m == 0 && vv->type != ELM_PK_LIST && vv->type != ELM_PK_TUPLE) {
-            return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s'[%lld] is a %s, not a list "
+            return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s'[%d] is a %s, not a list "
                                              "of spike times",
-                             path, k, key, (long long)kv->u.i, elm_pk_type_name(vv->type));
+                             path, k, key, s, elm_pk_type_name(vv->type));
         }
-        if (*n + m > *cap) {
-            size_t nc = *cap ? *cap : 65536;
-            while (nc < *n + m)
+        if (m > c->budget)
+            return over_budget(path, k, c);
+        c->budget -= m;
+        /* At most min(m, T) new pairs: grow buf for that many before reading. */
+        size_t add = m < (size_t)T ? m : (size_t)T;
+        if (c->n + add > c->cap) {
+            size_t nc = c->cap ? c->cap : 65536;
+            while (nc < c->n + add)
                 nc *= 2;
-            spike *nb = realloc(*buf, nc * sizeof *nb);
+            spike *nb = realloc(c->buf, nc * sizeof *nb);
             if (!nb)
                 return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
-            *buf = nb;
-            *cap = nc;
+            c->buf = nb;
+            c->cap = nc;
+        }
+        /* A new stamp for this list; on wrap-around (after 2^32 - 1 lists) clear the stamps. */
+        if (++c->serial == 0) {
+            memset(c->stamp, 0, (size_t)T * sizeof *c->stamp);
+            c->serial = 1;
         }
         for (size_t j = 0; j < m; j++) {
             int64_t t;
@@ -83,16 +141,19 @@ static elm_status collect_spikes(const char *path, int k, const char *key, const
             } else if (times[j].type == ELM_PK_INT) {
                 t = times[j].u.i;
             } else {
-                return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s'[%lld] holds a %s, not "
+                return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s'[%d] holds a %s, not "
                                                  "an integer spike time",
-                                 path, k, key, (long long)kv->u.i,
-                                 elm_pk_type_name(times[j].type));
+                                 path, k, key, s, elm_pk_type_name(times[j].type));
             }
             if (t < 0 || t >= T)
-                return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s'[%lld] has spike time "
+                return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: '%s'[%d] has spike time "
                                                  "%lld ms, outside 0..%d",
-                                 path, k, key, (long long)kv->u.i, (long long)t, T - 1);
-            (*buf)[(*n)++] = (spike){(int32_t)t, (uint16_t)(row0 + kv->u.i)};
+                                 path, k, key, s, (long long)t, T - 1);
+            /* The reference's dense boolean matrix holds a repeated spike once. */
+            if (c->stamp[t] == c->serial)
+                continue;
+            c->stamp[t] = c->serial;
+            c->buf[c->n++] = (spike){(int32_t)t, (uint16_t)(row0 + s)};
         }
     }
     return ELM_OK;
@@ -115,7 +176,7 @@ static const elm_pk_array *get_array(const char *path, int k, const elm_pk_val *
 }
 
 static elm_status sim_from_dict(const char *path, int k, const elm_pk_val *sd, int n_seg, int T,
-                                elm_nio_sim *s, spike **buf, size_t *cap) {
+                                elm_nio_sim *s, collect *c) {
     memset(s, 0, sizeof *s);
     if (sd->type != ELM_PK_DICT)
         return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d is a %s, not a dict", path, k,
@@ -134,14 +195,26 @@ static elm_status sim_from_dict(const char *path, int k, const elm_pk_val *sd, i
     if (outs->numel > (size_t)T)
         return elm__fail(ELM_ERR_SHAPE, "%s: simulation %d: %zu output spikes in %d ms", path, k,
                          outs->numel, T);
-    size_t n = 0;
+    /* The simulation's steps count against the budget too: one dict referenced from every row
+     * of the list would otherwise make many full-size simulations. */
+    if ((uint64_t)T > c->budget)
+        return over_budget(path, k, c);
+    c->budget -= (uint64_t)T;
+    if (!c->stamp) {
+        c->stamp = calloc((size_t)T, sizeof *c->stamp);
+        c->last = malloc((size_t)n_seg * sizeof *c->last);
+        if (!c->stamp || !c->last)
+            return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    c->n = 0;
     if ((st = collect_spikes(path, k, "exInputSpikeTimes",
-                             elm_pk_dict_get(sd, "exInputSpikeTimes"), n_seg, 0, T, buf, &n,
-                             cap)) != ELM_OK ||
+                             elm_pk_dict_get(sd, "exInputSpikeTimes"), n_seg, 0, T, c)) !=
+            ELM_OK ||
         (st = collect_spikes(path, k, "inhInputSpikeTimes",
-                             elm_pk_dict_get(sd, "inhInputSpikeTimes"), n_seg, n_seg, T, buf, &n,
-                             cap)) != ELM_OK)
+                             elm_pk_dict_get(sd, "inhInputSpikeTimes"), n_seg, n_seg, T, c)) !=
+            ELM_OK)
         return st;
+    size_t n = c->n;
 
     s->T = T;
     s->n_in = 2 * n_seg;
@@ -154,10 +227,10 @@ static elm_status sim_from_dict(const char *path, int k, const elm_pk_val *sd, i
         elm_nio_sim_clear(s);
         return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
     }
-    /* Counting sort by step, then each step's ids sorted and de-duplicated (the reference's
-     * dense boolean matrix holds a repeated spike once). */
+    /* A stable counting sort by step: buf holds no repeated pair and its ids ascend, so each
+     * step's ids come out ascending and distinct, in linear time. */
     for (size_t j = 0; j < n; j++)
-        s->spike_ptr[(*buf)[j].t + 1]++;
+        s->spike_ptr[c->buf[j].t + 1]++;
     for (int t = 0; t < T; t++)
         s->spike_ptr[t + 1] += s->spike_ptr[t];
     int64_t *fill = malloc((size_t)T * sizeof *fill);
@@ -167,26 +240,8 @@ static elm_status sim_from_dict(const char *path, int k, const elm_pk_val *sd, i
     }
     memcpy(fill, s->spike_ptr, (size_t)T * sizeof *fill);
     for (size_t j = 0; j < n; j++)
-        s->spike_idx[fill[(*buf)[j].t]++] = (*buf)[j].id;
+        s->spike_idx[fill[c->buf[j].t]++] = c->buf[j].id;
     free(fill);
-    int64_t w = 0;
-    for (int t = 0; t < T; t++) {
-        int64_t a = s->spike_ptr[t], b = s->spike_ptr[t + 1];
-        for (int64_t i = a + 1; i < b; i++) { /* insertion sort: ~15 spikes per step */
-            uint16_t v = s->spike_idx[i];
-            int64_t j = i - 1;
-            while (j >= a && s->spike_idx[j] > v) {
-                s->spike_idx[j + 1] = s->spike_idx[j];
-                j--;
-            }
-            s->spike_idx[j + 1] = v;
-        }
-        s->spike_ptr[t] = w;
-        for (int64_t i = a; i < b; i++)
-            if (i == a || s->spike_idx[i] != s->spike_idx[i - 1])
-                s->spike_idx[w++] = s->spike_idx[i];
-    }
-    s->spike_ptr[T] = w;
 
     for (int t = 0; t < T; t++) {
         double v = elm_pk_array_get(soma, (size_t)t);
@@ -227,8 +282,8 @@ elm_status elm_nio_pickle_read(const char *path, elm_nio_sim **sims_out, int *n_
     size_t n_seg = 0, n_sims = 0;
     const elm_pk_val *items = NULL;
     elm_nio_sim *sims = NULL;
-    spike *buf = NULL;
-    size_t cap = 0;
+    collect c = {.file_len = elm_pk_size(pk)};
+    c.budget = (uint64_t)READ_BUDGET_PER_BYTE * c.file_len + READ_BUDGET_FLOOR;
     int T = 0;
     if (root->type != ELM_PK_DICT) {
         st = elm__fail(ELM_ERR_FORMAT, "%s: the pickle holds a %s, not a NeuronIO dict", path,
@@ -278,12 +333,14 @@ elm_status elm_nio_pickle_read(const char *path, elm_nio_sim **sims_out, int *n_
         goto done;
     }
     for (size_t k = 0; k < n_sims; k++) {
-        st = sim_from_dict(path, (int)k, &items[k], (int)n_seg, T, &sims[k], &buf, &cap);
+        st = sim_from_dict(path, (int)k, &items[k], (int)n_seg, T, &sims[k], &c);
         if (st != ELM_OK)
             goto done;
     }
 done:
-    free(buf);
+    free(c.buf);
+    free(c.stamp);
+    free(c.last);
     elm_pk_free(pk);
     if (st != ELM_OK) {
         elm_nio_sims_free(sims, (int)n_sims);

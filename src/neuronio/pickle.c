@@ -1233,13 +1233,14 @@ elm_status elm_pk_parse(elm_pk **out, const uint8_t *data, size_t len, const cha
 
 elm_status elm_pk_load_file(elm_pk **out, const char *path) {
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    elm_status ost = elm__open_regular(path, &fd);
+    if (ost != ELM_OK)
+        return ost;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return elm__fail(ELM_ERR_IO, "%s: not a regular file", path);
+        return elm__fail(ELM_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     size_t len = (size_t)sb.st_size;
     if (len == 0) {
@@ -1283,6 +1284,10 @@ void elm_pk_free(elm_pk *pk) {
 
 const elm_pk_val *elm_pk_root(const elm_pk *pk) {
     return &pk->root;
+}
+
+size_t elm_pk_size(const elm_pk *pk) {
+    return pk->len;
 }
 
 const elm_pk_val *elm_pk_dict_get(const elm_pk_val *dict, const char *key) {

@@ -85,6 +85,8 @@ elm_status elm_pk_parse(elm_pk **out, const uint8_t *data, size_t len, const cha
 void elm_pk_free(elm_pk *pk);
 /* The unpickled object. */
 const elm_pk_val *elm_pk_root(const elm_pk *pk);
+/* The size in bytes of the parsed pickle (what readers budget their expansion against). */
+size_t elm_pk_size(const elm_pk *pk);
 
 /* Helpers for reading the tree. */
 const char *elm_pk_type_name(int type);

@@ -197,9 +197,9 @@ static elm_status png_decode(const char *path, int want, uint8_t *dst, uint8_t *
     job.path = path;
     job.dst = dst;
     job.want = want;
-    job.f = fopen(path, "rb");
-    if (!job.f)
-        return elm__fail(ELM_ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
+    elm_status ost = elm__fopen_regular(path, &job.f);
+    if (ost != ELM_OK)
+        return ost;
     unsigned char sig[8];
     if (fread(sig, 1, 8, job.f) != 8 || png_sig_cmp(sig, 0, 8)) {
         fclose(job.f);

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -656,8 +657,13 @@ static void test_npy(void) {
     npy_bad("shape/data mismatch", "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", 8,
             "promises 12 bytes");
     EXPECT("missing file", elm_npy_load(tpath("absent.npy"), &a), ELM_ERR_IO, "absent.npy", NULL);
-    /* A folder is not a file. */
-    EXPECT("folder", elm_npy_load(tmpdir, &a), ELM_ERR_FORMAT, tmpdir, NULL);
+    /* A folder is not a file; neither is a FIFO, which must not block the reader (D17). */
+    EXPECT("folder", elm_npy_load(tmpdir, &a), ELM_ERR_IO, tmpdir, "not a regular file");
+    if (mkfifo(tpath("fifo.npy"), 0600) == 0) {
+        EXPECT("fifo", elm_npy_load(tpath("fifo.npy"), &a), ELM_ERR_IO, "fifo.npy",
+               "not a regular file");
+        unlink(tpath("fifo.npy"));
+    }
 }
 
 int main(void) {

@@ -207,12 +207,47 @@ def nio_dict(n_seg=2, T=20, n_sims=1, py2_scalars=False, rng=None):
             "Results": {"listOfSingleSimulationDicts": sims}}
 
 
+def nio_memo_dicts():
+    """NeuronIO dicts whose objects are shared: Python's pickler writes the second and later
+    references as BINGET (memo index < 256) or LONG_BINGET."""
+    d = {}
+    # One spike list for every segment of both maps (keys in descending order), with repeats.
+    n_seg, T = 6, 20
+    lst = [0, 3, 3, 7, 0]
+    base = nio_dict(n_seg=n_seg, T=T)
+    sim = base["Results"]["listOfSingleSimulationDicts"][0]
+    sim["exInputSpikeTimes"] = {s: lst for s in reversed(range(n_seg))}
+    sim["inhInputSpikeTimes"] = {s: lst for s in range(n_seg)}
+    d["nio_memo_shared_list"] = base
+    # One simulation dict referenced from every row, its soma array shared too.
+    base = nio_dict(n_seg=2, T=T)
+    sim = base["Results"]["listOfSingleSimulationDicts"][0]
+    base["Results"]["listOfSingleSimulationDicts"] = [sim] * 4
+    d["nio_memo_shared_sim"] = base
+    # More than 256 memoized objects before the shared one, so references use LONG_BINGET.
+    n_seg = 300
+    base = nio_dict(n_seg=n_seg, T=T)
+    sim = base["Results"]["listOfSingleSimulationDicts"][0]
+    arr = np.array([1, 2, 5], dtype=np.int64)
+    sim["exInputSpikeTimes"] = {s: [s % T] for s in range(n_seg)}
+    sim["inhInputSpikeTimes"] = {s: arr for s in range(n_seg)}
+    d["nio_memo_long_binget"] = base
+    return d
+
+
 def gen_pickle(target):
     out(target, "nio_p2", pickle.dumps(nio_dict(), protocol=2))
     out(target, "nio_p0", pickle.dumps(nio_dict(T=10), protocol=0))
     out(target, "nio_p4", pickle.dumps(nio_dict(n_sims=2), protocol=4))
     out(target, "nio_py2_scalars", pickle.dumps(nio_dict(py2_scalars=True, T=8), protocol=2))
     out(target, "nio_py2_scalars_p0", pickle.dumps(nio_dict(py2_scalars=True, T=5), protocol=0))
+    # Memo references (BINGET / LONG_BINGET): one object reached from many places. Without such
+    # seeds the fuzzer never built one, and missed D2 and D3 (docs/RELIABILITY.md): a shared list
+    # expanded once per reference, sorted quadratically.
+    for name, d in nio_memo_dicts().items():
+        out(target, name, pickle.dumps(d, protocol=2))
+    out(target, "nio_memo_shared_list_p0", pickle.dumps(nio_memo_dicts()["nio_memo_shared_list"],
+                                                        protocol=0))
     if target == "pickle":
         misc = {"list": [1, -2, 2**40, -2**63, 1.5, "text", "ünï", b"\x00\xff", None, True, False],
                 "tuple": (1, (2, (3, ()))), "nested": {"a": {"b": [[], {}, ()]}},
@@ -390,6 +425,25 @@ def gen_findings():
     finding("pf_png", "huge_dimensions.png", png_bytes(65536, 65536, b"\0" * 65537))
     # The same for fuzz_shd's input format: flags 0x400 (declared length), no samples, 2^31 - 1.
     finding("shd", "huge_declared_length", struct.pack("<HBI", 0x400, 0, 2**31 - 1))
+    # D3: one list [0]*1000 referenced (BINGET) by all 1278 rows in descending row order: 1.28 M
+    # ids in step 0, insertion-sorted from the wrong end, hung `data info` for minutes (13 KB).
+    n_seg, T = 639, 6000
+    zeros = [0] * 1000
+    sim = {"exInputSpikeTimes": {s: zeros for s in reversed(range(n_seg))},
+           "inhInputSpikeTimes": {s: zeros for s in reversed(range(n_seg))},
+           "somaVoltageLowRes": np.full(T, -70, np.float16),
+           "outputSpikeTimes": np.zeros(0, np.float16)}
+    root = {"Params": {"allSegmentsType": ["basal"] * n_seg, "totalSimDurationInSec": 6},
+            "Results": {"listOfSingleSimulationDicts": [sim]}}
+    finding("nio_pickle", "shared_list_descending_rows", pickle.dumps(root, protocol=2))
+    # D2: range(6000) shared by every row, and that simulation referenced from 200 rows: 1.5 G
+    # spikes in a 30 KB file (the old reader took gigabytes; now refused against the file size).
+    sim = dict(sim, exInputSpikeTimes={s: list(range(T)) for s in range(1)})
+    every = sim["exInputSpikeTimes"][0]
+    sim["exInputSpikeTimes"] = {s: every for s in range(n_seg)}
+    sim["inhInputSpikeTimes"] = {s: every for s in range(n_seg)}
+    root["Results"]["listOfSingleSimulationDicts"] = [sim] * 200
+    finding("nio_pickle", "shared_sim_expansion", pickle.dumps(root, protocol=2))
     # A 3 KB HDF5 file declaring 2^31 - 1 samples in unallocated chunked datasets: the SHD reader
     # allocates 8 GiB of labels (and 16 GiB of offsets) for it.
     import h5py

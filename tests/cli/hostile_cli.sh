@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Hostile inputs of the second reliability review (issue 15, docs/RELIABILITY.md) seen from the
+# command line: a FIFO given wherever a file is read must be refused at once, not hang the reader
+# (D17); predict / grad errors must print the file's real dtype and every dimension (D15, D16).
+set -u
+ELM=${ELM_CLI:-build/elm}
+SHARED=${ELM_SHARED:-../shared}
+PY=/usr/bin/python3
+[ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
+$PY -c 'import numpy' 2>/dev/null || { echo "SKIP: /usr/bin/python3 has no numpy"; exit 77; }
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass+1)); }
+bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+# expect_msg MESSAGE -- CMD: exit status 1 within 20 s and stderr exactly "elm: error: MESSAGE"
+expect_msg() {
+    local want=$1; shift; shift
+    timeout 20 "$@" >"$T/out" 2>"$T/err"; local rc=$?
+    if [ $rc -ne 1 ]; then bad "expected exit 1 from: $* (got $rc$([ $rc = 124 ] && echo ', hung'))"; cat "$T/err"; return; fi
+    [ "$(cat "$T/err")" = "elm: error: $want" ] && ok || bad "message of '$*':
+  got:  $(cat "$T/err")
+  want: elm: error: $want"
+}
+
+# ---- D17: FIFOs. The old readers blocked in open() until a writer appeared. ----
+mkfifo "$T/fifo" "$T/fifo_sim__.p" "$T/fifo.npy" "$T/fifo.json" "$T/fifo.h5"
+expect_msg "$T/fifo: not a regular file" -- "$ELM" info "$T/fifo"
+expect_msg "$T/fifo.json: not a regular file" -- "$ELM" train neuronio --config "$T/fifo.json" --out "$T/run"
+expect_msg "$T/fifo_sim__.p: not a regular file" -- "$ELM" data convert neuronio "$T/fifo_sim__.p" --out "$T/cache"
+# A folder holding a FIFO named like a model file.
+mkdir -p "$T/mdir"; mkfifo "$T/mdir/model.safetensors"
+timeout 20 "$ELM" info "$T/mdir" >/dev/null 2>"$T/err"; rc=$?
+[ $rc = 1 ] && grep -q "not a regular file" "$T/err" && ok || bad "model folder with a FIFO: rc $rc: $(cat "$T/err")"
+
+M15=$SHARED/models/neuronio/num_memory_15
+if [ -f "$M15/model.safetensors" ]; then
+    expect_msg "$T/fifo.npy: not a regular file" -- "$ELM" predict --model "$M15" --input "$T/fifo.npy" --output "$T/y.npy"
+    # ---- D15 / D16: the messages print the real dtype and the whole shape ----
+    $PY - "$T" <<'PYEOF'
+import numpy as np, sys
+d = sys.argv[1]
+np.save(d + "/i32.npy", np.zeros((2, 5, 1278), np.int32))
+np.save(d + "/wide.npy", np.zeros((2, 300, 100), np.float32))
+np.save(d + "/x.npy", np.zeros((2, 5, 1278), np.float32))
+np.save(d + "/g_i64.npy", np.zeros((2, 5, 2), np.int64))
+np.save(d + "/g_3d.npy", np.zeros((30, 60, 1), np.float32))
+PYEOF
+    expect_msg "$T/i32.npy: input must be float32 or float64, not int32" -- \
+        "$ELM" predict --model "$M15" --input "$T/i32.npy" --output "$T/y.npy"
+    expect_msg "$T/wide.npy: input must be [B, T, 1278] or [T, 1278] for this model, not [2, 300, 100]" -- \
+        "$ELM" predict --model "$M15" --input "$T/wide.npy" --output "$T/y.npy"
+    expect_msg "$T/wide.npy: input must be [B, T, 1278] or [T, 1278] for this model, not [2, 300, 100]" -- \
+        "$ELM" grad --model "$M15" --input "$T/wide.npy" --dloss "$T/g_3d.npy" --output "$T/g.safetensors"
+    expect_msg "$T/g_i64.npy: dloss must be float32 or float64 of Y's shape [2, 5, 2], not int64 [2, 5, 2]" -- \
+        "$ELM" grad --model "$M15" --input "$T/x.npy" --dloss "$T/g_i64.npy" --output "$T/g.safetensors"
+    expect_msg "$T/g_3d.npy: dloss must be float32 or float64 of Y's shape [2, 5, 2], not float32 [30, 60, 1]" -- \
+        "$ELM" grad --model "$M15" --input "$T/x.npy" --dloss "$T/g_3d.npy" --output "$T/g.safetensors"
+    expect_msg "$T/fifo.npy: not a regular file" -- \
+        "$ELM" grad --model "$M15" --input "$T/x.npy" --dloss "$T/fifo.npy" --output "$T/g.safetensors"
+else
+    echo "note: $M15 absent; predict/grad message checks skipped"
+fi
+
+echo "hostile_cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
