@@ -73,6 +73,9 @@ const char *cli_python(int note);
 char *cli_script(const char *name, int note);
 int cli_run_python(const char *python, char *const *args);
 
+/* "s" unless n is 1: "%ld epoch%s", n, CLI_S(n). */
+#define CLI_S(n) ((n) == 1 ? "" : "s")
+
 /* Subcommands. */
 int cmd_info(int argc, char **argv);
 int cmd_predict(int argc, char **argv);

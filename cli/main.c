@@ -2,6 +2,7 @@
  * main.c - the `elm` command: a table of subcommands, each in its own file under cli/.
  */
 #include "cli.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -164,8 +165,17 @@ int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int
                 f = &flags[k];
             }
         }
-        if (!f)
-            return cli_usage_error(usage, "%s: unknown argument '%s'", what, argv[i]);
+        if (!f) {
+            /* "did you mean": the flag part of --name=value against the table's names. */
+            const char *names[64];
+            int nn = 0;
+            for (int k = 0; k < nflags && nn < 64; k++)
+                names[nn++] = flags[k].name;
+            char typed[64];
+            snprintf(typed, sizeof typed, "%.*s", (int)strcspn(argv[i], "="), argv[i]);
+            return cli_usage_error(usage, "%s: unknown argument '%s'%s", what, argv[i],
+                                   argv[i][0] == '-' ? elm__suggest(typed, names, nn) : "");
+        }
         char range[96];
         switch (f->kind) {
         case CLI_SWITCH:
@@ -202,6 +212,18 @@ int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int
 }
 
 int main(int argc, char **argv) {
+    /* `elm help COMMAND [SUB...]` is `elm COMMAND [SUB...] --help`. */
+    char *help_argv[8];
+    if (argc >= 3 && !strcmp(argv[1], "help")) {
+        int k = 0;
+        help_argv[k++] = argv[0];
+        for (int i = 2; i < argc && k < 6; i++)
+            help_argv[k++] = argv[i];
+        help_argv[k++] = "--help";
+        help_argv[k] = NULL;
+        argc = k;
+        argv = help_argv;
+    }
     if (argc < 2 || cli_is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -210,10 +232,15 @@ int main(int argc, char **argv) {
         printf("elm %s\n", ELM_VERSION_STRING);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    const size_t n = sizeof commands / sizeof commands[0];
+    for (size_t i = 0; i < n; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "elm: error: unknown command '%s'\n", argv[1]);
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < n; i++)
+        names[i] = commands[i].name;
+    fprintf(stderr, "elm: error: unknown command '%s'%s\n", argv[1],
+            elm__suggest(argv[1], names, (int)n));
     usage(stderr);
     return 2;
 }

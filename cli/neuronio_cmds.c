@@ -154,8 +154,8 @@ int cmd_data_convert_neuronio(int argc, char **argv) {
         elm_nio_sims_free(sims, n);
     }
     if (rc == 0)
-        fprintf(stderr, "elm: converted %d files, %ld simulations, into %s\n", n_files, total,
-                out);
+        fprintf(stderr, "elm: converted %d file%s, %ld simulation%s, into %s\n", n_files,
+                CLI_S(n_files), total, CLI_S(total), out);
     for (int i = 0; i < n_files; i++) {
         free(files[i]);
         free(names[i]);

@@ -1,11 +1,13 @@
 /*
- * shd_cmds.c - `elm data info FILE.h5 [--json]` for Spiking Heidelberg Digits files.
+ * shd_cmds.c - `elm data info FILE.h5|DIR [--json]` for Spiking Heidelberg Digits files, and for
+ * the folder `elm train shd --data DIR` takes (shd_train.h5 and shd_test.h5 in it).
  *
  * The dispatcher tries each format in turn: cmd_data_info_shd() answers -1 for anything that is
  * not an HDF5 file with SHD's `spikes` group or `labels`, and otherwise reads the whole file
  * (every check of elm_shd_load) and describes it.
  */
 #include "cli.h"
+#include "internal.h"
 #include "shd/shd.h"
 
 #include <cjson/cJSON.h>
@@ -14,12 +16,18 @@
 #include <sys/stat.h>
 
 static const char info_usage[] =
-    "usage: elm data info FILE.h5 [--json] [--bin-ms MS] [--duration-ms MS] [--channels N]\n"
-    "                            [--classes N]\n\n"
+    "usage: elm data info FILE.h5|DIR [--json] [--bin-ms MS] [--duration-ms MS] [--channels N]\n"
+    "                                [--classes N]\n\n"
     "Reads and checks a Spiking Heidelberg Digits file (SHD's HDF5 layout) and prints samples,\n"
     "classes, channels, spike counts and the range of sample durations (time of the last\n"
-    "spike). The binning flags set what counts as inside the window (default 10 ms bins over\n"
+    "spike). DIR is the folder `elm train shd --data` takes: its shd_train.h5 and shd_test.h5\n"
+    "are described in turn (JSON: {\"format\": \"shd-folder\", \"path\", \"train\", \"test\"}).\n"
+    "The binning flags set what counts as inside the window (default 10 ms bins over\n"
     "[0, 1000) ms, 700 channels, 20 classes).\n";
+
+/* The released file names, gunzipped, as the SHD tasks read them from --data DIR. */
+static const char *const folder_files[2][2] = {{"train", "shd_train.h5"},
+                                               {"test", "shd_test.h5"}};
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -37,7 +45,7 @@ static int label_counts(const elm_shd *d, long **counts) {
     return distinct;
 }
 
-static int print_json(const elm_shd *d, const long *counts, int distinct) {
+static cJSON *to_json(const elm_shd *d, const long *counts, int distinct) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "format", "shd");
     cJSON_AddStringToObject(o, "path", d->path);
@@ -63,7 +71,11 @@ static int print_json(const elm_shd *d, const long *counts, int distinct) {
     for (int k = 0; k < d->num_keys; k++)
         cJSON_AddItemToArray(keys, cJSON_CreateString(d->keys[k]));
     cJSON_AddBoolToObject(o, "meta_info", d->has_meta_info);
-    char *s = cJSON_Print(o);
+    return o;
+}
+
+static int print_json(cJSON *o) {
+    char *s = o ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);
     if (!s)
         return cli_error("out of memory");
@@ -98,6 +110,99 @@ static void print_text(const elm_shd *d, const long *counts, int distinct) {
     }
     if (d->has_meta_info)
         printf("  meta_info    present (extra/meta_info)\n");
+}
+
+/* Reads and describes one file: as text, or (json != NULL) into *json. Returns an exit status. */
+static int describe(const char *path, const elm_shd_opts *o, cJSON **json) {
+    elm_shd *d = NULL;
+    elm_status st = elm_shd_load(&d, path, o);
+    if (st != ELM_OK)
+        return cli_fail(st, "SHD files hold spikes/times, spikes/units (ragged) and labels; "
+                            "see docs/DATA.md (SHD)");
+    long *counts = NULL;
+    int distinct = label_counts(d, &counts);
+    int rc = 0;
+    if (distinct < 0)
+        rc = cli_error("out of memory");
+    else if (json)
+        *json = to_json(d, counts, distinct);
+    else
+        print_text(d, counts, distinct);
+    free(counts);
+    elm_shd_free(d);
+    return rc;
+}
+
+/* DIR/name, or DIR/name.gz when only that is there (set *gz); NULL when neither is. */
+static char *folder_file(const char *dir, const char *name, int *gz) {
+    char *p = elm__path_join(dir, name);
+    struct stat sb;
+    *gz = 0;
+    if (!p || stat(p, &sb) == 0)
+        return p;
+    size_t n = strlen(p);
+    char *z = realloc(p, n + 4);
+    if (!z) {
+        free(p);
+        return NULL;
+    }
+    memcpy(z + n, ".gz", 4);
+    if (stat(z, &sb) == 0) {
+        *gz = 1;
+        return z;
+    }
+    free(z);
+    return NULL;
+}
+
+/* Whether DIR holds an SHD file under a released name (gunzipped or not). */
+static int is_shd_folder(const char *dir) {
+    for (int k = 0; k < 2; k++) {
+        int gz;
+        char *p = folder_file(dir, folder_files[k][1], &gz);
+        free(p);
+        if (p)
+            return 1;
+    }
+    return 0;
+}
+
+/* Both files of an SHD folder, as the tasks read them; a missing or compressed one is an error
+ * naming it, after the other has been described. */
+static int describe_folder(const char *dir, const elm_shd_opts *o, int json) {
+    cJSON *all = json ? cJSON_CreateObject() : NULL;
+    if (json) {
+        cJSON_AddStringToObject(all, "format", "shd-folder");
+        cJSON_AddStringToObject(all, "path", dir);
+    }
+    int rc = 0;
+    for (int k = 0; k < 2; k++) {
+        int gz = 0;
+        char *p = folder_file(dir, folder_files[k][1], &gz);
+        int r;
+        if (!p) {
+            r = cli_error("%s/%s: no such file (the SHD tasks read %s and %s from --data DIR)",
+                          dir, folder_files[k][1], folder_files[0][1], folder_files[1][1]);
+        } else if (gz) {
+            r = cli_error("%s: a gzip-compressed file; elm reads SHD files uncompressed\n"
+                          "hint: gunzip %s",
+                          p, p);
+        } else {
+            cJSON *one = NULL;
+            if (!json && k)
+                printf("\n");
+            r = describe(p, o, json ? &one : NULL);
+            if (json && one)
+                cJSON_AddItemToObject(all, folder_files[k][0], one);
+        }
+        free(p);
+        rc = rc ? rc : r;
+    }
+    if (json) {
+        int r = print_json(all);
+        rc = rc ? rc : r;
+    }
+    return rc;
 }
 
 /* Declared in dispatch.c, the caller; repeated for -Wmissing-prototypes. */
@@ -141,7 +246,10 @@ int cmd_data_info_shd(int argc, char **argv) {
     }
     if (!path)
         return -1;
-    if (!elm_shd_probe(path)) {
+    struct stat dsb;
+    const int is_dir = stat(path, &dsb) == 0 && S_ISDIR(dsb.st_mode) && is_shd_folder(path);
+    cJSON *jout = NULL;
+    if (!is_dir && !elm_shd_probe(path)) {
         /* Named like an SHD file but not readable as one: say why here, rather than let the
          * dispatcher answer "unknown format". Anything else: let it try the other formats. */
         struct stat sb;
@@ -171,22 +279,7 @@ int cmd_data_info_shd(int argc, char **argv) {
     if (unknown)
         return cli_usage_error(info_usage, "data info: unexpected argument '%s'", unknown);
 
-    elm_shd *d = NULL;
-    elm_status st = elm_shd_load(&d, path, &o);
-    if (st != ELM_OK)
-        return cli_fail(st, "SHD files hold spikes/times, spikes/units (ragged) and labels; "
-                            "see docs/DATA.md (SHD)");
-    long *counts = NULL;
-    int distinct = label_counts(d, &counts);
-    int rc = 0;
-    if (distinct < 0) {
-        rc = cli_error("out of memory");
-    } else if (json) {
-        rc = print_json(d, counts, distinct);
-    } else {
-        print_text(d, counts, distinct);
-    }
-    free(counts);
-    elm_shd_free(d);
-    return rc;
+    if (is_dir)
+        return describe_folder(path, &o, json);
+    return describe(path, &o, json ? &jout : NULL) || (json && print_json(jout));
 }

@@ -774,7 +774,9 @@ int cmd_sweep(int argc, char **argv) {
     if (strcmp(task, "neuronio") && strcmp(task, "shd") && strcmp(task, "shd-adding") &&
         strcmp(task, "pathfinder")) {
         free(pass);
-        return cli_usage_error(sweep_usage, "sweep: unknown task '%s'", task);
+        static const char *const tasks[] = {"neuronio", "shd", "shd-adding", "pathfinder"};
+        return cli_usage_error(sweep_usage, "sweep: unknown task '%s'%s", task,
+                               elm__suggest(task, tasks, 4));
     }
     if (tpj == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -866,11 +868,11 @@ int cmd_sweep(int argc, char **argv) {
         }
         cJSON_Delete(old);
     }
-    fprintf(stderr, "elm: sweep %s: %d points (%s over", gridf, g.np, g.mode);
+    fprintf(stderr, "elm: sweep %s: %d point%s (%s over", gridf, g.np, CLI_S(g.np), g.mode);
     for (int k = 0; k < g.nkeys; k++)
         fprintf(stderr, "%s %s", k ? "," : "", g.keys[k]);
-    fprintf(stderr, "); %d finished, %d to run, %d jobs x %ld threads\n", finished, todo, (int)jobs,
-            tpj);
+    fprintf(stderr, "); %d finished, %d to run, %d job%s x %ld thread%s\n", finished, todo,
+            (int)jobs, CLI_S(jobs), tpj, CLI_S(tpj));
 
     char exe[4096];
     ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -1063,9 +1065,9 @@ int cmd_sweep(int argc, char **argv) {
     if (!noplot && ndone > 0)
         plot(out, metric);
     fprintf(stderr,
-            "elm: sweep %s: %d of %d points finished, %d failed, %d unfinished, %d refused "
+            "elm: sweep %s: %d of %d point%s finished, %d failed, %d unfinished, %d refused "
             "(%.0f s); results in %s/results.csv\n",
-            gridf, ndone, g.np, failed, nstopped, refused, now_s() - t_start, out);
+            gridf, ndone, g.np, CLI_S(g.np), failed, nstopped, refused, now_s() - t_start, out);
     rc = g_stop ? 130 : (failed || nstopped || refused) ? 1 : 0;
 done:
     if (lock_fd >= 0)

@@ -135,7 +135,11 @@ static elm_status knob_set(train_opts *o, const char *key, const char *v, const 
         }
         return ELM_OK;
     }
-    return elm__fail(ELM_ERR_CONFIG, "%s: unknown option '%s'", origin, key);
+    const char *names[sizeof knobs / sizeof knobs[0]];
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++)
+        names[i] = knobs[i].key;
+    return elm__fail(ELM_ERR_CONFIG, "%s: unknown option '%s'%s", origin, key,
+                     elm__suggest(key, names, (int)(sizeof knobs / sizeof knobs[0])));
 }
 
 /* key=value for a training knob or a model option; unknown keys are errors. */
@@ -145,11 +149,22 @@ static elm_status set_any(train_opts *o, elm_config *c, const char *key, const c
     if (st != ELM_ERR_CONFIG || !strstr(elm_last_error(), "unknown option"))
         return st;
     st = elm_config_set(c, key, v, origin);
-    if (st == ELM_ERR_CONFIG && strstr(elm_last_error(), "unknown option"))
+    if (st == ELM_ERR_CONFIG && strstr(elm_last_error(), "unknown option")) {
+        /* The suggestion looks at knobs and model options together. */
+        const char *const *mk;
+        const int nm = elm__config_keys(&mk);
+        const int nk = (int)(sizeof knobs / sizeof knobs[0]);
+        const char *names[sizeof knobs / sizeof knobs[0] + 64];
+        int n = 0;
+        for (int i = 0; i < nk; i++)
+            names[n++] = knobs[i].key;
+        for (int i = 0; i < nm && i < 64; i++)
+            names[n++] = mk[i];
         return elm__fail(ELM_ERR_CONFIG,
-                         "%s: unknown option '%s' (neither a training knob nor a model option; "
-                         "see `elm train --help`)",
-                         origin, key);
+                         "%s: unknown option '%s'%s (neither a training knob nor a model "
+                         "option; see `elm train --help`)",
+                         origin, key, elm__suggest(key, names, n));
+    }
     return st;
 }
 
@@ -328,6 +343,18 @@ typedef struct {
     const char *init; /* start from this model */
     int resume;
 } run_spec;
+
+static const char *const task_names[] = {"neuronio", "shd", "shd-adding", "pathfinder"};
+
+/* 0 if `name` is a task; else a usage error (exit 2, as every command gives) with a suggestion. */
+static int check_task(const char *cmd, const char *name, const char *usage) {
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(name, task_names[k]))
+            return 0;
+    return cli_usage_error(usage, "%s: unknown task '%s'%s (neuronio, shd, shd-adding, "
+                                  "pathfinder)",
+                           cmd, name, elm__suggest(name, task_names, 4));
+}
 
 static elm_status make_task(elm_task **t, const char *name, const elm_task_opts *o) {
     if (!strcmp(name, "neuronio"))
@@ -524,11 +551,17 @@ static int run_train(run_spec *r) {
         rc = cli_error("out of memory for a batch of %d x %d x %d", B, T, I);
         goto done;
     }
+    const elm_config *mcfg = elm_model_config(m);
+    char what[64];
+    if (mcfg->model_type == ELM_MODEL_LSTM)
+        snprintf(what, sizeof what, "LSTM (hidden size %d)", mcfg->lstm_hidden_size);
+    else
+        snprintf(what, sizeof what, "ELM %s", mcfg->version == ELM_V2 ? "v2" : "v1");
     fprintf(stderr,
-            "elm: training %s: ELM %s, %zu parameters, %ld epochs x %ld batches of %d x %d "
-            "steps, %s lr %g\n",
-            r->task_name, elm_model_config(m)->version == ELM_V2 ? "v2" : "v1",
-            elm_model_num_params(m), o->epochs, nb, B, T, o->optimizer, o->lr);
+            "elm: training %s: %s, %zu parameters, %ld epoch%s x %ld batch%s of %d x %d steps, "
+            "%s lr %g\n",
+            r->task_name, what, elm_model_num_params(m), o->epochs, o->epochs == 1 ? "" : "s",
+            nb, nb == 1 ? "" : "es", B, T, o->optimizer, o->lr);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     progress pg = {.tty = isatty(2), .last = 0};
@@ -768,11 +801,8 @@ int cmd_train(int argc, char **argv) {
     run_spec r;
     memset(&r, 0, sizeof r);
     r.task_name = argv[1];
-    if (strcmp(r.task_name, "neuronio") && strcmp(r.task_name, "shd") &&
-        strcmp(r.task_name, "shd-adding") && strcmp(r.task_name, "pathfinder"))
-        return cli_usage_error(NULL, "train: unknown task '%s' (neuronio, shd, shd-adding, "
-                                     "pathfinder)",
-                               r.task_name);
+    if (check_task("train", r.task_name, NULL))
+        return 2;
     task_defaults(r.task_name, &r.o, &r.mc);
     /* Two passes: --config first, then flags on top of it. */
     const char *cfgfile = NULL, *v;
@@ -821,9 +851,18 @@ int cmd_train(int argc, char **argv) {
             for (k = 0; k < sizeof flag_map / sizeof flag_map[0]; k++)
                 if (cli_flag_value(argc, argv, &i, flag_map[k].flag, &v))
                     break;
-            if (k == sizeof flag_map / sizeof flag_map[0])
-                return cli_usage_error(NULL, "train: unknown argument '%s' (see elm train --help)",
-                                       argv[i]);
+            if (k == sizeof flag_map / sizeof flag_map[0]) {
+                const char *names[sizeof flag_map / sizeof flag_map[0] + 8] = {
+                    "--config", "--data", "--valid", "--out", "--init", "--set", "--resume"};
+                int nn = 7;
+                for (k = 0; k < sizeof flag_map / sizeof flag_map[0]; k++)
+                    names[nn++] = flag_map[k].flag;
+                char typed[64];
+                snprintf(typed, sizeof typed, "%.*s", (int)strcspn(argv[i], "="), argv[i]);
+                return cli_usage_error(NULL,
+                                       "train: unknown argument '%s'%s (see elm train --help)",
+                                       argv[i], elm__suggest(typed, names, nn));
+            }
             if (v) {
                 elm_status st = set_any(&r.o, &r.mc, flag_map[k].key, v, flag_map[k].flag);
                 if (st)
@@ -854,6 +893,8 @@ int cmd_eval(int argc, char **argv) {
     run_spec r;
     memset(&r, 0, sizeof r);
     r.task_name = argv[1];
+    if (check_task("eval", r.task_name, eval_usage))
+        return 2;
     task_defaults(r.task_name, &r.o, &r.mc);
     r.o.input_dropout = 0;
     const char *model = NULL, *v;
@@ -883,8 +924,14 @@ int cmd_eval(int argc, char **argv) {
             snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
             if (knob_set(&r.o, key, eq + 1, "--set"))
                 return cli_fail(ELM_ERR_CONFIG, NULL);
-        } else
-            return cli_usage_error(eval_usage, "eval: unknown argument '%s'", argv[i]);
+        } else {
+            static const char *const names[] = {"--model", "--data", "--threads", "--set",
+                                                "--json"};
+            char typed[64];
+            snprintf(typed, sizeof typed, "%.*s", (int)strcspn(argv[i], "="), argv[i]);
+            return cli_usage_error(eval_usage, "eval: unknown argument '%s'%s", argv[i],
+                                   elm__suggest(typed, names, 5));
+        }
         if (!v)
             return cli_usage_error(eval_usage, "%s needs a value", argv[i]);
     }
@@ -924,8 +971,12 @@ int cmd_eval(int argc, char **argv) {
             printf("%s\n", s);
             free(s);
         } else {
+            /* Counts (num_samples, num_simulations, ...) as integers, scores with 6 decimals. */
             for (cJSON *k = mt->child; k; k = k->next)
-                if (cJSON_IsNumber(k))
+                if (cJSON_IsNumber(k) && k->valuedouble == floor(k->valuedouble) &&
+                    fabs(k->valuedouble) < 1e15 && !strncmp(k->string, "num_", 4))
+                    printf("%-34s %.0f\n", k->string, k->valuedouble);
+                else if (cJSON_IsNumber(k))
                     printf("%-34s %.6f\n", k->string, k->valuedouble);
             fprintf(stderr, "elm: evaluated in %.2f s\n", now_s() - t0);
         }

@@ -24,6 +24,15 @@
 elm_status elm__fail(elm_status code, const char *fmt, ...) ELM_PRINTF(2, 3);
 /* Prefixes the current error message with "<prefix>: " and returns `code`. */
 elm_status elm__fail_prefix(elm_status code, const char *prefix);
+/*
+ * " (did you mean 'NAME'?)" for the one of names[0..n) nearest to `typed` (edit distance, with
+ * a swap of two neighbours counting as one edit) when it is near enough to be a likely typo, else
+ * "". The text is in thread-local storage, valid until the next call on the thread; callers
+ * append it to their "unknown ..." message.
+ */
+const char *elm__suggest(const char *typed, const char *const *names, int n);
+/* The configuration keys elm_config_set() accepts (for suggestions and checks); returns n. */
+int elm__config_keys(const char *const **keys);
 
 /* 64-byte aligned allocation (for SIMD); free with elm__free_aligned. NULL on failure. */
 void *elm__alloc_aligned(size_t bytes);

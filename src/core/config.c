@@ -144,6 +144,17 @@ static elm_status parse_bool(const char *key, const char *v, const char *origin,
                      key, v);
 }
 
+/* Every key elm_config_set() accepts (tests/core checks each is accepted), for "did you mean". */
+static const char *const config_keys[] = {
+    "num_input",       "num_output",       "num_memory",       "lambda_value",
+    "mlp_num_layers",  "mlp_hidden_size",  "mlp_activation",   "tau_s_value",
+    "tau_b_value",     "memory_tau_min",   "memory_tau_max",   "learn_memory_tau",
+    "w_s_value",       "num_branch",       "num_synapse_per_branch",
+    "input_to_synapse_routing",            "delta_t",          "lstm_hidden_size",
+    "model_type",      "elm_version",      "num_synapse",      "num_mlp_input",
+};
+#define N_CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
+
 elm_status elm_config_set(elm_config *c, const char *key, const char *v, const char *origin) {
     if (!origin)
         origin = "config";
@@ -225,7 +236,13 @@ elm_status elm_config_set(elm_config *c, const char *key, const char *v, const c
     /* Quantities the reference derives (present in its resolved configs): recomputed by us. */
     if (!strcmp(key, "num_synapse") || !strcmp(key, "num_mlp_input"))
         return ELM_OK;
-    return elm__fail(ELM_ERR_CONFIG, "%s: unknown option '%s'", origin, key);
+    return elm__fail(ELM_ERR_CONFIG, "%s: unknown option '%s'%s", origin, key,
+                     elm__suggest(key, config_keys, (int)N_CONFIG_KEYS));
+}
+
+int elm__config_keys(const char *const **keys) {
+    *keys = config_keys;
+    return (int)N_CONFIG_KEYS;
 }
 
 elm_status elm_config_from_json(elm_config *c, const char *json, const char *origin) {

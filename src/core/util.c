@@ -30,6 +30,65 @@ const char *elm_last_error(void) {
     return last_error[0] ? last_error : "no error";
 }
 
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions), capped: any
+ * distance above `cap` is reported as cap + 1, so long strings cost little. */
+static int edit_distance(const char *a, const char *b, int cap) {
+    const int n = (int)strlen(a), m = (int)strlen(b);
+    if (n - m > cap || m - n > cap || n > 127 || m > 127)
+        return cap + 1;
+    int d[128][128];
+    for (int i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= n; i++)
+        for (int j = 1; j <= m; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c)
+                c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c)
+                c = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < c)
+                c = d[i - 2][j - 2] + 1;
+            d[i][j] = c;
+        }
+    return d[n][m] > cap ? cap + 1 : d[n][m];
+}
+
+const char *elm__suggest(const char *typed, const char *const *names, int n) {
+    static _Thread_local char out[160];
+    out[0] = 0;
+    if (!typed || !*typed)
+        return out;
+    /* Allowed edits grow with the length: one for short names, up to three for long ones, so
+     * "--lr" never suggests "--out" while "batch_szie" finds "batch_size". */
+    const size_t len = strlen(typed);
+    const int cap = len <= 4 ? 1 : len <= 9 ? 2 : 3;
+    int best = cap + 1, which = -1, ties = 0;
+    for (int k = 0; k < n; k++) {
+        int d = edit_distance(typed, names[k], cap);
+        if (d < best) {
+            best = d;
+            which = k;
+            ties = 0;
+        } else if (d == best && which >= 0 && d <= cap) {
+            ties++;
+        }
+    }
+    /* A unique name that starts with what was typed (an abbreviation) also counts. */
+    if (which < 0 && len >= 3) {
+        for (int k = 0; k < n; k++)
+            if (!strncmp(names[k], typed, len)) {
+                ties += which >= 0;
+                which = k;
+            }
+    }
+    if (which >= 0 && !ties)
+        snprintf(out, sizeof out, " (did you mean '%s'?)", names[which]);
+    return out;
+}
+
 elm_status elm__fail(elm_status code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
