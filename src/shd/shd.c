@@ -6,9 +6,9 @@
  * checks of the file happen once, in elm_shd_load().
  *
  * The ragged datasets are read a chunk of samples at a time (a hyperslab of read_chunk elements)
- * and converted by HDF5 to native float / int: HDF5's soft float conversion handles the custom
- * 16-bit IEEE type h5py writes for numpy's float16 (exactly: every float16 is a float), as well as
- * float32 and float64 times.
+ * and converted by HDF5 to native double / 64-bit integers: HDF5's soft float conversion handles
+ * the custom 16-bit IEEE type h5py writes for numpy's float16 (exactly: every float16 is a
+ * double), as well as float32 and float64 times, and no integer a file holds is clipped.
  */
 #include "shd/shd.h"
 
@@ -124,17 +124,67 @@ static elm_status open_1d(hid_t f, const char *path, const char *name, H5T_class
     return ELM_OK;
 }
 
-/* Reads a whole 1-D integer dataset as native int (HDF5 converts, saturating out-of-range). */
-static elm_status read_ints(hid_t d, const char *path, const char *name, int n, int **out) {
+/*
+ * Integers are read as 64-bit, signed or unsigned as the file stores them, so every value a file
+ * can hold (up to 64 bits) arrives unchanged and an error can report the file's own value; HDF5's
+ * conversion to native int would saturate 2^32 + 5 to 2147483647.
+ */
+static int int_is_unsigned(hid_t d) {
+    hid_t t = H5Dget_type(d);
+    if (t < 0)
+        return 0;
+    hid_t b = H5Tget_class(t) == H5T_VLEN ? H5Tget_super(t) : H5Tcopy(t);
+    int uns = b >= 0 && H5Tget_class(b) == H5T_INTEGER && H5Tget_sign(b) == H5T_SGN_NONE;
+    if (b >= 0)
+        H5Tclose(b);
+    H5Tclose(t);
+    return uns;
+}
+
+/* A 64-bit integer read from a file (see int_is_unsigned), as text for messages. */
+static const char *int_text(uint64_t raw, int uns, char buf[24]) {
+    if (uns)
+        snprintf(buf, 24, "%llu", (unsigned long long)raw);
+    else
+        snprintf(buf, 24, "%lld", (long long)(int64_t)raw);
+    return buf;
+}
+
+/* 1 when the raw value lies in lo..hi. */
+static int int_in(uint64_t raw, int uns, int64_t lo, int64_t hi) {
+    if (uns)
+        return lo <= 0 ? raw <= (uint64_t)hi : raw >= (uint64_t)lo && raw <= (uint64_t)hi;
+    return (int64_t)raw >= lo && (int64_t)raw <= hi;
+}
+
+/* Reads a whole 1-D integer dataset; every value must lie in lo..hi (else an error naming the
+ * sample and the file's own value); stored as int. */
+static elm_status read_ints(hid_t d, const char *path, const char *name, int n, int64_t lo,
+                            int64_t hi, int **out) {
     *out = malloc((size_t)(n ? n : 1) * sizeof(int));
-    if (!*out)
-        return elm__fail(ELM_ERR_NOMEM, "%s: out of memory reading '%s'", path, name);
-    if (n && H5Dread(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
+    uint64_t *raw = malloc((size_t)(n ? n : 1) * sizeof *raw);
+    int uns = int_is_unsigned(d);
+    elm_status st = ELM_OK;
+    if (!*out || !raw)
+        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory reading '%s'", path, name);
+    else if (n && H5Dread(d, uns ? H5T_NATIVE_ULLONG : H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL,
+                          H5P_DEFAULT, raw) < 0)
+        st = elm__fail(ELM_ERR_FORMAT, "%s: cannot read dataset '%s'", path, name);
+    for (int i = 0; i < n && st == ELM_OK; i++) {
+        char v[24];
+        if (!int_in(raw[i], uns, lo, hi))
+            st = elm__fail(ELM_ERR_FORMAT, "%s: sample %d has %s %s, outside %lld..%lld", path, i,
+                           !strcmp(name, "labels") ? "label" : name, int_text(raw[i], uns, v),
+                           (long long)lo, (long long)hi);
+        else
+            (*out)[i] = (int)(int64_t)raw[i];
+    }
+    free(raw);
+    if (st != ELM_OK) {
         free(*out);
         *out = NULL;
-        return elm__fail(ELM_ERR_FORMAT, "%s: cannot read dataset '%s'", path, name);
     }
-    return ELM_OK;
+    return st;
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -247,39 +297,43 @@ static elm_status grow(elm_shd *d, size_t *cap, size_t need) {
 
 /*
  * Checks and bins `count` samples starting at sample `first`, whose ragged rows were read into
- * tv (times, float) and uv (units, int).
+ * tv (times, double) and uv (units, 64-bit integers, unsigned when units_uns).
  */
 static elm_status take_chunk(elm_shd *d, size_t *cap, int first, int count, const hvl_t *tv,
-                             const hvl_t *uv) {
+                             const hvl_t *uv, int units_uns) {
     for (int k = 0; k < count; k++) {
         int i = first + k;
         size_t len = tv[k].len;
         if (uv[k].len != len)
             return elm__fail(ELM_ERR_SHAPE, "%s: sample %d has %zu spike times but %zu spike units",
                              d->path, i, len, uv[k].len);
-        const float *t = tv[k].p;
-        const int *u = uv[k].p;
+        const double *t = tv[k].p;
+        const uint64_t *u = uv[k].p;
         elm_status st = grow(d, cap, (size_t)d->ptr[i] + len);
         if (st != ELM_OK)
             return st;
         int64_t w = d->ptr[i];
         double last = -1;
         for (size_t j = 0; j < len; j++) {
-            double ts = (double)t[j];
+            double ts = t[j];
             if (!(ts >= 0) || isinf(ts))
                 return elm__fail(isnan(ts) || isinf(ts) ? ELM_ERR_NUMERIC : ELM_ERR_FORMAT,
                                  "%s: sample %d, spike %zu: time %g s (times must be finite and "
                                  ">= 0)",
                                  d->path, i, j, ts);
-            if (u[j] < 0 || u[j] >= d->num_channels)
+            char uv_text[24];
+            if (!int_in(u[j], units_uns, 0, d->num_channels - 1))
                 return elm__fail(ELM_ERR_FORMAT,
-                                 "%s: sample %d, spike %zu: channel id %d outside 0..%d", d->path,
-                                 i, j, u[j], d->num_channels - 1);
-            if (u[j] > d->max_channel)
-                d->max_channel = u[j];
+                                 "%s: sample %d, spike %zu: channel id %s outside 0..%d", d->path,
+                                 i, j, int_text(u[j], units_uns, uv_text), d->num_channels - 1);
+            int ch = (int)u[j];
+            if (ch > d->max_channel)
+                d->max_channel = ch;
             if (ts > last)
                 last = ts;
-            /* ts * 1000 is exact in double for float16 and float32 times; one rounding in the
+            /* Times arrive as double whatever the file stores: float64 times are binned in
+             * float64, as the reference bins them (read as float32, 0.01 s fell in bin 0).
+             * ts * 1000 is exact in double for float16 and float32 times; one rounding in the
              * division then decides the bin, so a spike on a boundary lands in the later bin. */
             double tms = ts * 1000.0;
             if (tms >= d->duration_ms)
@@ -288,7 +342,7 @@ static elm_status take_chunk(elm_shd *d, size_t *cap, int first, int count, cons
             if (b >= d->num_bins) /* only by rounding, just below the window's end */
                 b = d->num_bins - 1;
             d->bin[w] = (uint16_t)b;
-            d->chan[w] = (uint16_t)u[j];
+            d->chan[w] = (uint16_t)ch;
             w++;
         }
         d->total_spikes += (int64_t)len;
@@ -379,17 +433,12 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
     d->n = (int)nt;
 
     /* Labels. */
-    if ((st = read_ints(dl, path, "labels", d->n, &d->labels)) != ELM_OK)
+    if ((st = read_ints(dl, path, "labels", d->n, 0, d->num_classes - 1, &d->labels)) != ELM_OK)
         goto fail;
     d->label_min = INT_MAX;
     d->label_max = INT_MIN;
     for (int i = 0; i < d->n; i++) {
         int l = d->labels[i];
-        if (l < 0 || l >= d->num_classes) {
-            st = elm__fail(ELM_ERR_FORMAT, "%s: sample %d has label %d, outside 0..%d", path, i, l,
-                           d->num_classes - 1);
-            goto fail;
-        }
         d->label_min = l < d->label_min ? l : d->label_min;
         d->label_max = l > d->label_max ? l : d->label_max;
     }
@@ -408,7 +457,7 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
                            path, (unsigned long long)ns, (unsigned long long)nl);
             goto fail;
         }
-        st = read_ints(ds, path, "extra/speaker", d->n, &d->speakers);
+        st = read_ints(ds, path, "extra/speaker", d->n, INT_MIN, INT_MAX, &d->speakers);
         H5Dclose(ds);
         if (st != ELM_OK)
             goto fail;
@@ -436,8 +485,9 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
         st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    mt_t = H5Tvlen_create(H5T_NATIVE_FLOAT);
-    mt_u = H5Tvlen_create(H5T_NATIVE_INT);
+    int units_uns = int_is_unsigned(du);
+    mt_t = H5Tvlen_create(H5T_NATIVE_DOUBLE);
+    mt_u = H5Tvlen_create(units_uns ? H5T_NATIVE_ULLONG : H5T_NATIVE_LLONG);
     int chunk = o.read_chunk < d->n ? o.read_chunk : (d->n ? d->n : 1);
     tv = calloc((size_t)chunk, sizeof *tv);
     uv = calloc((size_t)chunk, sizeof *uv);
@@ -461,7 +511,7 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
                            e1 < 0 ? "spikes/times" : "spikes/units", first,
                            (unsigned long long)(first + cnt[0] - 1));
         else
-            st = take_chunk(d, &cap, first, (int)cnt[0], tv, uv);
+            st = take_chunk(d, &cap, first, (int)cnt[0], tv, uv, units_uns);
         /* Rows HDF5 did not fill are still {0, NULL} from the memset: safe to reclaim. */
         if (e1 >= 0)
             shd_vlen_reclaim(mt_t, ms, tv);

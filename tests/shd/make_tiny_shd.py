@@ -6,6 +6,7 @@
 shd_tiny.h5      10 samples, float16 ragged times, uint16 ragged units, uint8 labels,
                  extra/speaker, extra/keys, extra/meta_info/{gender,age,body_height}.
 shd_tiny_f32.h5  the same spikes with float32 times, int32 units, int64 labels, no extra/.
+shd_f64_edges.h5 float64 times on 10 ms bin edges (binned in float64).
 shd_bad/*.h5     one defect each; elm_shd_load must refuse every one.
 
 Samples 0..2 are hand-made edge cases whose binned counts (10 ms bins over [0, 1 s)) are written
@@ -118,6 +119,23 @@ def main():
           [t3[0], t3[1], np.array([0.25, -0.125, 0.25], F16)], u3, l3, extra=False)
     write(os.path.join(bad, "label25.h5"), t3, u3, [0, 25, 3], extra=False)
     write(os.path.join(bad, "float_units.h5"), t3, u3, l3, udtype=np.float32, extra=False)
+    # Values HDF5's conversion to int / float used to change before the message (D22): the
+    # message must show the file's own value.
+    write(os.path.join(bad, "unit_2p32_plus5.h5"), t3,
+          [u3[0], u3[1], np.array([10, 2**32 + 5, 10], np.uint64)], l3, udtype=np.uint64,
+          extra=False)
+    write(os.path.join(bad, "time_minus_1e300.h5"),
+          [t3[0], t3[1], np.array([0.25, -1e300, 0.25])], u3, l3, tdtype=np.float64, extra=False)
+    write(os.path.join(bad, "label_2p32_plus5.h5"), t3, u3, [0, 2**32 + 5, 3],
+          ldtype=np.int64, extra=False)
+
+    # float64 times on 10 ms edges (D9): binned in float64, as the reference does. As float32,
+    # 0.01 s is 0.00999999977 s (bin 0) and 0.03 s is 0.0299999993 s (bin 2); in float64 they
+    # are bins 1 and 3. Sample 0: 0.01, 0.03, 0.07, 0.29 s on channel 1; sample 1: 0.5 s.
+    write(os.path.join(out, "shd_f64_edges.h5"),
+          [np.array([0.01, 0.03, 0.07, 0.29]), np.array([0.5])],
+          [np.array([1, 1, 1, 1], np.uint16), np.array([2], np.uint16)], [4, 5],
+          tdtype=np.float64, extra=False)
 
     total = sum(len(t) for t in times)
     kept = [sum(binned(t, u).values()) for t, u in zip(times, units)]

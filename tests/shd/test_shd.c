@@ -210,11 +210,40 @@ static void test_bad(void) {
     expect_fail(fx("shd_bad/negative_time.h5"), ELM_ERR_FORMAT, "time -0.125");
     expect_fail(fx("shd_bad/label25.h5"), ELM_ERR_FORMAT, "sample 1 has label 25");
     expect_fail(fx("shd_bad/float_units.h5"), ELM_ERR_FORMAT, "ragged float values");
+    /* D22: the file's own values, not HDF5's conversions (2147483647, -inf, 2147483647). */
+    expect_fail(fx("shd_bad/unit_2p32_plus5.h5"), ELM_ERR_FORMAT,
+                "sample 2, spike 1: channel id 4294967301 outside 0..699");
+    expect_fail(fx("shd_bad/time_minus_1e300.h5"), ELM_ERR_FORMAT,
+                "sample 2, spike 1: time -1e+300 s");
+    expect_fail(fx("shd_bad/label_2p32_plus5.h5"), ELM_ERR_FORMAT,
+                "sample 1 has label 4294967301, outside 0..19");
 
     CHECK(elm_shd_probe(fx("shd_tiny.h5")) == 1, "probe tiny");
     CHECK(elm_shd_probe(fx("shd_bad/no_labels.h5")) == 1, "probe of a broken SHD file");
     CHECK(elm_shd_probe("/nonexistent.h5") == 0, "probe of a missing file");
     CHECK(elm_shd_probe(fixture_dir) == 0, "probe of a folder");
+}
+
+/* D9: float64 times are binned in float64 (as float32, 0.01 s and 0.03 s fell one bin early). */
+static void test_f64_edges(void) {
+    elm_shd *d = NULL;
+    CHECK_OK(elm_shd_load(&d, fx("shd_f64_edges.h5"), NULL));
+    if (!d)
+        return;
+    float *x = calloc((size_t)100 * 700, sizeof *x);
+    elm_shd_fill(d, 0, x);
+    static const int want[4] = {1, 3, 7, 29};
+    for (int k = 0; k < 4; k++)
+        CHECK(x[want[k] * 700 + 1] == 1.0f, "f64 edges: spike %d not in bin %d", k, want[k]);
+    float total = 0;
+    for (size_t i = 0; i < (size_t)100 * 700; i++)
+        total += x[i];
+    CHECK(total == 4.0f, "f64 edges: %g spikes binned, want 4", (double)total);
+    memset(x, 0, (size_t)100 * 700 * sizeof *x);
+    elm_shd_fill(d, 1, x);
+    CHECK(x[50 * 700 + 2] == 1.0f, "f64 edges: 0.5 s not in bin 50");
+    free(x);
+    elm_shd_free(d);
 }
 
 static void test_split(void) {
@@ -400,6 +429,7 @@ int main(void) {
     test_tiny();
     test_overrides();
     test_bad();
+    test_f64_edges();
     test_split();
     test_adding();
     test_dropout();
