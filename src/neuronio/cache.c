@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -116,6 +117,16 @@ void elm_nio_sim_view(const elm_nio_sim *s, elm_nio_view *v) {
     v->soma_f16 = 0;
     v->n_out_spikes = s->n_out_spikes;
     v->out_spike_times = s->out_spike_times;
+    v->src = NULL;
+    v->sim = -1;
+}
+
+const char *elm_nio_view_name(const elm_nio_view *v, char *buf, size_t cap) {
+    if (v->src)
+        snprintf(buf, cap, "%s: simulation %d", v->src, v->sim);
+    else
+        snprintf(buf, cap, "NeuronIO simulation");
+    return buf;
 }
 
 /* ---- writer -------------------------------------------------------------------------------- */
@@ -329,6 +340,9 @@ elm_status elm_nio_writer_close(elm_nio_writer *w) {
 typedef struct sim_entry {
     uint32_t T, n_out, soma_dtype;
     uint64_t nnz, off, bytes, checksum;
+    /* 1 once the block has passed check_block (its first use); threads may race to set it,
+     * which only repeats the same check. */
+    _Atomic int checked;
 } sim_entry;
 
 struct elm_nio_cache {
@@ -455,10 +469,15 @@ int elm_nio_cache_n_in(const elm_nio_cache *c) {
     return c->n_in;
 }
 
-elm_status elm_nio_cache_sim(const elm_nio_cache *c, int k, elm_nio_view *v) {
+static elm_status check_block(const elm_nio_cache *c, int k, const elm_nio_view *v);
+
+/* The view of simulation k with the cheap checks only. */
+static elm_status cache_view(const elm_nio_cache *c, int k, elm_nio_view *v) {
     if (k < 0 || k >= c->n_sims)
         return elm__fail(ELM_ERR_ARG, "%s: simulation %d of %d", c->path, k, c->n_sims);
     const sim_entry *s = &c->sims[k];
+    v->src = c->path;
+    v->sim = k;
     const uint8_t *b = c->map + s->off;
     v->T = (int)s->T;
     v->n_in = c->n_in;
@@ -486,36 +505,56 @@ elm_status elm_nio_cache_sim(const elm_nio_cache *c, int k, elm_nio_view *v) {
     return ELM_OK;
 }
 
+elm_status elm_nio_cache_sim(const elm_nio_cache *c, int k, elm_nio_view *v) {
+    elm_status st = cache_view(c, k, v);
+    if (st != ELM_OK)
+        return st;
+    sim_entry *s = &c->sims[k];
+    if (!atomic_load_explicit(&s->checked, memory_order_acquire)) {
+        if ((st = check_block(c, k, v)) != ELM_OK)
+            return st;
+        atomic_store_explicit(&s->checked, 1, memory_order_release);
+    }
+    return ELM_OK;
+}
+
+/* Everything about simulation k's block: checksum, row pointers, ids, finite soma. */
+static elm_status check_block(const elm_nio_cache *c, int k, const elm_nio_view *v) {
+    const sim_entry *s = &c->sims[k];
+    if (fnv1a(FNV_SEED, c->map + s->off, (size_t)s->bytes) != s->checksum)
+        return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: checksum mismatch (corrupt file)",
+                         c->path, k);
+    for (int t = 0; t < v->T; t++) {
+        if (v->spike_ptr[t + 1] < v->spike_ptr[t])
+            return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: row pointers decrease at "
+                                             "step %d",
+                             c->path, k, t);
+        /* Each step's ids ascend, without repeats, as the writer stores them. */
+        for (int64_t j = v->spike_ptr[t] + 1; j < v->spike_ptr[t + 1]; j++)
+            if (v->spike_idx[j] <= v->spike_idx[j - 1])
+                return elm__fail(ELM_ERR_FORMAT,
+                                 "%s: simulation %d: input ids not ascending at step %d",
+                                 c->path, k, t);
+        float x = elm_nio_view_soma(v, t);
+        if (!isfinite(x))
+            return elm__fail(ELM_ERR_NUMERIC, "%s: simulation %d: soma voltage at %d ms is %g",
+                             c->path, k, t, (double)x);
+    }
+    for (uint64_t j = 0; j < s->nnz; j++)
+        if (v->spike_idx[j] >= v->n_in)
+            return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: input id %u >= %d", c->path, k,
+                             v->spike_idx[j], v->n_in);
+    return ELM_OK;
+}
+
 elm_status elm_nio_cache_verify(const elm_nio_cache *c) {
     for (int k = 0; k < c->n_sims; k++) {
-        const sim_entry *s = &c->sims[k];
-        if (fnv1a(FNV_SEED, c->map + s->off, (size_t)s->bytes) != s->checksum)
-            return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: checksum mismatch (corrupt file)",
-                             c->path, k);
         elm_nio_view v;
-        elm_status st = elm_nio_cache_sim(c, k, &v);
+        elm_status st = cache_view(c, k, &v);
+        if (st == ELM_OK)
+            st = check_block(c, k, &v);
         if (st != ELM_OK)
             return st;
-        for (int t = 0; t < v.T; t++) {
-            if (v.spike_ptr[t + 1] < v.spike_ptr[t])
-                return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: row pointers decrease at "
-                                                 "step %d",
-                                 c->path, k, t);
-            /* Each step's ids ascend, without repeats, as the writer stores them. */
-            for (int64_t j = v.spike_ptr[t] + 1; j < v.spike_ptr[t + 1]; j++)
-                if (v.spike_idx[j] <= v.spike_idx[j - 1])
-                    return elm__fail(ELM_ERR_FORMAT,
-                                     "%s: simulation %d: input ids not ascending at step %d",
-                                     c->path, k, t);
-            float x = elm_nio_view_soma(&v, t);
-            if (!isfinite(x))
-                return elm__fail(ELM_ERR_NUMERIC, "%s: simulation %d: soma voltage at %d ms is %g",
-                                 c->path, k, t, (double)x);
-        }
-        for (uint64_t j = 0; j < s->nnz; j++)
-            if (v.spike_idx[j] >= v.n_in)
-                return elm__fail(ELM_ERR_FORMAT, "%s: simulation %d: input id %u >= %d", c->path,
-                                 k, v.spike_idx[j], v.n_in);
     }
     return ELM_OK;
 }

@@ -341,17 +341,19 @@ elm_status elm_nio_evaluate(elm_nio_metrics *out, elm_model *m, const elm_nio_da
     if (st != ELM_OK)
         return st;
     const int T = v.T;
+    char name[600];
     if (T < win)
-        return elm__fail(ELM_ERR_SHAPE, "NeuronIO evaluation: simulations of %d ms are shorter "
-                                        "than the %d ms window",
-                         T, win);
+        return elm__fail(ELM_ERR_SHAPE, "NeuronIO evaluation: %s has %d ms, shorter than the %d "
+                                        "ms window (the simulations of a data set are all as "
+                                        "long as its first)",
+                         elm_nio_view_name(&v, name, sizeof name), T, win);
     for (int s = 1; s < N; s++) {
         if ((st = elm_nio_data_sim(d, s, &v)) != ELM_OK)
             return st;
         if (v.T != T)
-            return elm__fail(ELM_ERR_SHAPE, "NeuronIO evaluation: simulation %d has %d ms, "
-                                            "simulation 0 has %d",
-                             s, v.T, T);
+            return elm__fail(ELM_ERR_SHAPE, "NeuronIO evaluation: %s has %d ms, the data set's "
+                                            "first simulation %d",
+                             elm_nio_view_name(&v, name, sizeof name), v.T, T);
     }
     /* The reference's num_test_splits = int(2 + (T - window) / (window - burn_in)). */
     const int W = (int)(2.0 + (double)(T - win) / (double)stride);

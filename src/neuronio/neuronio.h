@@ -47,6 +47,8 @@ typedef struct elm_nio_view {
     int soma_f16;
     int n_out_spikes;
     const float *out_spike_times; /* (n_out_spikes) ms */
+    const char *src; /* the file the simulation comes from, for messages; NULL: in memory */
+    int sim;         /* its index in that file */
 } elm_nio_view;
 
 /* Somatic voltage (mV, unclipped) at step t of a view. */
@@ -56,6 +58,8 @@ float elm_nio_view_soma(const elm_nio_view *v, int t);
 int elm_nio_spike_bin(double t_ms);
 /* A view of an in-memory simulation (no copy). */
 void elm_nio_sim_view(const elm_nio_sim *s, elm_nio_view *v);
+/* "FILE: simulation K" (or "NeuronIO simulation" for one in memory): how messages name a view. */
+const char *elm_nio_view_name(const elm_nio_view *v, char *buf, size_t cap);
 
 /* A cache file, mapped read-only; open checks the header, the table and every size/offset. */
 typedef struct elm_nio_cache elm_nio_cache;
@@ -63,7 +67,13 @@ elm_status elm_nio_cache_open(elm_nio_cache **c, const char *path);
 void elm_nio_cache_close(elm_nio_cache *c);
 int elm_nio_cache_num_sims(const elm_nio_cache *c);
 int elm_nio_cache_n_in(const elm_nio_cache *c);
-/* View of simulation k; checks the cheap invariants (pointer ends, output spike times). */
+/*
+ * View of simulation k; checks the cheap invariants (pointer ends, output spike times) on every
+ * call, and the first time a simulation is used everything elm_nio_cache_verify checks for it
+ * (its block checksum, row pointers, input ids, finite soma), so a corrupt or edited cache is an
+ * error naming the file and the simulation, never silently shifted metrics. Safe to call from
+ * several threads.
+ */
 elm_status elm_nio_cache_sim(const elm_nio_cache *c, int k, elm_nio_view *v);
 /* Full check of every simulation: checksums, row pointers, input ids, soma finite. */
 elm_status elm_nio_cache_verify(const elm_nio_cache *c);

@@ -621,6 +621,8 @@ elm_status elm_nio_data_sim(const elm_nio_data *d, int k, elm_nio_view *v) {
     if (f->cache)
         return elm_nio_cache_sim(f->cache, j, v);
     elm_nio_sim_view(&f->sims[j], v);
+    v->src = f->path;
+    v->sim = j;
     return ELM_OK;
 }
 
@@ -651,17 +653,18 @@ static void fill_target(const elm_nio_view *v, int t0, int T_win, float *target)
 static elm_status step_spikes(const elm_nio_view *v, int step, int64_t *a, int64_t *b) {
     *a = v->spike_ptr[step];
     *b = v->spike_ptr[step + 1];
+    char name[600];
     if (*a < 0 || *b < *a || *b > v->spike_ptr[v->T])
-        return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation: corrupt row pointers at step %d",
-                         step);
+        return elm__fail(ELM_ERR_FORMAT, "%s: corrupt row pointers at step %d",
+                         elm_nio_view_name(v, name, sizeof name), step);
     for (int64_t i = *a; i < *b; i++) {
         int id = v->spike_idx[i];
         if (id >= v->n_in)
-            return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation: input id %d >= %d at step %d",
-                             id, v->n_in, step);
+            return elm__fail(ELM_ERR_FORMAT, "%s: input id %d >= %d at step %d",
+                             elm_nio_view_name(v, name, sizeof name), id, v->n_in, step);
         if (i > *a && id <= v->spike_idx[i - 1])
-            return elm__fail(ELM_ERR_FORMAT,
-                             "NeuronIO simulation: input ids not ascending at step %d", step);
+            return elm__fail(ELM_ERR_FORMAT, "%s: input ids not ascending at step %d",
+                             elm_nio_view_name(v, name, sizeof name), step);
     }
     return ELM_OK;
 }

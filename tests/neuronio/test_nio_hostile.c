@@ -6,6 +6,7 @@
  * pickle writer, so the test needs nothing from ../shared.
  */
 #include "elm.h"
+#include "neuronio/metrics.h"
 #include "neuronio/nio_data.h"
 #include "test.h"
 
@@ -354,6 +355,173 @@ static void test_repeated_key(void) {
     elm_nio_sims_free(sims, n);
 }
 
+/* ---- D11: a cache whose block no longer matches its checksum, or holds a NaN soma --------- */
+
+static uint64_t fnv1a(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+static uint64_t rd64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static void wr64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Reads a whole file into a malloc'd buffer. */
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*n);
+    if (b && fread(b, 1, *n, f) != *n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    return b;
+}
+static void spit(const char *path, const uint8_t *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n || fclose(f) != 0)
+        exit(1);
+}
+
+/* Opens `path` and gets simulation 0: the status, with the message checked for the phrase. */
+static elm_status open_sim0(const char *path, const char *phrase) {
+    elm_nio_cache *c = NULL;
+    elm_status st = elm_nio_cache_open(&c, path);
+    CHECK(st == ELM_OK, "%s: open: %s", path, elm_last_error());
+    if (st != ELM_OK)
+        return st;
+    elm_nio_view v;
+    st = elm_nio_cache_sim(c, 0, &v);
+    if (phrase)
+        CHECK(st != ELM_OK && strstr(elm_last_error(), path) &&
+                  strstr(elm_last_error(), "simulation 0") && strstr(elm_last_error(), phrase),
+              "%s: got %s (%s), want an error with '%s'", path, elm_status_str(st),
+              elm_last_error(), phrase);
+    elm_nio_cache_close(c);
+    return st;
+}
+
+static void test_cache_checks(void) {
+    /* One simulation of 100 ms, 4 inputs, a soma that needs float32 (so the cache stores
+     * float32), one sample of which is the marker -61.2345. */
+    enum { T = 100 };
+    int64_t ptr[T + 1];
+    uint16_t idx[T];
+    float soma[T], out_t[1] = {50.5f};
+    for (int t = 0; t <= T; t++)
+        ptr[t] = t;
+    for (int t = 0; t < T; t++) {
+        idx[t] = (uint16_t)(t % 4);
+        soma[t] = -70.1234f + 0.01f * (float)t;
+    }
+    const float marker = -61.2345f;
+    soma[40] = marker;
+    elm_nio_sim sim = {.T = T, .n_in = 4, .spike_ptr = ptr, .spike_idx = idx, .soma = soma,
+                       .n_out_spikes = 1, .out_spike_times = out_t};
+    elm_nio_writer *w = NULL;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/cache", tmpdir);
+    CHECK_OK(elm_nio_writer_open(&w, dir, "d11"));
+    if (!w)
+        return;
+    CHECK_OK(elm_nio_writer_add(w, &sim));
+    CHECK_OK(elm_nio_writer_close(w));
+    char good[500], bad[500];
+    snprintf(good, sizeof good, "%s/d11.nioc", dir);
+    snprintf(bad, sizeof bad, "%s/d11_nan.nioc", tmpdir);
+    CHECK(open_sim0(good, NULL) == ELM_OK, "the intact cache: %s", elm_last_error());
+    size_t n = 0;
+    uint8_t *b = slurp(good, &n);
+    uint8_t *at = NULL;
+    for (size_t i = 0; b && i + 4 <= n && !at; i++)
+        if (!memcmp(b + i, &marker, 4))
+            at = b + i;
+    CHECK(at != NULL, "marker not found in the cache (not stored as float32?)");
+    if (!at) {
+        free(b);
+        return;
+    }
+    /* A changed value, checksum left alone: the old reader evaluated it silently. */
+    const float nan = NAN, other = -61.0f;
+    memcpy(at, &other, 4);
+    spit(bad, b, n);
+    open_sim0(bad, "checksum mismatch");
+    /* A NaN soma with the checksums repaired: the old reader gave soma_RMSE null and exit 0. */
+    memcpy(at, &nan, 4);
+    uint64_t table = rd64(b + 24);
+    uint8_t *e = b + table;
+    wr64(e + 40, fnv1a(b + rd64(e + 24), (size_t)rd64(e + 32)));
+    wr64(b + 40, fnv1a(b + table, 64));
+    spit(bad, b, n);
+    open_sim0(bad, "soma voltage at 40 ms is nan");
+    free(b);
+}
+
+/* ---- D23: window-cutting errors name the file and the simulation --------------------------- */
+
+static void test_window_messages(void) {
+    /* A pickle-backed data set whose simulation is corrupted in memory after the checks (the
+     * window cutter's own checks are the last line of defence). */
+    shared_list c = {.n_seg = 2, .len = 3, .value = 5, .descending = 0};
+    pw w = {0};
+    nio_pickle(&w, 2, 1000, 1, 0, spikes_shared, &c);
+    const char *p = tpath("d23_window_sim__.p");
+    pw_save(&w, p);
+    free(w.b);
+    elm_nio_data *d = NULL;
+    CHECK_OK(elm_nio_data_open(&d, &p, 1));
+    if (!d)
+        return;
+    elm_nio_view v;
+    CHECK_OK(elm_nio_data_sim(d, 0, &v));
+    elm_nio_view broken = v;
+    uint16_t ids[8] = {3, 1, 2, 3, 0, 1, 2, 3};
+    broken.spike_idx = ids;
+    float *x = malloc(sizeof(float) * 1000 * 4);
+    elm_status st = elm_nio_fill_window(&broken, 0, 1000, x, NULL, 1);
+    char want[700];
+    snprintf(want, sizeof want, "%s: simulation 0: input ids not ascending at step 5", p);
+    CHECK(st == ELM_ERR_FORMAT && !strcmp(elm_last_error(), want), "D23: '%s', want '%s'",
+          elm_last_error(), want);
+    free(x);
+    /* Evaluation with a window longer than the simulations names the file and simulation. */
+    elm_config cfg;
+    elm_config_default(&cfg, 4, 2, 3);
+    elm_model *m = NULL;
+    CHECK_OK(elm_model_create(&m, &cfg, ELM_F32, 1));
+    if (m) {
+        elm_nio_eval_opts o;
+        elm_nio_eval_opts_default(&o);
+        o.window = 2000;
+        o.burn_in = 100;
+        elm_nio_metrics r;
+        st = elm_nio_evaluate(&r, m, d, &o);
+        snprintf(want, sizeof want,
+                 "NeuronIO evaluation: %s: simulation 0 has 1000 ms, shorter than the 2000 ms "
+                 "window (the simulations of a data set are all as long as its first)",
+                 p);
+        CHECK(st == ELM_ERR_SHAPE && !strcmp(elm_last_error(), want), "D23: '%s', want '%s'",
+              elm_last_error(), want);
+        elm_model_free(m);
+    }
+    elm_nio_data_free(d);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/elm_test_nio_hostile_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -363,6 +531,8 @@ int main(void) {
     test_repeated_key();
     test_shared_list();
     test_expansion_budget();
+    test_cache_checks();
+    test_window_messages();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
