@@ -7,8 +7,10 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(build-essential cmake pkg-config
       libcjson-dev libhdf5-dev libpng-dev      # JSON, SHD files, Pathfinder images
+      libzip-dev                               # PyTorch .pt archives
       espeak-ng                                # speech for the built-in SHD generator
       python3-numpy python3-matplotlib python3-h5py   # plots and format cross-checks
+      python3-torch                            # tests: torch.load reads what elm writes
       clang libclang-rt-14-dev valgrind)       # fuzzing and memory checks
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

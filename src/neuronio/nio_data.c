@@ -8,7 +8,7 @@
  */
 #include "nio_data.h"
 
-#include "pickle.h"
+#include "core/pickle.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -21,8 +21,8 @@ OUT=$(cd "$OUT" && pwd)
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fopenmp $SAN ${FUZZ_CFLAGS:-}"
-INC="-I$ROOT/include -I$ROOT/src -I$ROOT/src/core $(pkg-config --cflags libcjson libpng hdf5)"
-LIBS="$(pkg-config --libs libcjson libpng hdf5) -lm"
+INC="-I$ROOT/include -I$ROOT/src -I$ROOT/src/core $(pkg-config --cflags libcjson libpng libzip hdf5)"
+LIBS="$(pkg-config --libs libcjson libpng libzip hdf5) -lm"
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

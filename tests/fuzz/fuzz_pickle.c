@@ -5,9 +5,9 @@
  * references can make a small pickle a large DAG): every string's bytes and every array element
  * are read, so ASan sees any pointer the parser let escape the buffer.
  */
-// fuzz-areas: neuronio
+// fuzz-areas: core
 #include "fuzz_util.h"
-#include "neuronio/pickle.h"
+#include "core/pickle.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  */
 #include "elm.h"
 #include "neuronio/nio_data.h"
-#include "neuronio/pickle.h"
+#include "core/pickle.h"
 #include "test.h"
 
 #include <stdint.h>

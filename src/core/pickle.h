@@ -1,5 +1,6 @@
 /*
- * pickle.h - a safe reader for the subset of Python pickles that NeuronIO files use.
+ * pickle.h - a safe reader for the subsets of Python pickles that NeuronIO files and PyTorch state
+ * dicts use.
  *
  * The reader never executes anything. It interprets the opcodes of protocols 0-2 (plus the
  * simple protocol 3/4 ones) into a tree of plain values: None, bool, int, float, str, bytes,
@@ -8,14 +9,20 @@
  * BUILD are interpreted structurally for those names only. Anything else is an error naming the
  * file, the opcode and its byte offset.
  *
+ * With ELM_PK_TORCH (the data.pkl of a torch.save archive, read by pt.c) the whitelist is instead
+ * what state dicts use: collections.OrderedDict, torch._utils._rebuild_tensor_v2 and
+ * _rebuild_parameter, and the typed torch.*Storage classes named by BINPERSID persistent ids
+ * ('storage', class, key, location, numel). Tensors become ELM_PK_TENSOR values describing a
+ * strided view of a storage; the storage bytes live outside the pickle and are the caller's.
+ *
  * Safety: every length is checked against the bytes left in the file before anything is read or
  * allocated; array sizes must match their data exactly; the value stack, the mark stack and the
  * memo are bounded. The parser is iterative (no recursion), so deep nesting cannot overflow the C
  * stack. Raw strings point into the mapped file (zero copy); the file stays mapped until
  * elm_pk_free().
  */
-#ifndef ELM_NEURONIO_PICKLE_H
-#define ELM_NEURONIO_PICKLE_H
+#ifndef ELM_CORE_PICKLE_H
+#define ELM_CORE_PICKLE_H
 
 #include "internal.h"
 
@@ -32,7 +39,9 @@ typedef enum {
     ELM_PK_ARRAY, /* numpy ndarray */
     ELM_PK_DTYPE, /* numpy dtype */
     ELM_PK_GLOBAL,
-    ELM_PK_MARK /* internal: only ever on the parser's stack */
+    ELM_PK_MARK,    /* internal: only ever on the parser's stack */
+    ELM_PK_STORAGE, /* ELM_PK_TORCH: a persistent id naming a typed storage */
+    ELM_PK_TENSOR   /* ELM_PK_TORCH: a strided view of a storage */
 } elm_pk_type;
 
 typedef struct elm_pk_obj elm_pk_obj;
@@ -59,6 +68,17 @@ typedef struct elm_pk_array {
     const uint8_t *data; /* numel * itemsize bytes */
 } elm_pk_array;
 
+/* A torch storage (ELM_PK_STORAGE: dtype, key, storage_numel) or tensor (ELM_PK_TENSOR: all). */
+typedef struct elm_pk_tensor {
+    int dtype;           /* elm__dtype of the storage's elements */
+    const uint8_t *key;  /* the storage's record name: <archive>/data/<key> */
+    size_t key_len;
+    int64_t storage_numel; /* elements the persistent id says the storage holds */
+    int64_t offset;        /* TENSOR: index of its first element in the storage */
+    int ndim;
+    int64_t shape[ELM_PK_MAXDIM], stride[ELM_PK_MAXDIM]; /* in elements */
+} elm_pk_tensor;
+
 /* One heap object; which fields are used depends on `type`. Kept small (48 bytes): a Python 2
  * file holds three objects per input spike (a numpy scalar's bytes, its argument tuple). */
 struct elm_pk_obj {
@@ -73,7 +93,10 @@ struct elm_pk_obj {
     /* LIST, TUPLE: items[len]; DICT: items[2*len] as key, value, key, value... */
     elm_pk_val *items;
     size_t cap;
-    elm_pk_array *arr; /* ARRAY, DTYPE */
+    union {
+        elm_pk_array *arr;      /* ARRAY, DTYPE */
+        elm_pk_tensor *tensor;  /* STORAGE, TENSOR */
+    };
 };
 
 typedef struct elm_pk elm_pk;
@@ -82,6 +105,10 @@ typedef struct elm_pk elm_pk;
 elm_status elm_pk_load_file(elm_pk **out, const char *path);
 /* Parses `len` bytes at `data` (which must outlive the result); `name` is used in messages. */
 elm_status elm_pk_parse(elm_pk **out, const uint8_t *data, size_t len, const char *name);
+/* Which globals a pickle may use: NumPy data (NeuronIO files) or a PyTorch state dict. */
+enum { ELM_PK_NUMPY = 0, ELM_PK_TORCH = 1 };
+elm_status elm_pk_parse_ex(elm_pk **out, const uint8_t *data, size_t len, const char *name,
+                           int dialect);
 void elm_pk_free(elm_pk *pk);
 /* The unpickled object. */
 const elm_pk_val *elm_pk_root(const elm_pk *pk);

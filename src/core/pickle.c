@@ -26,7 +26,19 @@
 /* The largest array dimension product accepted before comparing with the data length. */
 #define MAX_NUMEL ((uint64_t)1 << 40)
 
-enum { G_RECONSTRUCT = 1, G_NDARRAY, G_DTYPE, G_SCALAR, G_ENCODE, G_BYTES };
+enum {
+    G_RECONSTRUCT = 1,
+    G_NDARRAY,
+    G_DTYPE,
+    G_SCALAR,
+    G_ENCODE,
+    G_BYTES,
+    /* ELM_PK_TORCH */
+    G_ODICT,
+    G_REBUILD_V2,
+    G_REBUILD_PARAM,
+    G_STORAGE = 64 /* + the elm__dtype of a typed torch.*Storage class */
+};
 
 typedef struct chunk {
     struct chunk *next;
@@ -43,6 +55,7 @@ struct elm_pk {
     chunk *arena;
     elm_pk_obj **grow; /* lists and dicts whose items were malloc'd */
     size_t n_grow, cap_grow;
+    int dialect; /* ELM_PK_NUMPY or ELM_PK_TORCH */
     elm_pk_val root;
 };
 
@@ -98,6 +111,11 @@ static elm_pk_obj *new_obj(elm_pk *pk, int type) {
             if (!o->arr)
                 return NULL;
             memset(o->arr, 0, sizeof *o->arr);
+        } else if (type == ELM_PK_STORAGE || type == ELM_PK_TENSOR) {
+            o->tensor = arena_alloc(pk, sizeof *o->tensor);
+            if (!o->tensor)
+                return NULL;
+            memset(o->tensor, 0, sizeof *o->tensor);
         }
     }
     return o;
@@ -194,6 +212,8 @@ const char *elm_pk_type_name(int type) {
     case ELM_PK_DTYPE: return "numpy.dtype";
     case ELM_PK_GLOBAL: return "global";
     case ELM_PK_MARK: return "mark";
+    case ELM_PK_STORAGE: return "torch storage";
+    case ELM_PK_TENSOR: return "torch.Tensor";
     default: return "?";
     }
 }
@@ -557,6 +577,35 @@ static elm_status lookup_global(parser *P, const uint8_t *mod, size_t nm, const 
     static const struct {
         const char *mod, *name;
         int id;
+    } torch_allowed[] = {
+        {"collections", "OrderedDict", G_ODICT},
+        {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_V2},
+        {"torch._utils", "_rebuild_parameter", G_REBUILD_PARAM},
+        {"torch", "HalfStorage", G_STORAGE + ELM_DT_F16},
+        {"torch", "FloatStorage", G_STORAGE + ELM_DT_F32},
+        {"torch", "DoubleStorage", G_STORAGE + ELM_DT_F64},
+        {"torch", "CharStorage", G_STORAGE + ELM_DT_I8},
+        {"torch", "ByteStorage", G_STORAGE + ELM_DT_U8},
+        {"torch", "ShortStorage", G_STORAGE + ELM_DT_I16},
+        {"torch", "IntStorage", G_STORAGE + ELM_DT_I32},
+        {"torch", "LongStorage", G_STORAGE + ELM_DT_I64},
+        {"torch", "BoolStorage", G_STORAGE + ELM_DT_BOOL},
+    };
+    if (P->pk->dialect == ELM_PK_TORCH) {
+        for (size_t i = 0; i < sizeof torch_allowed / sizeof torch_allowed[0]; i++) {
+            if (strlen(torch_allowed[i].mod) == nm && !memcmp(torch_allowed[i].mod, mod, nm) &&
+                strlen(torch_allowed[i].name) == nn && !memcmp(torch_allowed[i].name, name, nn)) {
+                elm_pk_obj *o = new_obj(P->pk, ELM_PK_GLOBAL);
+                if (!o)
+                    return nomem(P);
+                o->global = torch_allowed[i].id;
+                return push_obj(P, o);
+            }
+        }
+    }
+    static const struct {
+        const char *mod, *name;
+        int id;
     } allowed[] = {
         {"numpy.core.multiarray", "_reconstruct", G_RECONSTRUCT},
         {"numpy._core.multiarray", "_reconstruct", G_RECONSTRUCT},
@@ -568,7 +617,8 @@ static elm_status lookup_global(parser *P, const uint8_t *mod, size_t nm, const 
         {"__builtin__", "bytes", G_BYTES},
         {"builtins", "bytes", G_BYTES},
     };
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+    for (size_t i = 0; P->pk->dialect == ELM_PK_NUMPY && i < sizeof allowed / sizeof allowed[0];
+         i++) {
         if (strlen(allowed[i].mod) == nm && !memcmp(allowed[i].mod, mod, nm) &&
             strlen(allowed[i].name) == nn && !memcmp(allowed[i].name, name, nn)) {
             elm_pk_obj *o = new_obj(P->pk, ELM_PK_GLOBAL);
@@ -587,6 +637,13 @@ static elm_status lookup_global(parser *P, const uint8_t *mod, size_t nm, const 
     for (char *c = n; *c; c++)
         if ((unsigned char)*c < 32 || (unsigned char)*c > 126)
             *c = '?';
+    if (P->pk->dialect == ELM_PK_TORCH)
+        return perr(P, ELM_ERR_UNSUPPORTED,
+                    "refusing global '%s.%s': a state dict may only use collections.OrderedDict, "
+                    "torch._utils._rebuild_tensor_v2 / _rebuild_parameter and the typed "
+                    "torch.*Storage classes (BFloat16, complex and quantized tensors are not "
+                    "supported either)",
+                    m, n);
     return perr(P, ELM_ERR_UNSUPPORTED,
                 "refusing global '%s.%s': only numpy arrays, dtypes and scalars, "
                 "_codecs.encode and bytes may appear in a NeuronIO file",
@@ -661,6 +718,149 @@ double elm_pk_array_get(const elm_pk_array *a, size_t i) {
     return decode_elem(a->data + i * size, a->dtype, a->swap);
 }
 
+/* ---- torch state dicts (ELM_PK_TORCH) -------------------------------------------------------- */
+
+/* A size or stride tuple: at most ELM_PK_MAXDIM ints in [0, MAX_NUMEL]. */
+static elm_status int_tuple(parser *P, const elm_pk_val *v, const char *what, int64_t *out,
+                            int *n) {
+    if (v->type != ELM_PK_TUPLE)
+        return perr(P, ELM_ERR_FORMAT, "tensor %s is a %s, not a tuple", what,
+                    elm_pk_type_name(v->type));
+    if (v->u.o->len > ELM_PK_MAXDIM)
+        return perr(P, ELM_ERR_UNSUPPORTED, "tensor %s has %zu dimensions (at most %d)", what,
+                    v->u.o->len, ELM_PK_MAXDIM);
+    for (size_t i = 0; i < v->u.o->len; i++) {
+        const elm_pk_val *d = &v->u.o->items[i];
+        if (d->type != ELM_PK_INT || d->u.i < 0 || (uint64_t)d->u.i > MAX_NUMEL)
+            return perr(P, ELM_ERR_FORMAT, "tensor %s[%zu] is not an integer in [0, 2^40]", what,
+                        i);
+        out[i] = d->u.i;
+    }
+    *n = (int)v->u.o->len;
+    return ELM_OK;
+}
+
+/* _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks
+ * [, metadata]): checked to be a view that lies inside its storage and holds no more elements
+ * than the storage does (so copying every tensor costs no more than the storages' bytes). */
+static elm_status rebuild_tensor(parser *P, const elm_pk_val *a, size_t na) {
+    if (na != 6 && na != 7)
+        return perr(P, ELM_ERR_FORMAT,
+                    "_rebuild_tensor_v2 takes (storage, offset, size, stride, requires_grad, "
+                    "backward_hooks[, metadata]), got %zu arguments",
+                    na);
+    if (a[0].type != ELM_PK_STORAGE)
+        return perr(P, ELM_ERR_FORMAT, "_rebuild_tensor_v2's storage is a %s, not a storage",
+                    elm_pk_type_name(a[0].type));
+    if (a[1].type != ELM_PK_INT || a[1].u.i < 0 || (uint64_t)a[1].u.i > MAX_NUMEL)
+        return perr(P, ELM_ERR_FORMAT, "tensor storage offset is not an integer in [0, 2^40]");
+    if (a[4].type != ELM_PK_BOOL && a[4].type != ELM_PK_INT)
+        return perr(P, ELM_ERR_FORMAT, "tensor requires_grad is a %s, not a bool",
+                    elm_pk_type_name(a[4].type));
+    if (a[5].type != ELM_PK_DICT || a[5].u.o->len != 0)
+        return perr(P, ELM_ERR_UNSUPPORTED, "tensor backward hooks must be an empty OrderedDict");
+    if (na == 7 && a[6].type != ELM_PK_NONE && (a[6].type != ELM_PK_DICT || a[6].u.o->len != 0))
+        return perr(P, ELM_ERR_UNSUPPORTED,
+                    "tensor metadata (conjugate or negative bits, or the like) is not supported");
+    elm_pk_obj *o = new_obj(P->pk, ELM_PK_TENSOR);
+    if (!o)
+        return nomem(P);
+    elm_pk_tensor *t = o->tensor;
+    *t = *a[0].u.o->tensor;
+    t->offset = a[1].u.i;
+    int nst = 0;
+    elm_status st = int_tuple(P, &a[2], "size", t->shape, &t->ndim);
+    if (st == ELM_OK)
+        st = int_tuple(P, &a[3], "stride", t->stride, &nst);
+    if (st != ELM_OK)
+        return st;
+    if (nst != t->ndim)
+        return perr(P, ELM_ERR_FORMAT, "tensor has %d sizes but %d strides", t->ndim, nst);
+    /* Element count and the last element's index, without overflow: every factor is at most 2^40
+     * and every product is checked against 2^40 before it is formed. */
+    uint64_t numel = 1, last = (uint64_t)t->offset;
+    for (int i = 0; i < t->ndim; i++) {
+        uint64_t n = (uint64_t)t->shape[i], s = (uint64_t)t->stride[i];
+        if (n && numel > MAX_NUMEL / n)
+            return perr(P, ELM_ERR_FORMAT, "tensor size is absurdly large");
+        numel *= n;
+        if (n > 1 && s > MAX_NUMEL / (n - 1))
+            return perr(P, ELM_ERR_FORMAT, "tensor stride is absurdly large");
+        last += n ? (n - 1) * s : 0;
+    }
+    if (numel && last >= (uint64_t)t->storage_numel)
+        return perr(P, ELM_ERR_FORMAT,
+                    "tensor reaches element %llu of its storage, which holds %lld elements",
+                    (unsigned long long)last, (long long)t->storage_numel);
+    if (numel > (uint64_t)t->storage_numel)
+        return perr(P, ELM_ERR_UNSUPPORTED,
+                    "tensor of %llu elements views a storage of %lld (overlapping views, as "
+                    "from expand(), are not accepted)",
+                    (unsigned long long)numel, (long long)t->storage_numel);
+    return push_obj(P, o);
+}
+
+/* BINPERSID's id: ('storage', torch.<Type>Storage, key, location, numel). */
+static elm_status torch_persid(parser *P) {
+    elm_pk_val pid = {0};
+    elm_status st = pop(P, &pid);
+    if (st != ELM_OK)
+        return st;
+    const elm_pk_val *a = pid.type == ELM_PK_TUPLE ? pid.u.o->items : NULL;
+    if (!a || pid.u.o->len != 5 || !str_eq(&a[0], "storage"))
+        return perr(P, ELM_ERR_FORMAT,
+                    "persistent id is not ('storage', type, key, location, numel)");
+    if (a[1].type != ELM_PK_GLOBAL || a[1].u.o->global < G_STORAGE)
+        return perr(P, ELM_ERR_FORMAT, "persistent id names a %s, not a torch.*Storage class",
+                    elm_pk_type_name(a[1].type));
+    /* The key names an archive record: torch writes decimal numbers. Nothing that could climb
+     * out of the archive's data/ folder is accepted. */
+    if (a[2].type != ELM_PK_STR || a[2].u.o->len < 1 || a[2].u.o->len > 64)
+        return perr(P, ELM_ERR_FORMAT, "storage key is not a short string");
+    for (size_t i = 0; i < a[2].u.o->len; i++) {
+        uint8_t c = a[2].u.o->bytes[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '_'))
+            return perr(P, ELM_ERR_FORMAT,
+                        "storage key holds a character other than letters, digits and '_'");
+    }
+    if (a[3].type != ELM_PK_STR)
+        return perr(P, ELM_ERR_FORMAT, "storage location is a %s, not a string",
+                    elm_pk_type_name(a[3].type));
+    if (a[4].type != ELM_PK_INT || a[4].u.i < 0 || (uint64_t)a[4].u.i > MAX_NUMEL)
+        return perr(P, ELM_ERR_FORMAT, "storage size is not an integer in [0, 2^40]");
+    elm_pk_obj *o = new_obj(P->pk, ELM_PK_STORAGE);
+    if (!o)
+        return nomem(P);
+    o->tensor->dtype = a[1].u.o->global - G_STORAGE;
+    o->tensor->key = a[2].u.o->bytes;
+    o->tensor->key_len = a[2].u.o->len;
+    o->tensor->storage_numel = a[4].u.i;
+    return push_obj(P, o);
+}
+
+static elm_status torch_reduce(parser *P, int g, const elm_pk_val *a, size_t na) {
+    switch (g) {
+    case G_ODICT:
+        /* OrderedDict(): its items follow by SETITEMS. */
+        if (na != 0)
+            return perr(P, ELM_ERR_UNSUPPORTED,
+                        "OrderedDict is only accepted called without arguments");
+        return push_obj(P, new_obj(P->pk, ELM_PK_DICT));
+    case G_REBUILD_V2:
+        return rebuild_tensor(P, a, na);
+    case G_REBUILD_PARAM:
+        /* _rebuild_parameter(data, requires_grad, backward_hooks): the tensor itself. */
+        if (na != 3 || a[0].type != ELM_PK_TENSOR || a[2].type != ELM_PK_DICT ||
+            a[2].u.o->len != 0)
+            return perr(P, ELM_ERR_FORMAT,
+                        "_rebuild_parameter takes (tensor, requires_grad, empty hooks)");
+        return push(P, a[0]);
+    default:
+        return perr(P, ELM_ERR_UNSUPPORTED, "this global cannot be called");
+    }
+}
+
 static elm_status do_reduce(parser *P) {
     elm_pk_val args = {0}, fn = {0};
     elm_status st = pop(P, &args);
@@ -676,6 +876,8 @@ static elm_status do_reduce(parser *P) {
                     elm_pk_type_name(args.type));
     const elm_pk_val *a = args.u.o->items;
     size_t na = args.u.o->len;
+    if (P->pk->dialect == ELM_PK_TORCH)
+        return torch_reduce(P, fn.u.o->global, a, na);
     switch (fn.u.o->global) {
     case G_RECONSTRUCT: {
         /* _reconstruct(ndarray, (0,), b'b'): an empty array that BUILD fills in. */
@@ -827,6 +1029,10 @@ static elm_status do_build(parser *P) {
         return st;
     if (t->type == ELM_PK_ARRAY && !t->u.o->arr->built)
         return build_array(P, t->u.o->arr, &state);
+    /* A state dict's attributes (its _metadata: module versions) are of no use here. */
+    if (P->pk->dialect == ELM_PK_TORCH && t->type == ELM_PK_DICT &&
+        (state.type == ELM_PK_DICT || state.type == ELM_PK_NONE))
+        return ELM_OK;
     if (t->type == ELM_PK_DTYPE) {
         /* (version, byteorder, subarray, names, fields, elsize, alignment, flags): only the byte
          * order matters for the plain numeric types accepted. */
@@ -1197,7 +1403,17 @@ static elm_status run(parser *P) {
         case 'b':
             st = do_build(P);
             break;
+        case 'Q': /* BINPERSID */
+            if (pk->dialect == ELM_PK_TORCH) {
+                st = torch_persid(P);
+                break;
+            }
+            /* fall through */
         default:
+            if (pk->dialect == ELM_PK_TORCH)
+                return perr(P, ELM_ERR_UNSUPPORTED,
+                            "opcode not accepted in a torch state dict (only plain data, "
+                            "OrderedDicts and tensors are)");
             return perr(P, ELM_ERR_UNSUPPORTED,
                         "opcode not accepted in a NeuronIO pickle (only plain data, numpy "
                         "arrays and scalars are)");
@@ -1207,6 +1423,11 @@ static elm_status run(parser *P) {
 }
 
 elm_status elm_pk_parse(elm_pk **out, const uint8_t *data, size_t len, const char *name) {
+    return elm_pk_parse_ex(out, data, len, name, ELM_PK_NUMPY);
+}
+
+elm_status elm_pk_parse_ex(elm_pk **out, const uint8_t *data, size_t len, const char *name,
+                           int dialect) {
     *out = NULL;
     elm_pk *pk = calloc(1, sizeof *pk);
     if (!pk)
@@ -1214,6 +1435,7 @@ elm_status elm_pk_parse(elm_pk **out, const uint8_t *data, size_t len, const cha
     pk->name = elm__strdup(name ? name : "(pickle)");
     pk->data = data;
     pk->len = len;
+    pk->dialect = dialect;
     parser P;
     memset(&P, 0, sizeof P);
     P.pk = pk;
