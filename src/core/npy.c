@@ -146,22 +146,151 @@ static int parse_descr(const char *s, elm__dtype *t) {
     return 0;
 }
 
-/* Finds 'key' in the header dict and returns a pointer just past its ':' (spaces skipped). */
-static const char *dict_value(const char *h, const char *key) {
-    char pat[32];
-    snprintf(pat, sizeof pat, "'%s'", key);
-    const char *p = strstr(h, pat);
-    if (!p)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ')
-        p++;
-    if (*p != ':')
-        return NULL;
-    p++;
-    while (*p == ' ')
+/*
+ * The header is a Python dict literal, e.g. {'descr': '<f4', 'fortran_order': False,
+ * 'shape': (2, 3), } padded with spaces and a newline. It is parsed as one, the way numpy's
+ * ast.literal_eval reads it: keys and values are tokens, not substrings, so a key inside a string
+ * cannot stand in for the real one (D14); a repeated key keeps its last value, as in Python; and
+ * the keys must be exactly descr, fortran_order and shape, or numpy itself refuses the file.
+ */
+typedef struct npy_hdr {
+    char descr[16];
+    int have_descr, descr_long, fortran, have_fortran, have_shape;
+    int ndim;
+    int64_t shape[8];
+} npy_hdr;
+
+static const char *skip_ws(const char *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
         p++;
     return p;
+}
+
+/* A quoted string without escapes (numpy never writes any): *s, *n; NULL if malformed. */
+static const char *parse_str(const char *p, const char **s, size_t *n) {
+    char q = *p;
+    if (q != '\'' && q != '"')
+        return NULL;
+    const char *e = p + 1;
+    while (*e && *e != q && *e != '\\' && *e != '\n')
+        e++;
+    if (*e != q)
+        return NULL;
+    *s = p + 1;
+    *n = (size_t)(e - p - 1);
+    return e + 1;
+}
+
+/* The shape tuple: "()", "(5,)", "(2, 3)" or "(2, 3,)"; "(5)" is an int, not a tuple. */
+static elm_status parse_shape(const char *path, const char **pp, npy_hdr *h) {
+    const char *p = *pp;
+    if (*p != '(')
+        return elm__fail(ELM_ERR_FORMAT, "%s: header's 'shape' is not a tuple of dimensions",
+                         path);
+    p = skip_ws(p + 1);
+    h->ndim = 0;
+    int commas = 0;
+    while (*p != ')') {
+        if (*p < '0' || *p > '9')
+            return elm__fail(ELM_ERR_FORMAT, "%s: malformed shape in header", path);
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (errno || v < 0)
+            return elm__fail(ELM_ERR_FORMAT, "%s: malformed shape in header", path);
+        if (h->ndim == 8)
+            return elm__fail(ELM_ERR_FORMAT, "%s: more than 8 dimensions", path);
+        h->shape[h->ndim++] = v;
+        p = skip_ws(end);
+        if (*p == ',') {
+            commas++;
+            p = skip_ws(p + 1);
+        } else if (*p != ')') {
+            return elm__fail(ELM_ERR_FORMAT, "%s: malformed shape in header (dimensions are "
+                                             "separated by commas)",
+                             path);
+        }
+    }
+    if (h->ndim == 1 && commas == 0)
+        return elm__fail(ELM_ERR_FORMAT, "%s: malformed shape in header (a 1-D shape is "
+                                         "written (n,))",
+                         path);
+    *pp = p + 1;
+    return ELM_OK;
+}
+
+static elm_status parse_header(const char *path, const char *hdr, npy_hdr *h) {
+    memset(h, 0, sizeof *h);
+    const char *p = skip_ws(hdr);
+    if (*p != '{')
+        return elm__fail(ELM_ERR_FORMAT, "%s: malformed header (not a dict literal)", path);
+    p = skip_ws(p + 1);
+    while (*p != '}') {
+        const char *k;
+        size_t kn;
+        const char *q = parse_str(p, &k, &kn);
+        if (!q)
+            return elm__fail(ELM_ERR_FORMAT, "%s: malformed header at byte %zu (a key must be a "
+                                             "quoted string)",
+                             path, (size_t)(p - hdr));
+        p = skip_ws(q);
+        if (*p != ':')
+            return elm__fail(ELM_ERR_FORMAT, "%s: malformed header at byte %zu (':' expected)",
+                             path, (size_t)(p - hdr));
+        p = skip_ws(p + 1);
+        elm_status st;
+        if (kn == 5 && !memcmp(k, "descr", 5)) {
+            const char *s;
+            size_t n;
+            q = parse_str(p, &s, &n);
+            if (!q)
+                return elm__fail(ELM_ERR_FORMAT, "%s: unsupported dtype (header's 'descr' is not "
+                                                 "a type string)",
+                                 path);
+            h->descr_long = n >= sizeof h->descr;
+            n = h->descr_long ? sizeof h->descr - 1 : n;
+            memcpy(h->descr, s, n);
+            h->descr[n] = 0;
+            h->have_descr = 1;
+            p = q;
+        } else if (kn == 13 && !memcmp(k, "fortran_order", 13)) {
+            if (!strncmp(p, "False", 5) || !strncmp(p, "True", 4)) {
+                h->fortran = *p == 'T';
+                p += h->fortran ? 4 : 5;
+                h->have_fortran = 1;
+            } else {
+                return elm__fail(ELM_ERR_FORMAT, "%s: header's 'fortran_order' is not True or "
+                                                 "False",
+                                 path);
+            }
+        } else if (kn == 5 && !memcmp(k, "shape", 5)) {
+            if ((st = parse_shape(path, &p, h)) != ELM_OK)
+                return st;
+            h->have_shape = 1;
+        } else {
+            return elm__fail(ELM_ERR_FORMAT, "%s: header has the key '%.*s'; a .npy header holds "
+                                             "exactly 'descr', 'fortran_order' and 'shape'",
+                             path, (int)(kn > 40 ? 40 : kn), k);
+        }
+        p = skip_ws(p);
+        if (*p == ',')
+            p = skip_ws(p + 1);
+        else if (*p != '}')
+            return elm__fail(ELM_ERR_FORMAT, "%s: malformed header at byte %zu (',' or '}' "
+                                             "expected)",
+                             path, (size_t)(p - hdr));
+    }
+    p = skip_ws(p + 1);
+    if (*p)
+        return elm__fail(ELM_ERR_FORMAT, "%s: malformed header at byte %zu (text after the dict)",
+                         path, (size_t)(p - hdr));
+    if (!h->have_descr)
+        return elm__fail(ELM_ERR_FORMAT, "%s: header has no 'descr'", path);
+    if (!h->have_fortran)
+        return elm__fail(ELM_ERR_FORMAT, "%s: header has no 'fortran_order'", path);
+    if (!h->have_shape)
+        return elm__fail(ELM_ERR_FORMAT, "%s: header has no 'shape'", path);
+    return ELM_OK;
 }
 
 elm_status elm_npy_load(const char *path, elm_array *out) {
@@ -206,58 +335,29 @@ elm_status elm_npy_load(const char *path, elm_array *out) {
     hdr[hlen] = 0;
     data_off += (long)hlen;
 
-    const char *p = dict_value(hdr, "descr");
-    char descr[16] = {0};
-    if (!p || *p != '\'') {
-        st = elm__fail(ELM_ERR_FORMAT, "%s: header has no 'descr'", path);
+    npy_hdr h;
+    if ((st = parse_header(path, hdr, &h)) != ELM_OK)
         goto done;
-    }
-    p++;
-    size_t dl = 0;
-    while (p[dl] && p[dl] != '\'' && dl < sizeof descr - 1)
-        dl++;
-    memcpy(descr, p, dl);
-    if (!parse_descr(descr, &out->dtype)) {
+    if (h.descr_long || !parse_descr(h.descr, &out->dtype)) {
         st = elm__fail(ELM_ERR_FORMAT, "%s: unsupported dtype '%s' (need little-endian numbers)",
-                       path, descr);
+                       path, h.descr);
         goto done;
     }
-    p = dict_value(hdr, "fortran_order");
-    if (!p || strncmp(p, "False", 5) != 0) {
+    if (h.fortran) {
         st = elm__fail(ELM_ERR_FORMAT, "%s: Fortran-ordered or unreadable array; save C order",
                        path);
         goto done;
     }
-    p = dict_value(hdr, "shape");
-    if (!p || *p != '(') {
-        st = elm__fail(ELM_ERR_FORMAT, "%s: header has no 'shape'", path);
-        goto done;
-    }
-    p++;
     size_t numel = 1;
-    for (;;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (*p == ')')
-            break;
-        char *end;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || errno) {
-            st = elm__fail(ELM_ERR_FORMAT, "%s: malformed shape in header", path);
-            goto done;
-        }
-        if (out->ndim == 8) {
-            st = elm__fail(ELM_ERR_FORMAT, "%s: more than 8 dimensions", path);
-            goto done;
-        }
-        out->shape[out->ndim++] = v;
+    out->ndim = h.ndim;
+    for (int d = 0; d < h.ndim; d++) {
+        int64_t v = h.shape[d];
+        out->shape[d] = v;
         if (v != 0 && numel > ELM_MAX_ALLOC / (size_t)v) {
             st = elm__fail(ELM_ERR_FORMAT, "%s: shape is absurdly large", path);
             goto done;
         }
         numel *= (size_t)v;
-        p = end;
     }
     out->numel = numel;
     size_t esz = elm__dtype_size(out->dtype);

@@ -622,10 +622,52 @@ static void test_npy(void) {
     npy_bad("descr unterminated", "{'descr': '<f4", 4, "unsupported dtype");
     npy_bad("fortran", "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 8,
             "Fortran-ordered");
-    npy_bad("no fortran_order", "{'descr': '<f4', 'shape': (2,), }", 8, "Fortran-ordered");
+    npy_bad("no fortran_order", "{'descr': '<f4', 'shape': (2,), }", 8,
+            "no 'fortran_order'");
     npy_bad("no shape", "{'descr': '<f4', 'fortran_order': False, }", 8, "no 'shape'");
     npy_bad("shape a list", "{'descr': '<f4', 'fortran_order': False, 'shape': [2], }", 8,
-            "no 'shape'");
+            "'shape' is not a tuple");
+    /* D14: the header is a dict literal, parsed as one (numpy's literal_eval), not searched. A
+     * decoy key inside a string value, or an extra key, made the old reader read another array
+     * (numpy refuses both); dimensions without commas were accepted. */
+    npy_bad("decoy key in a string",
+            "{'note': \"'shape': (2,)\", 'descr': '<f4', 'fortran_order': False, "
+            "'shape': (1,), }",
+            8, "header has the key 'note'");
+    npy_bad("decoy descr in a string",
+            "{'descr': \"x', 'descr': '<f4\", 'fortran_order': False, 'shape': (2,), }", 8,
+            "unsupported dtype 'x', 'descr': '");
+    npy_bad("extra key", "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", 8,
+            "header has the key 'x'");
+    npy_bad("no commas", "{'descr': '<f4', 'fortran_order': False, 'shape': (1 2 1), }", 8,
+            "separated by commas");
+    npy_bad("int, not a tuple", "{'descr': '<f4', 'fortran_order': False, 'shape': (2), }", 8,
+            "written (n,)");
+    npy_bad("text after the dict", "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } x",
+            8, "text after the dict");
+    npy_bad("key not a string", "{descr: '<f4', 'fortran_order': False, 'shape': (2,), }", 8,
+            "quoted string");
+    npy_bad("fortran_order a number", "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }", 8,
+            "not True or False");
+    /* What numpy accepts, elm accepts: double quotes, no trailing comma, a repeated key (the
+     * last wins, as in Python), newlines inside the dict. */
+    {
+        static const float two[2] = {1.5f, -2.0f};
+        const char *ok[] = {
+            "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1)}",
+            "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), 'descr': '<f4'}",
+            "{'descr': '<f4',\n 'fortran_order': False,\n 'shape': (2 ,) ,\n}",
+        };
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+            const char *p = npy_image("ok.npy", ok[i], two, 8);
+            elm_array ga;
+            CHECK_OK(elm_npy_load(p, &ga));
+            CHECK(ga.dtype == ELM_DT_F32 && ga.numel == 2 && elm_array_get(&ga, 1) == -2.0,
+                  "numpy-valid header %zu misread", i);
+            elm_array_free(&ga);
+        }
+    }
     npy_bad("negative dimension", "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", 8,
             "malformed shape");
     npy_bad("word in shape", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 8,

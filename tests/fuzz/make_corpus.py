@@ -169,6 +169,19 @@ def gen_npy():
     out("npy", "fortran", npy_bytes(np.asfortranarray(np.zeros((2, 3), dtype="<f4"))))
     out("npy", "big_endian", npy_bytes(np.zeros(3, dtype=">f4")))
 
+    # Headers numpy writes differently or refuses (D14): the header is a dict literal, parsed as
+    # one. Each is the 10-byte preamble, the dict padded to 64 bytes, and 8 bytes of data.
+    def hdr(d, data=b"\0" * 8):
+        n = len(d) + 1
+        n += (64 - (10 + n) % 64) % 64
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", n) + d.encode().ljust(n - 1) + b"\n" + data
+    out("npy", "hdr_double_quotes", hdr('{"descr": "<f4", "fortran_order": False, "shape": (2,)}'))
+    out("npy", "hdr_repeated_key",
+        hdr("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), 'descr': '<f4'}"))
+    out("npy", "hdr_decoy_key",
+        hdr("{'note': \"'shape': (2,)\", 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}"))
+    out("npy", "hdr_no_commas", hdr("{'descr': '<f4', 'fortran_order': False, 'shape': (1 2 1)}"))
+
 
 def gen_config():
     for name, c in MODELS.items():
