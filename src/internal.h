@@ -8,6 +8,7 @@
 #define ELM_INTERNAL_H
 
 #include "elm.h"
+#include "core/dtype.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,20 +123,6 @@ double elm_rng_normal(elm_rng *r);              /* standard normal (Box-Muller, 
 uint64_t elm_rng_below(elm_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 
 /* ---- .npy (numpy format 1.0/2.0/3.0, little-endian, C order) ---- */
-typedef enum {
-    ELM_DT_F16,
-    ELM_DT_F32,
-    ELM_DT_F64,
-    ELM_DT_I8,
-    ELM_DT_U8,
-    ELM_DT_I16,
-    ELM_DT_I32,
-    ELM_DT_I64,
-    ELM_DT_BOOL
-} elm__dtype;
-size_t elm__dtype_size(elm__dtype t);
-const char *elm__dtype_name(elm__dtype t); /* safetensors spelling: "F32", "I64", ... */
-
 typedef struct elm_array {
     elm__dtype dtype;
     int ndim;
@@ -151,7 +138,5 @@ elm_status elm_npy_save(const char *path, elm__dtype dtype, int ndim, const int6
                         const void *data);
 /* Converts element i of a numeric array to double (f16 included). */
 double elm_array_get(const elm_array *a, size_t i);
-float elm__half_to_float(uint16_t h);
-uint16_t elm__float_to_half(float f);
 
 #endif

@@ -1,10 +1,9 @@
 /*
  * forward.c - the public entry points of the forward pass, BPTT and streaming; they check their
- * arguments and dispatch to the float32 or float64 kernels (kernels.inc).
+ * arguments and dispatch through the model type's operations (model_internal.h), for the ELM to
+ * the float32 or float64 kernels (kernels.inc).
  */
 #include "model_internal.h"
-
-#include "elm_lstm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,37 +22,34 @@ static elm_status need(const elm_model *m, elm_dtype d, const char *fn) {
 
 elm_status elm_model_forward(elm_model *m, const float *x, float *y, int B, int T) {
     elm_status st = need(m, ELM_F32, "elm_model_forward");
-    if (st)
-        return st;
-    if (m->lstm)
-        return elm_lstm_forward(m->lstm, x, y, B, T);
-    return elm__forward_f32(m, x, y, B, T, 0);
+    return st ? st : m->ops->forward(m, x, y, B, T, 0);
 }
 
 elm_status elm_model_forward_f64(elm_model *m, const double *x, double *y, int B, int T) {
     elm_status st = need(m, ELM_F64, "elm_model_forward_f64");
-    if (st)
-        return st;
-    if (m->lstm)
-        return elm_lstm_forward_f64(m->lstm, x, y, B, T);
-    return elm__forward_f64(m, x, y, B, T, 0);
+    return st ? st : m->ops->forward(m, x, y, B, T, 0);
 }
 
 elm_status elm_model_forward_train(elm_model *m, const void *x, void *y, int B, int T) {
     if (!m)
         return elm__fail(ELM_ERR_ARG, "elm_model_forward_train: model is NULL");
-    if (m->lstm)
-        return elm_lstm_forward_train(m->lstm, x, y, B, T);
-    if (m->dtype == ELM_F64)
-        return elm__forward_f64(m, x, y, B, T, 1);
-    return elm__forward_f32(m, x, y, B, T, 1);
+    return m->ops->forward(m, x, y, B, T, 1);
 }
 
 elm_status elm_model_backward(elm_model *m, const void *dy) {
     if (!m)
         return elm__fail(ELM_ERR_ARG, "elm_model_backward: model is NULL");
-    if (m->lstm)
-        return elm_lstm_backward(m->lstm, dy);
+    return m->ops->backward(m, dy);
+}
+
+/* The ELM type's passes: the kernels of the model's dtype. */
+elm_status elm__elm_forward(elm_model *m, const void *x, void *y, int B, int T, int train) {
+    if (m->dtype == ELM_F64)
+        return elm__forward_f64(m, x, y, B, T, train);
+    return elm__forward_f32(m, x, y, B, T, train);
+}
+
+elm_status elm__elm_backward(elm_model *m, const void *dy) {
     if (m->dtype == ELM_F64)
         return elm__backward_f64(m, dy);
     return elm__backward_f32(m, dy);
@@ -79,9 +75,10 @@ elm_status elm_state_create(elm_state **out, const elm_model *m, int B) {
     *out = NULL;
     if (!m || B < 1)
         return elm__fail(ELM_ERR_ARG, "elm_state_create: need a model and B >= 1");
-    if (m->lstm)
-        return elm__fail(ELM_ERR_UNSUPPORTED, "elm_state_create: streaming is for ELM models, "
-                                              "not the LSTM baseline");
+    if (!m->ops->streams)
+        return elm__fail(ELM_ERR_UNSUPPORTED,
+                         "elm_state_create: streaming is for ELM models, not the %s baseline",
+                         m->ops->type == ELM_MODEL_LSTM ? "LSTM" : m->ops->name);
     elm_state *s = calloc(1, sizeof *s);
     if (!s)
         return elm__fail(ELM_ERR_NOMEM, "out of memory");

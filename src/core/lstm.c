@@ -1,5 +1,5 @@
 /*
- * lstm.c - the LSTM baseline (include/elm_lstm.h): PyTorch's nn.LSTM + nn.Linear, forward and
+ * lstm.c - the LSTM baseline (lstm.h): PyTorch's nn.LSTM + nn.Linear, forward and
  * backpropagation through time, float32 and float64, safetensors I/O.
  *
  * Invariant: the six tensors live in one flat block `params` in the order weight_ih, weight_hh,
@@ -13,8 +13,7 @@
  */
 #ifndef ELM_LSTM_KERNELS
 
-#include "elm_lstm.h"
-#include "model_internal.h"
+#include "lstm.h"
 
 #include <math.h>
 #include <omp.h>
@@ -26,7 +25,7 @@ static const char *const tensor_names[N_TENSORS] = {"lstm.weight_ih_l0", "lstm.w
                                                     "lstm.bias_ih_l0",   "lstm.bias_hh_l0",
                                                     "readout.weight",    "readout.bias"};
 
-struct elm_lstm {
+struct elm__lstm {
     int I, H, O;
     elm_dtype dtype;
     int threads;
@@ -49,7 +48,7 @@ static size_t real_size(elm_dtype d) {
     return d == ELM_F64 ? sizeof(double) : sizeof(float);
 }
 
-static int lstm_threads(const elm_lstm *m) {
+static int lstm_threads(const elm__lstm *m) {
     return m->threads > 0 ? m->threads : omp_get_max_threads();
 }
 
@@ -77,7 +76,7 @@ static int lstm_threads(const elm_lstm *m) {
 
 /* ---- Creation ---- */
 
-static elm_status build(elm_lstm **out, int I, int H, int O, elm_dtype dtype) {
+static elm_status build(elm__lstm **out, int I, int H, int O, elm_dtype dtype) {
     *out = NULL;
     if (I < 1 || H < 1 || O < 1)
         return elm__fail(ELM_ERR_ARG,
@@ -93,7 +92,7 @@ static elm_status build(elm_lstm **out, int I, int H, int O, elm_dtype dtype) {
                          "lstm: sizes too large (num_input %d, hidden %d, "
                          "num_output %d)",
                          I, H, O);
-    elm_lstm *m = calloc(1, sizeof *m);
+    elm__lstm *m = calloc(1, sizeof *m);
     if (!m)
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
     m->I = I;
@@ -118,7 +117,7 @@ static elm_status build(elm_lstm **out, int I, int H, int O, elm_dtype dtype) {
     m->params = elm__alloc_aligned(bytes);
     m->grads = elm__alloc_aligned(bytes);
     if (!m->params || !m->grads) {
-        elm_lstm_free(m);
+        elm__lstm_free(m);
         return elm__fail(ELM_ERR_NOMEM, "out of memory for %zu LSTM parameters", off);
     }
     memset(m->params, 0, bytes);
@@ -127,12 +126,12 @@ static elm_status build(elm_lstm **out, int I, int H, int O, elm_dtype dtype) {
     return ELM_OK;
 }
 
-elm_status elm_lstm_create(elm_lstm **out, int num_input, int hidden, int num_output,
+elm_status elm__lstm_create(elm__lstm **out, int num_input, int hidden, int num_output,
                            elm_dtype dtype, uint64_t seed) {
     elm_status st = build(out, num_input, hidden, num_output, dtype);
     if (st)
         return st;
-    elm_lstm *m = *out;
+    elm__lstm *m = *out;
     /* nn.LSTM draws every weight and bias from U(-1/sqrt(H), 1/sqrt(H)); nn.Linear(H, O) uses
      * kaiming_uniform(a=sqrt(5)) for the weight and U(-1/sqrt(fan_in)) for the bias, which is the
      * same bound since fan_in = H. */
@@ -149,7 +148,7 @@ elm_status elm_lstm_create(elm_lstm **out, int num_input, int hidden, int num_ou
     return ELM_OK;
 }
 
-void elm_lstm_free(elm_lstm *m) {
+void elm__lstm_free(elm__lstm *m) {
     if (!m)
         return;
     elm__free_aligned(m->params);
@@ -162,37 +161,37 @@ void elm_lstm_free(elm_lstm *m) {
     free(m);
 }
 
-int elm_lstm_num_input(const elm_lstm *m) {
+int elm__lstm_num_input(const elm__lstm *m) {
     return m->I;
 }
-int elm_lstm_hidden(const elm_lstm *m) {
+int elm__lstm_hidden(const elm__lstm *m) {
     return m->H;
 }
-int elm_lstm_num_output(const elm_lstm *m) {
+int elm__lstm_num_output(const elm__lstm *m) {
     return m->O;
 }
-elm_dtype elm_lstm_dtype(const elm_lstm *m) {
+elm_dtype elm__lstm_dtype(const elm__lstm *m) {
     return m->dtype;
 }
-size_t elm_lstm_num_params(const elm_lstm *m) {
+size_t elm__lstm_num_params(const elm__lstm *m) {
     return m->n;
 }
-void *elm_lstm_params(elm_lstm *m) {
+void *elm__lstm_params(elm__lstm *m) {
     return m->params;
 }
-void *elm_lstm_grads(elm_lstm *m) {
+void *elm__lstm_grads(elm__lstm *m) {
     return m->grads;
 }
-void elm_lstm_set_threads(elm_lstm *m, int threads) {
+void elm__lstm_set_threads(elm__lstm *m, int threads) {
     m->threads = threads < 0 ? 0 : threads;
 }
 
-int elm_lstm_num_tensors(const elm_lstm *m) {
+int elm__lstm_num_tensors(const elm__lstm *m) {
     (void)m;
     return N_TENSORS;
 }
 
-elm_status elm_lstm_tensor(const elm_lstm *m, int i, elm_tensor *out) {
+elm_status elm__lstm_tensor(const elm__lstm *m, int i, elm_tensor *out) {
     if (i < 0 || i >= N_TENSORS)
         return elm__fail(ELM_ERR_ARG, "lstm: tensor index %d out of range [0, %d)", i, N_TENSORS);
     size_t rs = real_size(m->dtype);
@@ -209,7 +208,7 @@ elm_status elm_lstm_tensor(const elm_lstm *m, int i, elm_tensor *out) {
 
 /* ---- Passes ---- */
 
-static elm_status check_call(const elm_lstm *m, elm_dtype want, const void *x, const void *y, int B,
+static elm_status check_call(const elm__lstm *m, elm_dtype want, const void *x, const void *y, int B,
                              int T) {
     if (m->dtype != want)
         return elm__fail(ELM_ERR_ARG, "lstm: the model is %s but the call is for %s",
@@ -220,12 +219,12 @@ static elm_status check_call(const elm_lstm *m, elm_dtype want, const void *x, c
     return ELM_OK;
 }
 
-elm_status elm_lstm_forward(elm_lstm *m, const float *x, float *y, int B, int T) {
+elm_status elm__lstm_forward(elm__lstm *m, const float *x, float *y, int B, int T) {
     elm_status st = check_call(m, ELM_F32, x, y, B, T);
     return st ? st : forward_f32(m, x, y, B, T, 0);
 }
 
-elm_status elm_lstm_forward_f64(elm_lstm *m, const double *x, double *y, int B, int T) {
+elm_status elm__lstm_forward_f64(elm__lstm *m, const double *x, double *y, int B, int T) {
     elm_status st = check_call(m, ELM_F64, x, y, B, T);
     return st ? st : forward_f64(m, x, y, B, T, 0);
 }
@@ -244,7 +243,7 @@ static int grow(void **p, size_t *cap, size_t reals, size_t rs) {
     return 1;
 }
 
-elm_status elm_lstm_forward_train(elm_lstm *m, const void *x, void *y, int B, int T) {
+elm_status elm__lstm_forward_train(elm__lstm *m, const void *x, void *y, int B, int T) {
     elm_status st = check_call(m, m->dtype, x, y, B, T);
     if (st)
         return st;
@@ -266,7 +265,7 @@ elm_status elm_lstm_forward_train(elm_lstm *m, const void *x, void *y, int B, in
     return st;
 }
 
-elm_status elm_lstm_backward(elm_lstm *m, const void *dy) {
+elm_status elm__lstm_backward(elm__lstm *m, const void *dy) {
     if (!m->ready)
         return elm__fail(ELM_ERR_ARG, "lstm: backward needs a forward_train first");
     if (!dy)
@@ -278,11 +277,11 @@ elm_status elm_lstm_backward(elm_lstm *m, const void *dy) {
     return m->dtype == ELM_F64 ? backward_f64(m, dy) : backward_f32(m, dy);
 }
 
-void elm_lstm_zero_grad(elm_lstm *m) {
+void elm__lstm_zero_grad(elm__lstm *m) {
     memset(m->grads, 0, m->n * real_size(m->dtype));
 }
 
-double elm_lstm_clip_grad_norm(elm_lstm *m, double max_norm) {
+double elm__lstm_clip_grad_norm(elm__lstm *m, double max_norm) {
     double ss = 0;
     for (size_t i = 0; i < m->n; i++) {
         double g = m->dtype == ELM_F64 ? ((double *)m->grads)[i] : (double)((float *)m->grads)[i];
@@ -306,18 +305,7 @@ double elm_lstm_clip_grad_norm(elm_lstm *m, double max_norm) {
 
 /* ---- Files ---- */
 
-/* path, or path/model.safetensors when path is a folder or ends in '/' (malloc'd). */
-static char *file_path(const char *path) {
-    size_t n = strlen(path);
-    if (elm__is_dir(path) || (n && path[n - 1] == '/'))
-        return elm__path_join(path, "model.safetensors");
-    return elm__strdup(path);
-}
-
-elm_status elm_lstm_save(const elm_lstm *m, const char *path) {
-    char *p = file_path(path);
-    if (!p)
-        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+elm_status elm__lstm_to_st(const elm__lstm *m, const char *path) {
     size_t rs = real_size(m->dtype);
     elm__st_out t[N_TENSORS];
     for (int k = 0; k < N_TENSORS; k++) {
@@ -335,88 +323,76 @@ elm_status elm_lstm_save(const elm_lstm *m, const char *path) {
     const char *kv[] = {"model_type",  "lstm", "num_input",  vi,
                         "hidden_size", vh,     "num_output", vo,
                         "format",      "pt",   "written_by", "elm " ELM_VERSION_STRING};
-    elm_status st = elm__st_write(p, t, N_TENSORS, kv, 6);
-    free(p);
-    return st;
+    return elm__st_write(path, t, N_TENSORS, kv, 6);
 }
 
-elm_status elm_lstm_load(elm_lstm **out, const char *path, elm_dtype dtype) {
-    *out = NULL;
-    char *p = file_path(path);
-    if (!p)
-        return elm__fail(ELM_ERR_NOMEM, "out of memory");
-    elm__st_file f;
-    elm_status st = elm__st_read(&f, p);
-    if (st) {
-        free(p);
-        return st;
-    }
-    const elm__st_tensor *t[N_TENSORS];
-    for (int k = 0; k < N_TENSORS && !st; k++) {
-        t[k] = elm__st_find(&f, tensor_names[k]);
+int elm__lstm_st_is_lstm(const elm__st_file *f) {
+    return elm__st_find(f, tensor_names[T_WIH]) != NULL;
+}
+
+/* The six tensors of f, each with its expected number of dimensions. */
+static elm_status find_tensors(const elm__st_file *f, const elm__st_tensor *t[N_TENSORS]) {
+    for (int k = 0; k < N_TENSORS; k++) {
+        int nd = k == T_WIH || k == T_WHH || k == T_RW ? 2 : 1;
+        t[k] = elm__st_find(f, tensor_names[k]);
         if (!t[k])
-            st = elm__fail(ELM_ERR_FORMAT, "%s: no tensor '%s' (not an LSTM model)", p,
-                           tensor_names[k]);
-        else if (t[k]->ndim != (k == T_WIH || k == T_WHH || k == T_RW ? 2 : 1))
-            st = elm__fail(ELM_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, expected %d", p,
-                           tensor_names[k], t[k]->ndim,
-                           k == T_WIH || k == T_WHH || k == T_RW ? 2 : 1);
+            return elm__fail(ELM_ERR_FORMAT, "%s: no tensor '%s' (not an LSTM model)", f->path,
+                             tensor_names[k]);
+        if (t[k]->ndim != nd)
+            return elm__fail(ELM_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, expected %d",
+                             f->path, tensor_names[k], t[k]->ndim, nd);
     }
-    elm_lstm *m = NULL;
-    if (!st) {
-        /* Sizes from the shapes: weight_ih (4H, I), readout.weight (O, H). */
-        int64_t G = t[T_WIH]->shape[0], I = t[T_WIH]->shape[1], O = t[T_RW]->shape[0];
-        if (G < 4 || G % 4 || G / 4 > INT32_MAX || I < 1 || I > INT32_MAX || O < 1 || O > INT32_MAX)
-            st = elm__fail(ELM_ERR_SHAPE,
-                           "%s: lstm.weight_ih_l0 is [%lld, %lld], expected "
-                           "[4 * hidden, num_input]",
-                           p, (long long)G, (long long)I);
-        else
-            st = build(&m, (int)I, (int)(G / 4), (int)O, dtype);
-    }
-    for (int k = 0; k < N_TENSORS && !st; k++) {
+    return ELM_OK;
+}
+
+/* Copies the tensors into m after checking each shape against m's sizes. */
+static elm_status copy_tensors(elm__lstm *m, const elm__st_file *f,
+                               const elm__st_tensor *const t[N_TENSORS]) {
+    for (int k = 0; k < N_TENSORS; k++) {
         int64_t r = m->shape[k][0], c = m->shape[k][1];
-        int two = c != 0;
-        if (t[k]->shape[0] != r || (two && t[k]->shape[1] != c))
-            st = two ? elm__fail(ELM_ERR_SHAPE,
-                                 "%s: tensor '%s' is [%lld, %lld], expected "
-                                 "[%lld, %lld]",
-                                 p, tensor_names[k], (long long)t[k]->shape[0],
-                                 (long long)t[k]->shape[1], (long long)r, (long long)c)
-                     : elm__fail(ELM_ERR_SHAPE, "%s: tensor '%s' is [%lld], expected [%lld]", p,
-                                 tensor_names[k], (long long)t[k]->shape[0], (long long)r);
-        else
-            st = elm__st_copy_real(&f, t[k], (char *)m->params + m->off[k] * real_size(dtype),
-                                   dtype);
+        if (c && (t[k]->shape[0] != r || t[k]->shape[1] != c))
+            return elm__fail(ELM_ERR_SHAPE, "%s: tensor '%s' is [%lld, %lld], expected [%lld, %lld]",
+                             f->path, tensor_names[k], (long long)t[k]->shape[0],
+                             (long long)t[k]->shape[1], (long long)r, (long long)c);
+        if (!c && t[k]->shape[0] != r)
+            return elm__fail(ELM_ERR_SHAPE, "%s: tensor '%s' is [%lld], expected [%lld]", f->path,
+                             tensor_names[k], (long long)t[k]->shape[0], (long long)r);
+        elm_status st = elm__st_copy_real(f, t[k], (char *)m->params + m->off[k] * real_size(m->dtype),
+                                          m->dtype);
+        if (st)
+            return st;
     }
     /* A model with NaN or infinite weights would only produce garbage later: say so now. */
-    for (size_t i = 0; !st && i < m->n; i++) {
-        double v = dtype == ELM_F64 ? ((double *)m->params)[i] : (double)((float *)m->params)[i];
+    for (size_t i = 0; i < m->n; i++) {
+        double v = m->dtype == ELM_F64 ? ((double *)m->params)[i] : (double)((float *)m->params)[i];
         if (!isfinite(v))
-            st = elm__fail(ELM_ERR_NUMERIC, "%s: non-finite parameter value", p);
+            return elm__fail(ELM_ERR_NUMERIC, "%s: non-finite parameter value", f->path);
     }
-    elm__st_free(&f);
-    free(p);
+    return ELM_OK;
+}
+
+elm_status elm__lstm_from_st(elm__lstm **out, const elm__st_file *f, elm_dtype dtype) {
+    *out = NULL;
+    const elm__st_tensor *t[N_TENSORS];
+    elm_status st = find_tensors(f, t);
+    if (st)
+        return st;
+    /* Sizes from the shapes: weight_ih (4H, I), readout.weight (O, H). */
+    int64_t G = t[T_WIH]->shape[0], I = t[T_WIH]->shape[1], O = t[T_RW]->shape[0];
+    if (G < 4 || G % 4 || G / 4 > INT32_MAX || I < 1 || I > INT32_MAX || O < 1 || O > INT32_MAX)
+        return elm__fail(ELM_ERR_SHAPE,
+                         "%s: lstm.weight_ih_l0 is [%lld, %lld], expected [4 * hidden, num_input]",
+                         f->path, (long long)G, (long long)I);
+    elm__lstm *m = NULL;
+    st = build(&m, (int)I, (int)(G / 4), (int)O, dtype);
+    if (!st)
+        st = copy_tensors(m, f, t);
     if (st) {
-        elm_lstm_free(m);
+        elm__lstm_free(m);
         return st;
     }
     *out = m;
     return ELM_OK;
-}
-
-int elm_lstm_file_is_lstm(const char *path) {
-    char *p = file_path(path);
-    if (!p)
-        return 0;
-    elm__st_file f;
-    int yes = 0;
-    if (elm__st_read(&f, p) == ELM_OK) {
-        yes = elm__st_find(&f, tensor_names[T_WIH]) != NULL;
-        elm__st_free(&f);
-    }
-    free(p);
-    return yes;
 }
 
 #else /* ELM_LSTM_KERNELS: instantiated for real = float and real = double above. */
@@ -443,7 +419,7 @@ static real FN(sigmoid)(real a) {
  * hidden states (T, H) of every step are written to gs/cs/hs; without, gs holds one step and
  * cs/hs two (the current and the previous step alternate). idx/val: (I) scratch.
  */
-static void FN(sample_forward)(const elm_lstm *m, const real *x, real *y, int T, real *gs, real *cs,
+static void FN(sample_forward)(const elm__lstm *m, const real *x, real *y, int T, real *gs, real *cs,
                                real *hs, int keep, int *idx, real *val) {
     const int I = m->I, H = m->H, O = m->O, G = 4 * H;
     const real *P = m->params;
@@ -489,7 +465,7 @@ static void FN(sample_forward)(const elm_lstm *m, const real *x, real *y, int T,
     }
 }
 
-static elm_status FN(forward)(elm_lstm *m, const real *x, real *y, int B, int T, int keep) {
+static elm_status FN(forward)(elm__lstm *m, const real *x, real *y, int B, int T, int keep) {
     const int I = m->I, H = m->H, O = m->O;
     const size_t tg = (size_t)T * 4 * (size_t)H, th = (size_t)T * (size_t)H;
     const int nt = lstm_threads(m);
@@ -523,7 +499,7 @@ static elm_status FN(forward)(elm_lstm *m, const real *x, real *y, int B, int T,
  * Backpropagation through time for sample b: dy (T, O) -> g (n), the sample's gradient (g is
  * overwritten). tmp: (7H) scratch, idx/val: (I).
  */
-static void FN(sample_backward)(const elm_lstm *m, int b, const real *dy, real *g, real *tmp,
+static void FN(sample_backward)(const elm__lstm *m, int b, const real *dy, real *g, real *tmp,
                                 int *idx, real *val) {
     const int I = m->I, H = m->H, O = m->O, G = 4 * H, T = m->T;
     const real *P = m->params;
@@ -591,7 +567,7 @@ static void FN(sample_backward)(const elm_lstm *m, int b, const real *dy, real *
     }
 }
 
-static elm_status FN(backward)(elm_lstm *m, const real *dy) {
+static elm_status FN(backward)(elm__lstm *m, const real *dy) {
     const int B = m->B, T = m->T, H = m->H, O = m->O, I = m->I;
     const size_t n = m->n;
     real *gs = m->gs;

@@ -1,21 +1,17 @@
 /*
  * model.c - configuration -> parameter table, initialisation as the reference does, routing,
- * and the model's small accessors.
+ * the ELM type's operation table, and the model's small accessors.
  *
  * The table lists every tensor of the reference's state dict with its shape and offset in the
  * parameter block; load, save, the optimiser and the tests all walk it.
  */
 #include "model_internal.h"
 
-#include "elm_lstm.h"
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static size_t dsize(elm_dtype d) {
-    return d == ELM_F64 ? sizeof(double) : sizeof(float);
-}
+#define dsize elm__real_size
 
 static void add_tensor(elm_model *m, const char *name, int ndim, int d0, int d1, int trainable) {
     elm__ptensor *t = &m->t[m->n_tensors++];
@@ -40,6 +36,7 @@ static elm_status build(elm_model **out, const elm_config *cfg_in, elm_dtype dty
     elm_model *m = calloc(1, sizeof *m);
     if (!m)
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    m->ops = &elm__elm_ops;
     m->cfg = cfg;
     m->dtype = dtype;
     m->I = cfg.num_input;
@@ -149,7 +146,6 @@ static void make_routing(elm_model *m, elm_rng *rng) {
     }
 }
 
-elm_status elm__model_set_routing(elm_model *m, const int64_t *idx, const double *mask);
 elm_status elm__model_set_routing(elm_model *m, const int64_t *idx, const double *mask) {
     for (int k = 0; k < m->S; k++) {
         if (idx[k] < 0 || idx[k] >= m->I)
@@ -163,7 +159,6 @@ elm_status elm__model_set_routing(elm_model *m, const int64_t *idx, const double
     return ELM_OK;
 }
 
-elm_status elm__model_build(elm_model **out, const elm_config *cfg, elm_dtype dtype);
 elm_status elm__model_build(elm_model **out, const elm_config *cfg, elm_dtype dtype) {
     elm_status st = build(out, cfg, dtype);
     if (st == ELM_OK && !(*out)->routed)
@@ -178,11 +173,24 @@ static void put(elm_model *m, size_t off, double v) {
         ((float *)m->params)[off] = (float)v;
 }
 
+const elm__model_ops *elm__model_ops_for(elm_model_type type) {
+#define ELM_X_TYPE(ops) if (ops.type == type) return &ops;
+    ELM_MODEL_TYPES(ELM_X_TYPE)
+#undef ELM_X_TYPE
+    return NULL;
+}
+
 elm_status elm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dtype,
                             uint64_t seed) {
     *out = NULL;
-    if (cfg->model_type == ELM_MODEL_LSTM)
-        return elm__lstm_model_create(out, cfg, dtype, seed);
+    const elm__model_ops *ops = elm__model_ops_for(cfg->model_type);
+    if (!ops)
+        return elm__fail(ELM_ERR_CONFIG, "unknown model_type %d", (int)cfg->model_type);
+    return ops->create(out, cfg, dtype, seed);
+}
+
+static elm_status elm_create(elm_model **out, const elm_config *cfg, elm_dtype dtype,
+                             uint64_t seed) {
     elm_model *m;
     elm_status st = build(&m, cfg, dtype);
     if (st)
@@ -225,12 +233,11 @@ elm_status elm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dt
 }
 
 void elm_model_free(elm_model *m) {
-    if (!m)
-        return;
-    if (m->lstm) {
-        elm__lstm_model_free(m);
-        return;
-    }
+    if (m)
+        m->ops->destroy(m);
+}
+
+static void elm_destroy(elm_model *m) {
     elm__free_aligned(m->params);
     elm__free_aligned(m->grads);
     if (m->dtype == ELM_F64)
@@ -248,8 +255,10 @@ void elm_model_free(elm_model *m) {
 
 elm_status elm_model_clone(elm_model **out, const elm_model *src, elm_dtype dtype) {
     *out = NULL;
-    if (src->lstm)
-        return elm__lstm_model_clone(out, src, dtype);
+    return src->ops->clone(out, src, dtype);
+}
+
+static elm_status elm_clone(elm_model **out, const elm_model *src, elm_dtype dtype) {
     elm_model *m;
     elm_status st = build(&m, &src->cfg, dtype);
     if (st)
@@ -341,8 +350,8 @@ void elm_model_set_checkpoint_stride(elm_model *m, int stride) {
 
 void elm_model_set_threads(elm_model *m, int threads) {
     m->threads = threads < 0 ? 0 : threads;
-    if (m->lstm)
-        elm_lstm_set_threads(m->lstm, m->threads);
+    if (m->ops->set_threads)
+        m->ops->set_threads(m);
 }
 
 void elm_model_set_general_path(elm_model *m, int on) {
@@ -351,8 +360,11 @@ void elm_model_set_general_path(elm_model *m, int on) {
 }
 
 void elm__refresh(elm_model *m) {
-    if (m->lstm)
-        return; /* the LSTM derives nothing from its parameters */
+    if (m->ops->refresh)
+        m->ops->refresh(m);
+}
+
+static void elm_refresh(elm_model *m) {
     if (m->dtype == ELM_F64)
         elm__refresh_f64(m);
     else
@@ -379,3 +391,25 @@ int elm__branch_traces(const elm_model *m) {
         }
     return 1;
 }
+
+static int elm_recognises(const elm__st_file *f) {
+    (void)f;
+    return 1; /* the last type offered a file: anything not claimed by another */
+}
+
+const elm__model_ops elm__elm_ops = {
+    .type = ELM_MODEL_ELM,
+    .name = "elm",
+    .create = elm_create,
+    .destroy = elm_destroy,
+    .clone = elm_clone,
+    .forward = elm__elm_forward,
+    .forward_sparse = elm__elm_forward_sparse,
+    .backward = elm__elm_backward,
+    .refresh = elm_refresh,
+    .set_threads = NULL,
+    .recognises = elm_recognises,
+    .from_st = elm__elm_from_st,
+    .to_st = elm__elm_to_st,
+    .streams = 1,
+};

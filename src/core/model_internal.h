@@ -5,15 +5,23 @@
  * dtype, trainable tensors first, so gradients and optimiser moments are one flat array of
  * `n_train` elements with the same offsets. Routing (indices and mask) is integer data kept beside
  * the block. Everything derived from parameters (w_s, kappas) is recomputed before each pass.
+ *
+ * A model has a type (the ELM neuron, or the LSTM baseline) whose operations sit behind a small
+ * function table, elm__model_ops: the public entry points check their arguments and dispatch
+ * through it, so no public call asks which type it holds. The ELM's table is in model.c, the
+ * LSTM's in model_lstm.c; the file format of each is in model_io.c and lstm.c.
  */
 #ifndef ELM_MODEL_INTERNAL_H
 #define ELM_MODEL_INTERNAL_H
 
 #include "internal.h"
+#include "st.h"
 
 #define ELM_MAX_TENSORS 64
 #define ELM_MAX_LAYERS 29 /* mlp_num_layers + 1 linear layers, with names up to network.58 */
 #define ELM_LANES 8       /* samples advanced together in one group (SIMD lanes) */
+
+typedef struct elm__model_ops elm__model_ops;
 
 typedef struct elm__ptensor {
     char name[40];
@@ -25,7 +33,9 @@ typedef struct elm__ptensor {
 } elm__ptensor;
 
 struct elm_model {
-    elm_config cfg; /* resolved */
+    const elm__model_ops *ops; /* the model type's operations */
+    void *impl;                /* the type's own object (the LSTM's elm__lstm); NULL for ELM */
+    elm_config cfg;            /* resolved */
     elm_dtype dtype;
     /* Sizes (letters as in elm.h); P synapses per branch, L linear layers in the MLP, K = R + M. */
     int I, O, M, H, R, P, S, L, K;
@@ -65,8 +75,6 @@ struct elm_model {
     /* Training workspace (see kernels.inc). */
     void *ws; /* ws_t of kernels.inc: records of the last forward_train */
 
-    /* model_type lstm: the LSTM baseline owns params and grads; nothing above is used. */
-    struct elm_lstm *lstm;
     int ws_ready;           /* a forward_train result is waiting for backward */
 
     /* Kernel-private packed copies of the weights for the fast paths (kernels.inc's fast_t),
@@ -109,58 +117,65 @@ void elm__step_f64(const elm_model *m, double *state, void *scratch, int B, cons
 void elm__ws_release_f32(elm_model *m);
 void elm__ws_release_f64(elm_model *m);
 
-/* The LSTM baseline behind elm_model (model_lstm.c). */
-elm_status elm__lstm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dtype,
-                                  uint64_t seed);
-elm_status elm__lstm_model_load(elm_model **out, const char *path, elm_dtype dtype);
-elm_status elm__lstm_model_save(const elm_model *m, const char *path);
-elm_status elm__lstm_model_clone(elm_model **out, const elm_model *src, elm_dtype dtype);
-void elm__lstm_model_free(elm_model *m);
+/*
+ * The operations of one model type. x, y and dy are in the model's dtype; the public entry
+ * points have checked the model, its dtype and (for sparse input) the rows before calling.
+ */
+struct elm__model_ops {
+    elm_model_type type;
+    const char *name; /* "elm", "lstm": for messages */
+    /* A fresh model (parameters drawn from seed) of a configuration of this type. */
+    elm_status (*create)(elm_model **out, const elm_config *cfg, elm_dtype dtype, uint64_t seed);
+    void (*destroy)(elm_model *m);
+    elm_status (*clone)(elm_model **out, const elm_model *src, elm_dtype dtype);
+    elm_status (*forward)(elm_model *m, const void *x, void *y, int B, int T, int train);
+    elm_status (*forward_sparse)(elm_model *m, const elm_sparse_input *x, void *y, int B, int T,
+                                 int train);
+    elm_status (*backward)(elm_model *m, const void *dy);
+    /* Recomputes what the type derives from its parameters; NULL when it derives nothing. */
+    void (*refresh)(elm_model *m);
+    /* Applies m->threads to the type's own object; NULL when m->threads is all it reads. */
+    void (*set_threads)(elm_model *m);
+    /* Loading: whether a parsed file holds this type, and the model in it. cfg_path names a
+     * model_config.json that may exist (NULL: none); in_folder is 1 when the model was named by
+     * its folder, where that file takes precedence over the file's __metadata__. */
+    int (*recognises)(const elm__st_file *f);
+    elm_status (*from_st)(elm_model **out, const elm__st_file *f, const char *cfg_path,
+                          int in_folder, elm_dtype dtype);
+    /* Writes the model's tensors and metadata as one safetensors file at `path`. */
+    elm_status (*to_st)(const elm_model *m, const char *path);
+    int streams; /* supports elm_state (step-by-step simulation) */
+};
+
+/* The types, in the order a file is offered to their recognises(); the last one, ELM, takes any
+ * file. */
+extern const elm__model_ops elm__elm_ops;  /* model.c */
+extern const elm__model_ops elm__lstm_ops; /* model_lstm.c */
+#define ELM_MODEL_TYPES(X) X(elm__lstm_ops) X(elm__elm_ops)
+/* The operations of a configuration's model_type. */
+const elm__model_ops *elm__model_ops_for(elm_model_type type);
+
+/* ELM: the table's pieces in the files that implement them. */
+elm_status elm__elm_forward(elm_model *m, const void *x, void *y, int B, int T, int train);
+elm_status elm__elm_backward(elm_model *m, const void *dy);
+elm_status elm__elm_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B, int T,
+                                   int train);
+elm_status elm__elm_from_st(elm_model **out, const elm__st_file *f, const char *cfg_path,
+                            int in_folder, elm_dtype dtype);
+elm_status elm__elm_to_st(const elm_model *m, const char *path);
+/* An ELM model of a configuration with zeroed parameters and identity routing (or, unrouted,
+ * its inverse map built): load fills it. */
+elm_status elm__model_build(elm_model **out, const elm_config *cfg, elm_dtype dtype);
+/* Sets the routing (idx in [0, I), mask != 0 = valid) and rebuilds the inverse map; an index out
+ * of range is ELM_ERR_FORMAT. */
+elm_status elm__model_set_routing(elm_model *m, const int64_t *idx, const double *mask);
+
+/* Element size of a model dtype. */
+static inline size_t elm__real_size(elm_dtype d) {
+    return d == ELM_F64 ? sizeof(double) : sizeof(float);
+}
 
 /* 1 when the v1 per-synapse traces of every branch share one tau_s (or v2): branch traces. */
 int elm__branch_traces(const elm_model *m);
-
-/* Safetensors I/O shared by the model, optimiser and CLI. */
-typedef struct elm__st_tensor {
-    char *name;
-    elm__dtype dtype;
-    int ndim;
-    int64_t shape[8];
-    size_t numel;
-    const void *data; /* points into the file buffer */
-} elm__st_tensor;
-
-typedef struct elm__st_file {
-    char *buf; /* whole file */
-    size_t len;
-    int n;
-    elm__st_tensor *t;
-    void *meta; /* cJSON object of __metadata__ or NULL */
-    const char *path;
-} elm__st_file;
-
-elm_status elm__st_read(elm__st_file *f, const char *path);
-/*
- * Parses a safetensors image of `len` bytes: the same checks as elm__st_read, which is read-file
- * plus this. `buf` must come from malloc and is owned by f from the call on (freed by
- * elm__st_free, or here on failure); `path` names the source in messages and must outlive f.
- */
-elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *path);
-void elm__st_free(elm__st_file *f);
-const elm__st_tensor *elm__st_find(const elm__st_file *f, const char *name);
-/* Copies a float tensor's elements into dst of `dtype` (F16/F32/F64 sources). */
-elm_status elm__st_copy_real(const elm__st_file *f, const elm__st_tensor *t, void *dst,
-                             elm_dtype dtype);
-
-typedef struct elm__st_out {
-    const char *name;
-    elm__dtype dtype;
-    int ndim;
-    int64_t shape[8];
-    const void *data;
-} elm__st_out;
-/* Writes tensors (and string metadata pairs, may be NULL) atomically. */
-elm_status elm__st_write(const char *path, const elm__st_out *t, int n, const char *const *meta_kv,
-                         int n_meta);
 
 #endif

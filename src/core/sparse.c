@@ -35,51 +35,24 @@ static elm_status check(const elm_model *m, const elm_sparse_input *x, int B, in
     return ELM_OK;
 }
 
-/* The LSTM baseline has no sparse kernels: it gets the dense rows the spike lists describe. */
-static elm_status dense_lstm(elm_model *m, const elm_sparse_input *x, void *y, int B, int T,
-                             int train) {
-    const size_t rows = (size_t)B * (size_t)T, I = (size_t)m->I;
-    const int f64 = m->dtype == ELM_F64;
-    void *d = calloc(rows * I, f64 ? sizeof(double) : sizeof(float));
-    if (!d)
-        return elm__fail(ELM_ERR_NOMEM, "out of memory for %zu dense input rows", rows);
-    for (size_t r = 0; r < rows; r++)
-        for (int64_t k = x->ptr[r]; k < x->ptr[r + 1]; k++) {
-            size_t at = r * I + (size_t)x->idx[k];
-            if (f64)
-                ((double *)d)[at] = x->val ? ((const double *)x->val)[k] : 1.0;
-            else
-                ((float *)d)[at] = x->val ? ((const float *)x->val)[k] : 1.0f;
-        }
-    elm_status st = train ? elm_model_forward_train(m, d, y, B, T)
-                    : f64 ? elm_model_forward_f64(m, d, y, B, T)
-                          : elm_model_forward(m, d, y, B, T);
-    free(d);
-    return st;
-}
-
 elm_status elm_model_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
                                     int T) {
     elm_status st = check(m, x, B, T, "elm_model_forward_sparse");
-    if (st)
-        return st;
-    if (m->lstm)
-        return dense_lstm(m, x, y, B, T, 0);
-    if (m->dtype == ELM_F64)
-        return elm__forward_sparse_f64(m, x, y, B, T, 0);
-    return elm__forward_sparse_f32(m, x, y, B, T, 0);
+    return st ? st : m->ops->forward_sparse(m, x, y, B, T, 0);
 }
 
 elm_status elm_model_forward_train_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
                                           int T) {
     elm_status st = check(m, x, B, T, "elm_model_forward_train_sparse");
-    if (st)
-        return st;
-    if (m->lstm)
-        return dense_lstm(m, x, y, B, T, 1);
+    return st ? st : m->ops->forward_sparse(m, x, y, B, T, 1);
+}
+
+/* The ELM type's sparse pass: the kernels of the model's dtype. */
+elm_status elm__elm_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B, int T,
+                                   int train) {
     if (m->dtype == ELM_F64)
-        return elm__forward_sparse_f64(m, x, y, B, T, 1);
-    return elm__forward_sparse_f32(m, x, y, B, T, 1);
+        return elm__forward_sparse_f64(m, x, y, B, T, train);
+    return elm__forward_sparse_f32(m, x, y, B, T, train);
 }
 
 void elm__spike_lists_free(elm__spike_lists *L) {

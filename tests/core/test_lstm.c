@@ -1,10 +1,10 @@
 /*
- * test_lstm.c - the LSTM baseline (elm_lstm.h): forward against a plain dense implementation of
+ * test_lstm.c - the LSTM baseline (elm__lstm.h): forward against a plain dense implementation of
  * PyTorch's nn.LSTM equations written here independently, a hand-computed one-unit case, BPTT
  * gradients against central finite differences in float64, float32 against float64, thread and
  * batch invariants, gradient accumulation and clipping, save/load round trips and bad files.
  */
-#include "elm_lstm.h"
+#include "lstm.h"
 #include "model_internal.h"
 #include "test.h"
 #include "tolerance.h"
@@ -75,53 +75,53 @@ static double loss_dot(const double *y, const double *g, size_t n) {
 }
 
 static void test_sizes_and_names(void) {
-    elm_lstm *m = NULL;
-    CHECK_OK(elm_lstm_create(&m, 5, 4, 3, ELM_F32, 1));
+    elm__lstm *m = NULL;
+    CHECK_OK(elm__lstm_create(&m, 5, 4, 3, ELM_F32, 1));
     if (!m)
         return;
     /* 4H(I + H) + 8H + O(H + 1) */
-    CHECK(elm_lstm_num_params(m) == (size_t)(16 * 9 + 32 + 3 * 5), "num_params %zu",
-          elm_lstm_num_params(m));
+    CHECK(elm__lstm_num_params(m) == (size_t)(16 * 9 + 32 + 3 * 5), "num_params %zu",
+          elm__lstm_num_params(m));
     static const char *names[] = {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0",
                                   "lstm.bias_hh_l0",   "readout.weight",    "readout.bias"};
     size_t total = 0;
-    for (int i = 0; i < elm_lstm_num_tensors(m); i++) {
+    for (int i = 0; i < elm__lstm_num_tensors(m); i++) {
         elm_tensor t;
-        CHECK_OK(elm_lstm_tensor(m, i, &t));
+        CHECK_OK(elm__lstm_tensor(m, i, &t));
         CHECK(!strcmp(t.name, names[i]), "tensor %d is %s", i, t.name);
-        CHECK((char *)t.data == (char *)elm_lstm_params(m) + total * sizeof(float),
+        CHECK((char *)t.data == (char *)elm__lstm_params(m) + total * sizeof(float),
               "tensor %s is not at its layout offset", t.name);
         total += t.numel;
     }
-    CHECK(total == elm_lstm_num_params(m), "tensors cover %zu of %zu", total,
-          elm_lstm_num_params(m));
+    CHECK(total == elm__lstm_num_params(m), "tensors cover %zu of %zu", total,
+          elm__lstm_num_params(m));
     /* PyTorch's init: every value within 1/sqrt(H) = 0.5, and not all equal. */
-    const float *p = elm_lstm_params(m);
+    const float *p = elm__lstm_params(m);
     int inside = 1;
     for (size_t i = 0; i < total; i++)
         inside &= p[i] >= -0.5f && p[i] <= 0.5f;
     CHECK(inside && p[0] != p[1], "initial values outside U(-0.5, 0.5)");
     elm_tensor t;
-    CHECK(elm_lstm_tensor(m, 6, &t) == ELM_ERR_ARG, "tensor 6 accepted");
-    elm_lstm_free(m);
-    elm_lstm *bad = NULL;
-    CHECK(elm_lstm_create(&bad, 0, 4, 3, ELM_F32, 1) == ELM_ERR_ARG && !bad, "num_input 0");
-    elm_lstm_free(NULL);
+    CHECK(elm__lstm_tensor(m, 6, &t) == ELM_ERR_ARG, "tensor 6 accepted");
+    elm__lstm_free(m);
+    elm__lstm *bad = NULL;
+    CHECK(elm__lstm_create(&bad, 0, 4, 3, ELM_F32, 1) == ELM_ERR_ARG && !bad, "num_input 0");
+    elm__lstm_free(NULL);
 }
 
 /* One unit, one input, one output, two steps, by hand. */
 static void test_hand_computed(void) {
-    elm_lstm *m = NULL;
-    CHECK_OK(elm_lstm_create(&m, 1, 1, 1, ELM_F64, 1));
+    elm__lstm *m = NULL;
+    CHECK_OK(elm__lstm_create(&m, 1, 1, 1, ELM_F64, 1));
     if (!m)
         return;
     /* W_ih (i f g o), W_hh, b_ih, b_hh, W_r, b_r */
     double P[] = {0.5, -0.25, 1.0,  0.75, 0.3, 0.2, -0.1, 0.4, 0.1,
                   0.0, 0.2,   -0.3, 0.0,  0.1, 0.0, 0.05, 2.0, -1.0};
-    CHECK(elm_lstm_num_params(m) == sizeof P / sizeof P[0], "P size");
-    memcpy(elm_lstm_params(m), P, sizeof P);
+    CHECK(elm__lstm_num_params(m) == sizeof P / sizeof P[0], "P size");
+    memcpy(elm__lstm_params(m), P, sizeof P);
     double x[2] = {1.0, -2.0}, y[2];
-    CHECK_OK(elm_lstm_forward_f64(m, x, y, 1, 2));
+    CHECK_OK(elm__lstm_forward_f64(m, x, y, 1, 2));
     double h = 0, c = 0, want[2];
     for (int t = 0; t < 2; t++) {
         double ai = 0.5 * x[t] + 0.3 * h + 0.1 + 0.0;
@@ -135,46 +135,46 @@ static void test_hand_computed(void) {
     for (int t = 0; t < 2; t++)
         CHECK(fabs(y[t] - want[t]) <= 1e-15, "hand case t=%d: got %.17g want %.17g", t, y[t],
               want[t]);
-    elm_lstm_free(m);
+    elm__lstm_free(m);
 }
 
 static void test_forward_reference(void) {
     const int I = 5, H = 4, O = 3, B = 3, T = 9;
-    elm_lstm *m = NULL;
-    CHECK_OK(elm_lstm_create(&m, I, H, O, ELM_F64, 7));
+    elm__lstm *m = NULL;
+    CHECK_OK(elm__lstm_create(&m, I, H, O, ELM_F64, 7));
     if (!m)
         return;
     size_t nx = (size_t)B * T * I, ny = (size_t)B * T * O;
     double *x = malloc(sizeof(double) * nx), *y = malloc(sizeof(double) * ny);
     double *yr = malloc(sizeof(double) * ny), *y2 = malloc(sizeof(double) * ny);
     fill_input(x, nx, 3);
-    CHECK_OK(elm_lstm_forward_f64(m, x, y, B, T));
-    reference_forward(elm_lstm_params(m), I, H, O, x, yr, B, T);
+    CHECK_OK(elm__lstm_forward_f64(m, x, y, B, T));
+    reference_forward(elm__lstm_params(m), I, H, O, x, yr, B, T);
     test_close("f64 forward vs dense reference", y, yr, ny, 0, TOL_LSTM_F64_REL_TO_MAX, 1, NULL);
     /* forward_train gives the same outputs as forward. */
-    CHECK_OK(elm_lstm_forward_train(m, x, y2, B, T));
+    CHECK_OK(elm__lstm_forward_train(m, x, y2, B, T));
     CHECK(!memcmp(y, y2, sizeof(double) * ny), "forward_train differs from forward");
 
     /* float32: the same parameters converted. */
-    elm_lstm *m32 = NULL;
-    CHECK_OK(elm_lstm_create(&m32, I, H, O, ELM_F32, 1));
-    float *p32 = elm_lstm_params(m32);
-    const double *p64 = elm_lstm_params(m);
-    for (size_t i = 0; i < elm_lstm_num_params(m); i++)
+    elm__lstm *m32 = NULL;
+    CHECK_OK(elm__lstm_create(&m32, I, H, O, ELM_F32, 1));
+    float *p32 = elm__lstm_params(m32);
+    const double *p64 = elm__lstm_params(m);
+    for (size_t i = 0; i < elm__lstm_num_params(m); i++)
         p32[i] = (float)p64[i];
     float *x32 = malloc(sizeof(float) * nx), *y32 = malloc(sizeof(float) * ny);
     for (size_t i = 0; i < nx; i++)
         x32[i] = (float)x[i];
-    CHECK_OK(elm_lstm_forward(m32, x32, y32, B, T));
+    CHECK_OK(elm__lstm_forward(m32, x32, y32, B, T));
     for (size_t i = 0; i < ny; i++)
         y2[i] = y32[i];
     test_close("f32 forward vs f64", y2, yr, ny, 0, TOL_LSTM_F32_REL_TO_MAX, 1, NULL);
     /* Wrong dtype for the call, bad sizes. */
-    CHECK(elm_lstm_forward(m, x32, y32, B, T) == ELM_ERR_ARG, "f32 call on an f64 model");
-    CHECK(elm_lstm_forward_f64(m32, x, y, B, T) == ELM_ERR_ARG, "f64 call on an f32 model");
-    CHECK(elm_lstm_forward_f64(m, x, y, 0, T) == ELM_ERR_ARG, "B = 0 accepted");
-    elm_lstm_free(m32);
-    elm_lstm_free(m);
+    CHECK(elm__lstm_forward(m, x32, y32, B, T) == ELM_ERR_ARG, "f32 call on an f64 model");
+    CHECK(elm__lstm_forward_f64(m32, x, y, B, T) == ELM_ERR_ARG, "f64 call on an f32 model");
+    CHECK(elm__lstm_forward_f64(m, x, y, 0, T) == ELM_ERR_ARG, "B = 0 accepted");
+    elm__lstm_free(m32);
+    elm__lstm_free(m);
     free(x);
     free(y);
     free(yr);
@@ -186,15 +186,15 @@ static void test_forward_reference(void) {
 /* Every coordinate of dL/dparam for L = sum(y * G) against central differences, h = 1e-6. */
 static void test_gradcheck(void) {
     const int I = 5, H = 4, O = 3, B = 2, T = 7;
-    elm_lstm *m = NULL;
-    CHECK_OK(elm_lstm_create(&m, I, H, O, ELM_F64, 11));
+    elm__lstm *m = NULL;
+    CHECK_OK(elm__lstm_create(&m, I, H, O, ELM_F64, 11));
     if (!m)
         return;
     /* 2n + 1 tiny passes: OpenMP's fork/join would dominate on a busy machine. */
-    elm_lstm_set_threads(m, 1);
+    elm__lstm_set_threads(m, 1);
     /* Larger weights than the init, so every gate works off its linear region. */
-    double *P = elm_lstm_params(m);
-    const size_t n = elm_lstm_num_params(m);
+    double *P = elm__lstm_params(m);
+    const size_t n = elm__lstm_num_params(m);
     for (size_t i = 0; i < n; i++)
         P[i] *= 3;
     size_t nx = (size_t)B * T * I, ny = (size_t)B * T * O;
@@ -204,20 +204,20 @@ static void test_gradcheck(void) {
     fill_input(G, ny, 6);
     for (size_t i = 0; i < ny; i++)
         G[i] += 0.25; /* no zero weights in the loss */
-    elm_lstm_zero_grad(m);
-    CHECK_OK(elm_lstm_forward_train(m, x, y, B, T));
-    CHECK_OK(elm_lstm_backward(m, G));
-    const double *g = elm_lstm_grads(m);
+    elm__lstm_zero_grad(m);
+    CHECK_OK(elm__lstm_forward_train(m, x, y, B, T));
+    CHECK_OK(elm__lstm_backward(m, G));
+    const double *g = elm__lstm_grads(m);
     const double h = 1e-6;
     size_t bad = 0, worst_i = 0;
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
         double p0 = P[i];
         P[i] = p0 + h;
-        elm_lstm_forward_f64(m, x, y, B, T);
+        elm__lstm_forward_f64(m, x, y, B, T);
         double lp = loss_dot(y, G, ny);
         P[i] = p0 - h;
-        elm_lstm_forward_f64(m, x, y, B, T);
+        elm__lstm_forward_f64(m, x, y, B, T);
         double lm = loss_dot(y, G, ny);
         P[i] = p0;
         double fd = (lp - lm) / (2 * h);
@@ -233,17 +233,17 @@ static void test_gradcheck(void) {
           worst);
     printf("gradcheck: %zu parameters, worst relative error %.3g at [%zu]\n", n, worst, worst_i);
     /* Every tensor got a nonzero gradient somewhere (the test can see each stage). */
-    for (int k = 0; k < elm_lstm_num_tensors(m); k++) {
+    for (int k = 0; k < elm__lstm_num_tensors(m); k++) {
         elm_tensor t;
-        elm_lstm_tensor(m, k, &t);
+        elm__lstm_tensor(m, k, &t);
         double s = 0;
         for (size_t i = 0; i < t.numel; i++)
             s += fabs(((const double *)t.grad)[i]);
         CHECK(s > 0, "tensor %s has an all-zero gradient", t.name);
     }
     /* Backward again without forward_train is an error, not a stale result. */
-    CHECK(elm_lstm_backward(m, G) == ELM_ERR_ARG, "second backward accepted");
-    elm_lstm_free(m);
+    CHECK(elm__lstm_backward(m, G) == ELM_ERR_ARG, "second backward accepted");
+    elm__lstm_free(m);
     free(x);
     free(y);
     free(G);
@@ -252,11 +252,11 @@ static void test_gradcheck(void) {
 /* Threads, batch composition, accumulation and clipping. */
 static void test_invariants(void) {
     const int I = 6, H = 5, O = 2, B = 4, T = 11;
-    elm_lstm *m = NULL;
-    CHECK_OK(elm_lstm_create(&m, I, H, O, ELM_F32, 3));
+    elm__lstm *m = NULL;
+    CHECK_OK(elm__lstm_create(&m, I, H, O, ELM_F32, 3));
     if (!m)
         return;
-    const size_t n = elm_lstm_num_params(m);
+    const size_t n = elm__lstm_num_params(m);
     size_t nx = (size_t)B * T * I, ny = (size_t)B * T * O;
     double *xd = malloc(sizeof(double) * nx), *gd = malloc(sizeof(double) * ny);
     fill_input(xd, nx, 8);
@@ -269,23 +269,23 @@ static void test_invariants(void) {
         dy[i] = (float)gd[i];
     float *g1 = malloc(sizeof(float) * n), *g2 = malloc(sizeof(float) * n);
 
-    elm_lstm_set_threads(m, 1);
-    elm_lstm_zero_grad(m);
-    CHECK_OK(elm_lstm_forward_train(m, x, y1, B, T));
-    CHECK_OK(elm_lstm_backward(m, dy));
-    memcpy(g1, elm_lstm_grads(m), sizeof(float) * n);
-    elm_lstm_set_threads(m, 2);
-    elm_lstm_zero_grad(m);
-    CHECK_OK(elm_lstm_forward_train(m, x, y, B, T));
-    CHECK_OK(elm_lstm_backward(m, dy));
+    elm__lstm_set_threads(m, 1);
+    elm__lstm_zero_grad(m);
+    CHECK_OK(elm__lstm_forward_train(m, x, y1, B, T));
+    CHECK_OK(elm__lstm_backward(m, dy));
+    memcpy(g1, elm__lstm_grads(m), sizeof(float) * n);
+    elm__lstm_set_threads(m, 2);
+    elm__lstm_zero_grad(m);
+    CHECK_OK(elm__lstm_forward_train(m, x, y, B, T));
+    CHECK_OK(elm__lstm_backward(m, dy));
     CHECK(!memcmp(y, y1, sizeof(float) * ny), "outputs differ between 1 and 2 threads");
-    CHECK(!memcmp(g1, elm_lstm_grads(m), sizeof(float) * n),
+    CHECK(!memcmp(g1, elm__lstm_grads(m), sizeof(float) * n),
           "gradients differ between 1 and 2 threads");
 
     /* Gradients accumulate: a second forward/backward doubles them. */
-    CHECK_OK(elm_lstm_forward_train(m, x, y, B, T));
-    CHECK_OK(elm_lstm_backward(m, dy));
-    const float *g = elm_lstm_grads(m);
+    CHECK_OK(elm__lstm_forward_train(m, x, y, B, T));
+    CHECK_OK(elm__lstm_backward(m, dy));
+    const float *g = elm__lstm_grads(m);
     int doubled = 1;
     for (size_t i = 0; i < n; i++)
         doubled &= fabsf(g[i] - 2 * g1[i]) <= 1e-6f * (1 + fabsf(g1[i]));
@@ -299,13 +299,13 @@ static void test_invariants(void) {
     memcpy(x2 + T * I, x, sizeof(float) * T * I);
     memcpy(dy2, dy, sizeof(float) * T * O);
     memcpy(dy2 + T * O, dy, sizeof(float) * T * O);
-    elm_lstm_zero_grad(m);
-    CHECK_OK(elm_lstm_forward_train(m, x, y, 1, T));
-    CHECK_OK(elm_lstm_backward(m, dy));
-    memcpy(g2, elm_lstm_grads(m), sizeof(float) * n);
-    elm_lstm_zero_grad(m);
-    CHECK_OK(elm_lstm_forward_train(m, x2, y2, 2, T));
-    CHECK_OK(elm_lstm_backward(m, dy2));
+    elm__lstm_zero_grad(m);
+    CHECK_OK(elm__lstm_forward_train(m, x, y, 1, T));
+    CHECK_OK(elm__lstm_backward(m, dy));
+    memcpy(g2, elm__lstm_grads(m), sizeof(float) * n);
+    elm__lstm_zero_grad(m);
+    CHECK_OK(elm__lstm_forward_train(m, x2, y2, 2, T));
+    CHECK_OK(elm__lstm_backward(m, dy2));
     CHECK(!memcmp(y2, y, sizeof(float) * T * O) && !memcmp(y2 + T * O, y, sizeof(float) * T * O),
           "a batch of two equal samples differs from a batch of one");
     int twice = 1;
@@ -314,14 +314,14 @@ static void test_invariants(void) {
     CHECK(twice, "batch-of-two gradient is not twice the single one");
 
     /* Clipping: norm reported, then scaled to max_norm. */
-    double norm = elm_lstm_clip_grad_norm(m, 0);
+    double norm = elm__lstm_clip_grad_norm(m, 0);
     CHECK(norm > 0, "gradient norm %g", norm);
-    elm_lstm_clip_grad_norm(m, norm / 4);
-    double after = elm_lstm_clip_grad_norm(m, 0);
+    elm__lstm_clip_grad_norm(m, norm / 4);
+    double after = elm__lstm_clip_grad_norm(m, 0);
     CHECK(fabs(after - norm / 4) <= 1e-5 * norm, "clipped norm %g, want %g", after, norm / 4);
-    elm_lstm_zero_grad(m);
-    CHECK(elm_lstm_clip_grad_norm(m, 0) == 0, "zero_grad left gradients");
-    elm_lstm_free(m);
+    elm__lstm_zero_grad(m);
+    CHECK(elm__lstm_clip_grad_norm(m, 0) == 0, "zero_grad left gradients");
+    elm__lstm_free(m);
     free(xd);
     free(gd);
     free(x);
@@ -335,6 +335,23 @@ static void test_invariants(void) {
     free(dy2);
 }
 
+/* Loads an LSTM model file through elm_model_load; the tensors as one block. */
+static elm_status load_lstm(elm_model **m, const char *path, elm_dtype dtype) {
+    elm_status st = elm_model_load(m, path, dtype);
+    if (!st && elm_model_config(*m)->model_type != ELM_MODEL_LSTM) {
+        elm_model_free(*m);
+        *m = NULL;
+        return elm__fail(ELM_ERR_FORMAT, "%s: loaded as an ELM, not an LSTM", path);
+    }
+    return st;
+}
+
+static const void *params_of(const elm_model *m) {
+    elm_tensor t;
+    elm_model_tensor(m, 0, &t);
+    return t.data; /* tensor 0 opens the block */
+}
+
 static void test_files(void) {
     char dir[] = "/tmp/elm-test-lstm-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -343,37 +360,41 @@ static void test_files(void) {
     }
     char path[256], p2[256];
     snprintf(path, sizeof path, "%s/lstm.safetensors", dir);
-    elm_lstm *m = NULL, *l = NULL;
-    CHECK_OK(elm_lstm_create(&m, 7, 3, 2, ELM_F64, 5));
+    elm_config cfg;
+    elm_config_default(&cfg, 7, 2, 1);
+    cfg.model_type = ELM_MODEL_LSTM;
+    cfg.lstm_hidden_size = 3;
+    elm_model *m = NULL, *l = NULL;
+    CHECK_OK(elm_model_create(&m, &cfg, ELM_F64, 5));
     if (!m)
         return;
-    CHECK_OK(elm_lstm_save(m, path));
-    CHECK(elm_lstm_file_is_lstm(path) == 1, "saved file not recognised");
-    CHECK_OK(elm_lstm_load(&l, path, ELM_F64));
+    const size_t n = elm_model_num_params(m);
+    CHECK_OK(elm_model_save(m, path));
+    CHECK_OK(load_lstm(&l, path, ELM_F64));
     if (l) {
-        CHECK(elm_lstm_num_input(l) == 7 && elm_lstm_hidden(l) == 3 &&
-                  elm_lstm_num_output(l) == 2 && elm_lstm_dtype(l) == ELM_F64,
+        const elm_config *c = elm_model_config(l);
+        CHECK(c->num_input == 7 && c->lstm_hidden_size == 3 && c->num_output == 2 &&
+                  elm_model_dtype(l) == ELM_F64 && elm_model_num_params(l) == n,
               "loaded sizes");
-        CHECK(!memcmp(elm_lstm_params(l), elm_lstm_params(m),
-                      sizeof(double) * elm_lstm_num_params(m)),
+        CHECK(!memcmp(params_of(l), params_of(m), sizeof(double) * n),
               "f64 round trip not bitwise");
     }
-    elm_lstm_free(l);
+    elm_model_free(l);
     l = NULL;
-    /* Into float32, and a folder path meaning folder/model.safetensors. */
-    CHECK_OK(elm_lstm_save(m, dir));
+    /* Into float32, and a folder path meaning folder/model.safetensors (+ model_config.json). */
+    CHECK_OK(elm_model_save(m, dir));
     snprintf(p2, sizeof p2, "%s/model.safetensors", dir);
     CHECK(access(p2, F_OK) == 0, "saving to a folder did not write model.safetensors");
-    CHECK_OK(elm_lstm_load(&l, dir, ELM_F32));
+    CHECK_OK(load_lstm(&l, dir, ELM_F32));
     if (l) {
-        const float *a = elm_lstm_params(l);
-        const double *b = elm_lstm_params(m);
+        const float *a = params_of(l);
+        const double *b = params_of(m);
         int same = 1;
-        for (size_t i = 0; i < elm_lstm_num_params(m); i++)
+        for (size_t i = 0; i < n; i++)
             same &= a[i] == (float)b[i];
         CHECK(same, "f64 -> f32 load is not the rounded values");
     }
-    elm_lstm_free(l);
+    elm_model_free(l);
     l = NULL;
 
     /* A file with a missing tensor and one with inconsistent shapes. */
@@ -388,43 +409,62 @@ static void test_files(void) {
     };
     snprintf(p2, sizeof p2, "%s/ok.safetensors", dir);
     CHECK_OK(elm__st_write(p2, t, 6, NULL, 0));
-    CHECK_OK(elm_lstm_load(&l, p2, ELM_F32)); /* hand-made, no metadata: sizes from shapes */
-    CHECK(l && elm_lstm_hidden(l) == 2 && elm_lstm_num_input(l) == 3, "sizes from shapes");
-    elm_lstm_free(l);
+    CHECK_OK(load_lstm(&l, p2, ELM_F32)); /* hand-made, no metadata: sizes from shapes */
+    CHECK(l && elm_model_config(l)->lstm_hidden_size == 2 && elm_model_config(l)->num_input == 3,
+          "sizes from shapes");
+    elm_model_free(l);
     l = NULL;
     snprintf(p2, sizeof p2, "%s/missing.safetensors", dir);
     CHECK_OK(elm__st_write(p2, t, 5, NULL, 0));
-    elm_status st = elm_lstm_load(&l, p2, ELM_F32);
+    elm_status st = load_lstm(&l, p2, ELM_F32);
     CHECK(st == ELM_ERR_FORMAT && !l && strstr(elm_last_error(), "missing.safetensors") &&
               strstr(elm_last_error(), "readout.bias"),
           "missing tensor: %s", elm_last_error());
     t[1].shape[1] = 3; /* weight_hh must be [4H, H] */
     snprintf(p2, sizeof p2, "%s/shape.safetensors", dir);
     CHECK_OK(elm__st_write(p2, t, 6, NULL, 0));
-    st = elm_lstm_load(&l, p2, ELM_F32);
+    st = load_lstm(&l, p2, ELM_F32);
     CHECK(st == ELM_ERR_SHAPE && !l && strstr(elm_last_error(), "lstm.weight_hh_l0"),
           "inconsistent shape: %s", elm_last_error());
     t[1].shape[1] = 2;
     t[0].shape[0] = 7; /* not a multiple of 4 */
     CHECK_OK(elm__st_write(p2, t, 6, NULL, 0));
-    st = elm_lstm_load(&l, p2, ELM_F32);
+    st = load_lstm(&l, p2, ELM_F32);
     CHECK(st == ELM_ERR_SHAPE && !l, "4H not a multiple of 4: %s", elm_last_error());
     t[0].shape[0] = 8;
     w[3] = NAN;
     CHECK_OK(elm__st_write(p2, t, 6, NULL, 0));
-    st = elm_lstm_load(&l, p2, ELM_F32);
+    st = load_lstm(&l, p2, ELM_F32);
     CHECK(st == ELM_ERR_NUMERIC && !l, "NaN weight: %s", elm_last_error());
-    /* An ELM-style file is not an LSTM. */
-    CHECK(elm_lstm_file_is_lstm(p2) == 1 && elm_lstm_file_is_lstm(dir) == 1, "is_lstm");
-    snprintf(p2, sizeof p2, "%s/none.safetensors", dir);
-    CHECK(elm_lstm_file_is_lstm(p2) == 0, "absent file called an LSTM");
-    elm_lstm_free(m);
+    /* The file is parsed once, and the type follows from its tensors: an ELM file without
+     * lstm.weight_ih_l0 is not taken for an LSTM. */
+    elm__st_file f;
+    CHECK_OK(elm__st_read(&f, p2));
+    CHECK(elm__lstm_ops.recognises(&f) == 1, "LSTM file not recognised");
+    elm__st_free(&f);
+    elm_config ec;
+    elm_config_default(&ec, 3, 1, 2);
+    elm_model *e = NULL;
+    CHECK_OK(elm_model_create(&e, &ec, ELM_F32, 1));
+    snprintf(p2, sizeof p2, "%s/elm.safetensors", dir);
+    CHECK_OK(elm_model_save(e, p2));
+    CHECK_OK(elm__st_read(&f, p2));
+    CHECK(elm__lstm_ops.recognises(&f) == 0, "ELM file taken for an LSTM");
+    elm__st_free(&f);
+    elm_model_free(e);
+    e = NULL;
+    CHECK_OK(elm_model_load(&e, p2, ELM_F32));
+    CHECK(e && elm_model_config(e)->model_type == ELM_MODEL_ELM, "ELM file loaded as another type");
+    elm_model_free(e);
+    elm_model_free(m);
 
-    const char *files[] = {"lstm", "model", "ok", "missing", "shape"};
+    const char *files[] = {"lstm", "model", "ok", "missing", "shape", "elm"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p2, sizeof p2, "%s/%s.safetensors", dir, files[i]);
         unlink(p2);
     }
+    snprintf(p2, sizeof p2, "%s/model_config.json", dir);
+    unlink(p2);
     rmdir(dir);
 }
 

@@ -1,0 +1,318 @@
+/*
+ * st.c - the safetensors format: an 8-byte little-endian header length, a JSON header naming
+ * each tensor's dtype, shape and byte range, then the raw little-endian data.
+ *
+ * A leaf module over dtype.h: it knows files and tensors, not models (model_io.c maps the
+ * model's tensors onto it). Reading checks everything a hostile file could lie about before
+ * touching data: header length within the file, every dtype known, every shape non-negative with
+ * a product that cannot overflow, every data range inside the buffer and of exactly shape x dtype
+ * bytes, no two tensors sharing bytes.
+ */
+#include "st.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ST_MAX_FILE ((size_t)16 << 30)
+#define ST_MAX_HEADER ((size_t)100 << 20)
+
+void elm__st_free(elm__st_file *f) {
+    if (!f)
+        return;
+    for (int i = 0; i < f->n; i++)
+        free(f->t[i].name);
+    free(f->t);
+    free(f->buf);
+    cJSON_Delete((cJSON *)f->meta);
+    memset(f, 0, sizeof *f);
+}
+
+static int get_u64(const cJSON *v, uint64_t *out) {
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0 ||
+        v->valuedouble != floor(v->valuedouble))
+        return 0;
+    *out = (uint64_t)v->valuedouble;
+    return 1;
+}
+
+/* Orders tensors by where their data starts, then where it ends. */
+static int cmp_offset(const void *a, const void *b) {
+    const elm__st_tensor *x = *(const elm__st_tensor *const *)a;
+    const elm__st_tensor *y = *(const elm__st_tensor *const *)b;
+    const char *px = x->data, *py = y->data;
+    if (px != py)
+        return px < py ? -1 : 1;
+    size_t bx = x->numel * elm__dtype_size(x->dtype), by = y->numel * elm__dtype_size(y->dtype);
+    return bx < by ? -1 : bx > by;
+}
+
+elm_status elm__st_read(elm__st_file *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    char *buf;
+    size_t len;
+    elm_status st = elm__read_file(path, ST_MAX_FILE, &buf, &len);
+    if (st) {
+        f->path = path;
+        return st;
+    }
+    return elm__st_parse(f, buf, len, path);
+}
+
+elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *path) {
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    f->buf = buf;
+    f->len = len;
+    elm_status st = ELM_OK;
+    cJSON *root = NULL;
+    char *hdr = NULL;
+    const elm__st_tensor **order = NULL;
+    if (f->len < 8) {
+        st = elm__fail(ELM_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", path,
+                       f->len);
+        goto fail;
+    }
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | (unsigned char)f->buf[i];
+    if (n > ST_MAX_HEADER || n > f->len - 8) {
+        st = elm__fail(ELM_ERR_FORMAT,
+                       "%s: header length %llu does not fit in the file (%zu bytes): truncated "
+                       "or not a safetensors file",
+                       path, (unsigned long long)n, f->len);
+        goto fail;
+    }
+    hdr = malloc((size_t)n + 1);
+    if (!hdr) {
+        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    memcpy(hdr, f->buf + 8, (size_t)n);
+    hdr[n] = 0;
+    root = cJSON_Parse(hdr);
+    if (!cJSON_IsObject(root)) {
+        st = elm__fail(ELM_ERR_FORMAT, "%s: header is not a JSON object", path);
+        goto fail;
+    }
+    const char *data = f->buf + 8 + n;
+    size_t dlen = f->len - 8 - (size_t)n;
+    int count = cJSON_GetArraySize(root);
+    f->t = calloc((size_t)count + 1, sizeof *f->t);
+    if (!f->t) {
+        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    for (cJSON *it = root->child; it; it = it->next) {
+        if (!strcmp(it->string, "__metadata__")) {
+            if (!cJSON_IsObject(it)) {
+                st = elm__fail(ELM_ERR_FORMAT, "%s: __metadata__ is not an object", path);
+                goto fail;
+            }
+            for (cJSON *kv = it->child; kv; kv = kv->next)
+                if (!cJSON_IsString(kv)) {
+                    st = elm__fail(ELM_ERR_FORMAT, "%s: __metadata__['%s'] is not a string", path,
+                                   kv->string);
+                    goto fail;
+                }
+            f->meta = cJSON_DetachItemViaPointer(root, it);
+            break;
+        }
+    }
+    for (cJSON *it = root->child; it; it = it->next) {
+        elm__st_tensor *t = &f->t[f->n];
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
+        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+        if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) ||
+            cJSON_GetArraySize(off) != 2) {
+            st = elm__fail(ELM_ERR_FORMAT,
+                           "%s: tensor '%s' lacks a dtype, shape or two data_offsets", path,
+                           it->string);
+            goto fail;
+        }
+        if (!elm__dtype_parse(dt->valuestring, &t->dtype)) {
+            st = elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has unsupported dtype '%s'", path,
+                           it->string, dt->valuestring);
+            goto fail;
+        }
+        int nd = cJSON_GetArraySize(sh);
+        if (nd > 8) {
+            st = elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has %d dimensions (at most 8)", path,
+                           it->string, nd);
+            goto fail;
+        }
+        size_t numel = 1;
+        for (int d = 0; d < nd; d++) {
+            uint64_t v;
+            if (!get_u64(cJSON_GetArrayItem(sh, d), &v) || v > ELM_MAX_ALLOC ||
+                (v && numel > ELM_MAX_ALLOC / v)) {
+                st = elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has an invalid or absurd shape",
+                               path, it->string);
+                goto fail;
+            }
+            t->shape[d] = (int64_t)v;
+            numel *= (size_t)v;
+        }
+        uint64_t b, e;
+        if (!get_u64(cJSON_GetArrayItem(off, 0), &b) || !get_u64(cJSON_GetArrayItem(off, 1), &e) ||
+            e < b || e > dlen) {
+            st = elm__fail(ELM_ERR_FORMAT,
+                           "%s: tensor '%s' has data_offsets outside the %zu data bytes "
+                           "(truncated file?)",
+                           path, it->string, dlen);
+            goto fail;
+        }
+        if (e - b != numel * elm__dtype_size(t->dtype)) {
+            st = elm__fail(ELM_ERR_FORMAT,
+                           "%s: tensor '%s' spans %llu bytes but its shape and dtype need %zu",
+                           path, it->string, (unsigned long long)(e - b),
+                           numel * elm__dtype_size(t->dtype));
+            goto fail;
+        }
+        t->name = elm__strdup(it->string);
+        if (!t->name) {
+            st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        t->ndim = nd;
+        t->numel = numel;
+        t->data = data + b;
+        f->n++;
+    }
+    /* Tensors may not share bytes (the format forbids it, and it would let a small file pose as
+     * many large tensors): sorted by offset, each must start at or after the previous end. */
+    if (f->n > 1) {
+        order = malloc(sizeof *order * (size_t)f->n);
+        if (!order) {
+            st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        for (int i = 0; i < f->n; i++)
+            order[i] = &f->t[i];
+        qsort(order, (size_t)f->n, sizeof *order, cmp_offset);
+        const char *end = NULL;
+        const elm__st_tensor *prev = NULL;
+        for (int i = 0; i < f->n; i++) {
+            const elm__st_tensor *t = order[i];
+            size_t bytes = t->numel * elm__dtype_size(t->dtype);
+            if (!bytes)
+                continue;
+            if (prev && (const char *)t->data < end) {
+                st = elm__fail(ELM_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data",
+                               path, prev->name, t->name);
+                goto fail;
+            }
+            end = (const char *)t->data + bytes;
+            prev = t;
+        }
+        free(order);
+        order = NULL;
+    }
+    free(hdr);
+    cJSON_Delete(root);
+    return ELM_OK;
+fail:
+    free(order);
+    free(hdr);
+    cJSON_Delete(root);
+    elm__st_free(f);
+    return st;
+}
+
+const elm__st_tensor *elm__st_find(const elm__st_file *f, const char *name) {
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->t[i].name, name))
+            return &f->t[i];
+    return NULL;
+}
+
+elm_status elm__st_copy_real(const elm__st_file *f, const elm__st_tensor *t, void *dst,
+                             elm_dtype dtype) {
+    if (!elm__dtype_is_real(t->dtype))
+        return elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' is %s, expected a float type", f->path,
+                         t->name, elm__dtype_name(t->dtype));
+    for (size_t i = 0; i < t->numel; i++) {
+        double v = elm__dtype_get(t->dtype, t->data, i);
+        if (dtype == ELM_F64)
+            ((double *)dst)[i] = v;
+        else
+            ((float *)dst)[i] = (float)v;
+    }
+    return ELM_OK;
+}
+
+static int cmp_out(const void *a, const void *b) {
+    const elm__st_out *x = a, *y = b;
+    size_t sx = elm__dtype_size(x->dtype), sy = elm__dtype_size(y->dtype);
+    if (sx != sy)
+        return sx > sy ? -1 : 1; /* larger alignment first, as the reference writer does */
+    return strcmp(x->name, y->name);
+}
+
+elm_status elm__st_write(const char *path, const elm__st_out *tin, int n, const char *const *meta,
+                         int n_meta) {
+    elm__st_out *t = malloc(sizeof *t * (size_t)(n ? n : 1));
+    if (!t)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    memcpy(t, tin, sizeof *t * (size_t)n);
+    qsort(t, (size_t)n, sizeof *t, cmp_out);
+    cJSON *root = cJSON_CreateObject();
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t numel = 1;
+        cJSON *o = cJSON_AddObjectToObject(root, t[i].name);
+        cJSON_AddStringToObject(o, "dtype", elm__dtype_name(t[i].dtype));
+        cJSON *sh = cJSON_AddArrayToObject(o, "shape");
+        for (int d = 0; d < t[i].ndim; d++) {
+            cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t[i].shape[d]));
+            numel *= (size_t)t[i].shape[d];
+        }
+        size_t bytes = numel * elm__dtype_size(t[i].dtype);
+        cJSON *of = cJSON_AddArrayToObject(o, "data_offsets");
+        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)(off + bytes)));
+        off += bytes;
+    }
+    if (n_meta > 0) {
+        cJSON *md = cJSON_AddObjectToObject(root, "__metadata__");
+        for (int i = 0; i < n_meta; i++)
+            cJSON_AddStringToObject(md, meta[2 * i], meta[2 * i + 1]);
+    }
+    char *js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!js) {
+        free(t);
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    }
+    size_t hl = strlen(js), pad = (8 - hl % 8) % 8;
+    elm__atomic_file af;
+    elm_status st = elm__atomic_open(&af, path);
+    if (st) {
+        free(js);
+        free(t);
+        return st;
+    }
+    unsigned char le[8];
+    uint64_t H = hl + pad;
+    for (int i = 0; i < 8; i++)
+        le[i] = (unsigned char)(H >> (8 * i));
+    int ok = fwrite(le, 1, 8, af.f) == 8 && fwrite(js, 1, hl, af.f) == hl;
+    for (size_t i = 0; ok && i < pad; i++)
+        ok = fputc(' ', af.f) != EOF;
+    for (int i = 0; ok && i < n; i++) {
+        size_t numel = 1;
+        for (int d = 0; d < t[i].ndim; d++)
+            numel *= (size_t)t[i].shape[d];
+        size_t bytes = numel * elm__dtype_size(t[i].dtype);
+        ok = bytes == 0 || fwrite(t[i].data, 1, bytes, af.f) == bytes;
+    }
+    free(js);
+    free(t);
+    if (!ok) {
+        elm__atomic_abort(&af);
+        return elm__fail(ELM_ERR_IO, "%s: write failed (disk full?)", path);
+    }
+    return elm__atomic_commit(&af);
+}
