@@ -177,17 +177,35 @@ elm_dtype elm_model_dtype(const elm_model *m);
 /* Number of trainable scalars (6827 for the released num_memory_15). */
 size_t elm_model_num_params(const elm_model *m);
 
-/* One named tensor of the model's parameter table. Pointers are borrowed from the model. */
+/*
+ * Flat access. Every real-valued tensor lives in one block of elm_model_dtype() elements, the
+ * trainable ones first, so the parameters an optimiser updates are the first
+ * elm_model_num_params() elements and the gradients are one block of that many elements with the
+ * same offsets: a launcher can all-reduce the gradient block between elm_model_backward() and
+ * elm_optim_step() in one call. elm_model_params() returns the parameter block and stores its
+ * length (trainable and fixed values: tau_s/tau_b, and tau_m unless learnt) in *count;
+ * elm_model_grads() the gradient block, with elm_model_num_params() in *count. count may be NULL.
+ * Borrowed: valid until elm_model_free(). Writing parameters is allowed: call
+ * elm_model_refresh() afterwards.
+ */
+void *elm_model_params(elm_model *m, size_t *count);
+void *elm_model_grads(elm_model *m, size_t *count);
+
+/* One named tensor of the model's parameter table: a view into the blocks. Pointers are borrowed
+ * from the model. */
 typedef struct elm_tensor {
-    const char *name; /* reference state-dict name */
-    int ndim;
-    int shape[2];
+    const char *name; /* reference state-dict name ("mlp.network.0.weight", "w_y.bias", ...) */
+    int ndim;         /* 1 or 2 */
+    int shape[2];     /* shape[1] is 1 for a vector */
     size_t numel;
     int trainable;
-    void *data; /* elm_model_dtype() elements */
-    void *grad; /* same layout; NULL when not trainable */
+    void *data;    /* elm_model_dtype() elements: elm_model_params() + offset */
+    void *grad;    /* same layout, elm_model_grads() + offset; NULL when not trainable */
+    size_t offset; /* of data in the parameter block (and of grad in the gradient block), in
+                    * elements */
 } elm_tensor;
 
+/* The tensors are numbered 0 .. elm_model_num_tensors() - 1 in block order. */
 int elm_model_num_tensors(const elm_model *m);
 elm_status elm_model_tensor(const elm_model *m, int i, elm_tensor *out);
 /* Index of the tensor called `name`, or -1. */

@@ -203,6 +203,7 @@ elm_status elm__lstm_tensor(const elm__lstm *m, int i, elm_tensor *out) {
     out->trainable = 1;
     out->data = (char *)m->params + m->off[i] * rs;
     out->grad = (char *)m->grads + m->off[i] * rs;
+    out->offset = m->off[i];
     return ELM_OK;
 }
 

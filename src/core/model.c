@@ -307,7 +307,20 @@ elm_status elm_model_tensor(const elm_model *m, int i, elm_tensor *o) {
     o->trainable = t->trainable;
     o->data = (char *)m->params + t->offset * dsize(m->dtype);
     o->grad = t->trainable ? (char *)m->grads + t->offset * dsize(m->dtype) : NULL;
+    o->offset = t->offset;
     return ELM_OK;
+}
+
+void *elm_model_params(elm_model *m, size_t *count) {
+    if (count)
+        *count = m->n_total;
+    return m->params;
+}
+
+void *elm_model_grads(elm_model *m, size_t *count) {
+    if (count)
+        *count = m->n_train;
+    return m->grads;
 }
 
 int elm_model_find_tensor(const elm_model *m, const char *name) {
