@@ -16,7 +16,7 @@
  */
 #include "cli.h"
 #include "model_internal.h"
-#include "task.h"
+#include "train/task.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -357,21 +357,7 @@ static int check_task(const char *cmd, const char *name, const char *usage) {
 }
 
 static elm_status make_task(elm_task **t, const char *name, const elm_task_opts *o) {
-    if (!strcmp(name, "neuronio"))
-        return elm_task_neuronio_create(t, o);
-    if (!strcmp(name, "shd"))
-        return elm_task_shd_create(t, o, 0);
-    if (!strcmp(name, "shd-adding"))
-        return elm_task_shd_create(t, o, 1);
-    if (!strcmp(name, "pathfinder"))
-        return elm_task_pathfinder_create(t, o);
-    return elm__fail(ELM_ERR_ARG, "unknown task '%s' (neuronio, shd, shd-adding, pathfinder)",
-                     name);
-}
-
-static uint64_t batch_seed(uint64_t seed, long step) {
-    uint64_t z = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step * 0xbf58476d1ce4e5b9ULL;
-    return z ^ (z >> 29);
+    return elm_task_create(t, name, o);
 }
 
 /* Checks before a long run that RUN is a folder we can write into. */
@@ -576,10 +562,7 @@ static int run_train(run_spec *r) {
             epoch_n = 0;
         }
         elm_rng rng;
-        elm_rng_seed(&rng, batch_seed((uint64_t)o->seed, step));
-        task->epoch = epoch;
-        task->batch_in_epoch = b;
-        task->epoch_seed = batch_seed((uint64_t)o->seed ^ 0x5eedULL, -1 - epoch);
+        elm__task_position(task, (uint64_t)o->seed, step, nb, &rng);
         elm_sparse_input xs;
         st = sparse ? task->train_batch_sparse(task, &rng, B, &xs, tg)
                     : task->train_batch(task, &rng, B, x, tg);

@@ -1,11 +1,9 @@
 /*
- * test_pf_task.c - the pathfinder training task (cli/task_pathfinder.c) on a small generated
+ * test_pf_task.c - the pathfinder training task (src/pathfinder/task.c) on a small generated
  * set: sizes, epoch shuffling (every training image once per epoch), targets, loss gradient,
- * evaluation counts and argument errors. The CLI sources are compiled in directly, since tests
- * link only the libraries.
+ * evaluation counts and argument errors. The task is linked from the training library.
  */
-#include "../../cli/losses.c"
-#include "../../cli/task_pathfinder.c"
+#include "pathfinder/pf_task.h"
 
 #include "pathfinder/pf_gen.h"
 #include "test.h"
@@ -46,7 +44,7 @@ int main(void) {
     o.eval_batch = 4;
     o.for_training = 1;
     elm_task *t = NULL;
-    CHECK_OK(elm_task_pathfinder_create(&t, &o));
+    CHECK_OK(elm__task_pathfinder_create(&t, &o));
     if (!t)
         return test_end();
     CHECK(t->num_input == 1 && t->num_output == 2 && t->seq_len == 1024 && t->target_len == 1,
@@ -157,11 +155,11 @@ int main(void) {
     /* A wrong seq_len and a missing folder are refused with messages. */
     o.seq_len = 500;
     t = NULL;
-    CHECK(elm_task_pathfinder_create(&t, &o) == ELM_ERR_CONFIG && !t, "seq_len 500 accepted");
+    CHECK(elm__task_pathfinder_create(&t, &o) == ELM_ERR_CONFIG && !t, "seq_len 500 accepted");
     CHECK(strstr(elm_last_error(), "1024") != NULL, "message: %s", elm_last_error());
     o.seq_len = 0;
     o.data = "/nonexistent/pathfinder";
-    CHECK(elm_task_pathfinder_create(&t, &o) != ELM_OK && !t, "missing folder accepted");
+    CHECK(elm__task_pathfinder_create(&t, &o) != ELM_OK && !t, "missing folder accepted");
     free(x);
     free(want);
     return test_end();

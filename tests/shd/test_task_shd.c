@@ -1,18 +1,16 @@
 /*
- * test_task_shd.c - the SHD / SHD-Adding task adapter (cli/task_shd.c) on the tiny fixture.
- *
- * The adapter lives in the CLI, which test executables do not link, so it is compiled in here.
- * The loss (elm_loss_ce_last) belongs to the lead's cli/losses.c; a plain version stands in for
- * it, since only the adapter's own code is under test. Everything else is the real core.
+ * test_task_shd.c - the SHD / SHD-Adding training task (src/shd/task.c) on the tiny fixture,
+ * linked from the training library. Its loss is checked against a plain cross-entropy of the
+ * last step written out here.
  */
-#include "../../cli/task_shd.c"
+#include "shd/shd_task.h"
 #include "test.h"
 
+#include <math.h>
 #include <unistd.h>
 
-/* Stand-in for cli/losses.c: mean CE of the last step; dy not needed by these tests. */
-double elm_loss_ce_last(const float *y, const float *target, float *dy, int B, int T, int O) {
-    (void)dy;
+/* Mean cross-entropy of the last step, written plainly (no gradient). */
+static double ref_ce_last(const float *y, const float *target, int B, int T, int O) {
     double s = 0;
     for (int b = 0; b < B; b++) {
         const float *z = y + ((size_t)b * T + (size_t)(T - 1)) * O;
@@ -80,7 +78,7 @@ static int which_sample(const elm_shd *d, const float *x, float *buf) {
 static void test_shd_task(void) {
     elm_task *t = NULL;
     elm_task_opts o = opts();
-    CHECK_OK(elm_task_shd_create(&t, &o, 0));
+    CHECK_OK(elm__task_shd_create(&t, &o, 0));
     if (!t)
         return;
     shd_ctx *c = t->ctx;
@@ -149,7 +147,7 @@ static void test_shd_task(void) {
             elm_shd_fill(c->test, i, buf);
             CHECK_OK(elm_model_forward(m, buf, y, 1, 100));
             float lab = (float)c->test->labels[i];
-            want_loss += elm_loss_ce_last(y, &lab, NULL, 1, 100, 20);
+            want_loss += ref_ce_last(y, &lab, 1, 100, 20);
             int arg = 0;
             for (int k = 1; k < 20; k++)
                 if (y[99 * 20 + k] > y[99 * 20 + arg])
@@ -198,14 +196,14 @@ static void test_shd_task(void) {
 
     /* Dropout 0.5 in training batches: every value is 0 or twice a count. */
     o.input_dropout = 0.5;
-    CHECK_OK(elm_task_shd_create(&t, &o, 0));
+    CHECK_OK(elm__task_shd_create(&t, &o, 0));
     if (t) {
         elm_rng_seed(&r, 9);
         CHECK_OK(t->train_batch(t, &r, B, x, tg));
         elm_rng_seed(&r, 9);
         o.input_dropout = 0;
         elm_task *t0 = NULL;
-        CHECK_OK(elm_task_shd_create(&t0, &o, 0));
+        CHECK_OK(elm__task_shd_create(&t0, &o, 0));
         /* Same rng: the same samples are drawn before dropout consumes the stream. */
         if (t0)
             CHECK_OK(t0->train_batch(t0, &r, B, x2, tg2));
@@ -230,7 +228,7 @@ static void test_adding_task(void) {
     elm_task *t = NULL, *t2 = NULL;
     elm_task_opts o = opts();
     o.eval_samples = 50;
-    CHECK_OK(elm_task_shd_create(&t, &o, 1));
+    CHECK_OK(elm__task_shd_create(&t, &o, 1));
     if (!t)
         return;
     shd_ctx *c = t->ctx;
@@ -241,7 +239,7 @@ static void test_adding_task(void) {
     CHECK(c->ntrain == 8 && c->valid.n == 50 && c->test_set.n == 50, "pools %d, pairs %d/%d",
           c->ntrain, c->valid.n, c->test_set.n);
     o.seed = 999; /* the fixed sets do not depend on the training seed */
-    CHECK_OK(elm_task_shd_create(&t2, &o, 1));
+    CHECK_OK(elm__task_shd_create(&t2, &o, 1));
     if (t2) {
         shd_ctx *c2 = t2->ctx;
         CHECK(!memcmp(c->valid.a, c2->valid.a, 50 * sizeof(int)) &&
@@ -300,10 +298,10 @@ static void test_errors(void) {
     elm_task *t = NULL;
     elm_task_opts o = opts();
     o.seq_len = 50;
-    CHECK(elm_task_shd_create(&t, &o, 0) == ELM_ERR_CONFIG && !t, "seq_len 50 accepted");
+    CHECK(elm__task_shd_create(&t, &o, 0) == ELM_ERR_CONFIG && !t, "seq_len 50 accepted");
     o = opts();
     o.data = "/nonexistent/shd";
-    CHECK(elm_task_shd_create(&t, &o, 0) == ELM_ERR_IO && strstr(elm_last_error(), "/nonexistent"),
+    CHECK(elm__task_shd_create(&t, &o, 0) == ELM_ERR_IO && strstr(elm_last_error(), "/nonexistent"),
           "missing folder: %s", elm_last_error());
     /* A folder with only the .gz files: the message says to gunzip. */
     char dir[] = "/tmp/elm_task_shd_gz_XXXXXX", p[4096];
@@ -313,14 +311,14 @@ static void test_errors(void) {
         if (f)
             fclose(f);
         o.data = dir;
-        CHECK(elm_task_shd_create(&t, &o, 1) == ELM_ERR_IO && strstr(elm_last_error(), "gunzip"),
+        CHECK(elm__task_shd_create(&t, &o, 1) == ELM_ERR_IO && strstr(elm_last_error(), "gunzip"),
               "gz hint: %s", elm_last_error());
         unlink(p);
         rmdir(dir);
     }
     o = opts();
     o.input_dropout = 1.0;
-    CHECK(elm_task_shd_create(&t, &o, 0) == ELM_ERR_CONFIG, "dropout 1 accepted");
+    CHECK(elm__task_shd_create(&t, &o, 0) == ELM_ERR_CONFIG, "dropout 1 accepted");
 }
 
 /* The spike-list batches training uses are the dense batches' nonzeros, with the same labels,
@@ -330,7 +328,7 @@ static void test_sparse_batches(void) {
         elm_task *t = NULL;
         elm_task_opts o = opts();
         o.input_dropout = 0.5;
-        CHECK_OK(elm_task_shd_create(&t, &o, adding));
+        CHECK_OK(elm__task_shd_create(&t, &o, adding));
         if (!t)
             continue;
         CHECK(t->train_batch_sparse != NULL, "no sparse batches (adding %d)", adding);

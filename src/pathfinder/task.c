@@ -1,5 +1,5 @@
 /*
- * task_pathfinder.c - the LRA Pathfinder / Path-X task (docs/TASKS.md section 3) for the trainer.
+ * task.c - the LRA Pathfinder / Path-X task (docs/TASKS.md section 3) for the trainer.
  *
  * Data: --data is a Pathfinder folder in the LRA layout (a difficulty folder, a pathfinderNN
  * folder or a folder of them; it must name one set). Splits are the reader's fixed 80/10/10
@@ -8,7 +8,7 @@
  * --valid DIR2 the "valid" metrics come from all of DIR2 instead.
  *
  * Inputs: one pixel per step, row-major, (p / 255 - 0.5) / 0.5; I = 1, T = size^2, O = 2.
- * Target: the label; loss: cross-entropy of the last step's outputs (elm_loss_ce_last).
+ * Target: the label; loss: cross-entropy of the last step's outputs (elm__loss_ce_last).
  *
  * Training order: the training split is shuffled each epoch (from the trainer's epoch_seed) and
  * batch b of the epoch takes positions b*B .. b*B+B-1 of the shuffle (wrapping around at its
@@ -21,10 +21,8 @@
  * default 4096 MiB: a full 200k-image 32 px set is 200 MB, Path-X 3.3 GB), otherwise decoded on
  * the fly (libpng, in parallel over the batch).
  */
-#include "cli.h"
 #include "internal.h"
-#include "pathfinder/pathfinder.h"
-#include "task.h"
+#include "pathfinder/pf_task.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -36,19 +34,6 @@ static int pf_batch(const elm_task_opts *o) {
     return o->batch_size > 0 ? o->batch_size : PF_DEFAULT_BATCH;
 }
 #define PF_CACHE_MB_DEFAULT 4096
-
-typedef struct {
-    elm_pf *data;
-    elm_pf *valid; /* --valid folder, or NULL */
-    long ntrain;
-    long *order;      /* (ntrain) the shuffle of epoch order_epoch */
-    long order_epoch; /* -1 before the first shuffle */
-    long *idx;        /* (batch) scratch */
-    int idx_cap;
-    long eval_samples;
-    int eval_batch;
-    int threads;
-} pf_ctx;
 
 static void pf_task_free(elm_task *t) {
     if (!t)
@@ -94,7 +79,7 @@ static elm_status pf_train_batch(elm_task *t, elm_rng *rng, int B, float *x, flo
 }
 
 static double pf_loss(elm_task *t, const float *y, const float *target, float *dy, int B) {
-    return elm_loss_ce_last(y, target, dy, B, t->seq_len, t->num_output);
+    return elm__loss_ce_last(y, target, dy, B, t->seq_len, t->num_output);
 }
 
 static elm_status pf_evaluate(elm_task *t, elm_model *m, const char *split, cJSON *metrics) {
@@ -197,10 +182,10 @@ static size_t cache_limit(void) {
     return (size_t)mb << 20;
 }
 
-elm_status elm_task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
+elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
     *out = NULL;
     if (!o->data)
-        return elm__fail(ELM_ERR_ARG, "pathfinder: no data folder (--data DIR, a Pathfinder set "
+        return elm__fail(ELM_ERR_ARG, "pathfinder: no data folder given (a Pathfinder set "
                                       "in the LRA layout, e.g. from `elm gen pathfinder`)");
     elm_task *t = calloc(1, sizeof *t);
     pf_ctx *c = calloc(1, sizeof *c);
@@ -223,8 +208,8 @@ elm_status elm_task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
             goto fail;
         if (elm_pf_get_info(c->valid)->image_size != in->image_size) {
             st = elm__fail(ELM_ERR_SHAPE,
-                           "pathfinder: --valid images are %d px, --data images "
-                           "%d px",
+                           "pathfinder: the validation images are %d px, the "
+                           "training images %d px",
                            elm_pf_get_info(c->valid)->image_size, in->image_size);
             goto fail;
         }

@@ -1,5 +1,5 @@
 /*
- * task_shd.c - the SHD and SHD-Adding training tasks (docs/TASKS.md section 2) for the trainer.
+ * task.c - the SHD and SHD-Adding training tasks (docs/TASKS.md section 2) for the trainer.
  *
  * Data: DATA/shd_train.h5 and DATA/shd_test.h5 (the released names, gunzipped). Splits, all fixed
  * by the constant SHD_DATA_SEED whatever --seed says, so every run and every `elm eval` see the
@@ -17,9 +17,7 @@
  * without any sampler state of our own. Input dropout (torch.nn.Dropout semantics) is applied to
  * training batches only, never in evaluate().
  */
-#include "cli.h"
-#include "shd/shd.h"
-#include "task.h"
+#include "shd/shd_task.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -35,13 +33,6 @@
 #define SHD_ADD_BATCHES     2000 /* training batches per epoch (of 8 in the reference) */
 #define SHD_REF_BATCH       8    /* the reference's batch size, for the default epoch length */
 
-typedef struct {
-    const elm_shd *src; /* file the indices refer to */
-    int n;
-    int *a; /* (n) sample index, or the first of a pair */
-    int *b; /* (n) second of a pair (adding), else NULL */
-} shd_set;
-
 /* Sample i of d as the num_bins rows starting at row r (row r's start already set). */
 static elm_status lists_add(elm__spike_lists *L, const elm_shd *d, int i, size_t r) {
     int64_t *ptr = L->ptr + r;
@@ -49,18 +40,6 @@ static elm_status lists_add(elm__spike_lists *L, const elm_shd *d, int i, size_t
         elm__spike_lists_reserve(L, (size_t)ptr[0] + (size_t)(d->ptr[i + 1] - d->ptr[i]));
     return st ? st : elm_shd_fill_sparse(d, i, ptr[0], ptr + 1, L->idx, L->val, L->cap);
 }
-
-typedef struct {
-    int adding;
-    elm_shd *train, *test, *valid_file;
-    int *train_pool; /* indices into train */
-    int ntrain;
-    shd_set valid, test_set;
-    double dropout;
-    long eval_samples;
-    int eval_batch;
-    elm__spike_lists train_lists; /* of the last training batch */
-} shd_ctx;
 
 static void set_clear(shd_set *s) {
     free(s->a);
@@ -151,7 +130,7 @@ static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
 }
 
 static double shd_loss(elm_task *t, const float *y, const float *target, float *dy, int B) {
-    return elm_loss_ce_last(y, target, dy, B, t->seq_len, t->num_output);
+    return elm__loss_ce_last(y, target, dy, B, t->seq_len, t->num_output);
 }
 
 static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJSON *metrics) {
@@ -300,13 +279,13 @@ static int *iota(int n) {
     return p;
 }
 
-elm_status elm_task_shd_create(elm_task **out, const elm_task_opts *o, int adding) {
+elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int adding) {
     *out = NULL;
     const char *name = adding ? "shd-adding" : "shd";
     if (!o->data)
         return elm__fail(ELM_ERR_ARG,
-                         "%s: no data folder (--data DIR with shd_train.h5 and "
-                         "shd_test.h5)",
+                         "%s: no data folder given (a folder with shd_train.h5 "
+                         "and shd_test.h5)",
                          name);
     if (!elm__is_dir(o->data))
         return elm__fail(ELM_ERR_IO, "%s: data folder %s does not exist", name, o->data);

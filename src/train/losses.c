@@ -1,7 +1,7 @@
 /*
  * losses.c - the tasks' losses and their gradients with respect to the raw outputs.
  */
-#include "task.h"
+#include "train/task.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,7 +12,7 @@ static double bce_logits(double x, double z) {
     return (x > 0 ? x : 0) - x * z + log1p(exp(-fabs(x)));
 }
 
-double elm_loss_neuronio(const float *y, const float *target, float *dy, int B, int T) {
+double elm__loss_neuronio(const float *y, const float *target, float *dy, int B, int T) {
     size_t n = (size_t)B * (size_t)T;
     double bce = 0, mse = 0;
     for (size_t i = 0; i < n; i++) {
@@ -27,7 +27,7 @@ double elm_loss_neuronio(const float *y, const float *target, float *dy, int B, 
     return 0.5 * bce / (double)n + 0.5 * mse / (double)n;
 }
 
-double elm_loss_ce_last(const float *y, const float *target, float *dy, int B, int T, int O) {
+double elm__loss_ce_last(const float *y, const float *target, float *dy, int B, int T, int O) {
     memset(dy, 0, sizeof(float) * (size_t)B * (size_t)T * (size_t)O);
     double loss = 0;
     for (int b = 0; b < B; b++) {

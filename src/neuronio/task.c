@@ -1,5 +1,5 @@
 /*
- * task_neuronio.c - the NeuronIO training task (docs/TASKS.md section 1) for the generic trainer.
+ * task.c - the NeuronIO training task (docs/TASKS.md section 1) for the generic trainer.
  *
  * Data: --data is one or more (':'-separated) NeuronIO caches or pickle folders/files (see
  * src/neuronio/nio_data.h). Splits:
@@ -13,12 +13,11 @@
  *                      evaluates everything in --data.
  * Inputs get the synapse sign (+1 excitatory, -1 inhibitory) exactly once, when the window is cut
  * (elm_nio_fill_window with apply_sign). Targets (T, 2) per sample: spike bin and scaled soma
- * ((min(v, -55) + 67.7) * 0.1); the loss is elm_loss_neuronio (cli/losses.c).
+ * ((min(v, -55) + 67.7) * 0.1); the loss is elm__loss_neuronio (src/train/losses.c).
  */
-#include "cli.h"
 #include "neuronio/metrics.h"
 #include "neuronio/nio_data.h"
-#include "task.h"
+#include "train/task.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -108,7 +107,7 @@ static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
 }
 
 static double nio_loss(elm_task *t, const float *y, const float *target, float *dy, int B) {
-    return elm_loss_neuronio(y, target, dy, B, t->seq_len);
+    return elm__loss_neuronio(y, target, dy, B, t->seq_len);
 }
 
 static elm_status nio_evaluate(elm_task *t, elm_model *m, const char *split, cJSON *metrics) {
@@ -131,7 +130,7 @@ static elm_status nio_evaluate(elm_task *t, elm_model *m, const char *split, cJS
     cJSON_AddNumberToObject(metrics, "num_kept_simulations", r.num_kept);
     if (c->same_data)
         cJSON_AddStringToObject(metrics, "note", "validated on the training data (one file, no "
-                                                 "--valid)");
+                                                 "validation data)");
     return ELM_OK;
 }
 
@@ -151,10 +150,10 @@ static void nio_free(elm_task *t) {
     free(t);
 }
 
-elm_status elm_task_neuronio_create(elm_task **out, const elm_task_opts *o) {
+elm_status elm__task_neuronio_create(elm_task **out, const elm_task_opts *o) {
     *out = NULL;
     if (!o->data)
-        return elm__fail(ELM_ERR_ARG, "neuronio: --data is required (a cache folder made by "
+        return elm__fail(ELM_ERR_ARG, "neuronio: no data given (a cache folder made by "
                                       "`elm data convert neuronio`, or NeuronIO pickles)");
     elm_task *t = calloc(1, sizeof *t);
     nio_ctx *c = calloc(1, sizeof *c);
@@ -188,7 +187,7 @@ elm_status elm_task_neuronio_create(elm_task **out, const elm_task_opts *o) {
     t->loss = nio_loss;
     t->evaluate = nio_evaluate;
     if (c->valid && elm_nio_data_n_in(c->valid) != t->num_input) {
-        st = elm__fail(ELM_ERR_SHAPE, "neuronio: --valid data has %d inputs, --data has %d",
+        st = elm__fail(ELM_ERR_SHAPE, "neuronio: the validation data has %d inputs, the training data %d",
                        elm_nio_data_n_in(c->valid), t->num_input);
         nio_free(t);
         return st;

@@ -1,0 +1,272 @@
+/*
+ * elm_train.h - training ELM models on the built-in tasks, for any front end (the `elm` CLI, a
+ * Python package, an MPI launcher).
+ *
+ * Three layers, each usable alone:
+ *   elm_task       a task's data, batches, loss and evaluation (NeuronIO, SHD, SHD-Adding,
+ *                  Pathfinder), reproducible from a seed and a step number.
+ *   elm_train_config  the training knobs (epochs, batch size, learning rate, ...), with the
+ *                  reference's defaults per task and one string setter that validates each knob.
+ *   elm_trainer    the whole loop over a run folder: batches, forward, loss, backward, optimiser,
+ *                  cosine schedule, validation, best model, checkpoints, test metrics. A run
+ *                  written by any front end is continued by `elm train --resume` and vice versa.
+ *
+ * The run folder RUN holds:
+ *   config.json          the resolved run: task, data, training knobs, model configuration
+ *   metrics.csv/.json    one row / object per epoch (loss, learning rate, validation metrics, time)
+ *   model.safetensors    the best model on validation so far (+ model_config.json)
+ *   checkpoint/          step-<N>.model.safetensors, step-<N>.optim.safetensors and state.json;
+ *                        state.json is written last and atomically, and names the files of the
+ *                        newest complete checkpoint, so a run killed at any moment resumes from it
+ *   test_metrics.json    the best model evaluated on the task's test split at the end
+ *
+ * Reproducibility: the random generator of batch k is seeded from (seed, k) alone, so a resumed
+ * run draws exactly the batches the uninterrupted run would have, and with the same thread count
+ * ends with a bitwise identical model.
+ *
+ * Example: train a small NeuronIO model, printing each epoch's validation score.
+ *
+ *     static void on_epoch(void *user, const elm_train_epoch *e) {
+ *         printf("epoch %ld: %s %g\n", e->epoch, e->select_metric, e->score);
+ *     }
+ *     ...
+ *     elm_train_spec s;
+ *     elm_train_spec_default(&s, "neuronio");       // the task's defaults
+ *     s.data = "nio_cache";                         // elm data convert neuronio ... --out nio_cache
+ *     s.out = "runs/small";
+ *     elm_train_config_set(&s.train, &s.model, "num_memory", "5", "main");
+ *     elm_train_config_set(&s.train, &s.model, "epochs", "2", "main");
+ *     elm_trainer *tr = NULL;
+ *     elm_train_hooks h = {.epoch_end = on_epoch};
+ *     if (elm_trainer_create(&tr, &s) || elm_trainer_set_hooks(tr, &h) || elm_trainer_run(tr))
+ *         fprintf(stderr, "%s\n", elm_last_error());
+ *     elm_trainer_free(tr);
+ *
+ * Conventions as in elm.h: a failing call returns an elm_status and elm_last_error() says why.
+ */
+#ifndef ELM_TRAIN_H
+#define ELM_TRAIN_H
+
+#include "elm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Tasks ----------------------------------------------------------------------------------- */
+
+typedef struct elm_task elm_task;
+
+/* What a task is built from. Zero values mean "the task's default". */
+typedef struct elm_task_opts {
+    const char *data;       /* the task's data (folder, file or ':'-separated list) */
+    const char *valid;      /* separate validation data (optional) */
+    uint64_t seed;
+    int threads;            /* 0 = OpenMP's default */
+    double input_dropout;   /* SHD: dropout on training inputs, never at evaluation */
+    int seq_len;            /* training window length in steps */
+    long batches_per_epoch; /* default: one pass over the training set where the task has one */
+    int batch_size;         /* the trainer's batch size, for that default */
+    long eval_samples;      /* default: the whole evaluation set */
+    int eval_batch;         /* batch size of evaluation */
+    int for_training;       /* 0: only evaluation will be asked for (no training split) */
+} elm_task_opts;
+
+/* The task names elm_task_create() knows; returns how many (names[0 .. n)). */
+int elm_task_names(const char *const **names);
+
+/*
+ * Creates task `name` ("neuronio", "shd", "shd-adding", "pathfinder") over o->data. Each task
+ * validates its data and fails with a message naming the file and the problem.
+ */
+elm_status elm_task_create(elm_task **out, const char *name, const elm_task_opts *o);
+void elm_task_free(elm_task *t);
+
+/* The sizes and choices a task fixes. */
+typedef struct elm_task_info {
+    const char *name;
+    int num_input, num_output; /* I the data has, O the loss needs */
+    int seq_len;               /* T of a training batch */
+    double delta_t;            /* ms per step the data is binned at */
+    size_t target_len;         /* floats of target per sample */
+    long batches_per_epoch;
+    const char *select_metric; /* the validation metric that selects the best model */
+    int select_larger_is_better;
+    int sparse; /* 1: batches come as spike lists (elm_task_batch fills x_sparse) */
+} elm_task_info;
+void elm_task_get_info(const elm_task *t, elm_task_info *out);
+
+/*
+ * Training batch number `step` (from 0) of a run seeded `seed`, batch_size B: exactly the batch
+ * the trainer draws at that step. Dense tasks fill x (B, T, I) (caller's array); spiking tasks
+ * set *x_sparse to spike lists owned by the task, valid until its next call (float32 values).
+ * Pass both and the task fills the one it has. target: (B, target_len), caller's array.
+ */
+elm_status elm_task_batch(elm_task *t, uint64_t seed, long step, int B, float *x,
+                          elm_sparse_input *x_sparse, float *target);
+/* Mean loss of y (B, T, O) against target; writes dL/dy (B, T, O) of that mean loss. */
+double elm_task_loss(elm_task *t, const float *y, const float *target, float *dy, int B);
+/*
+ * Evaluates `m` on `split` ("valid" or "test") and returns the metrics as a JSON object
+ * (malloc'd text; free() it), under the reference's metric names. A float64 model is evaluated
+ * through a float32 copy.
+ */
+elm_status elm_task_evaluate(elm_task *t, elm_model *m, const char *split, char **json);
+
+/* ---- Training configuration ------------------------------------------------------------------ */
+
+typedef struct elm_train_config {
+    long epochs;
+    long batches_per_epoch; /* 0 = the task's default */
+    long batch_size;
+    double lr, lr_min; /* cosine schedule from lr to lr_min over the run */
+    elm_optim_kind optimizer;
+    double weight_decay;
+    double grad_clip; /* clip the gradient norm to this; 0 = off */
+    long seed;
+    long threads; /* 0 = all cores */
+    double input_dropout;
+    long seq_len; /* 0 = the task's default */
+    long eval_samples;
+    long eval_batch;
+    long checkpoint_every; /* batches */
+    double time_limit;     /* seconds; 0 = none */
+    long ckpt_stride;      /* BPTT memory checkpointing stride; 0 = auto */
+    elm_dtype dtype;       /* of the trained model; float32 by default */
+} elm_train_config;
+
+/*
+ * The defaults of `task` (the reference's protocols): training knobs and the model options the
+ * task's published model uses (num_input and num_output are filled when the trainer sees the
+ * data). ELM_ERR_ARG for an unknown task.
+ */
+elm_status elm_train_config_default(elm_train_config *tc, elm_config *mc, const char *task);
+/*
+ * Sets one training knob or model option from its name and a string value, checking it ("an
+ * integer", "a number", a range, a choice). Unknown keys are ELM_ERR_CONFIG with a suggestion;
+ * origin (a file or flag) leads the message. Either tc or mc may be NULL to allow only the other.
+ */
+elm_status elm_train_config_set(elm_train_config *tc, elm_config *mc, const char *key,
+                                const char *value, const char *origin);
+/*
+ * Applies a JSON file of knobs and model options (one flat object, or sections "train" and
+ * "model"; a run's config.json is accepted, its "task", "data", "valid" and "elm" are skipped).
+ */
+elm_status elm_train_config_load(elm_train_config *tc, elm_config *mc, const char *path);
+/* The knobs' names and one-line descriptions; returns how many. */
+int elm_train_knobs(const char *const **names, const char *const **help);
+
+/* ---- Trainer --------------------------------------------------------------------------------- */
+
+/* A run: what to train on, where to write, and how. */
+typedef struct elm_train_spec {
+    const char *task;  /* a name of elm_task_names() */
+    const char *data;  /* elm_task_opts.data */
+    const char *valid; /* optional */
+    const char *out;   /* the run folder, created if needed */
+    const char *init;  /* optional: start from this model instead of a fresh one */
+    elm_train_config train;
+    elm_config model;
+} elm_train_spec;
+/* Zeroes *s and fills train and model with the task's defaults (elm_train_config_default). */
+elm_status elm_train_spec_default(elm_train_spec *s, const char *task);
+
+typedef struct elm_trainer elm_trainer;
+
+/* Where a run stands. */
+typedef struct elm_train_info {
+    const char *task;
+    long epochs, batches_per_epoch, total_steps;
+    int batch_size, seq_len;
+    long step;         /* batches done */
+    long resumed_from; /* the checkpoint's step when resumed, else 0 */
+    int resumed;       /* 1: resumed from a checkpoint; 0: started fresh */
+    double best;       /* best validation score so far (NAN: none) */
+    long best_epoch;   /* -1: none */
+    int stopped;       /* after elm_trainer_run: 0 finished, 1 request_stop, 2 time limit */
+    double elapsed_s;  /* since create / resume */
+} elm_train_info;
+
+/* Progress after each training batch. */
+typedef struct elm_train_progress {
+    long epoch, batch; /* 1-based; batch within the epoch */
+    long step;         /* batches done in the run */
+    double loss;       /* mean training loss of the epoch so far */
+    double lr;
+    double sample_steps_per_s; /* since create / resume */
+    double eta_s;
+    double elapsed_s;
+    int epoch_end; /* 1 on the epoch's last batch */
+} elm_train_progress;
+
+/* An epoch's end, after validation (and the save of a new best model). */
+typedef struct elm_train_epoch {
+    long epoch; /* 1-based */
+    double train_loss;
+    const char *select_metric;
+    double score;        /* that metric on validation (NAN if the task gave none) */
+    int saved;           /* 1: the best so far, saved as RUN/model.safetensors */
+    const char *metrics; /* the metrics row as JSON text, borrowed for the call */
+} elm_train_epoch;
+
+typedef struct elm_train_hooks {
+    void *user;
+    void (*progress)(void *user, const elm_train_progress *p);
+    void (*epoch_end)(void *user, const elm_train_epoch *e);
+    /*
+     * Called after backward, before gradient clipping and the optimiser step: the gradients of
+     * this process's batch are in elm_model_tensor(m, i).grad. Data-parallel front ends
+     * all-reduce (average) them here. A non-OK return stops the step with that status.
+     */
+    elm_status (*grads_ready)(void *user, elm_model *m);
+} elm_train_hooks;
+
+/*
+ * Starts a fresh run in s->out (a model from s->init, else a fresh one seeded s->train.seed):
+ * opens the task, checks the folder is writable and writes config.json. Existing checkpoints
+ * in the folder are ignored (and replaced as the run writes its own).
+ */
+elm_status elm_trainer_create(elm_trainer **out, const elm_train_spec *s);
+/*
+ * Continues the run in s->out from its newest checkpoint (model, optimiser, step, best score,
+ * metrics history), with the knobs of *s. Without a checkpoint it starts fresh, as
+ * elm_trainer_create; info.resumed says which.
+ */
+elm_status elm_trainer_resume(elm_trainer **out, const elm_train_spec *s);
+void elm_trainer_free(elm_trainer *tr);
+
+elm_status elm_trainer_set_hooks(elm_trainer *tr, const elm_train_hooks *h);
+void elm_trainer_get_info(const elm_trainer *tr, elm_train_info *out);
+/* The model being trained (borrowed; the trainer updates it in place). */
+elm_model *elm_trainer_model(elm_trainer *tr);
+elm_task *elm_trainer_task(elm_trainer *tr);
+
+/*
+ * One training batch: draws batch info.step, forward, loss, backward, grads_ready, clipping and
+ * the optimiser step at the cosine learning rate. *loss (may be NULL) receives the batch's loss.
+ * A non-finite loss or gradient is ELM_ERR_NUMERIC, the model left unchanged.
+ */
+elm_status elm_trainer_step(elm_trainer *tr, double *loss);
+/* Ends the epoch: validation, metrics.csv/.json, and the best model saved when it improves. */
+elm_status elm_trainer_end_epoch(elm_trainer *tr);
+/* Writes a checkpoint of the current step (the previous one is removed once it is complete). */
+elm_status elm_trainer_checkpoint(elm_trainer *tr);
+/*
+ * The run to its end: steps, epochs ends, checkpoints every checkpoint_every batches and at
+ * each epoch's end, then the best model on the test split (test_metrics.json). Stops early,
+ * with a checkpoint, after elm_trainer_request_stop() or the time limit (info.stopped).
+ */
+elm_status elm_trainer_run(elm_trainer *tr);
+/*
+ * Asks elm_trainer_run to stop after the current batch. Safe to call from a signal handler or
+ * another thread.
+ */
+void elm_trainer_request_stop(elm_trainer *tr);
+/* After a finished run: the test metrics as JSON text (borrowed), or NULL. */
+const char *elm_trainer_test_metrics(const elm_trainer *tr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ELM_TRAIN_H */

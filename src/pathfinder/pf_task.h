@@ -1,0 +1,24 @@
+/*
+ * pf_task.h - the Pathfinder training task's state (src/pathfinder/task.c), shared with its
+ * tests, which check the epoch shuffle. Never installed.
+ */
+#ifndef ELM_PF_TASK_H
+#define ELM_PF_TASK_H
+
+#include "pathfinder/pathfinder.h"
+#include "train/task.h"
+
+typedef struct {
+    elm_pf *data;
+    elm_pf *valid; /* the separate validation folder, or NULL */
+    long ntrain;
+    long *order;      /* (ntrain) the shuffle of epoch order_epoch */
+    long order_epoch; /* -1 before the first shuffle */
+    long *idx;        /* (batch) scratch */
+    int idx_cap;
+    long eval_samples;
+    int eval_batch;
+    int threads;
+} pf_ctx;
+
+#endif
