@@ -38,7 +38,14 @@ typedef enum {
     CLI_REAL,   /* double *: a number in [lo, hi]; `open` makes either end exclusive */
     CLI_U64,    /* unsigned long long *: a non-negative integer (seeds) */
     CLI_SWITCH, /* int *: set to 1; takes no value */
+    CLI_CALL,   /* cli_call *: its function gets the flag and its value (repeatable flags) */
 } cli_kind;
+
+/* A CLI_CALL flag's handler: returns 0, or the exit status to stop with (after a message). */
+typedef struct {
+    int (*fn)(void *ctx, const char *flag, const char *value);
+    void *ctx;
+} cli_call;
 
 #define CLI_OPEN_LO 1
 #define CLI_OPEN_HI 2
@@ -55,7 +62,7 @@ typedef struct {
  * Parses argv[first ..]. Returns -1 when every argument was a flag of the table, 0 after printing
  * `usage` for -h / --help, and 2 after a usage error that names the argument: an unknown one
  * ("`what`: unknown argument"), a missing value, a value that is not a number, or one out of
- * range.
+ * range; or a CLI_CALL handler's non-zero status.
  */
 int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int nflags,
                     const char *usage, const char *what);

@@ -206,6 +206,15 @@ int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int
             if (!v || !cli_parse_u64(f->name, v, (unsigned long long *)f->dst))
                 return cli_usage_error(usage, "%s needs an integer >= 0", f->name);
             break;
+        case CLI_CALL: {
+            if (!v || !*v)
+                return cli_usage_error(usage, "%s needs a value", f->name);
+            const cli_call *c = f->dst;
+            int rc = c->fn(c->ctx, f->name, v);
+            if (rc)
+                return rc;
+            break;
+        }
         }
     }
     return -1;

@@ -82,6 +82,19 @@ int elm__is_dir(const char *path);
 char *elm__path_join(const char *a, const char *b);
 char *elm__strdup(const char *s);
 
+/* ---- Small shared helpers (helpers.c) ---- */
+struct cJSON;
+/* Seconds on the monotonic clock. */
+double elm__now_s(void);
+/* 1 if s ends with suffix. */
+int elm__ends_with(const char *s, const char *suffix);
+/* 1 if path exists and is a regular file (stat; nothing is opened). */
+int elm__is_file(const char *path);
+/* Reads and parses a JSON file (at most max_bytes); ELM_ERR_FORMAT names the byte it stops at. */
+elm_status elm__json_read(const char *path, size_t max_bytes, struct cJSON **out);
+/* Writes j as indented JSON and a newline, atomically. */
+elm_status elm__json_write(const char *path, const struct cJSON *j);
+
 /* ---- Batches as spike lists (the rows of elm_sparse_input), grown as needed (sparse.c). ---- */
 typedef struct {
     int64_t *ptr; /* (rows + 1) */

@@ -1,0 +1,60 @@
+/*
+ * helpers.c - small helpers every area and the CLI share, so that each exists once: a monotonic
+ * clock, a suffix test, a regular-file test, and JSON files read and written whole (atomically).
+ */
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+double elm__now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int elm__ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+int elm__is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+elm_status elm__json_read(const char *path, size_t max_bytes, struct cJSON **out) {
+    *out = NULL;
+    char *js;
+    size_t len;
+    elm_status st = elm__read_file(path, max_bytes, &js, &len);
+    if (st)
+        return st;
+    const char *end = NULL;
+    *out = cJSON_ParseWithOpts(js, &end, 1);
+    size_t at = end ? (size_t)(end - js) : 0;
+    free(js);
+    if (!*out)
+        return elm__fail(ELM_ERR_FORMAT, "%s: invalid JSON near byte %zu", path, at);
+    return ELM_OK;
+}
+
+elm_status elm__json_write(const char *path, const struct cJSON *j) {
+    char *s = cJSON_Print(j);
+    if (!s)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    }
+    t[n] = '\n';
+    t[n + 1] = 0;
+    elm_status st = elm__write_file_atomic(path, t, n + 1);
+    free(t);
+    return st;
+}

@@ -1,0 +1,669 @@
+/*
+ * trainer.c - the training loop every task and every front end shares (elm_trainer_* in
+ * elm_train.h), and the run folder it writes.
+ *
+ * A run folder RUN holds config.json, metrics.csv/.json, model.safetensors (+ model_config.json,
+ * the best model on validation), checkpoint/ and test_metrics.json (elm_train.h describes each).
+ * checkpoint/state.json is written last and atomically and names the files of the newest complete
+ * checkpoint (step-<N>.model.safetensors, step-<N>.optim.safetensors), so a run killed at any
+ * moment resumes from it; it also carries the step, the best score and the metrics history.
+ *
+ * Reproducibility: batch k is drawn from an rng seeded by (seed, k) alone (elm_task_batch), so a
+ * resumed run draws exactly the batches of an uninterrupted one and, with the same thread count,
+ * ends with a bitwise identical model.
+ *
+ * Precision: the tasks work in float32 (batches, targets, losses). A float64 model gets its
+ * inputs and dL/dy converted to double and its outputs to float for the loss.
+ */
+#include "train/train_internal.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct elm_trainer {
+    elm_train_spec spec; /* strings owned (copies) */
+    elm_task_opts topts;
+    elm_task *task;
+    elm_model *m;
+    elm_optim *opt;
+    elm_train_hooks hooks;
+    int B, T, I, O, sparse;
+    long nb, total, step, step0, last_ckpt;
+    /* Batch buffers: float32 as the tasks give them, double copies for a float64 model. */
+    float *x, *tg, *y, *dy;
+    double *x64, *y64, *dy64, *val64;
+    size_t val64_cap;
+    /* The epoch in progress, and the run's best. */
+    double epoch_loss, lr, last_elapsed;
+    long epoch_n;
+    double best;
+    long best_epoch;
+    cJSON *history;
+    char *ckdir, *state_path;
+    char last_files[2][128]; /* the checkpoint the next one replaces (and removes) */
+    double t_start;
+    int resumed, stopped;
+    volatile sig_atomic_t stop_requested;
+    char *test_json;
+};
+
+/* ---- Run folder files ---- */
+
+/* metrics.csv: one row per epoch, the numeric columns of the first epoch's object. */
+static elm_status write_metrics_csv(const char *path, const cJSON *history) {
+    const cJSON *first = cJSON_GetArrayItem(history, 0);
+    if (!first)
+        return ELM_OK;
+    elm__atomic_file af;
+    elm_status st = elm__atomic_open(&af, path);
+    if (st)
+        return st;
+    const char *sep = "";
+    for (const cJSON *k = first->child; k; k = k->next)
+        if (cJSON_IsNumber(k)) {
+            fprintf(af.f, "%s%s", sep, k->string);
+            sep = ",";
+        }
+    fputc('\n', af.f);
+    for (const cJSON *row = history->child; row; row = row->next) {
+        sep = "";
+        for (const cJSON *k = first->child; k; k = k->next) {
+            if (!cJSON_IsNumber(k))
+                continue;
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, k->string);
+            fprintf(af.f, "%s%.9g", sep, cJSON_IsNumber(v) ? v->valuedouble : (double)NAN);
+            sep = ",";
+        }
+        fputc('\n', af.f);
+    }
+    return elm__atomic_commit(&af);
+}
+
+/* RUN/name, into buf. */
+static const char *run_path(const elm_trainer *tr, const char *name, char *buf, size_t n) {
+    snprintf(buf, n, "%s/%s", tr->spec.out, name);
+    return buf;
+}
+
+/* Checks before a long run that RUN is a folder we can write into. */
+static elm_status check_writable(const char *dir) {
+    elm_status st = elm__mkdir_p(dir);
+    if (st)
+        return st;
+    char *probe = elm__path_join(dir, ".write-test");
+    if (!probe)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    st = elm__write_file_atomic(probe, "ok\n", 3);
+    if (!st)
+        unlink(probe);
+    free(probe);
+    return st;
+}
+
+/* The resolved run description, config.json. */
+static elm_status write_run_config(const elm_trainer *tr) {
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON_AddStringToObject(cfg, "elm", ELM_VERSION_STRING);
+    cJSON_AddStringToObject(cfg, "task", tr->spec.task);
+    cJSON_AddStringToObject(cfg, "data", tr->spec.data);
+    if (tr->spec.valid)
+        cJSON_AddStringToObject(cfg, "valid", tr->spec.valid);
+    cJSON_AddItemToObject(cfg, "train", elm__train_config_json(&tr->spec.train));
+    char *mj = elm_config_to_json(elm_model_config(tr->m));
+    cJSON_AddItemToObject(cfg, "model", cJSON_Parse(mj));
+    free(mj);
+    char path[4096];
+    elm_status st = elm__json_write(run_path(tr, "config.json", path, sizeof path), cfg);
+    cJSON_Delete(cfg);
+    return st;
+}
+
+/* ---- Opening a run ---- */
+
+static elm_status copy_spec(elm_trainer *tr, const elm_train_spec *s) {
+    tr->spec = *s;
+    const char **fields[] = {&tr->spec.task, &tr->spec.data, &tr->spec.valid, &tr->spec.out,
+                             &tr->spec.init};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (*fields[i] && !(*fields[i] = elm__strdup(*fields[i])))
+            return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    return ELM_OK;
+}
+
+static elm_status open_task(elm_trainer *tr) {
+    const elm_train_config *o = &tr->spec.train;
+    elm_task_opts *t = &tr->topts;
+    t->data = tr->spec.data;
+    t->valid = tr->spec.valid;
+    t->seed = (uint64_t)o->seed;
+    t->threads = (int)o->threads;
+    t->input_dropout = o->input_dropout;
+    t->seq_len = (int)o->seq_len;
+    t->batches_per_epoch = o->batches_per_epoch;
+    t->batch_size = (int)o->batch_size;
+    t->eval_samples = o->eval_samples;
+    t->eval_batch = (int)o->eval_batch;
+    t->for_training = 1;
+    elm_status st = elm_task_create(&tr->task, tr->spec.task, t);
+    if (st)
+        return st;
+    tr->B = (int)o->batch_size;
+    tr->T = tr->task->seq_len;
+    tr->I = tr->task->num_input;
+    tr->O = tr->task->num_output;
+    tr->spec.model.num_input = tr->I;
+    tr->spec.model.num_output = tr->O;
+    tr->nb = tr->task->batches_per_epoch;
+    tr->sparse = tr->task->train_batch_sparse != NULL;
+    if (tr->B < 1 || tr->nb < 1 || o->epochs < 1)
+        return elm__fail(ELM_ERR_CONFIG,
+                         "batch_size, batches_per_epoch and epochs must be >= 1");
+    tr->total = o->epochs * tr->nb;
+    return ELM_OK;
+}
+
+/* Removes files of checkpoints a killed run had begun or not yet removed. */
+static void remove_stale(const char *ckdir, const char *keep_model, const char *keep_optim) {
+    DIR *dh = opendir(ckdir);
+    for (struct dirent *e = dh ? readdir(dh) : NULL; e; e = readdir(dh)) {
+        int ours = !strncmp(e->d_name, "step-", 5) || strstr(e->d_name, ".tmp.");
+        if (!ours || !strcmp(e->d_name, keep_model) || !strcmp(e->d_name, keep_optim))
+            continue;
+        char stale[4096];
+        snprintf(stale, sizeof stale, "%s/%s", ckdir, e->d_name);
+        unlink(stale);
+    }
+    if (dh)
+        closedir(dh);
+}
+
+/* The model and the run's progress from checkpoint/state.json; *optim_path gets the optimiser's
+ * file. A missing or unreadable state.json means "no checkpoint" (tr->resumed stays 0). */
+static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
+    cJSON *state = NULL;
+    if (elm__json_read(tr->state_path, 64 << 20, &state))
+        return ELM_OK;
+    const char *mf = cJSON_GetStringValue(cJSON_GetObjectItem(state, "model"));
+    const char *of = cJSON_GetStringValue(cJSON_GetObjectItem(state, "optim"));
+    cJSON *sj = cJSON_GetObjectItem(state, "step");
+    elm_status st = ELM_OK;
+    char path[4096];
+    if (!mf || !of || !cJSON_IsNumber(sj)) {
+        st = elm__fail(ELM_ERR_FORMAT, "%s: malformed checkpoint state", tr->state_path);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/%s", tr->ckdir, mf);
+    st = elm_model_load(&tr->m, path, tr->spec.train.dtype);
+    if (!st && (elm_model_config(tr->m)->num_input != tr->I ||
+                elm_model_config(tr->m)->num_output != tr->O))
+        st = elm__fail(ELM_ERR_SHAPE, "%s: checkpoint model does not fit the task", path);
+    if (st)
+        goto done;
+    tr->step0 = (long)sj->valuedouble;
+    cJSON *bj = cJSON_GetObjectItem(state, "best");
+    tr->best = cJSON_IsNumber(bj) ? bj->valuedouble : (double)NAN;
+    cJSON *be = cJSON_GetObjectItem(state, "best_epoch");
+    tr->best_epoch = cJSON_IsNumber(be) ? (long)be->valuedouble : -1;
+    tr->history = cJSON_DetachItemFromObject(state, "history");
+    snprintf(optim_path, n, "%s/%s", tr->ckdir, of);
+    remove_stale(tr->ckdir, mf, of);
+    snprintf(tr->last_files[0], sizeof tr->last_files[0], "%s", mf);
+    snprintf(tr->last_files[1], sizeof tr->last_files[1], "%s", of);
+    tr->resumed = 1;
+done:
+    cJSON_Delete(state);
+    return st;
+}
+
+/* A model from spec.init, or a fresh one. */
+static elm_status new_model(elm_trainer *tr) {
+    const elm_train_spec *s = &tr->spec;
+    if (!s->init)
+        return elm_model_create(&tr->m, &s->model, s->train.dtype, (uint64_t)s->train.seed);
+    elm_status st = elm_model_load(&tr->m, s->init, s->train.dtype);
+    if (!st && (elm_model_config(tr->m)->num_input != tr->I ||
+                elm_model_config(tr->m)->num_output != tr->O))
+        st = elm__fail(ELM_ERR_SHAPE, "%s: model has %d inputs / %d outputs, the task %d / %d",
+                       s->init, elm_model_config(tr->m)->num_input,
+                       elm_model_config(tr->m)->num_output, tr->I, tr->O);
+    return st;
+}
+
+static elm_status make_optim(elm_trainer *tr, const char *optim_path) {
+    const elm_train_config *o = &tr->spec.train;
+    elm_optim_config oc;
+    elm_optim_config_default(&oc, o->optimizer, o->lr);
+    /* AdamW keeps torch's default decay (1e-2) unless one is given. */
+    if (o->weight_decay > 0 || o->optimizer != ELM_OPT_ADAMW)
+        oc.weight_decay = o->weight_decay;
+    elm_status st = elm_optim_create(&tr->opt, tr->m, &oc);
+    if (!st && tr->step0 > 0)
+        st = elm_optim_load(tr->opt, tr->m, optim_path);
+    return st;
+}
+
+static elm_status alloc_buffers(elm_trainer *tr) {
+    size_t nx = (size_t)tr->B * (size_t)tr->T * (size_t)tr->I;
+    size_t ny = (size_t)tr->B * (size_t)tr->T * (size_t)tr->O;
+    const int f64 = elm_model_dtype(tr->m) == ELM_F64;
+    int bad = 0;
+    if (!tr->sparse)
+        bad |= !(tr->x = malloc(sizeof(float) * nx)) ||
+               (f64 && !(tr->x64 = malloc(sizeof(double) * nx)));
+    bad |= !(tr->tg = malloc(sizeof(float) * (size_t)tr->B * tr->task->target_len));
+    bad |= !(tr->y = malloc(sizeof(float) * ny)) || !(tr->dy = malloc(sizeof(float) * ny));
+    if (f64)
+        bad |= !(tr->y64 = malloc(sizeof(double) * ny)) ||
+               !(tr->dy64 = malloc(sizeof(double) * ny));
+    if (bad)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch of %d x %d x %d", tr->B,
+                         tr->T, tr->I);
+    return ELM_OK;
+}
+
+static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int resume) {
+    *out = NULL;
+    if (!s || !s->task || !s->data || !s->out)
+        return elm__fail(ELM_ERR_ARG, "a training run needs a task, data and a run folder");
+    elm_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    tr->best = (double)NAN;
+    tr->best_epoch = -1;
+    char optim_path[4096] = "";
+    elm_status st = copy_spec(tr, s);
+    if (!st && (!(tr->ckdir = elm__path_join(s->out, "checkpoint")) ||
+                !(tr->state_path = elm__path_join(tr->ckdir, "state.json"))))
+        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = check_writable(s->out);
+    if (!st)
+        st = elm__mkdir_p(tr->ckdir);
+    if (!st)
+        st = open_task(tr);
+    if (!st && resume)
+        st = load_state(tr, optim_path, sizeof optim_path);
+    if (!st && !tr->m)
+        st = new_model(tr);
+    if (!st && !tr->history && !(tr->history = cJSON_CreateArray()))
+        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
+    if (!st) {
+        elm_model_set_threads(tr->m, (int)s->train.threads);
+        elm_model_set_checkpoint_stride(tr->m, (int)s->train.ckpt_stride);
+        st = make_optim(tr, optim_path);
+    }
+    if (!st)
+        st = write_run_config(tr);
+    if (!st)
+        st = alloc_buffers(tr);
+    if (st) {
+        elm_trainer_free(tr);
+        return st;
+    }
+    tr->step = tr->last_ckpt = tr->step0;
+    tr->t_start = elm__now_s();
+    *out = tr;
+    return ELM_OK;
+}
+
+elm_status elm_trainer_create(elm_trainer **out, const elm_train_spec *s) {
+    return trainer_open(out, s, 0);
+}
+
+elm_status elm_trainer_resume(elm_trainer **out, const elm_train_spec *s) {
+    return trainer_open(out, s, 1);
+}
+
+void elm_trainer_free(elm_trainer *tr) {
+    if (!tr)
+        return;
+    elm_task_free(tr->task);
+    elm_model_free(tr->m);
+    elm_optim_free(tr->opt);
+    cJSON_Delete(tr->history);
+    free(tr->x);
+    free(tr->tg);
+    free(tr->y);
+    free(tr->dy);
+    free(tr->x64);
+    free(tr->y64);
+    free(tr->dy64);
+    free(tr->val64);
+    free(tr->ckdir);
+    free(tr->state_path);
+    free(tr->test_json);
+    free((char *)tr->spec.task);
+    free((char *)tr->spec.data);
+    free((char *)tr->spec.valid);
+    free((char *)tr->spec.out);
+    free((char *)tr->spec.init);
+    free(tr);
+}
+
+/* ---- Accessors ---- */
+
+elm_status elm_trainer_set_hooks(elm_trainer *tr, const elm_train_hooks *h) {
+    if (!tr)
+        return elm__fail(ELM_ERR_ARG, "elm_trainer_set_hooks: no trainer");
+    if (h)
+        tr->hooks = *h;
+    else
+        memset(&tr->hooks, 0, sizeof tr->hooks);
+    return ELM_OK;
+}
+
+void elm_trainer_get_info(const elm_trainer *tr, elm_train_info *out) {
+    memset(out, 0, sizeof *out);
+    out->task = tr->spec.task;
+    out->epochs = tr->spec.train.epochs;
+    out->batches_per_epoch = tr->nb;
+    out->total_steps = tr->total;
+    out->batch_size = tr->B;
+    out->seq_len = tr->T;
+    out->step = tr->step;
+    out->resumed_from = tr->step0;
+    out->resumed = tr->resumed;
+    out->best = tr->best;
+    out->best_epoch = tr->best_epoch;
+    out->stopped = tr->stopped;
+    out->elapsed_s = elm__now_s() - tr->t_start;
+}
+
+elm_model *elm_trainer_model(elm_trainer *tr) {
+    return tr->m;
+}
+
+elm_task *elm_trainer_task(elm_trainer *tr) {
+    return tr->task;
+}
+
+void elm_trainer_request_stop(elm_trainer *tr) {
+    if (tr)
+        tr->stop_requested = 1;
+}
+
+const char *elm_trainer_test_metrics(const elm_trainer *tr) {
+    return tr->test_json;
+}
+
+/* ---- One batch ---- */
+
+/* The spike lists with values in double, for a float64 model. */
+static elm_status sparse_f64(elm_trainer *tr, elm_sparse_input *xs) {
+    if (!xs->val)
+        return ELM_OK;
+    size_t nnz = (size_t)xs->ptr[(size_t)tr->B * (size_t)tr->T];
+    if (nnz > tr->val64_cap) {
+        double *v = realloc(tr->val64, sizeof(double) * nnz);
+        if (!v)
+            return elm__fail(ELM_ERR_NOMEM, "out of memory for a batch's spike lists");
+        tr->val64 = v;
+        tr->val64_cap = nnz;
+    }
+    const float *val = xs->val;
+    for (size_t i = 0; i < nnz; i++)
+        tr->val64[i] = (double)val[i];
+    xs->val = tr->val64;
+    return ELM_OK;
+}
+
+/* Forward of the batch; tr->y gets the outputs in float32 whatever the model's dtype. */
+static elm_status forward(elm_trainer *tr, elm_sparse_input *xs) {
+    const size_t ny = (size_t)tr->B * (size_t)tr->T * (size_t)tr->O;
+    if (elm_model_dtype(tr->m) != ELM_F64)
+        return tr->sparse ? elm_model_forward_train_sparse(tr->m, xs, tr->y, tr->B, tr->T)
+                          : elm_model_forward_train(tr->m, tr->x, tr->y, tr->B, tr->T);
+    elm_status st;
+    if (tr->sparse) {
+        st = sparse_f64(tr, xs);
+        if (!st)
+            st = elm_model_forward_train_sparse(tr->m, xs, tr->y64, tr->B, tr->T);
+    } else {
+        const size_t nx = (size_t)tr->B * (size_t)tr->T * (size_t)tr->I;
+        for (size_t i = 0; i < nx; i++)
+            tr->x64[i] = (double)tr->x[i];
+        st = elm_model_forward_train(tr->m, tr->x64, tr->y64, tr->B, tr->T);
+    }
+    for (size_t i = 0; !st && i < ny; i++)
+        tr->y[i] = (float)tr->y64[i];
+    return st;
+}
+
+static elm_status backward(elm_trainer *tr) {
+    if (elm_model_dtype(tr->m) != ELM_F64)
+        return elm_model_backward(tr->m, tr->dy);
+    const size_t ny = (size_t)tr->B * (size_t)tr->T * (size_t)tr->O;
+    for (size_t i = 0; i < ny; i++)
+        tr->dy64[i] = (double)tr->dy[i];
+    return elm_model_backward(tr->m, tr->dy64);
+}
+
+static void report_progress(elm_trainer *tr) {
+    if (!tr->hooks.progress)
+        return;
+    const long step = tr->step - 1;
+    const double el = tr->last_elapsed, done = (double)(tr->step - tr->step0);
+    elm_train_progress p = {
+        .epoch = step / tr->nb + 1,
+        .batch = step % tr->nb + 1,
+        .step = tr->step,
+        .loss = tr->epoch_loss / (double)tr->epoch_n,
+        .lr = tr->lr,
+        .sample_steps_per_s = done * tr->B * tr->T / (el > 0 ? el : 1e-9),
+        .eta_s = el / done * (double)(tr->total - step - 1),
+        .elapsed_s = el,
+        .epoch_end = step % tr->nb == tr->nb - 1,
+    };
+    tr->hooks.progress(tr->hooks.user, &p);
+}
+
+elm_status elm_trainer_step(elm_trainer *tr, double *loss_out) {
+    if (tr->step >= tr->total)
+        return elm__fail(ELM_ERR_ARG, "the run is complete (%ld batches)", tr->total);
+    const long step = tr->step, epoch = step / tr->nb, b = step % tr->nb;
+    if (b == 0) {
+        tr->epoch_loss = 0;
+        tr->epoch_n = 0;
+    }
+    elm_rng rng;
+    elm__task_position(tr->task, (uint64_t)tr->spec.train.seed, step, tr->nb, &rng);
+    elm_sparse_input xs;
+    elm_status st = tr->sparse ? tr->task->train_batch_sparse(tr->task, &rng, tr->B, &xs, tr->tg)
+                               : tr->task->train_batch(tr->task, &rng, tr->B, tr->x, tr->tg);
+    if (st)
+        return st;
+    const elm_train_config *o = &tr->spec.train;
+    double lr = elm_lr_cosine(o->lr, o->lr_min, step, tr->total);
+    elm_model_zero_grad(tr->m);
+    st = forward(tr, &xs);
+    double loss = st ? (double)NAN : tr->task->loss(tr->task, tr->y, tr->tg, tr->dy, tr->B);
+    if (!st)
+        st = backward(tr);
+    if (!st && tr->hooks.grads_ready)
+        st = tr->hooks.grads_ready(tr->hooks.user, tr->m);
+    if (st)
+        return st;
+    double gnorm = elm_model_clip_grad_norm(tr->m, o->grad_clip);
+    if (!isfinite(loss) || !isfinite(gnorm))
+        return elm__fail(ELM_ERR_NUMERIC,
+                         "non-finite %s at epoch %ld, batch %ld (global batch %ld); the last "
+                         "good checkpoint is kept in %s",
+                         isfinite(loss) ? "gradient" : "loss", epoch + 1, b + 1, step + 1,
+                         tr->ckdir);
+    st = elm_optim_step(tr->opt, tr->m, lr);
+    if (st)
+        return st;
+    tr->epoch_loss += loss;
+    tr->epoch_n++;
+    tr->lr = lr;
+    tr->step++;
+    tr->last_elapsed = elm__now_s() - tr->t_start;
+    if (loss_out)
+        *loss_out = loss;
+    report_progress(tr);
+    return ELM_OK;
+}
+
+/* ---- Epochs, checkpoints, the run ---- */
+
+static int is_better(double a, double b, int larger) {
+    return larger ? a > b : a < b;
+}
+
+/* Saves the model as RUN/model.safetensors (+ model_config.json) when `score` is the best. */
+static elm_status keep_if_best(elm_trainer *tr, long epoch, double score, int *saved) {
+    *saved = 0;
+    if (!isfinite(score) ||
+        (isfinite(tr->best) && !is_better(score, tr->best, tr->task->select_larger_is_better)))
+        return ELM_OK;
+    tr->best = score;
+    tr->best_epoch = epoch;
+    /* A path ending in '/' makes elm_model_save write both files into the folder. */
+    char *dir = elm__path_join(tr->spec.out, "");
+    if (!dir)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    elm_status st = elm_model_save(tr->m, dir);
+    free(dir);
+    *saved = !st;
+    return st;
+}
+
+elm_status elm_trainer_end_epoch(elm_trainer *tr) {
+    if (tr->epoch_n < 1)
+        return elm__fail(ELM_ERR_ARG, "elm_trainer_end_epoch: no batch trained in this epoch");
+    const long epoch = (tr->step - 1) / tr->nb + 1;
+    const double train_loss = tr->epoch_loss / (double)tr->epoch_n, te = elm__now_s();
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddNumberToObject(row, "epoch", (double)epoch);
+    cJSON_AddNumberToObject(row, "train_loss", train_loss);
+    cJSON_AddNumberToObject(row, "lr", tr->lr);
+    elm_status st = elm__task_evaluate_json(tr->task, tr->m, "valid", row);
+    if (st) {
+        cJSON_Delete(row);
+        return st;
+    }
+    cJSON_AddNumberToObject(row, "eval_seconds", elm__now_s() - te);
+    cJSON_AddNumberToObject(row, "elapsed_seconds", elm__now_s() - tr->t_start);
+    cJSON *sel = cJSON_GetObjectItem(row, tr->task->select_metric);
+    elm_train_epoch e = {.epoch = epoch,
+                         .train_loss = train_loss,
+                         .select_metric = tr->task->select_metric,
+                         .score = cJSON_IsNumber(sel) ? sel->valuedouble : (double)NAN};
+    st = keep_if_best(tr, epoch, e.score, &e.saved);
+    if (st) {
+        cJSON_Delete(row);
+        return st;
+    }
+    char *text = tr->hooks.epoch_end ? cJSON_PrintUnformatted(row) : NULL;
+    cJSON_AddItemToArray(tr->history, row);
+    char path[4096];
+    st = elm__json_write(run_path(tr, "metrics.json", path, sizeof path), tr->history);
+    if (!st)
+        st = write_metrics_csv(run_path(tr, "metrics.csv", path, sizeof path), tr->history);
+    if (!st && tr->hooks.epoch_end) {
+        e.metrics = text ? text : "{}";
+        tr->hooks.epoch_end(tr->hooks.user, &e);
+    }
+    free(text);
+    return st;
+}
+
+/* state.json: the commit point of a checkpoint. */
+static elm_status write_state(elm_trainer *tr, const char *mf, const char *of) {
+    cJSON *sj = cJSON_CreateObject();
+    cJSON_AddStringToObject(sj, "model", mf);
+    cJSON_AddStringToObject(sj, "optim", of);
+    cJSON_AddNumberToObject(sj, "step", (double)tr->step);
+    cJSON_AddNumberToObject(sj, "threads", (double)tr->spec.train.threads);
+    if (isfinite(tr->best))
+        cJSON_AddNumberToObject(sj, "best", tr->best);
+    cJSON_AddNumberToObject(sj, "best_epoch", (double)tr->best_epoch);
+    cJSON_AddItemToObject(sj, "history", cJSON_Duplicate(tr->history, 1));
+    elm_status st = elm__json_write(tr->state_path, sj);
+    cJSON_Delete(sj);
+    return st;
+}
+
+elm_status elm_trainer_checkpoint(elm_trainer *tr) {
+    /* Files first, then state.json naming them (the commit point), then old files go. */
+    char mf[128], of[128], path[4096];
+    snprintf(mf, sizeof mf, "step-%ld.model.safetensors", tr->step);
+    snprintf(of, sizeof of, "step-%ld.optim.safetensors", tr->step);
+    snprintf(path, sizeof path, "%s/%s", tr->ckdir, mf);
+    elm_status st = elm_model_save(tr->m, path);
+    snprintf(path, sizeof path, "%s/%s", tr->ckdir, of);
+    if (!st)
+        st = elm_optim_save(tr->opt, tr->m, path);
+    if (!st)
+        st = write_state(tr, mf, of);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", elm_last_error());
+        return elm__fail(st, "%s (the previous checkpoint is intact)", msg);
+    }
+    /* Remove the checkpoint this one replaces, and leftovers of a killed run. */
+    for (int k = 0; k < 2; k++)
+        if (tr->last_files[k][0] && strcmp(tr->last_files[k], k ? of : mf)) {
+            snprintf(path, sizeof path, "%s/%s", tr->ckdir, tr->last_files[k]);
+            unlink(path);
+        }
+    snprintf(tr->last_files[0], sizeof tr->last_files[0], "%s", mf);
+    snprintf(tr->last_files[1], sizeof tr->last_files[1], "%s", of);
+    tr->last_ckpt = tr->step;
+    return ELM_OK;
+}
+
+/* The best model on the test split: test_metrics.json, and tr->test_json. */
+static elm_status test_best(elm_trainer *tr) {
+    if (!isfinite(tr->best))
+        return ELM_OK;
+    elm_model *bm = NULL;
+    char *dir = elm__path_join(tr->spec.out, "");
+    elm_status st = ELM_OK;
+    if (dir && elm_model_load(&bm, dir, tr->spec.train.dtype) == ELM_OK) {
+        elm_model_set_threads(bm, (int)tr->spec.train.threads);
+        cJSON *tm = cJSON_CreateObject();
+        st = elm__task_evaluate_json(tr->task, bm, "test", tm);
+        if (!st) {
+            char path[4096];
+            cJSON_AddNumberToObject(tm, "best_epoch", (double)tr->best_epoch);
+            cJSON_AddNumberToObject(tm, "train_seconds", elm__now_s() - tr->t_start);
+            cJSON_AddNumberToObject(tm, "num_params", (double)elm_model_num_params(bm));
+            st = elm__json_write(run_path(tr, "test_metrics.json", path, sizeof path), tm);
+            free(tr->test_json);
+            tr->test_json = cJSON_PrintUnformatted(tm);
+        }
+        cJSON_Delete(tm);
+    }
+    elm_model_free(bm);
+    free(dir);
+    return st;
+}
+
+elm_status elm_trainer_run(elm_trainer *tr) {
+    const elm_train_config *o = &tr->spec.train;
+    tr->stopped = 0;
+    while (tr->step < tr->total) {
+        elm_status st = elm_trainer_step(tr, NULL);
+        if (st)
+            return st;
+        const int epoch_end = tr->step % tr->nb == 0;
+        const int stop = tr->stop_requested || (o->time_limit > 0 &&
+                                                tr->last_elapsed >= o->time_limit);
+        if (epoch_end && (st = elm_trainer_end_epoch(tr)))
+            return st;
+        if ((epoch_end || stop || tr->step - tr->last_ckpt >= o->checkpoint_every ||
+             tr->step == tr->total) &&
+            (st = elm_trainer_checkpoint(tr)))
+            return st;
+        if (stop && tr->step < tr->total) {
+            tr->stopped = tr->stop_requested ? 1 : 2;
+            return ELM_OK;
+        }
+    }
+    return test_best(tr);
+}
