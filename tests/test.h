@@ -4,6 +4,10 @@
  * CHECK() records a failure and goes on; main() ends with `return test_end();`, which prints
  * "N passed, N failed" and exits non-zero on any failure. A test that needs ../shared calls
  * test_shared(), which exits 77 (CTest: skipped) with a message when it is absent.
+ *
+ * Skips are never silent passes: a test that leaves out some of its checks calls test_skip_part()
+ * and then ends with 77 (skipped) instead of 0, unless something failed. With ELM_REQUIRE_SHARED=1
+ * in the environment (CI sets it: CI always has ../shared) a missing shared folder is a failure.
  */
 #ifndef ELM_TEST_H
 #define ELM_TEST_H
@@ -13,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int test_passed, test_failed;
+static int test_passed, test_failed, test_skipped_parts;
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -34,13 +38,29 @@ static int test_passed, test_failed;
         CHECK(st_ == ELM_OK, "%s -> %s: %s", #expr, elm_status_str(st_), elm_last_error());        \
     } while (0)
 
+/* Some checks were left out (the message says which and why): the test reports skipped. */
+#define test_skip_part(...)                                                                        \
+    do {                                                                                           \
+        test_skipped_parts++;                                                                      \
+        printf("SKIP (part): ");                                                                   \
+        printf(__VA_ARGS__);                                                                       \
+        printf("\n");                                                                              \
+    } while (0)
+
 static inline int test_end(void) {
-    printf("%d passed, %d failed\n", test_passed, test_failed);
-    return test_failed ? 1 : 0;
+    printf("%d passed, %d failed, %d parts skipped\n", test_passed, test_failed,
+           test_skipped_parts);
+    return test_failed ? 1 : test_skipped_parts ? 77 : 0;
 }
 
-/* The shared reference folder, or exit 77 (skip) saying why. */
-static inline const char *test_shared(void) {
+/* ELM_REQUIRE_SHARED=1: a missing ../shared is an error, not a reason to skip (CI). */
+static inline int test_shared_required(void) {
+    const char *r = getenv("ELM_REQUIRE_SHARED");
+    return r && !strcmp(r, "1");
+}
+
+/* The shared reference folder, or NULL with a message; with ELM_REQUIRE_SHARED=1 a failure. */
+static inline const char *test_shared_opt(void) {
     const char *s = getenv("ELM_SHARED");
     static char probe[4096];
     if (s) {
@@ -51,9 +71,26 @@ static inline const char *test_shared(void) {
             return s;
         }
     }
-    printf("SKIP: the shared reference folder (../shared beside the checkout, or $ELM_SHARED) "
-           "is absent: %s\n",
-           s ? s : "(unset)");
+    if (test_shared_required()) {
+        test_failed++;
+        fprintf(stderr, "FAIL: ELM_REQUIRE_SHARED=1 but the shared reference folder is absent: %s\n",
+                s ? s : "(ELM_SHARED unset)");
+    } else {
+        printf("the shared reference folder (../shared beside the checkout, or $ELM_SHARED) is "
+               "absent: %s\n",
+               s ? s : "(unset)");
+    }
+    return NULL;
+}
+
+/* The shared reference folder, or exit 77 (skip) saying why (exit 1 under ELM_REQUIRE_SHARED). */
+static inline const char *test_shared(void) {
+    const char *s = test_shared_opt();
+    if (s)
+        return s;
+    if (test_shared_required())
+        exit(1);
+    printf("SKIP: the shared reference folder is needed\n");
     exit(77);
 }
 

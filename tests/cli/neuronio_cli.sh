@@ -7,8 +7,9 @@ ELM=${ELM_CLI:-build/elm}
 SHARED=${ELM_SHARED:-../shared}
 PY=/usr/bin/python3
 [ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
+. "$(dirname "$0")/../testlib.sh"
 D=$SHARED/data/neuronio
-[ -f "$D/expected_metrics.json" ] || { echo "SKIP: shared reference folder absent ($SHARED)"; exit 77; }
+[ -f "$D/expected_metrics.json" ] || shared_missing "shared reference folder absent ($SHARED)"
 DEV=$(ls "$D"/L5PC_sim__*randseed_700001.p | head -1)
 M15=$SHARED/models/neuronio/num_memory_15
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT

@@ -2,14 +2,22 @@
  * test_nio_eval.c - the whole NeuronIO evaluation against the authors' own code: the released
  * models num_memory_1, num_memory_15 and best_elm_neuron evaluated (float32, windows of 500 ms,
  * burn-in 150) on the dev file and the two Python 2 style files must reproduce
- * ../shared/data/neuronio/expected_metrics.json. Tolerances (the README's): AUC and the soma
- * metrics 1e-4 (float32 forward vs torch float32: differences ~1e-6); "TP @ x FP" and
- * "AUC @ x FP" one step of 1 / (positive bins) where scores may tie differently.
+ * ../shared/data/neuronio/expected_metrics.json. Tolerances: AUC and the soma metrics 1e-4 (the
+ * README's; float32 forward vs torch float32: differences ~1e-6). "TP @ x FP" is a count ratio
+ * k / P taken at one point of the ROC curve, and "AUC @ x FP" a mean of np.interp samples of it:
+ * both change by a whole step (>= 1 / P, 1 / 20 or more here) as soon as two scores swap order,
+ * and otherwise only by the rounding of the interpolation (~1e-15). elm's curve is the
+ * reference's exactly (observed differences <= 1e-15), so their tolerance is TOL_AT_FP = 1e-9:
+ * any reordering, any wrong tie rule or off-by-one point fails it. The positive counts P of the
+ * files are asserted, so the step this argument relies on is known.
  * Also checks that a converted cache evaluates exactly like its pickle.
  */
 #include "elm.h"
 #include "neuronio/metrics.h"
 #include "test.h"
+
+/* See the file comment: a rounding margin, far below one step k / P of the at-FP metrics. */
+#define TOL_AT_FP 1e-9
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -20,24 +28,34 @@
     "L5PC_sim__Output_spikes_0056__Input_ranges_Exc_[0520,1017]_Inh_[0385,0839]_per100ms__simXsec_" \
     "8x6_randseed_700001.p"
 
+/* Positive bins of the three files (counted by positives() from the data; the py2 files are
+ * one simulation's worth of spikes each, so their at-FP metrics are 0 or 1: only an exact
+ * tolerance makes those checks able to fail). */
+#define DEV_POSITIVES 20
+#define PY2_POSITIVES 1
+#define PY0_POSITIVES 1
+
+/* positives: the file's positive bins as positives() counts them (read once from the data). */
 static const struct {
     const char *file, *key;
+    int positives;
 } files[] = {
-    {DEV_NAME, "dev file (8 simulations)"},
+    {DEV_NAME, "dev file (8 simulations)", DEV_POSITIVES},
     {"py2/L5PC_sim__py2style__simXsec_2x6_randseed_700001.p",
-     "py2/ protocol-2 file (2 simulations)"},
+     "py2/ protocol-2 file (2 simulations)", PY2_POSITIVES},
     {"py2/L5PC_sim__py2style_protocol0__simXsec_1x6_randseed_700001.p",
-     "py2/ protocol-0 file (1 simulation)"},
+     "py2/ protocol-0 file (1 simulation)", PY0_POSITIVES},
 };
 static const char *models[] = {"num_memory_1", "num_memory_15", "best_elm_neuron"};
 
-/* Positive bins the metrics see: kept simulations (0..24 spikes), after 500 ms. */
+/* Positive bins the metrics see: kept simulations (0..24 spikes), after 500 ms; -1 when a
+ * simulation cannot be read. */
 static int positives(const elm_nio_data *d) {
     int pos = 0;
     for (int k = 0; k < elm_nio_data_num_sims(d); k++) {
         elm_nio_view v;
         if (elm_nio_data_sim(d, k, &v) != ELM_OK)
-            return 1;
+            return -1;
         int bins = 0, late = 0, last = -1;
         for (int i = 0; i < v.n_out_spikes; i++) {
             int b = elm_nio_spike_bin((double)v.out_spike_times[i]);
@@ -50,7 +68,7 @@ static int positives(const elm_nio_data *d) {
         if (bins <= 24)
             pos += late;
     }
-    return pos ? pos : 1;
+    return pos;
 }
 
 static double now(void) {
@@ -79,7 +97,10 @@ int main(void) {
         CHECK_OK(elm_nio_data_open(&d, &p, 1));
         if (!d)
             continue;
-        const double step = 1.0 / positives(d);
+        const int pos = positives(d);
+        printf("%s: %d positive bins\n", files[f].key, pos);
+        CHECK(pos == files[f].positives, "%s: %d positive bins, expected %d", files[f].key, pos,
+              files[f].positives);
         for (size_t mi = 0; mi < 3; mi++) {
             char mp[4096];
             snprintf(mp, sizeof mp, "%s/models/neuronio/%s", shared, models[mi]);
@@ -102,8 +123,9 @@ int main(void) {
                 const char *name = elm_nio_metric_names[i];
                 double want = cJSON_GetObjectItem(e, name)->valuedouble;
                 double got = elm_nio_metric_value(&r, i);
-                /* AUC: 1e-4. soma: 1e-4 (RMSE/MAE in mV, EV in percent: 1e-4 of 100 % too). */
-                double tol = (i >= 1 && i <= 4) ? step + 1e-9 : 1e-4;
+                /* AUC: 1e-4. soma: 1e-4 (RMSE/MAE in mV, EV in percent: 1e-4 of 100 % too).
+                 * At-FP metrics: TOL_AT_FP (file comment). */
+                double tol = (i >= 1 && i <= 4) ? TOL_AT_FP : 1e-4;
                 double diff = fabs(got - want);
                 if (diff > worst[i])
                     worst[i] = diff;

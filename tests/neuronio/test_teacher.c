@@ -365,7 +365,9 @@ static void test_cache_and_cli(void) {
             int rc = system(cmd);
             CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "--sim 2 of 2: exit %d", rc);
         } else {
-            printf("SKIP (part): no ../shared models or no /usr/bin/python3; plot not checked\n");
+            test_skip_part("no ../shared models or no /usr/bin/python3; plot not checked");
+            if (!shared || access(model, R_OK) != 0)
+                (void)test_shared_opt(); /* a failure under ELM_REQUIRE_SHARED=1 */
         }
         /* Usage errors exit 2. */
         snprintf(cmd, sizeof cmd, "'%s' gen neuronio-teacher --sims 0 --out '%s' 2>/dev/null", cli,
@@ -373,8 +375,8 @@ static void test_cache_and_cli(void) {
         int rc = system(cmd);
         CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "--sims 0: exit %d", rc);
     } else {
-        printf("SKIP (part): $ELM_CLI (%s) is not an executable; CLI checks not run\n",
-               cli ? cli : "unset");
+        test_skip_part("$ELM_CLI (%s) is not an executable; CLI checks not run",
+                       cli ? cli : "unset");
     }
     elm_nio_sim_clear(&sims[0]);
     elm_nio_sim_clear(&sims[1]);
@@ -393,7 +395,9 @@ static void test_plot_pathfinder(void) {
     snprintf(data, sizeof data, "%s/data/pathfinder/pathfinder32", shared ? shared : "/none");
     if (!cli || access(cli, X_OK) != 0 || access(data, R_OK) != 0 ||
         access("/usr/bin/python3", X_OK) != 0) {
-        printf("SKIP (part): no CLI, no ../shared Pathfinder images or no python3\n");
+        test_skip_part("no CLI, no ../shared Pathfinder images or no python3");
+        if (access(data, R_OK) != 0)
+            (void)test_shared_opt(); /* a failure under ELM_REQUIRE_SHARED=1 */
         return;
     }
     char dir[] = "/tmp/elm-test-plotpf-XXXXXX";
