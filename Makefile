@@ -4,7 +4,7 @@ BUILD ?= build
 ELM_WERROR ?= OFF
 CMAKE_FLAGS ?=
 
-.PHONY: all test asan clean blas-compare install
+.PHONY: all test asan clean blas-compare install mutate mutate-check
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j2
 
@@ -27,6 +27,16 @@ asan:
 	cmake --build build-asan -j2
 	ctest --test-dir build-asan --output-on-failure -j2 -LE slow
 
+# Mutation testing (docs/TESTING.md): applies each deliberate bug of tests/mutants.txt in a copy
+# of the tree (build-mutate/), rebuilds and runs only the tests named to catch it, and reports
+# the kill rate and every survivor. Needs ../shared (test_parity). mutate-check: the list still
+# applies to the sources (no build).
+mutate:
+	python3 scripts/mutate.py
+
+mutate-check:
+	python3 scripts/mutate.py --check
+
 # elm's products against OpenBLAS's sgemm (docs/PERFORMANCE.md); needs libopenblas-dev.
 blas-compare: all
 	@pkg-config --exists openblas || { echo "blas-compare needs OpenBLAS: apt-get install libopenblas-dev"; exit 1; }
@@ -36,4 +46,4 @@ blas-compare: all
 	$(BUILD)/blas_compare
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-mutate
