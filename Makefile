@@ -29,13 +29,13 @@ asan:
 
 # Mutation testing (docs/TESTING.md): applies each deliberate bug of tests/mutants.txt in a copy
 # of the tree (build-mutate/), rebuilds and runs only the tests named to catch it, and reports
-# the kill rate and every survivor. Needs ../shared (test_parity). mutate-check: the list still
-# applies to the sources (no build).
+# the kill rate and every survivor. Needs the reference folder ELM_SHARED (test_parity).
+# mutate-check: the list still applies to the sources (no build).
 mutate:
-	python3 scripts/mutate.py
+	python3 tests/mutate.py
 
 mutate-check:
-	python3 scripts/mutate.py --check
+	python3 tests/mutate.py --check
 
 # elm's products against OpenBLAS's sgemm (docs/PERFORMANCE.md); needs libopenblas-dev.
 blas-compare: all

@@ -6,7 +6,9 @@
  *
  * The data are written here: five simulations whose soma voltage encodes (simulation k, time t)
  * as v = -70 - 0.01 t - 40 k mV (below the -55 mV clip), so each target row tells exactly which
- * simulation and which millisecond it was cut from.
+ * simulation and which millisecond it was cut from. Output spikes at known times check the spike
+ * targets: a spike at t ms marks bin (int)(t - 0.5) (the reference's astype(int)), two spikes in
+ * one bin mark it once, and a window holds exactly the bins inside it.
  */
 #include "../../cli/losses.c"
 #include "../../cli/task_neuronio.c"
@@ -17,6 +19,21 @@
 
 enum { NSIM = 5, NIN = 4 };
 static const int sim_T[NSIM] = {1001, 1002, 1010, 1000, 2999}; /* sim 3 is too short */
+/* Output spikes (ms) of sims 0 and 4, and the bins they mark. */
+static const float spikes0[] = {500.5f, 999.7f, 1000.6f};
+static const int bins0[] = {500, 999, 1000};
+static const float spikes4[] = {600.2f, 700.5f, 701.49f, 1500.9f, 2400.0f};
+static const int bins4[] = {599, 700, 700, 1500, 2399};
+
+/* Spike rows expected in a window [t0, t0 + W) of sim k, as a 0/1 mask. */
+static void expected_spikes(int k, int t0, int W, unsigned char *mask) {
+    memset(mask, 0, (size_t)W);
+    const int *b = k == 0 ? bins0 : k == 4 ? bins4 : NULL;
+    int n = k == 0 ? 3 : k == 4 ? 5 : 0;
+    for (int i = 0; i < n; i++)
+        if (b[i] >= t0 && b[i] < t0 + W)
+            mask[b[i] - t0] = 1;
+}
 
 /* (k, t) from a scaled soma target (ELM_NIO_SOMA_BIAS -67.7, scale 0.1); -1 when it is none. */
 static void decode(float target, int *k, int *t) {
@@ -37,6 +54,12 @@ static void write_data(const char *dir) {
         s.spike_ptr = calloc((size_t)s.T + 1, sizeof *s.spike_ptr);
         s.spike_idx = malloc(sizeof *s.spike_idx * (size_t)s.T);
         s.soma = malloc(sizeof *s.soma * (size_t)s.T);
+        if (k == 0 || k == 4) {
+            s.n_out_spikes = k == 0 ? 3 : 5;
+            s.out_spike_times = malloc(sizeof(float) * (size_t)s.n_out_spikes);
+            memcpy(s.out_spike_times, k == 0 ? spikes0 : spikes4,
+                   sizeof(float) * (size_t)s.n_out_spikes);
+        }
         for (int t = 0; t < s.T; t++) {
             s.soma[t] = (float)(-70 - 0.01 * t - 40 * k);
             int64_t n = s.spike_ptr[t];
@@ -48,6 +71,7 @@ static void write_data(const char *dir) {
         free(s.spike_ptr);
         free(s.spike_idx);
         free(s.soma);
+        free(s.out_spike_times);
     }
     CHECK_OK(elm_nio_writer_close(w));
 }
@@ -72,7 +96,9 @@ int main(void) {
     CHECK(t->seq_len == 500, "default window %d, want 500", t->seq_len);
     const int B = 8, W = t->seq_len, DRAWS = 400;
     float *target = malloc(sizeof(float) * (size_t)B * t->target_len);
-    int lo[NSIM], hi[NSIM], count[NSIM] = {0}, bad_rows = 0, bad_start = 0;
+    int lo[NSIM], hi[NSIM], count[NSIM] = {0}, bad_rows = 0, bad_start = 0, bad_spikes = 0;
+    long spikes_seen = 0;
+    unsigned char *mask = malloc((size_t)W);
     for (int k = 0; k < NSIM; k++) {
         lo[k] = INT32_MAX;
         hi[k] = -1;
@@ -98,6 +124,11 @@ int main(void) {
             }
             if (k0 < 0)
                 continue;
+            expected_spikes(k0, t0, W, mask);
+            for (int j = 0; j < W; j++) {
+                bad_spikes += tg[2 * j] != (float)mask[j];
+                spikes_seen += mask[j];
+            }
             count[k0]++;
             lo[k0] = t0 < lo[k0] ? t0 : lo[k0];
             hi[k0] = t0 > hi[k0] ? t0 : hi[k0];
@@ -112,6 +143,15 @@ int main(void) {
     CHECK(bad_rows == 0, "%d target rows are not consecutive milliseconds of one simulation",
           bad_rows);
     CHECK(bad_start == 0, "%d of %d windows outside [500, T - 501]", bad_start, DRAWS * B);
+    CHECK(bad_spikes == 0 && spikes_seen > 1000,
+          "%d spike targets differ from the bins (int)(t - 0.5) of the output spikes (%ld spikes "
+          "in the windows)",
+          bad_spikes, spikes_seen);
+    CHECK(elm_nio_spike_bin(0.5) == 0 && elm_nio_spike_bin(1.49) == 0 &&
+              elm_nio_spike_bin(1.5) == 1 && elm_nio_spike_bin(5999.9) == 5999,
+          "elm_nio_spike_bin: 0.5 -> %d, 1.49 -> %d, 1.5 -> %d, 5999.9 -> %d",
+          elm_nio_spike_bin(0.5), elm_nio_spike_bin(1.49), elm_nio_spike_bin(1.5),
+          elm_nio_spike_bin(5999.9));
     CHECK(count[3] == 0, "simulation 3 (T 1000, too short for a window) drawn %d times", count[3]);
     for (int k = 0; k < NSIM; k++) {
         if (k == 3)
@@ -132,6 +172,7 @@ int main(void) {
                   sim_T[k] - W - 1);
     }
     free(target);
+    free(mask);
     t->free(t);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -324,6 +324,8 @@ static void test_adding(void) {
     CHECK(inpool, "a draw left the pool");
     /* With replacement: with 6 samples, 64 pairs all distinct-within would have p ~ (5/6)^64. */
     CHECK(same > 0, "no pair drew the same sample twice (not with replacement?)");
+    /* ...but independently: about 1 pair in 6 repeats its sample (64 / 6 ~ 11), not most. */
+    CHECK(same < N / 3, "%d of %d pairs draw the same sample twice (not independent?)", same, N);
 
     /* Frames: sample 0's 100 steps, then sample 2's. */
     float *x = malloc(200 * 700 * sizeof *x), *y = malloc(100 * 700 * sizeof *y);
