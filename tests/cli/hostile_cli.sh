@@ -7,6 +7,7 @@ ELM=${ELM_CLI:-build/elm}
 SHARED=${ELM_SHARED:-../shared}
 PY=/usr/bin/python3
 [ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
+. "$(dirname "$0")/../testlib.sh"
 $PY -c 'import numpy' 2>/dev/null || { echo "SKIP: /usr/bin/python3 has no numpy"; exit 77; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
@@ -58,8 +59,7 @@ PYEOF
     expect_msg "$T/fifo.npy: not a regular file" -- \
         "$ELM" grad --model "$M15" --input "$T/x.npy" --dloss "$T/fifo.npy" --output "$T/g.safetensors"
 else
-    echo "note: $M15 absent; predict/grad message checks skipped"
+    shared_missing_part "$M15 absent: predict/grad message checks not run"
 fi
 
-echo "hostile_cli: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish
