@@ -86,8 +86,16 @@ def source_files():
 
 
 def sync(dst):
-    """Copies changed files only, so that the copy's build stays incremental across runs."""
-    for rel in source_files():
+    """Copies changed files only, so that the copy's build stays incremental across runs, and
+    removes files the checkout no longer has (CMake globs the sources)."""
+    files = source_files()
+    keep = set(files)
+    for d, _, fs in os.walk(dst):
+        for f in fs:
+            rel = os.path.relpath(os.path.join(d, f), dst)
+            if rel not in keep:
+                os.remove(os.path.join(d, f))
+    for rel in files:
         s, d = os.path.join(ROOT, rel), os.path.join(dst, rel)
         with open(s, "rb") as f:
             data = f.read()
