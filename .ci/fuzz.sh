@@ -3,7 +3,8 @@
 # replays the inputs of past findings (tests/fuzz/findings/), and fuzzes each target for
 # FUZZ_SECONDS (default 25) from its seed corpus, FUZZ_JOBS (default 2) at a time: about 2.5
 # minutes for the ten fuzzed targets on two cores, plus the build (40 s here, one core).
-# Exits non-zero on any crash, sanitizer report, broken invariant, hang or runaway allocation; the
+# Exits non-zero on any crash, sanitizer report, broken invariant, hang or runaway allocation (per
+# input: 2 s, 512 MB resident, 128 MB in one allocation; tests/fuzz/run.sh says why); the
 # failing input is in build-ci-fuzz/artifacts/<target>/ (replay: build-ci-fuzz/fuzz_<target> FILE).
 # Needs clang with libFuzzer (Debian: clang-14, libclang-rt-14-dev). See docs/RELIABILITY.md.
 set -euo pipefail

@@ -79,7 +79,10 @@ static void *arena_alloc(elm_pk *pk, size_t n) {
     n = (n + 15) & ~(size_t)15;
     chunk *c = pk->arena;
     if (!c || c->cap - c->used < n) {
-        size_t cap = n > ((size_t)1 << 19) ? n : ((size_t)1 << 20);
+        /* Chunks grow from 64 KB to 1 MB: a small pickle does not pay for a megabyte. */
+        size_t base = !c ? ((size_t)1 << 16) : c->cap < ((size_t)1 << 20) ? 2 * c->cap
+                                                                           : ((size_t)1 << 20);
+        size_t cap = n > base ? n : base;
         chunk *nc = malloc(sizeof(chunk) + cap);
         if (!nc)
             return NULL;

@@ -14,6 +14,12 @@
 # BUILD_DIR/artifacts/<target>/ (replay one with: BUILD_DIR/fuzz_<target> FILE).
 # Logs: BUILD_DIR/logs/.
 # Prints one line per target: executions, corpus size, coverage, result.
+#
+# Limits per input (environment): FUZZ_TIMEOUT seconds (default 2), FUZZ_RSS_MB resident
+# (default 512), FUZZ_MALLOC_MB in one allocation (default 128). They are tight on purpose: a
+# valid input of at most 64 KB parses in milliseconds and well under 120 MB resident (ASan
+# included), so anything near them is a blow-up a hostile file could make bigger. The loose limits
+# of the first round (10 s, 2 GB, 1 GB) let a 48 KB pickle take 1.2 GB unnoticed (D2, issue 15).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SECONDS_PER=${FUZZ_SECONDS:-30}
@@ -37,8 +43,12 @@ fi
 [ ${#targets[@]} -gt 0 ] || { echo "run.sh: no fuzz targets in $BUILD (run build.sh)" >&2; exit 2; }
 
 export OMP_NUM_THREADS=1
-# Leaks are failures too; report UBSan findings with a stack.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+TIMEOUT=${FUZZ_TIMEOUT:-2}
+RSS_MB=${FUZZ_RSS_MB:-512}
+MALLOC_MB=${FUZZ_MALLOC_MB:-128}
+# Leaks are failures too; report UBSan findings with a stack. ASan's quarantine of freed memory
+# (256 MB by default) would count against the resident limit: 64 MB keeps use-after-free checks.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:quarantine_size_mb=64}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Leaks that belong to a system library alone (see the file for each, and why) are not elm's.
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0}
@@ -49,7 +59,7 @@ fuzz_one() {
     local res=$BUILD/logs/$t.result
     mkdir -p "$work" "$arts" "$BUILD/logs"
     if [ ! -x "$bin" ]; then
-        printf "%-14s %10s %8s %8s %s\n" "$t" - - - "MISSING $bin" >"$res"
+        printf "%-14s %10s %8s %8s %8s %s\n" "$t" - - - - "MISSING $bin" >"$res"
         return 1
     fi
     # HDF5 has no frame pointers: unwind malloc stacks fully for fuzz_shd_raw so the LSan
@@ -63,7 +73,8 @@ fuzz_one() {
     local f
     for f in "$ROOT/tests/fuzz/findings/$t"/*; do
         [ -f "$f" ] || continue
-        if ! ASAN_OPTIONS=$asan "$bin" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 "$f" \
+        if ! ASAN_OPTIONS=$asan "$bin" -timeout="$TIMEOUT" -rss_limit_mb="$RSS_MB" \
+            -malloc_limit_mb="$MALLOC_MB" "$f" \
             >"$log.replay" 2>&1; then
             regress+=("$(basename "$f")")
             cat "$log.replay" >>"$log.findings"
@@ -71,31 +82,36 @@ fuzz_one() {
     done
     local seeds=()
     [ -d "$ROOT/tests/fuzz/corpus/$t" ] && seeds=("$ROOT/tests/fuzz/corpus/$t")
-    # -timeout: one input running 10 s is a hang; -rss_limit_mb 2 GB resident, -malloc_limit_mb
-    # 1 GB in one allocation: an input of at most 64 KB must never make a parser allocate that
-    # much because it says so.
+    # The limits (see the top): an input of at most 64 KB must never make a parser work seconds
+    # or allocate much because it says so.
     # While fuzzing raw SHD bytes, allocations above 1 GiB fail (return NULL) instead of stopping
-    # the run: libhdf5 allocates whatever a corrupt variable-length entry claims
-    # (docs/RELIABILITY.md), and with this it must fail cleanly. Findings are replayed without it.
-    local fasan=$asan
-    [ "$t" = shd_raw ] && fasan=$asan:allocator_may_return_null=1:max_allocation_size_mb=1024
+    # the run, under the first round's loose limits: libhdf5 allocates whatever a corrupt
+    # variable-length entry claims (docs/RELIABILITY.md), and with this it must fail cleanly.
+    # Its findings are replayed under the tight limits like every other target's.
+    local fasan=$asan ftime=$TIMEOUT frss=$RSS_MB fmalloc=$MALLOC_MB
+    if [ "$t" = shd_raw ]; then
+        fasan=$asan:allocator_may_return_null=1:max_allocation_size_mb=1024
+        ftime=10 frss=2048 fmalloc=1024
+    fi
     local rc=0
     if [ "$SECONDS_PER" -gt 0 ]; then
-        ASAN_OPTIONS=$fasan "$bin" -max_total_time="$SECONDS_PER" -timeout=10 -rss_limit_mb=2048 \
-            -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 -artifact_prefix="$arts/" \
+        ASAN_OPTIONS=$fasan "$bin" -max_total_time="$SECONDS_PER" -timeout="$ftime" \
+            -rss_limit_mb="$frss" -malloc_limit_mb="$fmalloc" -max_len=65536 \
+            -print_final_stats=1 -artifact_prefix="$arts/" \
             "$work" "${seeds[@]}" >"$log" 2>&1
         rc=$?
     else
         echo "findings replayed only (-t 0)" >"$log"
     fi
-    local execs cov ncorp r
+    local execs cov ncorp r peak
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    peak=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | sed 's/cov: //')
     ncorp=$(find "$work" -type f | wc -l)
     if [ $rc -eq 0 ]; then r=ok; else r="FAILED (rc $rc): see $log"; fi
     [ ${#regress[@]} -eq 0 ] || r="$r; STILL FAILING findings: ${regress[*]} (see $log.findings)"
     {
-        printf "%-14s %10s %8s %8s %s\n" "$t" "${execs:-?}" "$ncorp" "${cov:-?}" "$r"
+        printf "%-14s %10s %8s %8s %8s %s\n" "$t" "${execs:-?}" "$ncorp" "${cov:-?}" "${peak:-?}" "$r"
         [ $rc -eq 0 ] ||
             grep -m4 -E 'ERROR|FUZZ_ASSERT|runtime error|Test unit written' "$log" | sed 's/^/    /'
     } >"$res"
@@ -117,7 +133,7 @@ while [ "$running" -gt 0 ]; do
     wait -n || fail=1
     running=$((running - 1))
 done
-printf "%-14s %10s %8s %8s %s\n" target executions corpus cov result
+printf "%-14s %10s %8s %8s %8s %s\n" target executions corpus cov peak_MB result
 for t in "${targets[@]}"; do
     cat "$BUILD/logs/$t.result" 2>/dev/null || { echo "$t: no result"; fail=1; }
 done
