@@ -1,5 +1,5 @@
 /*
- * test_nio_window.c - the NeuronIO task's training windows (cli/task_neuronio.c), over many
+ * test_nio_window.c - the NeuronIO task's training windows (src/neuronio/task.c), over many
  * draws: every window starts at or after 500 ms and inside the reference's range
  * start = 500 + uniform[0, T - 500 - 500), so start + 500 <= T; both ends of that range occur;
  * simulations too short for a window are never drawn and the others are drawn uniformly.
@@ -10,8 +10,7 @@
  * targets: a spike at t ms marks bin (int)(t - 0.5) (the reference's astype(int)), two spikes in
  * one bin mark it once, and a window holds exactly the bins inside it.
  */
-#include "../../cli/losses.c"
-#include "../../cli/task_neuronio.c"
+#include "elm_train.h"
 #include "neuronio/neuronio.h"
 #include "test.h"
 
@@ -90,12 +89,14 @@ int main(void) {
     o.threads = 1;
     o.for_training = 1;
     elm_task *t = NULL;
-    CHECK_OK(elm_task_neuronio_create(&t, &o));
+    CHECK_OK(elm_task_create(&t, "neuronio", &o));
     if (!t)
         return test_end();
-    CHECK(t->seq_len == 500, "default window %d, want 500", t->seq_len);
-    const int B = 8, W = t->seq_len, DRAWS = 400;
-    float *target = malloc(sizeof(float) * (size_t)B * t->target_len);
+    elm_task_info info;
+    elm_task_get_info(t, &info);
+    CHECK(info.seq_len == 500, "default window %d, want 500", info.seq_len);
+    const int B = 8, W = info.seq_len, DRAWS = 400;
+    float *target = malloc(sizeof(float) * (size_t)B * info.target_len);
     int lo[NSIM], hi[NSIM], count[NSIM] = {0}, bad_rows = 0, bad_start = 0, bad_spikes = 0;
     long spikes_seen = 0;
     unsigned char *mask = malloc((size_t)W);
@@ -103,17 +104,16 @@ int main(void) {
         lo[k] = INT32_MAX;
         hi[k] = -1;
     }
-    elm_rng rng;
-    elm_rng_seed(&rng, 12);
     for (int d = 0; d < DRAWS; d++) {
+        /* The batches a run seeded 12 trains on, steps 0 .. DRAWS - 1. */
         elm_sparse_input x;
-        elm_status st = t->train_batch_sparse(t, &rng, B, &x, target);
+        elm_status st = elm_task_batch(t, 12, d, B, NULL, &x, target);
         if (st != ELM_OK) {
             CHECK(0, "batch %d: %s", d, elm_last_error());
             break;
         }
         for (int b = 0; b < B; b++) {
-            const float *tg = target + (size_t)b * t->target_len;
+            const float *tg = target + (size_t)b * info.target_len;
             int k0, t0;
             decode(tg[1], &k0, &t0);
             /* Every row of the window is the next millisecond of the same simulation. */
@@ -173,7 +173,7 @@ int main(void) {
     }
     free(target);
     free(mask);
-    t->free(t);
+    elm_task_free(t);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0, "cleanup");

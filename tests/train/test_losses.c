@@ -1,5 +1,5 @@
 /*
- * test_losses.c - the training losses (cli/losses.c): their values against the textbook
+ * test_losses.c - the training losses (src/train/losses.c): their values against the textbook
  * definitions written out here, and every element of dL/dy against central finite differences
  * of the loss itself.
  *   NeuronIO: 0.5 * BCEWithLogits(y0, spike) + 0.5 * MSE(y1, soma), means over B * T;
@@ -16,7 +16,7 @@
  * The loss value is compared with a naive log(sigmoid) / log(softmax) form, which for the
  * moderate logits used (|y| <= 6) agrees with the stable forms to ~1e-15 relative: 1e-12.
  */
-#include "../../cli/losses.c"
+#include "train/task.h"
 #include "test.h"
 
 #define TOL_LOSS_FD 1e-5
@@ -30,12 +30,12 @@ typedef struct {
 
 static double nio(const float *y, const float *target, float *dy, void *ctx) {
     shape *s = ctx;
-    return elm_loss_neuronio(y, target, dy, s->B, s->T);
+    return elm__loss_neuronio(y, target, dy, s->B, s->T);
 }
 
 static double ce(const float *y, const float *target, float *dy, void *ctx) {
     shape *s = ctx;
-    return elm_loss_ce_last(y, target, dy, s->B, s->T, s->O);
+    return elm__loss_ce_last(y, target, dy, s->B, s->T, s->O);
 }
 
 /* A value on the 2^-8 grid in [-lim, lim]. */
@@ -93,7 +93,7 @@ static void test_neuronio(void) {
         tg[2 * i] = elm_rng_uniform(&r) < 0.3 ? 1.f : 0.f; /* spike bin */
         tg[2 * i + 1] = grid(&r, 1.5);                    /* scaled soma */
     }
-    double L = elm_loss_neuronio(y, tg, dy, s.B, s.T);
+    double L = elm__loss_neuronio(y, tg, dy, s.B, s.T);
     double bce = 0, mse = 0;
     for (size_t i = 0; i < n; i++) {
         double x = (double)y[2 * i], z = (double)tg[2 * i], sg = 1 / (1 + exp(-x));
@@ -110,7 +110,7 @@ static void test_neuronio(void) {
     tg[0] = 0;
     y[2] = -80;
     tg[2] = 1;
-    L = elm_loss_neuronio(y, tg, dy, s.B, s.T);
+    L = elm__loss_neuronio(y, tg, dy, s.B, s.T);
     CHECK(isfinite(L) && fabs((double)dy[0] - 0.5 / (double)n) < 1e-9 &&
               fabs((double)dy[2] + 0.5 / (double)n) < 1e-9,
           "saturated logits: loss %g, dy %g %g", L, (double)dy[0], (double)dy[2]);
@@ -130,7 +130,7 @@ static void test_ce(int B, int T, int O, const char *label) {
         y[i] = grid(&r, 4);
     for (int b = 0; b < B; b++)
         tg[b] = (float)elm_rng_below(&r, (uint64_t)O);
-    double L = elm_loss_ce_last(y, tg, dy, B, T, O), want = 0;
+    double L = elm__loss_ce_last(y, tg, dy, B, T, O), want = 0;
     for (int b = 0; b < B; b++) {
         const float *z = y + ((size_t)b * (size_t)T + (size_t)(T - 1)) * (size_t)O;
         double se = 0;
