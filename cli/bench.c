@@ -225,17 +225,17 @@ static void run_case(const bench_case *bc, bench_result *r) {
         snprintf(r->err, sizeof r->err, "out of memory for the inputs (%zu values)", nx);
         goto out;
     }
-    elm_rng rng;
-    elm_rng_seed(&rng, 42);
+    elm__rng rng;
+    elm__rng_seed(&rng, 42);
     for (size_t i = 0; i < nx; i++) {
-        double v = uniform ? elm_rng_uniform(&rng) : (elm_rng_uniform(&rng) < 0.01 ? 1.0 : 0.0);
+        double v = uniform ? elm__rng_uniform(&rng) : (elm__rng_uniform(&rng) < 0.01 ? 1.0 : 0.0);
         if (bc->f64)
             ((double *)x)[i] = v;
         else
             ((float *)x)[i] = (float)v;
     }
     for (size_t i = 0; i < ny; i++) {
-        double v = elm_rng_normal(&rng);
+        double v = elm__rng_normal(&rng);
         if (bc->f64)
             ((double *)tgt)[i] = v;
         else

@@ -95,7 +95,7 @@ static const char *npy_type_name(elm__dtype t) {
 }
 
 /* "[2, 300, 100]": every dimension of an array (messages print the whole shape). */
-static const char *shape_str(const elm_array *a, char *buf, size_t cap) {
+static const char *shape_str(const elm__array *a, char *buf, size_t cap) {
     size_t k = (size_t)snprintf(buf, cap, "[");
     for (int d = 0; d < a->ndim && k < cap; d++)
         k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? ", " : "", (long long)a->shape[d]);
@@ -108,8 +108,8 @@ static const char *shape_str(const elm_array *a, char *buf, size_t cap) {
  * are built before the array is freed (they print its dtype and shape). */
 static int load_input(const char *path, const elm_model *m, elm_dtype dtype, void **out, int *B,
                       int *T, int *squeezed) {
-    elm_array a;
-    elm_status st = elm_npy_load(path, &a);
+    elm__array a;
+    elm_status st = elm__npy_load(path, &a);
     if (st)
         return cli_fail(st, NULL);
     int I = elm_model_config(m)->num_input;
@@ -118,32 +118,32 @@ static int load_input(const char *path, const elm_model *m, elm_dtype dtype, voi
     if (a.dtype != ELM_DT_F32 && a.dtype != ELM_DT_F64) {
         int rc = cli_error("%s: input must be float32 or float64, not %s", path,
                            npy_type_name(a.dtype));
-        elm_array_free(&a);
+        elm__array_free(&a);
         return rc;
     }
     if ((a.ndim != 3 && a.ndim != 2) || a.shape[a.ndim - 1] != I) {
         int rc = cli_error("%s: input must be [B, T, %d] or [T, %d] for this model, not %s", path,
                            I, I, shape_str(&a, shp, sizeof shp));
-        elm_array_free(&a);
+        elm__array_free(&a);
         return rc;
     }
     *B = a.ndim == 3 ? (int)a.shape[0] : 1;
     *T = (int)a.shape[a.ndim - 2];
     if (*B < 1 || *T < 1) {
-        elm_array_free(&a);
+        elm__array_free(&a);
         return cli_error("%s: input has an empty batch or no time steps", path);
     }
     size_t rs = dtype == ELM_F64 ? sizeof(double) : sizeof(float);
     void *x = malloc(rs * a.numel);
     if (!x) {
-        elm_array_free(&a);
+        elm__array_free(&a);
         return cli_error("%s: out of memory for %zu values", path, a.numel);
     }
     for (size_t i = 0; i < a.numel; i++) {
-        double v = elm_array_get(&a, i);
+        double v = elm__array_get(&a, i);
         if (!isfinite(v)) {
             size_t t = (i / (size_t)I) % (size_t)*T, b = i / ((size_t)I * (size_t)*T);
-            elm_array_free(&a);
+            elm__array_free(&a);
             free(x);
             return cli_error("%s: non-finite value at [%zu, %zu, %zu]", path, b, t,
                              i % (size_t)I);
@@ -153,7 +153,7 @@ static int load_input(const char *path, const elm_model *m, elm_dtype dtype, voi
         else
             ((float *)x)[i] = (float)v;
     }
-    elm_array_free(&a);
+    elm__array_free(&a);
     *out = x;
     return 0;
 }
@@ -216,14 +216,14 @@ static int predict_or_grad(int argc, char **argv, int grad) {
             goto done;
         }
         int64_t shape[3] = {B, T, O};
-        st = elm_npy_save(output, f64 ? ELM_DT_F64 : ELM_DT_F32, 3, shape, y);
+        st = elm__npy_save(output, f64 ? ELM_DT_F64 : ELM_DT_F32, 3, shape, y);
         if (st)
             rc = cli_fail(st, NULL);
         goto done;
     }
     /* grad: G must have Y's shape. */
-    elm_array ga;
-    st = elm_npy_load(dloss, &ga);
+    elm__array ga;
+    st = elm__npy_load(dloss, &ga);
     if (st) {
         rc = cli_fail(st, NULL);
         goto done;
@@ -234,14 +234,14 @@ static int predict_or_grad(int argc, char **argv, int grad) {
         char shp[160];
         rc = cli_error("%s: dloss must be float32 or float64 of Y's shape [%d, %d, %d], not %s %s",
                        dloss, B, T, O, npy_type_name(ga.dtype), shape_str(&ga, shp, sizeof shp));
-        elm_array_free(&ga);
+        elm__array_free(&ga);
         goto done;
     }
     g = malloc(rs * ny);
     for (size_t i = 0; g && i < ny; i++) {
-        double gv = elm_array_get(&ga, i);
+        double gv = elm__array_get(&ga, i);
         if (!isfinite(gv)) {
-            elm_array_free(&ga);
+            elm__array_free(&ga);
             rc = cli_error("%s: non-finite value at element %zu", dloss, i);
             goto done;
         }
@@ -250,7 +250,7 @@ static int predict_or_grad(int argc, char **argv, int grad) {
         else
             ((float *)g)[i] = (float)gv;
     }
-    elm_array_free(&ga);
+    elm__array_free(&ga);
     if (!g) {
         rc = cli_error("out of memory");
         goto done;

@@ -81,7 +81,7 @@ static elm_status save(const char *dir, const char *name, elm__dtype dt, int ndi
     char *p = elm__path_join(dir, name);
     if (!p)
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
-    elm_status st = elm_npy_save(p, dt, ndim, shape, data);
+    elm_status st = elm__npy_save(p, dt, ndim, shape, data);
     free(p);
     return st;
 }

@@ -267,9 +267,6 @@ void elm_model_set_threads(elm_model *m, int threads);
  */
 void elm_model_refresh(elm_model *m);
 
-/* Forces the per-synapse-trace code path of v1 (for tests of the fast paths). */
-void elm_model_set_general_path(elm_model *m, int on);
-
 /* ---- Streaming ------------------------------------------------------------------------------- */
 
 typedef struct elm_state elm_state;

@@ -111,12 +111,12 @@ elm_status elm__spike_lists_reserve(elm__spike_lists *L, size_t need);
 elm_sparse_input elm__spike_lists_input(const elm__spike_lists *L);
 
 /* ---- Random numbers: xoshiro256** seeded by splitmix64; reproducible everywhere. ---- */
-typedef struct elm_rng {
+typedef struct elm__rng {
     uint64_t s[4];
-} elm_rng;
-void elm_rng_seed(elm_rng *r, uint64_t seed);
+} elm__rng;
+void elm__rng_seed(elm__rng *r, uint64_t seed);
 /* Inline: the input dropout of training draws once per input spike. */
-static inline uint64_t elm_rng_next(elm_rng *r) {
+static inline uint64_t elm__rng_next(elm__rng *r) {
     uint64_t *s = r->s;
     uint64_t x = s[1] * 5, result = ((x << 7) | (x >> 57)) * 9;
     uint64_t t = s[1] << 17;
@@ -129,27 +129,27 @@ static inline uint64_t elm_rng_next(elm_rng *r) {
     return result;
 }
 /* [0, 1) with 53 random bits */
-static inline double elm_rng_uniform(elm_rng *r) {
-    return (double)(elm_rng_next(r) >> 11) * 0x1.0p-53;
+static inline double elm__rng_uniform(elm__rng *r) {
+    return (double)(elm__rng_next(r) >> 11) * 0x1.0p-53;
 }
-double elm_rng_normal(elm_rng *r);              /* standard normal (Box-Muller, no cached value) */
-uint64_t elm_rng_below(elm_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
+double elm__rng_normal(elm__rng *r); /* standard normal (Box-Muller, no cached value) */
+uint64_t elm__rng_below(elm__rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 
 /* ---- .npy (numpy format 1.0/2.0/3.0, little-endian, C order) ---- */
-typedef struct elm_array {
+typedef struct elm__array {
     elm__dtype dtype;
     int ndim;
     int64_t shape[8];
     size_t numel;
     void *data; /* malloc'd, numel * dtype size */
-} elm_array;
-void elm_array_free(elm_array *a);
+} elm__array;
+void elm__array_free(elm__array *a);
 /* Loads a .npy file; accepts f2/f4/f8/i1/u1/i2/i4/i8/b1, little-endian or not applicable. */
-elm_status elm_npy_load(const char *path, elm_array *out);
+elm_status elm__npy_load(const char *path, elm__array *out);
 /* Writes a .npy file (format 1.0), atomically. */
-elm_status elm_npy_save(const char *path, elm__dtype dtype, int ndim, const int64_t *shape,
+elm_status elm__npy_save(const char *path, elm__dtype dtype, int ndim, const int64_t *shape,
                         const void *data);
 /* Converts element i of a numeric array to double (f16 included). */
-double elm_array_get(const elm_array *a, size_t i);
+double elm__array_get(const elm__array *a, size_t i);
 
 #endif

@@ -18,8 +18,8 @@ static inline elm_status nio_synth_write(const char *dir, const char *name, int 
     elm_status st = elm_nio_writer_open(&w, dir, name);
     if (st)
         return st;
-    elm_rng r;
-    elm_rng_seed(&r, seed);
+    elm__rng r;
+    elm__rng_seed(&r, seed);
     for (int k = 0; k < sims && !st; k++) {
         elm_nio_sim s = {.T = T, .n_in = n_in};
         s.spike_ptr = calloc((size_t)T + 1, sizeof *s.spike_ptr);
@@ -35,14 +35,14 @@ static inline elm_status nio_synth_write(const char *dir, const char *name, int 
         double v = -70;
         for (int t = 0; t < T; t++) {
             /* Up to 7 distinct ascending ids per step: a random start and random gaps. */
-            int id = (int)elm_rng_below(&r, (uint64_t)(n_in / 8));
-            int m = (int)elm_rng_below(&r, 8);
+            int id = (int)elm__rng_below(&r, (uint64_t)(n_in / 8));
+            int m = (int)elm__rng_below(&r, 8);
             for (int j = 0; j < m && id < n_in; j++) {
                 s.spike_idx[nnz++] = (uint16_t)id;
-                id += 1 + (int)elm_rng_below(&r, (uint64_t)(n_in / 8));
+                id += 1 + (int)elm__rng_below(&r, (uint64_t)(n_in / 8));
             }
             s.spike_ptr[t + 1] = nnz;
-            v += 0.5 * (elm_rng_uniform(&r) - 0.5) - 0.01 * (v + 70);
+            v += 0.5 * (elm__rng_uniform(&r) - 0.5) - 0.01 * (v + 70);
             s.soma[t] = (float)v;
             if (t % 100 == 50 && s.n_out_spikes < T / 100 + 1) {
                 s.out_spike_times[s.n_out_spikes++] = (float)t + 0.7f;

@@ -136,10 +136,10 @@ elm_status elm__lstm_create(elm__lstm **out, int num_input, int hidden, int num_
      * kaiming_uniform(a=sqrt(5)) for the weight and U(-1/sqrt(fan_in)) for the bias, which is the
      * same bound since fan_in = H. */
     double k = 1.0 / sqrt((double)m->H);
-    elm_rng r;
-    elm_rng_seed(&r, seed);
+    elm__rng r;
+    elm__rng_seed(&r, seed);
     for (size_t i = 0; i < m->n; i++) {
-        double v = (2 * elm_rng_uniform(&r) - 1) * k;
+        double v = (2 * elm__rng_uniform(&r) - 1) * k;
         if (dtype == ELM_F64)
             ((double *)m->params)[i] = v;
         else

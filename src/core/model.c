@@ -127,7 +127,7 @@ static void build_inverse(elm_model *m) {
 }
 
 /* The reference's routing (docs/MODEL.md section 3). */
-static void make_routing(elm_model *m, elm_rng *rng) {
+static void make_routing(elm_model *m, elm__rng *rng) {
     const elm_config *c = &m->cfg;
     if (c->input_to_synapse_routing == ELM_ROUTE_NEURONIO) {
         int I = m->I, stride = (I + m->R - 1) / m->R;
@@ -140,7 +140,7 @@ static void make_routing(elm_model *m, elm_rng *rng) {
             }
     } else if (c->input_to_synapse_routing == ELM_ROUTE_RANDOM) {
         for (int k = 0; k < m->S; k++) {
-            m->route_idx[k] = (int32_t)elm_rng_below(rng, (uint64_t)m->I);
+            m->route_idx[k] = (int32_t)elm__rng_below(rng, (uint64_t)m->I);
             m->route_mask[k] = 1;
         }
     }
@@ -195,8 +195,8 @@ static elm_status elm_create(elm_model **out, const elm_config *cfg, elm_dtype d
     elm_status st = build(&m, cfg, dtype);
     if (st)
         return st;
-    elm_rng rng;
-    elm_rng_seed(&rng, seed);
+    elm__rng rng;
+    elm__rng_seed(&rng, seed);
     const elm_config *c = &m->cfg;
     make_routing(m, &rng);
     build_inverse(m);
@@ -208,9 +208,9 @@ static elm_status elm_create(elm_model **out, const elm_config *cfg, elm_dtype d
         size_t ow = l < m->L ? m->off_w[l] : m->off_wy, ob = l < m->L ? m->off_b[l] : m->off_by;
         double bound = 1.0 / sqrt((double)fi);
         for (size_t i = 0; i < (size_t)fo * (size_t)fi; i++)
-            put(m, ow + i, (2 * elm_rng_uniform(&rng) - 1) * bound);
+            put(m, ow + i, (2 * elm__rng_uniform(&rng) - 1) * bound);
         for (int i = 0; i < fo; i++)
-            put(m, ob + (size_t)i, (2 * elm_rng_uniform(&rng) - 1) * bound);
+            put(m, ob + (size_t)i, (2 * elm__rng_uniform(&rng) - 1) * bound);
     }
     /* tau_m: log-spaced in [tau_min, tau_max], through the inverse scaled sigmoid. */
     double tmin = c->memory_tau_min, tmax = c->memory_tau_max;
@@ -367,7 +367,7 @@ void elm_model_set_threads(elm_model *m, int threads) {
         m->ops->set_threads(m);
 }
 
-void elm_model_set_general_path(elm_model *m, int on) {
+void elm__model_set_general_path(elm_model *m, int on) {
     m->force_general = on;
     elm__refresh(m);
 }

@@ -175,6 +175,9 @@ static inline size_t elm__real_size(elm_dtype d) {
     return d == ELM_F64 ? sizeof(double) : sizeof(float);
 }
 
+/* Test hook: forces the per-synapse-trace code path of v1 (the fast paths are compared with it). */
+void elm__model_set_general_path(elm_model *m, int on);
+
 /* 1 when the v1 per-synapse traces of every branch share one tau_s (or v2): branch traces. */
 int elm__branch_traces(const elm_model *m);
 

@@ -17,14 +17,14 @@ static const char *npy_descr(elm__dtype t) {
     return d[t];
 }
 
-void elm_array_free(elm_array *a) {
+void elm__array_free(elm__array *a) {
     if (!a)
         return;
     free(a->data);
     memset(a, 0, sizeof *a);
 }
 
-double elm_array_get(const elm_array *a, size_t i) {
+double elm__array_get(const elm__array *a, size_t i) {
     return elm__dtype_get(a->dtype, a->data, i);
 }
 
@@ -190,7 +190,7 @@ static elm_status parse_header(const char *path, const char *hdr, npy_hdr *h) {
     return ELM_OK;
 }
 
-elm_status elm_npy_load(const char *path, elm_array *out) {
+elm_status elm__npy_load(const char *path, elm__array *out) {
     memset(out, 0, sizeof *out);
     FILE *f;
     elm_status st = elm__fopen_regular(path, &f);
@@ -288,11 +288,11 @@ done:
     free(hdr);
     fclose(f);
     if (st)
-        elm_array_free(out);
+        elm__array_free(out);
     return st;
 }
 
-elm_status elm_npy_save(const char *path, elm__dtype dtype, int ndim, const int64_t *shape,
+elm_status elm__npy_save(const char *path, elm__dtype dtype, int ndim, const int64_t *shape,
                         const void *data) {
     char dict[512];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",

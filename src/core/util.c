@@ -352,23 +352,23 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-void elm_rng_seed(elm_rng *r, uint64_t seed) {
+void elm__rng_seed(elm__rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++)
         r->s[i] = splitmix64(&seed);
 }
 
-double elm_rng_normal(elm_rng *r) {
-    double u1 = elm_rng_uniform(r), u2 = elm_rng_uniform(r);
+double elm__rng_normal(elm__rng *r) {
+    double u1 = elm__rng_uniform(r), u2 = elm__rng_uniform(r);
     return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
 }
 
-uint64_t elm_rng_below(elm_rng *r, uint64_t n) {
+uint64_t elm__rng_below(elm__rng *r, uint64_t n) {
     if (n <= 1)
         return 0;
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t x;
     do
-        x = elm_rng_next(r);
+        x = elm__rng_next(r);
     while (x >= limit);
     return x % n;
 }

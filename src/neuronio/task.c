@@ -50,7 +50,7 @@ typedef struct {
  * draws and the sizes come first; then the samples' lists are cut in parallel, each into its own
  * part of the arrays.
  */
-static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
+static elm_status nio_train_batch_sparse(elm_task *t, elm__rng *rng, int B, elm_sparse_input *x,
                                          float *target) {
     nio_ctx *c = t->ctx;
     elm__spike_lists *L = &c->lists;
@@ -70,13 +70,13 @@ static elm_status nio_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
     }
     int64_t total = 0;
     for (int b = 0; b < B; b++) {
-        int k = c->train_sims[elm_rng_below(rng, (uint64_t)c->n_train_sims)];
+        int k = c->train_sims[elm__rng_below(rng, (uint64_t)c->n_train_sims)];
         elm_nio_view *v = &c->sp_view[b];
         st = elm_nio_data_sim(c->data, k, v);
         if (st != ELM_OK)
             return st;
         int span = v->T - T - NIO_IGNORE_START;
-        c->sp_t0[b] = NIO_IGNORE_START + (int)elm_rng_below(rng, (uint64_t)span);
+        c->sp_t0[b] = NIO_IGNORE_START + (int)elm__rng_below(rng, (uint64_t)span);
         int64_t nnz = elm_nio_window_nnz(v, c->sp_t0[b], T);
         if (nnz < 0)
             return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation %d: corrupt row pointers", k);

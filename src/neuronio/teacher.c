@@ -268,7 +268,7 @@ static double coarse_at(const double *x, int nq, int t) {
 typedef void (*rate_fn)(double *x, int i, int n_coarse, void *ctx, double *tmp);
 
 /* Shared by both input generators: draws each input's spikes from its rate, builds the CSR. */
-static elm_status draw_inputs(elm_nio_sim *sim, int T, elm_rng *rng, rate_fn fn, void *ctx) {
+static elm_status draw_inputs(elm_nio_sim *sim, int T, elm__rng *rng, rate_fn fn, void *ctx) {
     const int n_in = ELM_TEACHER_NUM_INPUTS;
     const int nq = (T + COARSE_MS - 1) / COARSE_MS;
     elm_status st = ELM_OK;
@@ -299,11 +299,11 @@ static elm_status draw_inputs(elm_nio_sim *sim, int T, elm_rng *rng, rate_fn fn,
         double lq = log1p(-pmax); /* -inf when pmax == 1: every bin is a candidate */
         int t = -1;
         for (;;) {
-            double gap = floor(log1p(-elm_rng_uniform(rng)) / lq);
+            double gap = floor(log1p(-elm__rng_uniform(rng)) / lq);
             if (!(gap < (double)(T - 1 - t)))
                 break;
             t += 1 + (int)gap;
-            if (elm_rng_uniform(rng) * pmax >= bin_prob(coarse_at(x, nq, t)))
+            if (elm__rng_uniform(rng) * pmax >= bin_prob(coarse_at(x, nq, t)))
                 continue;
             if (counts[i] == caps[i]) {
                 int cap = caps[i] ? 2 * caps[i] : 64;
@@ -365,18 +365,18 @@ elm_status elm_teacher_inputs(elm_nio_sim *sim, const elm_teacher_input_params *
           isfinite(ip->ex_per_100ms_max) && isfinite(ip->ex_inh_diff_max) &&
           isfinite(ip->ex_inh_diff_min) && isfinite(ip->rate_scale)))
         return elm__fail(ELM_ERR_ARG, "teacher: invalid input statistics");
-    elm_rng rng;
-    elm_rng_seed(&rng, seed);
+    elm__rng rng;
+    elm__rng_seed(&rng, seed);
     recipe_ctx c;
     c.T = T;
     /* Draw order as in the script: interval, its jitter, sigma, its jitter. The jitter is
      * Python's int(), which truncates toward zero, as C's cast does. */
-    c.interval_ms = interval_options_ms[elm_rng_below(&rng, sizeof interval_options_ms /
+    c.interval_ms = interval_options_ms[elm__rng_below(&rng, sizeof interval_options_ms /
                                                                 sizeof interval_options_ms[0])];
-    c.interval_ms += (int)(2.0 * JITTER_MS * elm_rng_uniform(&rng) - JITTER_MS);
-    int sigma =
-        sigma_options_ms[elm_rng_below(&rng, sizeof sigma_options_ms / sizeof sigma_options_ms[0])];
-    sigma += (int)(2.0 * JITTER_MS * elm_rng_uniform(&rng) - JITTER_MS);
+    c.interval_ms += (int)(2.0 * JITTER_MS * elm__rng_uniform(&rng) - JITTER_MS);
+    int sigma = sigma_options_ms[elm__rng_below(&rng, sizeof sigma_options_ms /
+                                                          sizeof sigma_options_ms[0])];
+    sigma += (int)(2.0 * JITTER_MS * elm__rng_uniform(&rng) - JITTER_MS);
     /* Three boxes of odd width w (coarse bins) have variance (w^2 - 1) / 4 bins^2: w is the odd
      * integer nearest sqrt(4 (sigma / 5 ms)^2 + 1) (at least 1, no smoothing). */
     double s_c = (double)sigma / COARSE_MS;
@@ -395,9 +395,9 @@ elm_status elm_teacher_inputs(elm_nio_sim *sim, const elm_teacher_input_params *
     for (int tr = 0; tr < 2; tr++)
         for (int j = 0; j < c.n_int; j++) {
             double ex = ip->ex_per_100ms_min +
-                        (ip->ex_per_100ms_max - ip->ex_per_100ms_min) * elm_rng_uniform(&rng);
+                        (ip->ex_per_100ms_max - ip->ex_per_100ms_min) * elm__rng_uniform(&rng);
             double lo = fmax(0.0, ex + ip->ex_inh_diff_min), hi = ex + ip->ex_inh_diff_max;
-            double inh = lo + (hi - lo) * elm_rng_uniform(&rng);
+            double inh = lo + (hi - lo) * elm__rng_uniform(&rng);
             tree[(2 * tr) * c.n_int + j] = ex;
             tree[(2 * tr + 1) * c.n_int + j] = inh > 0 ? inh : 0.0001;
         }
@@ -411,7 +411,7 @@ elm_status elm_teacher_inputs(elm_nio_sim *sim, const elm_teacher_input_params *
         const double *tot = tree + (size_t)(2 * apical + inh) * c.n_int;
         for (int j = 0; j < c.n_int; j++)
             c.seg_rate[(size_t)i * c.n_int + j] =
-                ip->rate_scale * tot[j] / (100.0 * nseg) * (0.5 + elm_rng_uniform(&rng));
+                ip->rate_scale * tot[j] / (100.0 * nseg) * (0.5 + elm__rng_uniform(&rng));
     }
     free(tree);
     elm_status st = draw_inputs(sim, T, &rng, recipe_rate, &c);
@@ -437,8 +437,8 @@ elm_status elm_teacher_inputs_constant(elm_nio_sim *sim, int T, double ex_hz, do
         !(inh_hz >= 0 && inh_hz <= 1000))
         return elm__fail(ELM_ERR_ARG, "teacher: invalid constant inputs (T %d, %g Hz, %g Hz)", T,
                          ex_hz, inh_hz);
-    elm_rng rng;
-    elm_rng_seed(&rng, seed);
+    elm__rng rng;
+    elm__rng_seed(&rng, seed);
     const_ctx c = {ex_hz / 1000.0, inh_hz / 1000.0};
     return draw_inputs(sim, T, &rng, const_rate, &c);
 }
@@ -634,9 +634,9 @@ elm_status elm_teacher_simulate(elm_nio_sim *sim, const elm_teacher_params *p) {
 uint64_t elm_teacher_sim_seed(uint64_t seed, uint64_t k) {
     /* The first output of a generator seeded (through splitmix64) by seed mixed with k times the
      * golden-ratio constant: neighbouring (seed, k) pairs give unrelated streams. */
-    elm_rng r;
-    elm_rng_seed(&r, seed ^ (0x9E3779B97F4A7C15ull * (k + 1)));
-    return elm_rng_next(&r);
+    elm__rng r;
+    elm__rng_seed(&r, seed ^ (0x9E3779B97F4A7C15ull * (k + 1)));
+    return elm__rng_next(&r);
 }
 
 elm_status elm_teacher_run(elm_nio_sim *sim, const elm_teacher_params *p,

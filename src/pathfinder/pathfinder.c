@@ -829,10 +829,10 @@ elm_status elm_pf_open(elm_pf **out, const char *dir, const char *difficulty, in
     }
     for (long i = 0; i < p->n; i++)
         p->perm[i] = i;
-    elm_rng rng;
-    elm_rng_seed(&rng, split_seed);
+    elm__rng rng;
+    elm__rng_seed(&rng, split_seed);
     for (long i = p->n - 1; i > 0; i--) {
-        long j = (long)elm_rng_below(&rng, (uint64_t)i + 1);
+        long j = (long)elm__rng_below(&rng, (uint64_t)i + 1);
         long t = p->perm[i];
         p->perm[i] = p->perm[j];
         p->perm[j] = t;

@@ -12,7 +12,7 @@
  *
  * Order and splits. Samples are numbered in metadata order: metadata files sorted by batch number
  * (numeric part of the file name, then by name), lines in file order. A split permutation is that
- * order shuffled by Fisher-Yates with elm_rng seeded by `split_seed`; the first floor(0.8 n)
+ * order shuffled by Fisher-Yates with elm__rng seeded by `split_seed`; the first floor(0.8 n)
  * samples are "train", the next floor(0.1 n) "valid", the rest "test". The same folder and seed
  * always give the same three disjoint splits, on any machine.
  *

@@ -670,11 +670,11 @@ static double flip_pi(double t) {
  * pixel of `lined` above 0.3 (the reference's dilation + np.nonzero + randint). Returns 0 when
  * there is none.
  */
-static int sample_free(canvas *c, const float *lined, const stamp *fp, elm_rng *rng, int *ty,
+static int sample_free(canvas *c, const float *lined, const stamp *fp, elm__rng *rng, int *ty,
                        int *tx) {
     int W = c->W;
     for (int t = 0; t < PF_REJECTION_TRIES; t++) {
-        int y = (int)elm_rng_below(rng, (uint64_t)W), x = (int)elm_rng_below(rng, (uint64_t)W);
+        int y = (int)elm__rng_below(rng, (uint64_t)W), x = (int)elm__rng_below(rng, (uint64_t)W);
         int ok = 1;
         for (int k = 0; k < fp->ncore && ok; k++) {
             int yy = y + fp->core[k].dy, xx = x + fp->core[k].dx;
@@ -705,7 +705,7 @@ static int sample_free(canvas *c, const float *lined, const stamp *fp, elm_rng *
             c->freelist[n++] = i;
     if (n == 0)
         return 0;
-    int pick = c->freelist[elm_rng_below(rng, (uint64_t)n)];
+    int pick = c->freelist[elm__rng_below(rng, (uint64_t)n)];
     *ty = pick / W;
     *tx = pick % W;
     return 1;
@@ -720,11 +720,11 @@ static int oob(int W, int y, int x) {
  * `lined`, head and pivot inside the image (else retry). Draws the first dash.
  */
 static int seed_path(const elm_pf_gen *g, const margin_tab *mt, canvas *c, const float *lined,
-                     float contrast, elm_rng *rng, path *ph, int *dashes) {
+                     float contrast, elm__rng *rng, path *ph, int *dashes) {
     const elm_pf_gen_params *p = &g->p;
     int W = c->W, L = p->paddle_length, m = mt->margin;
     for (int trial = 0; trial <= p->max_paddle_retry; trial++) {
-        double th = ((double)elm_rng_below(rng, 360) - 180.0) * M_PI / 180.0;
+        double th = ((double)elm__rng_below(rng, 360) - 180.0) * M_PI / 180.0;
         stamp tmp;
         int is_tmp;
         const stamp *st = stamp_for(g, mt, th, &tmp, &is_tmp);
@@ -777,7 +777,7 @@ static int seed_path(const elm_pf_gen *g, const margin_tab *mt, canvas *c, const
 
 /* Adds one dash to a path (the reference's extend_snake). */
 static int extend_path(const elm_pf_gen *g, const margin_tab *mt, canvas *c, float contrast,
-                       elm_rng *rng, path *ph, int *dashes) {
+                       elm__rng *rng, path *ph, int *dashes) {
     const elm_pf_gen_params *p = &g->p;
     int W = c->W, L = p->paddle_length, m = mt->margin;
     int py = tr(ph->pivot[0], L + 2 * m, sin(ph->theta));
@@ -816,7 +816,7 @@ static int extend_path(const elm_pf_gen *g, const margin_tab *mt, canvas *c, flo
     if (total < 1e-4)
         return 0;
     for (int trial = 0; trial <= p->max_paddle_retry; trial++) {
-        double r = elm_rng_uniform(rng) * total;
+        double r = elm__rng_uniform(rng) * total;
         int pick = nu - 1;
         for (int i = 0; i < nu; i++)
             if (cmf[i] > r) {
@@ -919,7 +919,7 @@ static void canvas_free(canvas *c) {
  * every border, which the first seed avoids. On failure the caller undoes the journal.
  */
 static int target_pair(const elm_pf_gen *g, const margin_tab *mt, canvas *c, const float *lined,
-                       elm_rng *rng, path ph[2], int *dashes) {
+                       elm__rng *rng, path ph[2], int *dashes) {
     const elm_pf_gen_params *p = &g->p;
     int W = c->W, L = p->paddle_length;
     int m = mt->margin;
@@ -929,8 +929,8 @@ static int target_pair(const elm_pf_gen *g, const margin_tab *mt, canvas *c, con
     /* The second seed: seed_distance away in a uniform whole-degree direction, no other test. */
     int placed2 = 0;
     for (int trial = 0; trial <= p->max_paddle_retry && !placed2; trial++) {
-        double th = ((double)elm_rng_below(rng, 360) - 180.0) * M_PI / 180.0;
-        double a = (double)elm_rng_below(rng, 360) * M_PI / 180.0;
+        double th = ((double)elm__rng_below(rng, 360) - 180.0) * M_PI / 180.0;
+        double a = (double)elm__rng_below(rng, 360) * M_PI / 180.0;
         int ty = (int)nearbyint(ph[0].origin[0] + p->seed_distance * sin(a));
         int tx = (int)nearbyint(ph[0].origin[1] + p->seed_distance * cos(a));
         int hy = tr(ty, L, sin(th)), hx = tr(tx, L, cos(th));
@@ -971,7 +971,7 @@ static int target_pair(const elm_pf_gen *g, const margin_tab *mt, canvas *c, con
 
 /* One distractor path (make_snake); on failure the canvas is restored. */
 static int distractor(const elm_pf_gen *g, const margin_tab *mt, canvas *c, float *lined,
-                      elm_rng *rng, int *dashes) {
+                      elm__rng *rng, int *dashes) {
     const elm_pf_gen_params *p = &g->p;
     int W = c->W;
     size_t n = (size_t)W * W;
@@ -1019,9 +1019,9 @@ elm_status elm_pf_gen_image(const elm_pf_gen *g, uint64_t seed, int label, uint8
         free(lined);
         return elm__fail(ELM_ERR_NOMEM, "out of memory drawing a Pathfinder image");
     }
-    elm_rng rng;
-    elm_rng_seed(&rng, seed);
-    int mi = p->num_margins > 1 ? (int)elm_rng_below(&rng, (uint64_t)p->num_margins) : 0;
+    elm__rng rng;
+    elm__rng_seed(&rng, seed);
+    int mi = p->num_margins > 1 ? (int)elm__rng_below(&rng, (uint64_t)p->num_margins) : 0;
     const margin_tab *mt = &g->tabs[mi];
     path ph[2];
     int dashes = 0, restarts = 0;
@@ -1064,7 +1064,7 @@ elm_status elm_pf_gen_image(const elm_pf_gen *g, uint64_t seed, int label, uint8
             }
     /* Markers: on the start of one target path and the end of the same one (label 1) or the
      * other one (label 0). */
-    int om = (int)elm_rng_below(&rng, 2), tm = label ? om : 1 - om;
+    int om = (int)elm__rng_below(&rng, 2), tm = label ? om : 1 - om;
     const int *mk[2] = {ph[om].origin, ph[tm].tip};
     int K = g->marker_half, MS = 2 * K + 1;
     c.logging = 0;
@@ -1160,14 +1160,14 @@ elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint6
         goto done;
 
     /* Balanced labels: n/2 of each (odd n: the seed picks the extra one), shuffled. */
-    elm_rng rng;
-    elm_rng_seed(&rng, seed ^ 0x5bd1e9955bd1e995ULL);
+    elm__rng rng;
+    elm__rng_seed(&rng, seed ^ 0x5bd1e9955bd1e995ULL);
     for (long i = 0; i < n; i++)
         labels[i] = i < n / 2 ? 0 : 1;
     if (n % 2)
-        labels[n - 1] = (int)elm_rng_below(&rng, 2);
+        labels[n - 1] = (int)elm__rng_below(&rng, 2);
     for (long i = n - 1; i > 0; i--) {
-        long j = (long)elm_rng_below(&rng, (uint64_t)i + 1);
+        long j = (long)elm__rng_below(&rng, (uint64_t)i + 1);
         int t = labels[i];
         labels[i] = labels[j];
         labels[j] = t;

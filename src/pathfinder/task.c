@@ -49,7 +49,7 @@ static void pf_task_free(elm_task *t) {
     free(t);
 }
 
-static elm_status pf_train_batch(elm_task *t, elm_rng *rng, int B, float *x, float *target) {
+static elm_status pf_train_batch(elm_task *t, elm__rng *rng, int B, float *x, float *target) {
     pf_ctx *c = t->ctx;
     if (B > c->idx_cap) {
         long *p = realloc(c->idx, (size_t)B * sizeof *p);
@@ -61,12 +61,12 @@ static elm_status pf_train_batch(elm_task *t, elm_rng *rng, int B, float *x, flo
     (void)rng;
     if (c->order_epoch != t->epoch) {
         /* Fisher-Yates over the training split, from the epoch's seed. */
-        elm_rng er;
-        elm_rng_seed(&er, t->epoch_seed);
+        elm__rng er;
+        elm__rng_seed(&er, t->epoch_seed);
         for (long i = 0; i < c->ntrain; i++)
             c->order[i] = i;
         for (long i = c->ntrain - 1; i > 0; i--) {
-            long j = (long)elm_rng_below(&er, (uint64_t)i + 1);
+            long j = (long)elm__rng_below(&er, (uint64_t)i + 1);
             long tmp = c->order[i];
             c->order[i] = c->order[j];
             c->order[j] = tmp;

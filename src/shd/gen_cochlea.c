@@ -158,8 +158,8 @@ static int chan_push(chan_out *o, uint32_t i) {
 }
 
 /* An exponential variate of mean 1; the uniform is in (0, 1], so the log is finite. */
-static inline float exp1_f(elm_rng *r) {
-    return -logf((float)((elm_rng_next(r) >> 40) + 1) * 0x1p-24f);
+static inline float exp1_f(elm__rng *r) {
+    return -logf((float)((elm__rng_next(r) >> 40) + 1) * 0x1p-24f);
 }
 
 /* Channels computed together, one per SIMD lane, and the time steps done per stage. */
@@ -223,9 +223,9 @@ static int block_run(const elm_cochlea_params *p, double fs, const double *cf, i
     const long ref_steps = lround(p->refractory_ms * 1e-3 * fs);
     float v[LANES];
     long ref[LANES];
-    elm_rng rng[LANES];
+    elm__rng rng[LANES];
     for (int j = 0; j < nc; j++) {
-        elm_rng_seed(&rng[j], p->seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(c0 + j + 1));
+        elm__rng_seed(&rng[j], p->seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(c0 + j + 1));
         acc[j] = 0.0f;
         mark[j] = out ? exp1_f(&rng[j]) : 0.0f;
         v[j] = 0.0f;

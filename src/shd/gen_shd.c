@@ -377,26 +377,26 @@ typedef struct speaker {
     elm_shd_speaker_meta meta;
 } speaker;
 
-static double rng_range(elm_rng *r, double lo, double hi) {
-    return lo + (hi - lo) * elm_rng_uniform(r);
+static double rng_range(elm__rng *r, double lo, double hi) {
+    return lo + (hi - lo) * elm__rng_uniform(r);
 }
 
 static void make_speaker(speaker *sp, uint64_t seed, int index) {
-    elm_rng r;
-    elm_rng_seed(&r, seed ^ (0xA5A5A5A5ULL + 0x9E3779B97F4A7C15ULL * (uint64_t)(index + 1)));
+    elm__rng r;
+    elm__rng_seed(&r, seed ^ (0xA5A5A5A5ULL + 0x9E3779B97F4A7C15ULL * (uint64_t)(index + 1)));
     /* Alternate genders so that even two speakers cover both; the rest is random. */
     int female = (int)((index + (int)(seed & 1)) & 1);
-    const char *variant = female ? variants_f[elm_rng_below(&r, NELEM(variants_f))]
-                                 : variants_m[elm_rng_below(&r, NELEM(variants_m))];
-    const char *accent = accents_en[elm_rng_below(&r, NELEM(accents_en))];
+    const char *variant = female ? variants_f[elm__rng_below(&r, NELEM(variants_f))]
+                                 : variants_m[elm__rng_below(&r, NELEM(variants_m))];
+    const char *accent = accents_en[elm__rng_below(&r, NELEM(accents_en))];
     snprintf(sp->voice_en, sizeof sp->voice_en, "%s+%s", accent, variant);
     snprintf(sp->voice_de, sizeof sp->voice_de, "de+%s", variant);
     sp->pitch = (int)(female ? rng_range(&r, 45, 85) : rng_range(&r, 15, 55));
     sp->speed = (int)rng_range(&r, 85, 145);
-    sp->level_gain = exp(0.15 * elm_rng_normal(&r));
+    sp->level_gain = exp(0.15 * elm__rng_normal(&r));
     sp->meta.female = female;
     sp->meta.age = (int)rng_range(&r, 18, 70);
-    double h = female ? 166.0 + 6.5 * elm_rng_normal(&r) : 179.0 + 7.0 * elm_rng_normal(&r);
+    double h = female ? 166.0 + 6.5 * elm__rng_normal(&r) : 179.0 + 7.0 * elm__rng_normal(&r);
     sp->meta.body_height = round(h); /* whole centimetres, as people state them */
 }
 
@@ -422,13 +422,13 @@ static uint64_t utt_key(uint64_t seed, int s, int label, int rep) {
  */
 static elm_status make_utterance(const elm_shd_gen_opts *o, const speaker *sp, int s, int label,
                                  int rep, elm_spike_train *out, double *audio_s) {
-    elm_rng r;
-    elm_rng_seed(&r, utt_key(o->seed, s, label, rep));
+    elm__rng r;
+    elm__rng_seed(&r, utt_key(o->seed, s, label, rep));
     elm_espeak_voice v;
     memset(&v, 0, sizeof v);
     snprintf(v.voice, sizeof v.voice, "%s", label < 10 ? sp->voice_en : sp->voice_de);
-    double spd = sp->speed * (1.0 + 0.05 * elm_rng_normal(&r));
-    double pit = sp->pitch + 4.0 * elm_rng_normal(&r);
+    double spd = sp->speed * (1.0 + 0.05 * elm__rng_normal(&r));
+    double pit = sp->pitch + 4.0 * elm__rng_normal(&r);
     v.speed = (int)fmax(80.0, fmin(400.0, spd));
     v.pitch = (int)fmax(0.0, fmin(99.0, pit));
     elm_audio a;
@@ -470,10 +470,10 @@ static elm_status make_utterance(const elm_shd_gen_opts *o, const speaker *sp, i
     double snr_db = rng_range(&r, 20.0, 40.0);
     double sigma = sqrt(ss / (double)(n > lead ? n - lead : 1)) * pow(10.0, -snr_db / 20.0);
     for (size_t i = 0; i < n; i++)
-        x[i] += (float)(sigma * elm_rng_normal(&r));
+        x[i] += (float)(sigma * elm__rng_normal(&r));
     elm_cochlea_params cp = o->cochlea;
-    cp.level *= sp->level_gain * exp(0.1 * elm_rng_normal(&r));
-    cp.seed = elm_rng_next(&r);
+    cp.level *= sp->level_gain * exp(0.1 * elm__rng_normal(&r));
+    cp.seed = elm__rng_next(&r);
     st = elm_cochlea_run(&cp, x, n, a.fs, out);
     *audio_s = (double)n / a.fs;
     free(x);
@@ -482,9 +482,9 @@ static elm_status make_utterance(const elm_shd_gen_opts *o, const speaker *sp, i
 }
 
 /* Fisher-Yates over the three parallel arrays of a split. */
-static void shuffle(elm_rng *r, elm_spike_train *t, uint8_t *lab, uint8_t *spk, size_t n) {
+static void shuffle(elm__rng *r, elm_spike_train *t, uint8_t *lab, uint8_t *spk, size_t n) {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)elm_rng_below(r, i);
+        size_t j = (size_t)elm__rng_below(r, i);
         elm_spike_train tt = t[i - 1];
         t[i - 1] = t[j];
         t[j] = tt;
@@ -576,8 +576,8 @@ elm_status elm_shd_generate(const elm_shd_gen_opts *o, elm_shd_gen_stats *stats)
         }
     }
     /* Speakers are in order, so the first n_train samples are the training speakers'. */
-    elm_rng r;
-    elm_rng_seed(&r, o->seed ^ 0x5348445348440000ULL);
+    elm__rng r;
+    elm__rng_seed(&r, o->seed ^ 0x5348445348440000ULL);
     shuffle(&r, tr, lab, spk, n_train);
     shuffle(&r, tr + n_train, lab + n_train, spk + n_train, n_test);
     if ((st = elm_shd_write(p_train, n_train, tr, lab, spk, meta, P)) != ELM_OK)

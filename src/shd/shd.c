@@ -645,10 +645,10 @@ elm_status elm_shd_split(int n, double frac, uint64_t seed, int **kept, int *nke
     }
     for (int i = 0; i < n; i++)
         perm[i] = i;
-    elm_rng r;
-    elm_rng_seed(&r, seed);
+    elm__rng r;
+    elm__rng_seed(&r, seed);
     for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
-        int j = (int)elm_rng_below(&r, (uint64_t)i + 1);
+        int j = (int)elm__rng_below(&r, (uint64_t)i + 1);
         int tmp = perm[i];
         perm[i] = perm[j];
         perm[j] = tmp;
@@ -665,10 +665,11 @@ elm_status elm_shd_split(int n, double frac, uint64_t seed, int **kept, int *nke
     return ELM_OK;
 }
 
-void elm_shd_adding_draw(int *first, int *second, int n, const int *pool, int npool, elm_rng *rng) {
+void elm_shd_adding_draw(int *first, int *second, int n, const int *pool, int npool,
+                         elm__rng *rng) {
     for (int k = 0; k < n; k++) {
-        first[k] = pool[elm_rng_below(rng, (uint64_t)npool)];
-        second[k] = pool[elm_rng_below(rng, (uint64_t)npool)];
+        first[k] = pool[elm__rng_below(rng, (uint64_t)npool)];
+        second[k] = pool[elm__rng_below(rng, (uint64_t)npool)];
     }
 }
 
@@ -678,19 +679,19 @@ int elm_shd_adding_fill(const elm_shd *d, int i1, int i2, float *x) {
     return elm_shd_adding_label(d->labels[i1], d->labels[i2]);
 }
 
-void elm_shd_input_dropout(float *x, size_t n, double p, elm_rng *rng) {
+void elm_shd_input_dropout(float *x, size_t n, double p, elm__rng *rng) {
     if (!(p > 0))
         return;
     float scale = (float)(1.0 / (1.0 - p));
-    /* elm_rng_uniform(r) < p, i.e. (next >> 11) 2^-53 < p, decided on the integer: m < p 2^53
+    /* elm__rng_uniform(r) < p, i.e. (next >> 11) 2^-53 < p, decided on the integer: m < p 2^53
      * exactly when m < ceil(p 2^53). */
     const uint64_t below = (uint64_t)ceil(p * 9007199254740992.0);
-    elm_rng r = *rng; /* a local copy: its state stays in registers across the stores to x */
+    elm__rng r = *rng; /* a local copy: its state stays in registers across the stores to x */
     for (size_t k = 0; k < n; k++) {
         if (x[k] == 0.0f)
             continue;
         /* Written as a select (the draw is a coin flip no branch predictor learns). */
-        const int drop = (elm_rng_next(&r) >> 11) < below;
+        const int drop = (elm__rng_next(&r) >> 11) < below;
         const float kept = x[k] * scale;
         x[k] = drop ? 0.0f : kept;
     }

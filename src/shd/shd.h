@@ -10,13 +10,14 @@
  * built on demand by elm_shd_fill(), so a data set never sits in memory in dense form.
  *
  * Binning (docs/TASKS.md section 2): bin b holds the spikes with
- * b * bin_ms <= t_ms < (b + 1) * bin_ms, t_ms = t * 1000; spikes at or after duration_ms are dropped. Defaults: 10 ms bins over [0, 1 s),
- * i.e. T = 100 steps of 700 channels, and the model's delta_t is bin_ms.
+ * b * bin_ms <= t_ms < (b + 1) * bin_ms, t_ms = t * 1000; spikes at or after duration_ms are
+ * dropped. Defaults: 10 ms bins over [0, 1 s), i.e. T = 100 steps of 700 channels, and the model's
+ * delta_t is bin_ms.
  *
  * SHD-Adding: a sample is two samples of one pool, the second's frames appended after the first's
  * (2T steps, no gap), label (l1 mod 10) + (l2 mod 10), 19 classes.
  *
- * Everything random here takes an elm_rng, so a caller's seed fixes every split and every pair.
+ * Everything random here takes an elm__rng, so a caller's seed fixes every split and every pair.
  */
 #ifndef ELM_SHD_H
 #define ELM_SHD_H
@@ -117,7 +118,7 @@ static inline int elm_shd_adding_label(int l1, int l2) {
 
 /* Draws n pairs uniformly with replacement from pool (npool sample indices): first[k], second[k].
  */
-void elm_shd_adding_draw(int *first, int *second, int n, const int *pool, int npool, elm_rng *rng);
+void elm_shd_adding_draw(int *first, int *second, int n, const int *pool, int npool, elm__rng *rng);
 
 /*
  * Writes the SHD-Adding input of the pair (i1, i2) into x (2 * num_bins, num_channels): sample
@@ -130,6 +131,6 @@ int elm_shd_adding_fill(const elm_shd *d, int i1, int i2, float *x);
  * probability p and the others are scaled by 1 / (1 - p). Only nonzero elements draw a random
  * number (a zero stays zero either way), so the cost follows the spike count. p in [0, 1).
  */
-void elm_shd_input_dropout(float *x, size_t n, double p, elm_rng *rng);
+void elm_shd_input_dropout(float *x, size_t n, double p, elm__rng *rng);
 
 #endif

@@ -12,7 +12,7 @@
  * With --valid FILE the validation samples (or pool) come from FILE and the whole training file
  * is trained on.
  *
- * Training batches draw samples (or pairs) uniformly with replacement from the elm_rng the
+ * Training batches draw samples (or pairs) uniformly with replacement from the elm__rng the
  * trainer hands over, so a run is reproducible from its seed and resumable from a checkpoint
  * without any sampler state of our own. Input dropout (torch.nn.Dropout semantics) is applied to
  * training batches only, never in evaluate().
@@ -76,7 +76,7 @@ static elm_status set_fill_lists(const shd_ctx *c, const shd_set *s, int k,
     return st;
 }
 
-static elm_status shd_train_batch(elm_task *t, elm_rng *rng, int B, float *x, float *target) {
+static elm_status shd_train_batch(elm_task *t, elm__rng *rng, int B, float *x, float *target) {
     shd_ctx *c = t->ctx;
     size_t per = (size_t)t->seq_len * (size_t)t->num_input;
     for (int b = 0; b < B; b++) {
@@ -87,7 +87,7 @@ static elm_status shd_train_batch(elm_task *t, elm_rng *rng, int B, float *x, fl
             elm_shd_adding_draw(&i1, &i2, 1, c->train_pool, c->ntrain, rng);
             l = elm_shd_adding_fill(c->train, i1, i2, xb);
         } else {
-            int i = c->train_pool[elm_rng_below(rng, (uint64_t)c->ntrain)];
+            int i = c->train_pool[elm__rng_below(rng, (uint64_t)c->ntrain)];
             elm_shd_fill(c->train, i, xb);
             l = c->train->labels[i];
         }
@@ -102,7 +102,7 @@ static elm_status shd_train_batch(elm_task *t, elm_rng *rng, int B, float *x, fl
  * the nonzero inputs in (sample, step, channel) order, which is the order of the lists), so a
  * run's batches are the same whichever is used.
  */
-static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
+static elm_status shd_train_batch_sparse(elm_task *t, elm__rng *rng, int B, elm_sparse_input *x,
                                          float *target) {
     shd_ctx *c = t->ctx;
     elm__spike_lists *L = &c->train_lists;
@@ -117,7 +117,7 @@ static elm_status shd_train_batch_sparse(elm_task *t, elm_rng *rng, int B, elm_s
             if (st == ELM_OK)
                 st = lists_add(L, c->train, i2, (size_t)b * T + Ts);
         } else {
-            int i = c->train_pool[elm_rng_below(rng, (uint64_t)c->ntrain)];
+            int i = c->train_pool[elm__rng_below(rng, (uint64_t)c->ntrain)];
             target[b] = (float)c->train->labels[i];
             st = lists_add(L, c->train, i, (size_t)b * T);
         }
@@ -263,8 +263,8 @@ static elm_status make_set(shd_set *s, const elm_shd *src, const int *pool, int 
     if (!s->a || (adding && !s->b))
         return elm__fail(ELM_ERR_NOMEM, "out of memory for %d evaluation samples", s->n);
     if (adding) {
-        elm_rng r;
-        elm_rng_seed(&r, seed);
+        elm__rng r;
+        elm__rng_seed(&r, seed);
         elm_shd_adding_draw(s->a, s->b, s->n, pool, npool, &r);
     } else {
         memcpy(s->a, pool, (size_t)npool * sizeof *pool);

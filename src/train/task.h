@@ -4,7 +4,7 @@
  *
  * The trainer (src/train/trainer.c) owns the model, the optimiser, the schedule, checkpoints and
  * metric files. A task owns its data: it fills training batches, computes its loss and dL/dy,
- * and evaluates a model on a split. Everything a task draws at random comes from the elm_rng it
+ * and evaluates a model on a split. Everything a task draws at random comes from the elm__rng it
  * is handed, so a run is reproducible from its seed and resumable from a checkpoint. The tasks
  * live beside their data (src/neuronio/task.c, src/shd/task.c, src/pathfinder/task.c).
  */
@@ -43,14 +43,14 @@ struct elm_task {
      * Fills one training batch: x (B, T, I) and target (B, target_len). A task gives this, the
      * spike-list form below, or both; the trainer uses the spike lists when they are there.
      */
-    elm_status (*train_batch)(elm_task *t, elm_rng *rng, int B, float *x, float *target);
+    elm_status (*train_batch)(elm_task *t, elm__rng *rng, int B, float *x, float *target);
     /*
      * The batch with x as spike lists, rows (b, t) (arrays owned by the task, valid until its
      * next call), so that a task with spiking inputs never builds nor scans a dense (B, T, I)
      * batch. When a task has both (SHD: its dense batches are what the lists are tested
      * against), the two draw the same from the same rng.
      */
-    elm_status (*train_batch_sparse)(elm_task *t, elm_rng *rng, int B, elm_sparse_input *x,
+    elm_status (*train_batch_sparse)(elm_task *t, elm__rng *rng, int B, elm_sparse_input *x,
                                      float *target);
     /* Mean loss of y (B, T, O) against target; writes dL/dy (B, T, O) of that mean loss. */
     double (*loss)(elm_task *t, const float *y, const float *target, float *dy, int B);
@@ -71,7 +71,7 @@ elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o);
 /* The seed of batch `step` (and, with step = -1 - epoch, of an epoch's shuffle). */
 uint64_t elm__batch_seed(uint64_t seed, long step);
 /* Sets the task's epoch position for batch `step` of epochs of nb batches, and seeds rng. */
-void elm__task_position(elm_task *t, uint64_t seed, long step, long nb, elm_rng *rng);
+void elm__task_position(elm_task *t, uint64_t seed, long step, long nb, elm__rng *rng);
 /* Evaluates into a cJSON object (the trainer's metrics rows). */
 elm_status elm__task_evaluate_json(elm_task *t, elm_model *m, const char *split, cJSON *metrics);
 

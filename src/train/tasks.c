@@ -2,7 +2,7 @@
  * tasks.c - the public face of the training tasks (elm_task_* in elm_train.h): creation by name,
  * batches by step number, loss and evaluation.
  *
- * Batch `step` of a run seeded `seed` is drawn from an elm_rng seeded by elm__batch_seed(seed,
+ * Batch `step` of a run seeded `seed` is drawn from an elm__rng seeded by elm__batch_seed(seed,
  * step), and a task that shuffles per epoch gets the epoch's own seed; both depend on (seed, step)
  * alone, which is what makes a resumed run draw the batches of an uninterrupted one.
  */
@@ -64,9 +64,9 @@ uint64_t elm__batch_seed(uint64_t seed, long step) {
     return z ^ (z >> 29);
 }
 
-void elm__task_position(elm_task *t, uint64_t seed, long step, long nb, elm_rng *rng) {
+void elm__task_position(elm_task *t, uint64_t seed, long step, long nb, elm__rng *rng) {
     long epoch = step / nb;
-    elm_rng_seed(rng, elm__batch_seed(seed, step));
+    elm__rng_seed(rng, elm__batch_seed(seed, step));
     t->epoch = epoch;
     t->batch_in_epoch = step % nb;
     t->epoch_seed = elm__batch_seed(seed ^ 0x5eedULL, -1 - epoch);
@@ -82,7 +82,7 @@ elm_status elm_task_batch(elm_task *t, uint64_t seed, long step, int B, float *x
                          t->train_batch_sparse ? "x_sparse" : "x");
     if (!t->trainable || t->batches_per_epoch < 1)
         return elm__fail(ELM_ERR_ARG, "%s: the task was not opened for training", t->name);
-    elm_rng rng;
+    elm__rng rng;
     elm__task_position(t, seed, step, t->batches_per_epoch, &rng);
     return t->train_batch_sparse && x_sparse ? t->train_batch_sparse(t, &rng, B, x_sparse, target)
                                              : t->train_batch(t, &rng, B, x, target);

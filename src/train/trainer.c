@@ -469,7 +469,7 @@ elm_status elm_trainer_step(elm_trainer *tr, double *loss_out) {
         tr->epoch_loss = 0;
         tr->epoch_n = 0;
     }
-    elm_rng rng;
+    elm__rng rng;
     elm__task_position(tr->task, (uint64_t)tr->spec.train.seed, step, tr->nb, &rng);
     elm_sparse_input xs;
     elm_status st = tr->sparse ? tr->task->train_batch_sparse(tr->task, &rng, tr->B, &xs, tr->tg)

@@ -10,9 +10,9 @@
 
 #include <unistd.h>
 
-static void fill_uniform(double *v, size_t n, elm_rng *r, double lo, double hi) {
+static void fill_uniform(double *v, size_t n, elm__rng *r, double lo, double hi) {
     for (size_t i = 0; i < n; i++)
-        v[i] = lo + (hi - lo) * elm_rng_uniform(r);
+        v[i] = lo + (hi - lo) * elm__rng_uniform(r);
 }
 
 static double loss_of(elm_model *m, const double *x, const double *g, int B, int T) {
@@ -31,10 +31,10 @@ static void fd_check(const char *label, elm_config c, int general, int stride) {
     CHECK_OK(elm_model_create(&m, &c, ELM_F64, 42));
     if (!m)
         return;
-    elm_model_set_general_path(m, general);
+    elm__model_set_general_path(m, general);
     elm_model_set_checkpoint_stride(m, stride);
-    elm_rng r;
-    elm_rng_seed(&r, 9);
+    elm__rng r;
+    elm__rng_seed(&r, 9);
     /* Spread the weights and time constants so no coordinate is degenerate. */
     for (int i = 0; i < elm_model_num_tensors(m); i++) {
         elm_tensor t;
@@ -42,7 +42,7 @@ static void fd_check(const char *label, elm_config c, int general, int stride) {
         double *d = t.data;
         if (!strcmp(t.name, "_proto_w_s"))
             for (size_t k = 0; k < t.numel; k++)
-                d[k] = 0.5 + 0.4 * elm_rng_normal(&r);
+                d[k] = 0.5 + 0.4 * elm__rng_normal(&r);
         if (!strcmp(t.name, "tau_s") || !strcmp(t.name, "tau_b"))
             fill_uniform(d, t.numel, &r, 2, 10);
     }
@@ -55,7 +55,7 @@ static void fd_check(const char *label, elm_config c, int general, int stride) {
     for (size_t i = 0; i < nx; i += 3)
         x[i] = 0; /* some silent inputs, as in spike data */
     for (size_t i = 0; i < ny; i++)
-        g[i] = elm_rng_normal(&r);
+        g[i] = elm__rng_normal(&r);
     elm_model_zero_grad(m);
     CHECK_OK(elm_model_forward_train(m, x, y, B, T));
     CHECK_OK(elm_model_backward(m, g));
@@ -180,10 +180,10 @@ static void test_invariants(void) {
     /* A batch of two equal samples gives the single sample's outputs, bitwise. */
     const int T = 20;
     float x[2 * 20 * 6], y1[20 * 2], y2[2 * 20 * 2];
-    elm_rng r;
-    elm_rng_seed(&r, 3);
+    elm__rng r;
+    elm__rng_seed(&r, 3);
     for (int i = 0; i < T * 6; i++)
-        x[i] = x[T * 6 + i] = (float)elm_rng_uniform(&r);
+        x[i] = x[T * 6 + i] = (float)elm__rng_uniform(&r);
     CHECK_OK(elm_model_forward(m, x, y1, 1, T));
     CHECK_OK(elm_model_forward(m, x, y2, 2, T));
     CHECK(!memcmp(y1, y2, sizeof y1) && !memcmp(y1, y2 + T * 2, sizeof y1),
@@ -308,12 +308,12 @@ static void test_training_descends(void) {
     CHECK_OK(elm_optim_create(&o, m, &oc));
     const int B = 4, T = 30;
     float x[4 * 30 * 3], y[4 * 30], dy[4 * 30], target[4 * 30];
-    elm_rng r;
-    elm_rng_seed(&r, 5);
+    elm__rng r;
+    elm__rng_seed(&r, 5);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             for (int i = 0; i < 3; i++)
-                x[(b * T + t) * 3 + i] = (float)elm_rng_uniform(&r);
+                x[(b * T + t) * 3 + i] = (float)elm__rng_uniform(&r);
             /* target: a leaky sum of input 0 */
             float prev = t ? target[b * T + t - 1] : 0;
             target[b * T + t] = 0.8f * prev + x[(b * T + t) * 3];
@@ -353,12 +353,12 @@ static void test_lstm_model(void) {
     CHECK(elm_model_num_params(m) == 4 * 5 * (4 + 5) + 8 * 5 + 2 * (5 + 1), "LSTM params %zu",
           elm_model_num_params(m));
     double x[2 * 6 * 4], y[2 * 6 * 2], y2[2 * 6 * 2], g[2 * 6 * 2];
-    elm_rng r;
-    elm_rng_seed(&r, 1);
+    elm__rng r;
+    elm__rng_seed(&r, 1);
     for (int i = 0; i < 48; i++)
-        x[i] = elm_rng_uniform(&r);
+        x[i] = elm__rng_uniform(&r);
     for (int i = 0; i < 24; i++)
-        g[i] = elm_rng_normal(&r);
+        g[i] = elm__rng_normal(&r);
     elm_model_zero_grad(m);
     CHECK_OK(elm_model_forward_train(m, x, y, 2, 6));
     CHECK_OK(elm_model_backward(m, g));

@@ -66,10 +66,10 @@ static elm_model *make(int kind, elm_dtype dt) {
     /* Mixed-sign synapse weights so that the relu on w_s is exercised. */
     elm_tensor t;
     elm_model_tensor(m, elm_model_find_tensor(m, "_proto_w_s"), &t);
-    elm_rng r;
-    elm_rng_seed(&r, 3);
+    elm__rng r;
+    elm__rng_seed(&r, 3);
     for (size_t i = 0; i < t.numel; i++) {
-        double v = -0.3 + 1.5 * elm_rng_uniform(&r);
+        double v = -0.3 + 1.5 * elm__rng_uniform(&r);
         if (dt == ELM_F64)
             ((double *)t.data)[i] = v;
         else
@@ -83,10 +83,10 @@ static elm_model *make(int kind, elm_dtype dt) {
 static double *inputs(int kind, int B, int T, int I) {
     size_t n = (size_t)B * (size_t)T * (size_t)I;
     double *x = malloc(sizeof(double) * n);
-    elm_rng r;
-    elm_rng_seed(&r, 11);
+    elm__rng r;
+    elm__rng_seed(&r, 11);
     for (size_t i = 0; i < n; i++) {
-        double u = elm_rng_uniform(&r);
+        double u = elm__rng_uniform(&r);
         if (kind == K_PF)
             x[i] = u;
         else
@@ -379,7 +379,7 @@ static void check_model(int kind, elm_dtype dt) {
     m->fast_off = 0;
 
     /* v1's general per-synapse path. */
-    elm_model_set_general_path(m, 1);
+    elm__model_set_general_path(m, 1);
     yp = fwd(m, x, 0, B, T);
     snprintf(label, sizeof label, "%s %s general path forward", kind_name[kind], dn);
     test_close(label, yp, y, ny, 0, tol, 1, NULL);
@@ -388,7 +388,7 @@ static void check_model(int kind, elm_dtype dt) {
     test_close(label, gp, g, ng, 0, tol, 1, NULL);
     free(yp);
     free(gp);
-    elm_model_set_general_path(m, 0);
+    elm__model_set_general_path(m, 0);
 
     /* float32 gradients against float64 gradients of the same (float32-exact) parameters. */
     if (dt == ELM_F32) {
@@ -414,16 +414,16 @@ static void check_scan(void) {
     static int32_t ia[NMAX], ib[NMAX], ir[NMAX];
     static float va[NMAX], vb[NMAX], vr[NMAX];
     const double dens[] = {0, 0.01, 0.1, 0.5, 1};
-    elm_rng r;
-    elm_rng_seed(&r, 5);
+    elm__rng r;
+    elm__rng_seed(&r, 5);
     int bad = 0, cases = 0;
     for (int n = 0; n <= 71; n++) {
         const int len = n == 71 ? NMAX : n;
         for (size_t di = 0; di < sizeof dens / sizeof dens[0]; di++) {
             for (int i = 0; i < len; i++) {
-                double u = elm_rng_uniform(&r);
-                float v = u < dens[di] ? (float)(elm_rng_uniform(&r) * 2 - 1) : 0.0f;
-                double w = elm_rng_uniform(&r);
+                double u = elm__rng_uniform(&r);
+                float v = u < dens[di] ? (float)(elm__rng_uniform(&r) * 2 - 1) : 0.0f;
+                double w = elm__rng_uniform(&r);
                 if (w < 0.02)
                     v = -0.0f;
                 else if (w < 0.03 && v != 0)

@@ -61,10 +61,10 @@ static void reference_forward(const double *P, int I, int H, int O, const double
 
 /* Inputs like spikes: about half the entries zero, the rest O(1) of both signs. */
 static void fill_input(double *x, size_t n, uint64_t seed) {
-    elm_rng r;
-    elm_rng_seed(&r, seed);
+    elm__rng r;
+    elm__rng_seed(&r, seed);
     for (size_t i = 0; i < n; i++)
-        x[i] = elm_rng_uniform(&r) < 0.5 ? 0 : 2 * elm_rng_uniform(&r) - 1;
+        x[i] = elm__rng_uniform(&r) < 0.5 ? 0 : 2 * elm__rng_uniform(&r) - 1;
 }
 
 static double loss_dot(const double *y, const double *g, size_t n) {

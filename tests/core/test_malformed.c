@@ -4,7 +4,7 @@
  * a message naming the file and the problem, never crash, hang or allocate what a file merely
  * claims. Inputs found by fuzzing (tests/fuzz, docs/RELIABILITY.md) are kept here as regressions.
  *
- * Every hostile file is made here from a valid one (written by elm_model_save / elm_npy_save into
+ * Every hostile file is made here from a valid one (written by elm_model_save / elm__npy_save into
  * a private temporary folder), so the test needs nothing from ../shared.
  */
 #include "elm.h"
@@ -556,26 +556,26 @@ static const char *npy_image(const char *name, const char *dict, const void *dat
 
 static void npy_bad(const char *label, const char *dict, size_t dlen, const char *phrase) {
     static const char zeros[64];
-    elm_array a;
+    elm__array a;
     const char *p = npy_image("bad.npy", dict, zeros, dlen);
-    EXPECT(label, elm_npy_load(p, &a), ELM_ERR_FORMAT, "bad.npy", phrase);
+    EXPECT(label, elm__npy_load(p, &a), ELM_ERR_FORMAT, "bad.npy", phrase);
     CHECK(a.data == NULL, "%s: data left behind", label);
 }
 
 static void test_npy(void) {
-    elm_array a;
+    elm__array a;
     const float vals[6] = {1, 2, 3, 4, NAN, -INFINITY};
     const int64_t shape[2] = {2, 3};
-    CHECK_OK(elm_npy_save(tpath("good.npy"), ELM_DT_F32, 2, shape, vals));
-    CHECK_OK(elm_npy_load(tpath("good.npy"), &a));
-    CHECK(a.numel == 6 && a.ndim == 2 && isnan(elm_array_get(&a, 4)),
+    CHECK_OK(elm__npy_save(tpath("good.npy"), ELM_DT_F32, 2, shape, vals));
+    CHECK_OK(elm__npy_load(tpath("good.npy"), &a));
+    CHECK(a.numel == 6 && a.ndim == 2 && isnan(elm__array_get(&a, 4)),
           "valid .npy misread (NaN is data to a .npy, not an error)");
-    elm_array_free(&a);
+    elm__array_free(&a);
     size_t len;
     char *img = read_bytes(tpath("good.npy"), &len);
     for (size_t cut = 0; cut < len; cut++) {
         write_bytes(tpath("cut.npy"), img, cut);
-        elm_status st = elm_npy_load(tpath("cut.npy"), &a);
+        elm_status st = elm__npy_load(tpath("cut.npy"), &a);
         CHECK(st == ELM_ERR_FORMAT && strstr(elm_last_error(), "cut.npy") && !a.data,
               "truncated .npy at %zu: %s: %s", cut, elm_status_str(st), elm_last_error());
     }
@@ -584,7 +584,7 @@ static void test_npy(void) {
     memcpy(longer, img, len);
     longer[len] = 0;
     write_bytes(tpath("long.npy"), longer, len + 1);
-    EXPECT("trailing byte", elm_npy_load(tpath("long.npy"), &a), ELM_ERR_FORMAT, "long.npy",
+    EXPECT("trailing byte", elm__npy_load(tpath("long.npy"), &a), ELM_ERR_FORMAT, "long.npy",
            "promises 24 bytes of data but the file holds 25");
     free(longer);
     /* Bad magic, version, header length. */
@@ -592,23 +592,23 @@ static void test_npy(void) {
     memcpy(copy, img, len);
     copy[1] = 'X';
     write_bytes(tpath("magic.npy"), copy, len);
-    EXPECT("bad magic", elm_npy_load(tpath("magic.npy"), &a), ELM_ERR_FORMAT, "magic.npy",
+    EXPECT("bad magic", elm__npy_load(tpath("magic.npy"), &a), ELM_ERR_FORMAT, "magic.npy",
            "bad magic");
     memcpy(copy, img, len);
     copy[6] = 9;
     write_bytes(tpath("version.npy"), copy, len);
-    EXPECT("version 9", elm_npy_load(tpath("version.npy"), &a), ELM_ERR_FORMAT, "version.npy",
+    EXPECT("version 9", elm__npy_load(tpath("version.npy"), &a), ELM_ERR_FORMAT, "version.npy",
            "unsupported .npy version 9");
     unsigned char v2[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0xff, 0xff, 0xff, 0xff};
     write_bytes(tpath("hlen.npy"), v2, 12);
-    EXPECT("header length 4 GiB", elm_npy_load(tpath("hlen.npy"), &a), ELM_ERR_FORMAT, "hlen.npy",
+    EXPECT("header length 4 GiB", elm__npy_load(tpath("hlen.npy"), &a), ELM_ERR_FORMAT, "hlen.npy",
            "implausibly large");
     memcpy(copy, img, len);
     copy[8] = (char)0xff;
     copy[9] = (char)0x7f;
     write_bytes(tpath("hlen2.npy"), copy, len);
-    EXPECT("header past the end", elm_npy_load(tpath("hlen2.npy"), &a), ELM_ERR_FORMAT, "hlen2.npy",
-           "truncated header");
+    EXPECT("header past the end", elm__npy_load(tpath("hlen2.npy"), &a), ELM_ERR_FORMAT,
+           "hlen2.npy", "truncated header");
     free(copy);
     free(img);
 
@@ -661,11 +661,11 @@ static void test_npy(void) {
         };
         for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
             const char *p = npy_image("ok.npy", ok[i], two, 8);
-            elm_array ga;
-            CHECK_OK(elm_npy_load(p, &ga));
-            CHECK(ga.dtype == ELM_DT_F32 && ga.numel == 2 && elm_array_get(&ga, 1) == -2.0,
+            elm__array ga;
+            CHECK_OK(elm__npy_load(p, &ga));
+            CHECK(ga.dtype == ELM_DT_F32 && ga.numel == 2 && elm__array_get(&ga, 1) == -2.0,
                   "numpy-valid header %zu misread", i);
-            elm_array_free(&ga);
+            elm__array_free(&ga);
         }
     }
     npy_bad("negative dimension", "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", 8,
@@ -698,11 +698,11 @@ static void test_npy(void) {
             "holds 8");
     npy_bad("shape/data mismatch", "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", 8,
             "promises 12 bytes");
-    EXPECT("missing file", elm_npy_load(tpath("absent.npy"), &a), ELM_ERR_IO, "absent.npy", NULL);
+    EXPECT("missing file", elm__npy_load(tpath("absent.npy"), &a), ELM_ERR_IO, "absent.npy", NULL);
     /* A folder is not a file; neither is a FIFO, which must not block the reader (D17). */
-    EXPECT("folder", elm_npy_load(tmpdir, &a), ELM_ERR_IO, tmpdir, "not a regular file");
+    EXPECT("folder", elm__npy_load(tmpdir, &a), ELM_ERR_IO, tmpdir, "not a regular file");
     if (mkfifo(tpath("fifo.npy"), 0600) == 0) {
-        EXPECT("fifo", elm_npy_load(tpath("fifo.npy"), &a), ELM_ERR_IO, "fifo.npy",
+        EXPECT("fifo", elm__npy_load(tpath("fifo.npy"), &a), ELM_ERR_IO, "fifo.npy",
                "not a regular file");
         unlink(tpath("fifo.npy"));
     }

@@ -10,20 +10,20 @@
 
 #include <cjson/cJSON.h>
 
-static double *to_f64(const elm_array *a) {
+static double *to_f64(const elm__array *a) {
     double *d = malloc(sizeof(double) * (a->numel ? a->numel : 1));
     for (size_t i = 0; i < a->numel; i++)
-        d[i] = elm_array_get(a, i);
+        d[i] = elm__array_get(a, i);
     return d;
 }
 
 static void pretrained(const char *shared, const char *name) {
     char path[1024];
-    elm_array X, Yref;
+    elm__array X, Yref;
     snprintf(path, sizeof path, "%s/parity/pretrained/X.npy", shared);
-    CHECK_OK(elm_npy_load(path, &X));
+    CHECK_OK(elm__npy_load(path, &X));
     snprintf(path, sizeof path, "%s/parity/pretrained/%s_y_f64.npy", shared, name);
-    CHECK_OK(elm_npy_load(path, &Yref));
+    CHECK_OK(elm__npy_load(path, &Yref));
     int B = (int)X.shape[0], T = (int)X.shape[1];
     double *yref = to_f64(&Yref);
     snprintf(path, sizeof path, "%s/models/neuronio/%s", shared, name);
@@ -41,7 +41,7 @@ static void pretrained(const char *shared, const char *name) {
     test_close(label, y64, yref, Yref.numel, 0, TOL_F64_REL_TO_MAX, 1, &worst);
     printf("%-40s rel-to-max %.3g\n", label, worst);
     /* The per-synapse (general) path must agree as tightly. */
-    elm_model_set_general_path(m, 1);
+    elm__model_set_general_path(m, 1);
     CHECK_OK(elm_model_forward_f64(m, x64, y64, B, T));
     snprintf(label, sizeof label, "%s f64 forward, general path", name);
     test_close(label, y64, yref, Yref.numel, 0, TOL_F64_REL_TO_MAX, 1, &worst);
@@ -84,8 +84,8 @@ static void pretrained(const char *shared, const char *name) {
     free(x64);
     free(y64);
     free(yref);
-    elm_array_free(&X);
-    elm_array_free(&Yref);
+    elm__array_free(&X);
+    elm__array_free(&Yref);
 }
 
 /* Builds the model of a gradient case from its config and param.* tensors. */
@@ -127,11 +127,11 @@ static elm_model *case_model(const elm__st_file *f, int *learn) {
         const elm__st_tensor *tm = elm__st_find(f, "param.valid_indices_mask");
         int64_t *idx = malloc(sizeof(int64_t) * ti->numel);
         double *mask = malloc(sizeof(double) * tm->numel);
-        elm_array ai = {.dtype = ti->dtype, .numel = ti->numel, .data = (void *)ti->data};
-        elm_array am = {.dtype = tm->dtype, .numel = tm->numel, .data = (void *)tm->data};
+        elm__array ai = {.dtype = ti->dtype, .numel = ti->numel, .data = (void *)ti->data};
+        elm__array am = {.dtype = tm->dtype, .numel = tm->numel, .data = (void *)tm->data};
         for (size_t k = 0; k < ti->numel; k++) {
-            idx[k] = (int64_t)elm_array_get(&ai, k);
-            mask[k] = elm_array_get(&am, k);
+            idx[k] = (int64_t)elm__array_get(&ai, k);
+            mask[k] = elm__array_get(&am, k);
         }
         elm_status elm__model_set_routing(elm_model * mm, const int64_t *i, const double *mk);
         CHECK_OK(elm__model_set_routing(m, idx, mask));
@@ -167,7 +167,7 @@ static void grad_case(const char *shared, const char *name, int general) {
         elm__st_free(&f);
         return;
     }
-    elm_model_set_general_path(m, general);
+    elm__model_set_general_path(m, general);
     const elm__st_tensor *tx = elm__st_find(&f, "input.X");
     const elm__st_tensor *tw = elm__st_find(&f, "loss.weights");
     const elm__st_tensor *ty = elm__st_find(&f, "output.Y");

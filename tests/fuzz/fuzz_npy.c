@@ -1,8 +1,8 @@
 /*
- * fuzz_npy.c - libFuzzer driver for the .npy reader (elm_npy_load). The input is the file.
+ * fuzz_npy.c - libFuzzer driver for the .npy reader (elm__npy_load). The input is the file.
  *
  * On success the array must be self-consistent (numel = product of the shape, every element
- * readable) and must survive elm_npy_save + elm_npy_load unchanged, bitwise.
+ * readable) and must survive elm__npy_save + elm__npy_load unchanged, bitwise.
  */
 // fuzz-areas:
 #include "fuzz_util.h"
@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     fuzz_path(in, sizeof in, "in.npy");
     fuzz_path(out, sizeof out, "out.npy");
     fuzz_write(in, data, len);
-    elm_array a;
-    elm_status st = elm_npy_load(in, &a);
+    elm__array a;
+    elm_status st = elm__npy_load(in, &a);
     if (st != ELM_OK) {
         fuzz_note("npy", st, elm_last_error());
         FUZZ_ASSERT(a.data == NULL, "failed load left data");
@@ -37,17 +37,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     FUZZ_ASSERT(numel == a.numel, "numel %zu != shape product %zu", a.numel, numel);
     double s = 0;
     for (size_t i = 0; i < a.numel; i++)
-        s += elm_array_get(&a, i);
+        s += elm__array_get(&a, i);
     sink = s;
-    FUZZ_ASSERT(elm_npy_save(out, a.dtype, a.ndim, a.shape, a.data) == ELM_OK, "save: %s",
+    FUZZ_ASSERT(elm__npy_save(out, a.dtype, a.ndim, a.shape, a.data) == ELM_OK, "save: %s",
                 elm_last_error());
-    elm_array b;
-    FUZZ_ASSERT(elm_npy_load(out, &b) == ELM_OK, "reload: %s", elm_last_error());
+    elm__array b;
+    FUZZ_ASSERT(elm__npy_load(out, &b) == ELM_OK, "reload: %s", elm_last_error());
     FUZZ_ASSERT(b.dtype == a.dtype && b.ndim == a.ndim && b.numel == a.numel &&
                     !memcmp(b.shape, a.shape, sizeof a.shape[0] * (size_t)a.ndim) &&
                     !memcmp(b.data, a.data, a.numel * elm__dtype_size(a.dtype)),
                 "save + load changed the array");
-    elm_array_free(&a);
-    elm_array_free(&b);
+    elm__array_free(&a);
+    elm__array_free(&b);
     return 0;
 }

@@ -109,11 +109,11 @@ static void test_loss(void) {
         return;
     enum { N = 2 * WIN * 2 };
     float y[N], tg[N], dy[N], scratch[N];
-    elm_rng r;
-    elm_rng_seed(&r, 5);
+    elm__rng r;
+    elm__rng_seed(&r, 5);
     for (int i = 0; i < N; i++) {
-        y[i] = (float)(elm_rng_uniform(&r) * 4 - 2);
-        tg[i] = i % 2 ? (float)(elm_rng_uniform(&r) * 2) : (float)(elm_rng_uniform(&r) < 0.1);
+        y[i] = (float)(elm__rng_uniform(&r) * 4 - 2);
+        tg[i] = i % 2 ? (float)(elm__rng_uniform(&r) * 2) : (float)(elm__rng_uniform(&r) < 0.1);
     }
     double L = elm_task_loss(t, y, tg, dy, 2);
     CHECK(isfinite(L) && L > 0, "loss %g", L);

@@ -67,8 +67,8 @@ int main(void) {
     memset(count, 0, sizeof count);
     int bad_x = 0, bad_t = 0;
     for (int step = 0; step < 10; step++) {
-        elm_rng rng;
-        elm_rng_seed(&rng, 100 + (uint64_t)step);
+        elm__rng rng;
+        elm__rng_seed(&rng, 100 + (uint64_t)step);
         t->epoch = step / 5;
         t->batch_in_epoch = step % 5;
         t->epoch_seed = 777 + (uint64_t)t->epoch;
@@ -88,8 +88,8 @@ int main(void) {
     /* Resume: batch 2 of epoch 1 again, after a fresh task would have seen nothing. */
     {
         long again[8];
-        elm_rng rng;
-        elm_rng_seed(&rng, 5);
+        elm__rng rng;
+        elm__rng_seed(&rng, 5);
         t->epoch = 0; /* another epoch in between, to force a reshuffle */
         t->batch_in_epoch = 0;
         t->epoch_seed = 777;

@@ -301,11 +301,11 @@ static void test_adding(void) {
     int pool[] = {0, 2, 3, 5, 8, 9};
     enum { N = 64 };
     int f1[N], s1[N], f2[N], s2[N], f3[N], s3[N];
-    elm_rng r;
-    elm_rng_seed(&r, 7);
+    elm__rng r;
+    elm__rng_seed(&r, 7);
     elm_shd_adding_draw(f1, s1, N, pool, 6, &r);
     elm_shd_adding_draw(f3, s3, N, pool, 6, &r); /* the next epoch from the same stream */
-    elm_rng_seed(&r, 7);
+    elm__rng_seed(&r, 7);
     elm_shd_adding_draw(f2, s2, N, pool, 6, &r);
     CHECK(!memcmp(f1, f2, sizeof f1) && !memcmp(s1, s2, sizeof s1), "same seed, other pairs");
     CHECK(memcmp(f1, f3, sizeof f1) || memcmp(s1, s3, sizeof s1), "next epoch repeats pairs");
@@ -348,8 +348,8 @@ static void test_dropout(void) {
     float *x = malloc(N * sizeof *x);
     for (int k = 0; k < N; k++)
         x[k] = k % 2 ? (float)(k % 3 + 1) : 0.0f;
-    elm_rng r;
-    elm_rng_seed(&r, 3);
+    elm__rng r;
+    elm__rng_seed(&r, 3);
     elm_shd_input_dropout(x, N, 0.5, &r);
     int ok = 1, zeroed = 0;
     for (int k = 0; k < N; k++) {

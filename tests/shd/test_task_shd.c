@@ -99,8 +99,8 @@ static void test_shd_task(void) {
     float *buf = malloc(per * sizeof *buf);
     float tg[B], tg2[B];
     int held = c->valid.a[0], ok = 1, drew_held = 0;
-    elm_rng r, r2;
-    elm_rng_seed(&r, 5);
+    elm__rng r, r2;
+    elm__rng_seed(&r, 5);
     for (int it = 0; it < 50; it++) {
         CHECK_OK(t->train_batch(t, &r, B, x, tg));
         for (int b = 0; b < B; b++) {
@@ -111,8 +111,8 @@ static void test_shd_task(void) {
     }
     CHECK(ok, "a training batch holds something other than a labelled training sample");
     CHECK(!drew_held, "the validation sample %d was drawn for training", held);
-    elm_rng_seed(&r, 5);
-    elm_rng_seed(&r2, 5);
+    elm__rng_seed(&r, 5);
+    elm__rng_seed(&r2, 5);
     CHECK_OK(t->train_batch(t, &r, B, x, tg));
     CHECK_OK(t->train_batch(t, &r2, B, x2, tg2));
     CHECK(!memcmp(x, x2, B * per * sizeof *x) && !memcmp(tg, tg2, sizeof tg),
@@ -198,9 +198,9 @@ static void test_shd_task(void) {
     o.input_dropout = 0.5;
     CHECK_OK(elm__task_shd_create(&t, &o, 0));
     if (t) {
-        elm_rng_seed(&r, 9);
+        elm__rng_seed(&r, 9);
         CHECK_OK(t->train_batch(t, &r, B, x, tg));
-        elm_rng_seed(&r, 9);
+        elm__rng_seed(&r, 9);
         o.input_dropout = 0;
         elm_task *t0 = NULL;
         CHECK_OK(elm__task_shd_create(&t0, &o, 0));
@@ -260,8 +260,8 @@ static void test_adding_task(void) {
     size_t per = 200 * 700;
     float *x = malloc(B * per * sizeof *x);
     float tg[B], tg2[B];
-    elm_rng r;
-    elm_rng_seed(&r, 5);
+    elm__rng r;
+    elm__rng_seed(&r, 5);
     CHECK_OK(t->train_batch(t, &r, B, x, tg));
     CHECK_OK(t->train_batch(t, &r, B, x, tg2)); /* the next batch: fresh pairs */
     int ok = 1;
@@ -339,9 +339,9 @@ static void test_sparse_batches(void) {
         float tg[B], tgs[B];
         int same = 1;
         for (int it = 0; it < 6; it++) {
-            elm_rng r1, r2;
-            elm_rng_seed(&r1, 40 + (uint64_t)it);
-            elm_rng_seed(&r2, 40 + (uint64_t)it);
+            elm__rng r1, r2;
+            elm__rng_seed(&r1, 40 + (uint64_t)it);
+            elm__rng_seed(&r2, 40 + (uint64_t)it);
             elm_sparse_input sp;
             CHECK_OK(t->train_batch(t, &r1, B, x, tg));
             CHECK_OK(t->train_batch_sparse(t, &r2, B, &sp, tgs));
@@ -353,7 +353,7 @@ static void test_sparse_batches(void) {
                     xs[row * (size_t)I + (size_t)sp.idx[k]] = ((const float *)sp.val)[k];
                 }
             same &= sorted && !memcmp(x, xs, B * per * sizeof *x) &&
-                    !memcmp(tg, tgs, sizeof tg) && elm_rng_next(&r1) == elm_rng_next(&r2);
+                    !memcmp(tg, tgs, sizeof tg) && elm__rng_next(&r1) == elm__rng_next(&r2);
         }
         CHECK(same, "sparse and dense training batches differ (adding %d)", adding);
         free(x);
