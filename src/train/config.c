@@ -238,13 +238,20 @@ elm_status elm_train_config_load(elm_train_config *o, elm_config *c, const char 
         cJSON_Delete(root);
         return elm__fail(ELM_ERR_CONFIG, "%s: not a JSON object", path);
     }
+    /* The top level, then its "model" and "train" sections. JSON allows a key twice; a second
+     * section is refused (D1, issue 15: it once overflowed this array), so none is lost. */
     cJSON *stack[3] = {root, NULL, NULL};
     int ns = 1;
     for (int s = 0; s < ns && !st; s++)
         for (cJSON *it = stack[s]->child; it && !st; it = it->next) {
             if (s == 0 && cJSON_IsObject(it) &&
                 (!strcmp(it->string, "model") || !strcmp(it->string, "train"))) {
-                stack[ns++] = it;
+                for (int j = 1; j < ns; j++)
+                    if (!strcmp(stack[j]->string, it->string))
+                        st = elm__fail(ELM_ERR_CONFIG, "%s: the section '%s' appears twice",
+                                       path, it->string);
+                if (!st)
+                    stack[ns++] = it;
                 continue;
             }
             /* Keys the run folder's config.json records but that are not knobs. */

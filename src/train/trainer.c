@@ -162,6 +162,11 @@ static elm_status open_task(elm_trainer *tr) {
     if (tr->B < 1 || tr->nb < 1 || o->epochs < 1)
         return elm__fail(ELM_ERR_CONFIG,
                          "batch_size, batches_per_epoch and epochs must be >= 1");
+    /* Each is at most 9e15 (config.c); their product must not overflow (undefined behaviour). */
+    if ((double)o->epochs * (double)tr->nb > 9e15)
+        return elm__fail(ELM_ERR_CONFIG, "epochs x batches_per_epoch = %ld x %ld is more batches "
+                                         "than a run can count",
+                         (long)o->epochs, (long)tr->nb);
     tr->total = o->epochs * tr->nb;
     return ELM_OK;
 }

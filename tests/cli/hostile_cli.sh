@@ -33,6 +33,18 @@ mkdir -p "$T/mdir"; mkfifo "$T/mdir/model.safetensors"
 timeout 20 "$ELM" info "$T/mdir" >/dev/null 2>"$T/err"; rc=$?
 [ $rc = 1 ] && grep -q "not a regular file" "$T/err" && ok || bad "model folder with a FIFO: rc $rc: $(cat "$T/err")"
 
+# ---- D1: a repeated "model" or "train" section (JSON allows it) overflowed a 3-entry array ----
+for n in 2 3 5 64; do
+    { printf '{'; for i in $(seq $n); do printf '"model": {"num_memory": %d}, "train": {"lr": 0.01}, ' $i; done
+      printf '"seed": 1}'; } >"$T/rep$n.json"
+    expect_msg "$T/rep$n.json: the section 'model' appears twice" -- \
+        "$ELM" train neuronio --config "$T/rep$n.json" --out "$T/run_rep$n"
+    [ ! -e "$T/run_rep$n" ] && ok || bad "repeated sections: a run folder was made"
+done
+printf '{"train": {"lr": 0.01}, "train": {"seed": 2}}' >"$T/rep_train.json"
+expect_msg "$T/rep_train.json: the section 'train' appears twice" -- \
+    "$ELM" train shd --config "$T/rep_train.json" --out "$T/run_rep_train"
+
 M15=$SHARED/models/neuronio/num_memory_15
 if [ -f "$M15/model.safetensors" ]; then
     expect_msg "$T/fifo.npy: not a regular file" -- "$ELM" predict --model "$M15" --input "$T/fifo.npy" --output "$T/y.npy"
