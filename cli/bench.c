@@ -192,145 +192,166 @@ static int case_config(const bench_case *bc, elm_config *cfg, char *err, size_t 
     return 1;
 }
 
-/* Runs one case in this process and fills r (the child's body). */
-static void run_case(const bench_case *bc, bench_result *r) {
-    elm_config cfg;
-    elm_model *m = NULL;
-    elm_optim *opt = NULL;
-    elm_state *st = NULL;
-    void *x = NULL, *y = NULL, *dy = NULL, *tgt = NULL, *xs = NULL, *spv = NULL;
-    int64_t *spp = NULL;
-    int32_t *spi = NULL;
-    elm_sparse_input sp = {NULL, NULL, NULL};
-    double *times = NULL;
-    memset(r, 0, sizeof *r);
-    if (!case_config(bc, &cfg, r->err, sizeof r->err))
-        return;
-    r->flops = bc->flops > 0 ? bc->flops : derived_flops(&cfg);
-    elm_dtype dt = bc->f64 ? ELM_F64 : ELM_F32;
-    size_t rs = bc->f64 ? sizeof(double) : sizeof(float);
-    if (elm_model_create(&m, &cfg, dt, 1) != ELM_OK)
-        goto fail;
-    elm_model_set_threads(m, bc->threads);
-    if (bc->ckpt >= 0)
-        elm_model_set_checkpoint_stride(m, bc->ckpt);
-    const int B = bc->B, T = bc->T, I = cfg.num_input, O = cfg.num_output;
-    const size_t nx = (size_t)B * (size_t)T * (size_t)I, ny = (size_t)B * (size_t)T * (size_t)O;
-    int uniform = bc->uniform >= 0 ? bc->uniform : I == 1;
-    x = malloc(rs * nx);
-    y = malloc(rs * ny);
-    dy = malloc(rs * ny);
-    tgt = malloc(rs * ny);
-    if (!x || !y || !dy || !tgt) {
-        snprintf(r->err, sizeof r->err, "out of memory for the inputs (%zu values)", nx);
-        goto out;
+/* The buffers of one case. x, y, dy, tgt are in the model's dtype (rs bytes per value). */
+typedef struct {
+    elm_model *m;
+    elm_optim *opt;
+    elm_state *st;
+    void *x, *y, *dy, *tgt, *xs, *spv;
+    int64_t *spp;
+    int32_t *spi;
+    elm_sparse_input sp;
+    size_t rs, nx, ny;
+    int B, T, I, O;
+} case_bufs;
+
+static void case_bufs_free(case_bufs *b) {
+    elm_state_free(b->st);
+    elm_optim_free(b->opt);
+    elm_model_free(b->m);
+    free(b->x);
+    free(b->y);
+    free(b->dy);
+    free(b->tgt);
+    free(b->xs);
+    free(b->spp);
+    free(b->spi);
+    free(b->spv);
+}
+
+/* Stores v at element i of a float or double array. */
+static void put(void *a, size_t i, double v, int f64) {
+    if (f64)
+        ((double *)a)[i] = v;
+    else
+        ((float *)a)[i] = (float)v;
+}
+
+/* Inputs (spikes, or uniform [0, 1) values) and a random MSE target, from a fixed seed. */
+static int fill_inputs(const bench_case *bc, case_bufs *b, int uniform, bench_result *r) {
+    b->x = malloc(b->rs * b->nx);
+    b->y = malloc(b->rs * b->ny);
+    b->dy = malloc(b->rs * b->ny);
+    b->tgt = malloc(b->rs * b->ny);
+    if (!b->x || !b->y || !b->dy || !b->tgt) {
+        snprintf(r->err, sizeof r->err, "out of memory for the inputs (%zu values)", b->nx);
+        return 0;
     }
     elm__rng rng;
     elm__rng_seed(&rng, 42);
-    for (size_t i = 0; i < nx; i++) {
-        double v = uniform ? elm__rng_uniform(&rng) : (elm__rng_uniform(&rng) < 0.01 ? 1.0 : 0.0);
-        if (bc->f64)
-            ((double *)x)[i] = v;
-        else
-            ((float *)x)[i] = (float)v;
+    for (size_t i = 0; i < b->nx; i++)
+        put(b->x, i,
+            uniform ? elm__rng_uniform(&rng) : (elm__rng_uniform(&rng) < 0.01 ? 1.0 : 0.0),
+            bc->f64);
+    for (size_t i = 0; i < b->ny; i++)
+        put(b->tgt, i, elm__rng_normal(&rng), bc->f64);
+    return 1;
+}
+
+/* The CSR form of x, made once (as a loader holding spike lists would hand it over). */
+static int make_sparse(const bench_case *bc, case_bufs *b, bench_result *r) {
+    size_t rows = (size_t)b->B * (size_t)b->T, n = 0;
+    b->spp = malloc(sizeof(int64_t) * (rows + 1));
+    b->spi = malloc(sizeof(int32_t) * b->nx + 1);
+    b->spv = malloc(b->rs * b->nx + b->rs);
+    if (!b->spp || !b->spi || !b->spv) {
+        snprintf(r->err, sizeof r->err, "out of memory for the sparse inputs");
+        return 0;
     }
-    for (size_t i = 0; i < ny; i++) {
-        double v = elm__rng_normal(&rng);
-        if (bc->f64)
-            ((double *)tgt)[i] = v;
-        else
-            ((float *)tgt)[i] = (float)v;
-    }
-    if (bc->sparse) {
-        /* The CSR form of x, made once (as a loader holding spike lists would hand it over). */
-        size_t rows = (size_t)B * (size_t)T, n = 0;
-        spp = malloc(sizeof(int64_t) * (rows + 1));
-        spi = malloc(sizeof(int32_t) * nx + 1);
-        spv = malloc(rs * nx + rs);
-        if (!spp || !spi || !spv) {
-            snprintf(r->err, sizeof r->err, "out of memory for the sparse inputs");
-            goto out;
-        }
-        spp[0] = 0;
-        for (size_t q = 0; q < rows; q++) {
-            for (int i = 0; i < I; i++) {
-                size_t e = q * (size_t)I + (size_t)i;
-                double v = bc->f64 ? ((double *)x)[e] : (double)((float *)x)[e];
-                if (v != 0) {
-                    spi[n] = i;
-                    if (bc->f64)
-                        ((double *)spv)[n] = v;
-                    else
-                        ((float *)spv)[n] = (float)v;
-                    n++;
-                }
+    b->spp[0] = 0;
+    for (size_t q = 0; q < rows; q++) {
+        for (int i = 0; i < b->I; i++) {
+            size_t e = q * (size_t)b->I + (size_t)i;
+            double v = bc->f64 ? ((double *)b->x)[e] : (double)((float *)b->x)[e];
+            if (v != 0) {
+                b->spi[n] = i;
+                put(b->spv, n, v, bc->f64);
+                n++;
             }
-            spp[q + 1] = (int64_t)n;
         }
-        sp.ptr = spp;
-        sp.idx = spi;
-        sp.val = spv;
+        b->spp[q + 1] = (int64_t)n;
     }
+    b->sp = (elm_sparse_input){b->spp, b->spi, b->spv};
+    return 1;
+}
+
+/* The optimiser (train) or the time-major inputs and a state (stream). */
+static int prepare_mode(const bench_case *bc, case_bufs *b) {
     if (bc->mode == MODE_TRAIN) {
         elm_optim_config oc;
         elm_optim_config_default(&oc, ELM_OPT_ADAM, 1e-4);
-        if (elm_optim_create(&opt, m, &oc) != ELM_OK)
-            goto fail;
+        return elm_optim_create(&b->opt, b->m, &oc) == ELM_OK;
     }
-    if (bc->mode == MODE_STREAM) {
-        /* Time-major copy so that each step reads one contiguous (B, I) block. */
-        xs = malloc(rs * nx);
-        if (!xs || elm_state_create(&st, m, B) != ELM_OK)
-            goto fail;
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++)
-                memcpy((char *)xs + ((size_t)t * (size_t)B + (size_t)b) * (size_t)I * rs,
-                       (char *)x + ((size_t)b * (size_t)T + (size_t)t) * (size_t)I * rs,
-                       (size_t)I * rs);
+    if (bc->mode != MODE_STREAM)
+        return 1;
+    /* Time-major copy so that each step reads one contiguous (B, I) block. */
+    b->xs = malloc(b->rs * b->nx);
+    if (!b->xs || elm_state_create(&b->st, b->m, b->B) != ELM_OK)
+        return 0;
+    const size_t row = (size_t)b->I * b->rs;
+    for (int s = 0; s < b->B; s++)
+        for (int t = 0; t < b->T; t++)
+            memcpy((char *)b->xs + ((size_t)t * (size_t)b->B + (size_t)s) * row,
+                   (char *)b->x + ((size_t)s * (size_t)b->T + (size_t)t) * row, row);
+    return 1;
+}
+
+/* One repetition of the case's work. */
+static elm_status one_rep(const bench_case *bc, case_bufs *b) {
+    elm_model *m = b->m;
+    const int B = b->B, T = b->T;
+    if (bc->mode == MODE_TRAIN) {
+        elm_model_zero_grad(m);
+        elm_status s = bc->sparse ? elm_model_forward_train_sparse(m, &b->sp, b->y, B, T)
+                                  : elm_model_forward_train(m, b->x, b->y, B, T);
+        /* MSE loss gradient against a fixed random target. */
+        double scale = 2.0 / (double)b->ny;
+        if (bc->f64)
+            for (size_t i = 0; i < b->ny; i++)
+                ((double *)b->dy)[i] = scale * (((double *)b->y)[i] - ((double *)b->tgt)[i]);
+        else
+            for (size_t i = 0; i < b->ny; i++)
+                ((float *)b->dy)[i] =
+                    (float)scale * (((float *)b->y)[i] - ((float *)b->tgt)[i]);
+        if (s == ELM_OK)
+            s = elm_model_backward(m, b->dy);
+        if (s == ELM_OK)
+            s = elm_optim_step(b->opt, m, 1e-4);
+        return s;
     }
+    if (bc->mode == MODE_INFER)
+        return bc->sparse ? elm_model_forward_sparse(m, &b->sp, b->y, B, T)
+               : bc->f64  ? elm_model_forward_f64(m, b->x, b->y, B, T)
+                          : elm_model_forward(m, b->x, b->y, B, T);
+    elm_status s = ELM_OK;
+    elm_state_reset(b->st);
+    for (int t = 0; t < T && s == ELM_OK; t++) {
+        const char *xt = (const char *)b->xs + (size_t)t * (size_t)B * (size_t)b->I * b->rs;
+        char *yt = (char *)b->y + (size_t)t * (size_t)B * (size_t)b->O * b->rs;
+        s = bc->f64 ? elm_model_step_f64(m, b->st, (const double *)xt, (double *)yt)
+                    : elm_model_step(m, b->st, (const float *)xt, (float *)yt);
+    }
+    return s;
+}
+
+/* Times the repetitions (after one warm-up) and fills the median into r. */
+static int time_reps(const bench_case *bc, case_bufs *b, bench_result *r) {
     /* Without --reps, min_time decides (the cap only bounds the array of times). */
     int maxreps = bc->reps > 0 ? bc->reps : 1000000;
-    times = malloc(sizeof(double) * (size_t)(maxreps + 1));
+    double *times = malloc(sizeof(double) * (size_t)(maxreps + 1));
     if (!times)
-        goto fail;
+        return 0;
     double total = 0;
     int n = 0;
     const int cpu = bc->wall < 0 || (bc->threads == 1 && !bc->wall);
     for (int rep = -1; rep < maxreps; rep++) { /* rep -1 is the warm-up */
         double t0 = now_s(cpu);
-        elm_status s = ELM_OK;
-        if (bc->mode == MODE_TRAIN) {
-            elm_model_zero_grad(m);
-            s = bc->sparse ? elm_model_forward_train_sparse(m, &sp, y, B, T)
-                           : elm_model_forward_train(m, x, y, B, T);
-            /* MSE loss gradient against a fixed random target. */
-            double scale = 2.0 / (double)ny;
-            if (bc->f64)
-                for (size_t i = 0; i < ny; i++)
-                    ((double *)dy)[i] = scale * (((double *)y)[i] - ((double *)tgt)[i]);
-            else
-                for (size_t i = 0; i < ny; i++)
-                    ((float *)dy)[i] = (float)scale * (((float *)y)[i] - ((float *)tgt)[i]);
-            if (s == ELM_OK)
-                s = elm_model_backward(m, dy);
-            if (s == ELM_OK)
-                s = elm_optim_step(opt, m, 1e-4);
-        } else if (bc->mode == MODE_INFER) {
-            s = bc->sparse ? elm_model_forward_sparse(m, &sp, y, B, T)
-                : bc->f64  ? elm_model_forward_f64(m, x, y, B, T)
-                           : elm_model_forward(m, x, y, B, T);
-        } else {
-            elm_state_reset(st);
-            for (int t = 0; t < T && s == ELM_OK; t++) {
-                const char *xt = (const char *)xs + (size_t)t * (size_t)B * (size_t)I * rs;
-                char *yt = (char *)y + (size_t)t * (size_t)B * (size_t)O * rs;
-                s = bc->f64 ? elm_model_step_f64(m, st, (const double *)xt, (double *)yt)
-                            : elm_model_step(m, st, (const float *)xt, (float *)yt);
-            }
-        }
+        elm_status s = one_rep(bc, b);
         double dtm = now_s(cpu) - t0;
-        if (s != ELM_OK)
-            goto fail;
+        if (s != ELM_OK) {
+            free(times);
+            return 0;
+        }
         if (rep < 0)
             continue;
         times[n++] = dtm;
@@ -340,26 +361,44 @@ static void run_case(const bench_case *bc, bench_result *r) {
     }
     qsort(times, (size_t)n, sizeof(double), cmp_double);
     r->sec_median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
-    r->sps = (double)B * (double)T / r->sec_median;
+    r->sps = (double)b->B * (double)b->T / r->sec_median;
     r->reps = n;
     r->cpu_timer = cpu;
-    r->ok = 1;
-    goto out;
-fail:
-    snprintf(r->err, sizeof r->err, "%s", elm_last_error());
-out:
-    elm_state_free(st);
-    elm_optim_free(opt);
-    elm_model_free(m);
-    free(x);
-    free(y);
-    free(dy);
-    free(tgt);
-    free(xs);
-    free(spp);
-    free(spi);
-    free(spv);
     free(times);
+    return 1;
+}
+
+/* Runs one case in this process and fills r (the child's body). */
+static void run_case(const bench_case *bc, bench_result *r) {
+    elm_config cfg;
+    case_bufs b;
+    memset(&b, 0, sizeof b);
+    memset(r, 0, sizeof *r);
+    if (!case_config(bc, &cfg, r->err, sizeof r->err))
+        return;
+    r->flops = bc->flops > 0 ? bc->flops : derived_flops(&cfg);
+    b.rs = bc->f64 ? sizeof(double) : sizeof(float);
+    b.B = bc->B;
+    b.T = bc->T;
+    b.I = cfg.num_input;
+    b.O = cfg.num_output;
+    b.nx = (size_t)b.B * (size_t)b.T * (size_t)b.I;
+    b.ny = (size_t)b.B * (size_t)b.T * (size_t)b.O;
+    if (elm_model_create(&b.m, &cfg, bc->f64 ? ELM_F64 : ELM_F32, 1) != ELM_OK) {
+        snprintf(r->err, sizeof r->err, "%s", elm_last_error());
+        return;
+    }
+    elm_model_set_threads(b.m, bc->threads);
+    if (bc->ckpt >= 0)
+        elm_model_set_checkpoint_stride(b.m, bc->ckpt);
+    const int uniform = bc->uniform >= 0 ? bc->uniform : b.I == 1;
+    if (fill_inputs(bc, &b, uniform, r) && (!bc->sparse || make_sparse(bc, &b, r))) {
+        if (prepare_mode(bc, &b) && time_reps(bc, &b, r))
+            r->ok = 1;
+        else
+            snprintf(r->err, sizeof r->err, "%s", elm_last_error());
+    }
+    case_bufs_free(&b);
 }
 
 /* Runs a case in a child process, for a clean peak-memory figure per case. */
@@ -524,99 +563,99 @@ static void rm_dir(const char *dir) {
     rmdir(dir);
 }
 
-static int bench_data(data_result *r, int max, double min_time) {
-    int n = 0;
-    char tmpl[] = "/tmp/elm-bench-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    if (!dir)
-        return 0;
-    /* NeuronIO: one 6000-step simulation (Bernoulli inputs at 10 Hz), written as a cache. */
-    {
-        elm_nio_sim sim;
-        memset(&sim, 0, sizeof sim);
-        elm_nio_writer *w = NULL;
-        elm_nio_cache *c = NULL;
-        nio_arg a;
-        memset(&a, 0, sizeof a);
-        a.T_sim = 6000;
-        a.T_win = 500;
-        int good = elm_teacher_inputs_constant(&sim, a.T_sim, 10.0, 10.0, 5) == ELM_OK;
-        if (good) {
-            sim.soma = malloc(sizeof(float) * (size_t)a.T_sim);
-            good = sim.soma != NULL;
-            for (int t = 0; good && t < a.T_sim; t++)
-                sim.soma[t] = -70.0f + 5.0f * (float)sin(0.01 * t);
-        }
-        good = good && elm_nio_writer_open(&w, dir, "bench") == ELM_OK;
-        if (good) {
-            good = elm_nio_writer_add(w, &sim) == ELM_OK;
-            if (good)
-                good = elm_nio_writer_close(w) == ELM_OK;
-            else
-                elm_nio_writer_abort(w);
-        }
-        char path[1200];
-        snprintf(path, sizeof path, "%s/bench.nioc", dir);
-        good = good && elm_nio_cache_open(&c, path) == ELM_OK &&
-               elm_nio_cache_sim(c, 0, &a.v) == ELM_OK;
-        if (good) {
-            a.x = malloc(sizeof(float) * (size_t)a.T_win * (size_t)sim.n_in);
-            a.target = malloc(sizeof(float) * (size_t)a.T_win * 2);
-            good = a.x && a.target;
-        }
-        char note[128];
-        if (good && n < max) {
-            snprintf(note, sizeof note, "%d x %d dense window + targets from a mapped cache",
-                     a.T_win, sim.n_in);
-            n = time_data_path(r, n, "neuronio-window", "windows", nio_window, &a, a.T_win,
-                               min_time, note);
-        }
-        if (good) {
-            a.cap = (size_t)a.v.spike_ptr[a.v.T];
-            a.ends = malloc(sizeof *a.ends * (size_t)a.T_win);
-            a.idx = malloc(sizeof *a.idx * (a.cap + 1));
-            a.val = malloc(sizeof *a.val * (a.cap + 1));
-            good = a.ends && a.idx && a.val;
-        }
-        if (good && n < max) {
-            snprintf(note, sizeof note,
-                     "%d-step window as spike lists + targets (what training cuts)", a.T_win);
-            n = time_data_path(r, n, "neuronio-spikes", "windows", nio_spikes, &a, a.T_win,
-                               min_time, note);
-        }
-        free(a.ends);
-        free(a.idx);
-        free(a.val);
-        free(a.x);
-        free(a.target);
-        elm_nio_cache_close(c);
-        elm_nio_sim_clear(&sim);
+/* NeuronIO: one 6000-step simulation (Bernoulli inputs at 10 Hz), written as a cache in dir;
+ * its dense and spike-list windows. */
+static int bench_nio(data_result *r, int n, int max, double min_time, const char *dir) {
+    elm_nio_sim sim;
+    memset(&sim, 0, sizeof sim);
+    elm_nio_writer *w = NULL;
+    elm_nio_cache *c = NULL;
+    nio_arg a;
+    memset(&a, 0, sizeof a);
+    a.T_sim = 6000;
+    a.T_win = 500;
+    int good = elm_teacher_inputs_constant(&sim, a.T_sim, 10.0, 10.0, 5) == ELM_OK;
+    if (good) {
+        sim.soma = malloc(sizeof(float) * (size_t)a.T_sim);
+        good = sim.soma != NULL;
+        for (int t = 0; good && t < a.T_sim; t++)
+            sim.soma[t] = -70.0f + 5.0f * (float)sin(0.01 * t);
     }
-    /* SHD binning: the test fixture, if the source tree is at hand. */
-    {
-        const char *src = getenv("ELM_SOURCE_DIR");
+    good = good && elm_nio_writer_open(&w, dir, "bench") == ELM_OK;
+    if (good) {
+        good = elm_nio_writer_add(w, &sim) == ELM_OK;
+        if (good)
+            good = elm_nio_writer_close(w) == ELM_OK;
+        else
+            elm_nio_writer_abort(w);
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/bench.nioc", dir);
+    good = good && elm_nio_cache_open(&c, path) == ELM_OK &&
+           elm_nio_cache_sim(c, 0, &a.v) == ELM_OK;
+    if (good) {
+        a.x = malloc(sizeof(float) * (size_t)a.T_win * (size_t)sim.n_in);
+        a.target = malloc(sizeof(float) * (size_t)a.T_win * 2);
+        good = a.x && a.target;
+    }
+    char note[128];
+    if (good && n < max) {
+        snprintf(note, sizeof note, "%d x %d dense window + targets from a mapped cache",
+                 a.T_win, sim.n_in);
+        n = time_data_path(r, n, "neuronio-window", "windows", nio_window, &a, a.T_win,
+                           min_time, note);
+    }
+    if (good) {
+        a.cap = (size_t)a.v.spike_ptr[a.v.T];
+        a.ends = malloc(sizeof *a.ends * (size_t)a.T_win);
+        a.idx = malloc(sizeof *a.idx * (a.cap + 1));
+        a.val = malloc(sizeof *a.val * (a.cap + 1));
+        good = a.ends && a.idx && a.val;
+    }
+    if (good && n < max) {
+        snprintf(note, sizeof note,
+                 "%d-step window as spike lists + targets (what training cuts)", a.T_win);
+        n = time_data_path(r, n, "neuronio-spikes", "windows", nio_spikes, &a, a.T_win,
+                           min_time, note);
+    }
+    free(a.ends);
+    free(a.idx);
+    free(a.val);
+    free(a.x);
+    free(a.target);
+    elm_nio_cache_close(c);
+    elm_nio_sim_clear(&sim);
+    return n;
+}
+
+/* SHD binning: the test fixture, if the source tree is at hand. */
+static int bench_shd(data_result *r, int n, int max, double min_time) {
+    const char *src = getenv("ELM_SOURCE_DIR");
 #ifdef ELM_SOURCE_DIR
-        if (!src)
-            src = ELM_SOURCE_DIR;
+    if (!src)
+        src = ELM_SOURCE_DIR;
 #endif
-        char path[1200];
-        snprintf(path, sizeof path, "%s/tests/fixtures/shd_tiny.h5", src ? src : ".");
-        elm_shd *d = NULL;
-        if (access(path, R_OK) == 0 && elm_shd_load(&d, path, NULL) == ELM_OK && d->n > 0 &&
-            n < max) {
-            shd_arg a = {d, malloc(sizeof(float) * (size_t)d->num_bins * (size_t)d->num_channels)};
-            if (a.x) {
-                char note[128];
-                snprintf(note, sizeof note, "%d x %d bins of %d samples (%lld spikes)",
-                         d->num_bins, d->num_channels, d->n, (long long)d->kept_spikes);
-                n = time_data_path(r, n, "shd-binning", "samples", shd_bin, &a, d->num_bins,
-                                   min_time, note);
-            }
-            free(a.x);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tests/fixtures/shd_tiny.h5", src ? src : ".");
+    elm_shd *d = NULL;
+    if (access(path, R_OK) == 0 && elm_shd_load(&d, path, NULL) == ELM_OK && d->n > 0 &&
+        n < max) {
+        shd_arg a = {d, malloc(sizeof(float) * (size_t)d->num_bins * (size_t)d->num_channels)};
+        if (a.x) {
+            char note[128];
+            snprintf(note, sizeof note, "%d x %d bins of %d samples (%lld spikes)",
+                     d->num_bins, d->num_channels, d->n, (long long)d->kept_spikes);
+            n = time_data_path(r, n, "shd-binning", "samples", shd_bin, &a, d->num_bins,
+                               min_time, note);
         }
-        elm_shd_free(d);
+        free(a.x);
     }
-    /* PNG decoding: 32x32 (Pathfinder) and 128x128 (Path-X) noise-free line images. */
+    elm_shd_free(d);
+    return n;
+}
+
+/* PNG decoding: 32x32 (Pathfinder) and 128x128 (Path-X) noise-free line images. */
+static int bench_png(data_result *r, int n, int max, double min_time, const char *dir) {
     int sizes[] = {32, 128};
     for (int k = 0; k < 2 && n < max; k++) {
         int S = sizes[k];
@@ -636,168 +675,189 @@ static int bench_data(data_result *r, int max, double min_time) {
         n = time_data_path(r, n, k ? "png-decode-128" : "png-decode-32", "images", png_decode, &a,
                            (double)S * S, min_time, note);
     }
+    return n;
+}
+
+static int bench_data(data_result *r, int max, double min_time) {
+    char tmpl[] = "/tmp/elm-bench-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    if (!dir)
+        return 0;
+    int n = bench_nio(r, 0, max, min_time, dir);
+    n = bench_shd(r, n, max, min_time);
+    n = bench_png(r, n, max, min_time, dir);
     rm_dir(dir);
     return n;
 }
 
-static const char *int_flags[] = {"--batch", "--steps", "--threads", "--reps",
-                                  "--checkpoint-stride"};
+/* The command line. */
+typedef struct {
+    const char *config, *mode_s;
+    long batch, steps, threads, reps, ckpt;
+    double min_time;
+    int json, f64, data, data_only, wall, cpu, sparse;
+    int mode;    /* -1: every mode */
+    int std_idx; /* the standard configuration named by --config, or -1 */
+} bench_opts;
 
-/* Matches one of the integer flags; *dst is set from int_dst in the same order. */
-static int int_flag_match(int argc, char **argv, int *i, const char **v, int *which) {
-    for (int k = 0; k < 5; k++)
-        if (cli_flag_value(argc, argv, i, int_flags[k], v)) {
-            *which = k;
-            return 1;
-        }
-    return 0;
-}
-
-int cmd_bench(int argc, char **argv) {
-    const char *config = NULL, *mode_s = NULL;
-    long batch = 0, steps = 0, threads = 1, reps = 0, ckpt = -1;
-    double min_time = 1.0;
-    int json = 0, f64 = 0, data = 1, data_only = 0, wall = 0, sparse = 0;
-    long *int_dst[] = {&batch, &steps, &threads, &reps, &ckpt};
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL, *flag = NULL;
-        long *dst = NULL;
-        int which = 0;
-        if (cli_is_help(argv[i])) {
-            fputs(bench_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--f64")) {
-            f64 = 1;
-        } else if (!strcmp(argv[i], "--wall")) {
-            wall = 1;
-        } else if (!strcmp(argv[i], "--cpu")) {
-            wall = -1;
-        } else if (!strcmp(argv[i], "--sparse")) {
-            sparse = 1;
-        } else if (!strcmp(argv[i], "--data")) {
-            data_only = 1;
-        } else if (!strcmp(argv[i], "--no-data")) {
-            data = 0;
-        } else if (cli_flag_value(argc, argv, &i, "--config", &v)) {
-            if (!v)
-                return cli_usage_error(bench_usage, "--config needs a value");
-            config = v;
-        } else if (cli_flag_value(argc, argv, &i, "--mode", &v)) {
-            if (!v)
-                return cli_usage_error(bench_usage, "--mode needs a value");
-            mode_s = v;
-        } else if (int_flag_match(argc, argv, &i, &v, &which)) {
-            flag = int_flags[which];
-            dst = int_dst[which];
-            if (!v)
-                return cli_usage_error(bench_usage, "%s needs a value", flag);
-            if (!cli_parse_int(flag, v, dst))
-                return 2;
-        } else if (cli_flag_value(argc, argv, &i, "--min-time", &v)) {
-            if (!v || !cli_parse_double("--min-time", v, &min_time) || !(min_time >= 0))
-                return cli_usage_error(bench_usage, "--min-time needs a number of seconds >= 0");
-        } else {
-            return cli_usage_error(bench_usage, "unknown argument '%s'", argv[i]);
-        }
-    }
-    int mode = -1;
-    if (mode_s) {
+/* Parses the flags into *o; returns -1 to go on, else the exit status. */
+static int parse_bench(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){.threads = 1, .ckpt = -1, .min_time = 1.0, .mode = -1, .std_idx = -1};
+    int no_data = 0;
+    /* Integers are range-checked below, with one message for all of them. */
+    const cli_flag flags[] = {
+        {"--config", CLI_STR, &o->config, 0, 0, 0},
+        {"--mode", CLI_STR, &o->mode_s, 0, 0, 0},
+        {"--batch", CLI_INT, &o->batch, -HUGE_VAL, HUGE_VAL, 0},
+        {"--steps", CLI_INT, &o->steps, -HUGE_VAL, HUGE_VAL, 0},
+        {"--threads", CLI_INT, &o->threads, -HUGE_VAL, HUGE_VAL, 0},
+        {"--reps", CLI_INT, &o->reps, -HUGE_VAL, HUGE_VAL, 0},
+        {"--checkpoint-stride", CLI_INT, &o->ckpt, -HUGE_VAL, HUGE_VAL, 0},
+        {"--min-time", CLI_REAL, &o->min_time, 0, HUGE_VAL, 0},
+        {"--json", CLI_SWITCH, &o->json, 0, 0, 0},
+        {"--f64", CLI_SWITCH, &o->f64, 0, 0, 0},
+        {"--wall", CLI_SWITCH, &o->wall, 0, 0, 0},
+        {"--cpu", CLI_SWITCH, &o->cpu, 0, 0, 0},
+        {"--sparse", CLI_SWITCH, &o->sparse, 0, 0, 0},
+        {"--data", CLI_SWITCH, &o->data_only, 0, 0, 0},
+        {"--no-data", CLI_SWITCH, &no_data, 0, 0, 0},
+    };
+    int rc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                             bench_usage, "bench");
+    if (rc >= 0)
+        return rc;
+    o->data = !no_data;
+    if (o->wall && o->cpu)
+        return cli_usage_error(bench_usage, "--wall and --cpu exclude each other");
+    if (o->cpu)
+        o->wall = -1;
+    if (o->mode_s) {
         for (int k = 0; k < 3; k++)
-            if (!strcmp(mode_s, mode_name[k]))
-                mode = k;
-        if (mode < 0)
+            if (!strcmp(o->mode_s, mode_name[k]))
+                o->mode = k;
+        if (o->mode < 0)
             return cli_usage_error(bench_usage, "--mode must be train, infer or stream, not '%s'",
-                                   mode_s);
+                                   o->mode_s);
     }
-    if (batch < 0 || batch > 100000 || steps < 0 || steps > 10000000 || threads < 0 ||
-        threads > 1024 || reps < 0 || ckpt < -1)
+    if (o->batch < 0 || o->batch > 100000 || o->steps < 0 || o->steps > 10000000 ||
+        o->threads < 0 || o->threads > 1024 || o->reps < 0 || o->ckpt < -1)
         return cli_usage_error(bench_usage, "--batch, --steps, --threads, --reps out of range");
-
-    /* Which standard config (or file). */
-    int std_idx = -1;
-    if (config) {
+    if (o->config) {
         for (int k = 0; k < N_STD; k++)
-            if (!strcmp(config, std_configs[k].name))
-                std_idx = k;
-        if (std_idx < 0 && access(config, R_OK) != 0)
+            if (!strcmp(o->config, std_configs[k].name))
+                o->std_idx = k;
+        if (o->std_idx < 0 && access(o->config, R_OK) != 0)
             return cli_usage_error(bench_usage,
                                    "--config '%s' is neither a standard configuration "
                                    "(neuronio-dm15, neuronio-dm100, shd, pathfinder) nor a "
                                    "readable file",
-                                   config);
+                                   o->config);
     }
+    return -1;
+}
 
-    bench_case cases[N_CASES + 4];
+/* A case of standard configuration k. */
+static bench_case *std_case_of(bench_case *c, int k, bench_mode mode, int B, int T) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->label, sizeof c->label, "%s", std_configs[k].name);
+    c->json = std_configs[k].json;
+    c->flops = std_configs[k].flops;
+    c->uniform = std_configs[k].uniform;
+    c->mode = mode;
+    c->B = B;
+    c->T = T;
+    return c;
+}
+
+/* The cases the options ask for; returns how many. */
+static int make_cases(const bench_opts *o, bench_case *cases) {
     int nc = 0;
-    if (config && std_idx < 0) {
+    const int B = (int)o->batch, T = (int)o->steps;
+    if (o->config && o->std_idx < 0) {
         bench_case *c = &cases[nc++];
         memset(c, 0, sizeof *c);
-        snprintf(c->label, sizeof c->label, "%s", config);
-        c->file = config;
+        snprintf(c->label, sizeof c->label, "%s", o->config);
+        c->file = o->config;
         c->uniform = -1;
-        c->mode = mode >= 0 ? (bench_mode)mode : MODE_TRAIN;
-        c->B = batch ? (int)batch : c->mode == MODE_TRAIN ? 8 : 1;
-        c->T = steps ? (int)steps : 500;
-    } else {
-        for (int k = 0; k < N_CASES; k++) {
-            const std_case *sc = &std_cases[k];
-            if (std_idx >= 0 && sc->cfg != std_idx)
-                continue;
-            if (mode >= 0 && sc->mode != (bench_mode)mode)
-                continue;
-            /* With --batch, keep one case per (config, mode). */
-            int dup = 0;
-            for (int q = 0; q < nc; q++)
-                dup |= batch && cases[q].json == std_configs[sc->cfg].json &&
-                       cases[q].mode == sc->mode;
-            if (dup)
-                continue;
-            bench_case *c = &cases[nc++];
-            memset(c, 0, sizeof *c);
-            snprintf(c->label, sizeof c->label, "%s", std_configs[sc->cfg].name);
-            c->json = std_configs[sc->cfg].json;
-            c->flops = std_configs[sc->cfg].flops;
-            c->uniform = std_configs[sc->cfg].uniform;
-            c->mode = sc->mode;
-            c->B = batch ? (int)batch : sc->B;
-            c->T = steps ? (int)steps : sc->T;
-            /* The reference figure holds only for the page's own batch size and length. */
-            c->ref = c->B == sc->B && c->T == sc->T ? sc->ref : 0;
-        }
-        if (nc == 0 && std_idx >= 0 && mode >= 0) { /* e.g. shd in stream mode */
-            bench_case *c = &cases[nc++];
-            memset(c, 0, sizeof *c);
-            snprintf(c->label, sizeof c->label, "%s", std_configs[std_idx].name);
-            c->json = std_configs[std_idx].json;
-            c->flops = std_configs[std_idx].flops;
-            c->uniform = std_configs[std_idx].uniform;
-            c->mode = (bench_mode)mode;
-            c->B = batch ? (int)batch : 1;
-            c->T = steps ? (int)steps : 500;
-        }
+        c->mode = o->mode >= 0 ? (bench_mode)o->mode : MODE_TRAIN;
+        c->B = B ? B : c->mode == MODE_TRAIN ? 8 : 1;
+        c->T = T ? T : 500;
+        return nc;
     }
-    /* Data paths run by default and with --data, not when a config or mode was picked. */
-    data = data_only || (data && !config && !mode_s && !batch && !steps);
-    if (data_only)
-        nc = 0;
-    for (int k = 0; k < nc; k++) {
-        cases[k].threads = (int)threads;
-        cases[k].reps = (int)reps;
-        cases[k].ckpt = (int)ckpt;
-        cases[k].min_time = min_time;
-        cases[k].f64 = f64;
-        cases[k].wall = wall;
-        cases[k].sparse = sparse && cases[k].mode != MODE_STREAM;
+    for (int k = 0; k < N_CASES; k++) {
+        const std_case *sc = &std_cases[k];
+        if ((o->std_idx >= 0 && sc->cfg != o->std_idx) ||
+            (o->mode >= 0 && sc->mode != (bench_mode)o->mode))
+            continue;
+        /* With --batch, keep one case per (config, mode). */
+        int dup = 0;
+        for (int q = 0; q < nc; q++)
+            dup |= B && cases[q].json == std_configs[sc->cfg].json && cases[q].mode == sc->mode;
+        if (dup)
+            continue;
+        bench_case *c = std_case_of(&cases[nc++], sc->cfg, sc->mode, B ? B : sc->B,
+                                    T ? T : sc->T);
+        /* The reference figure holds only for the page's own batch size and length. */
+        c->ref = c->B == sc->B && c->T == sc->T ? sc->ref : 0;
     }
+    if (nc == 0 && o->std_idx >= 0 && o->mode >= 0) /* e.g. shd in stream mode */
+        std_case_of(&cases[nc++], o->std_idx, (bench_mode)o->mode, B ? B : 1, T ? T : 500);
+    return nc;
+}
 
+/* One case's line of the table, or its JSON object. */
+static void print_case(const bench_opts *o, const bench_case *c, const bench_result *r,
+                       double peak, int first) {
+    double mult = c->mode == MODE_TRAIN ? 3.0 : 1.0; /* training = ~3x forward FLOPs */
+    double gflops = r->sps * r->flops * mult * 1e-9;
+    double us_step = 1e6 * r->sec_median / (double)c->T;
+    double ratio = c->ref > 0 ? r->sps / c->ref : 0;
+    double mb = (double)r->rss_kb / 1024.0;
+    /* Of the peak of the cores used (per core times threads). */
+    double of_peak = peak > 0 ? gflops / (peak * (double)c->threads) : 0;
+    if (!o->json) {
+        char refs[32] = "-", rats[32] = "-", pct[16] = "-";
+        if (c->ref > 0) {
+            snprintf(refs, sizeof refs, "%.0f", c->ref);
+            snprintf(rats, sizeof rats, "%.1f", ratio);
+        }
+        if (peak > 0)
+            snprintf(pct, sizeof pct, "%.0f", 100 * of_peak);
+        printf("%-16s %-6s %5d %6d %3d %14.0f %10.3f %8.2f %6s %9s %8s %9.1f\n", c->label,
+               mode_name[c->mode], c->B, c->T, c->threads, r->sps, us_step, gflops, pct, refs,
+               rats, mb);
+        return;
+    }
+    printf("%s\n  {\"config\": ", first ? "" : ",");
+    json_str(c->label);
+    printf(", \"mode\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
+           "\"dtype\": \"%s\", \"sample_steps_per_s\": %.6g, \"us_per_step\": %.6g, "
+           "\"flops_per_sample_step\": %.6g, \"gflops\": %.6g, ",
+           mode_name[c->mode], c->B, c->T, c->threads, o->f64 ? "f64" : "f32", r->sps, us_step,
+           r->flops * mult, gflops);
+    if (c->ref > 0)
+        printf("\"reference_sample_steps_per_s\": %.6g, \"ratio_to_reference\": %.6g, ", c->ref,
+               ratio);
+    else
+        printf("\"reference_sample_steps_per_s\": null, \"ratio_to_reference\": null, ");
+    if (peak > 0)
+        printf("\"core_peak_gflops\": %.6g, \"fraction_of_core_peak\": %.4g, ", peak, of_peak);
+    else
+        printf("\"core_peak_gflops\": null, \"fraction_of_core_peak\": null, ");
+    printf("\"fraction_of_reference_peak\": %.4g, ",
+           gflops / (PAGE_PEAK_GFLOPS * (double)c->threads));
+    printf("\"peak_rss_mb\": %.1f, \"reps\": %d, \"median_s\": %.6g, "
+           "\"timer\": \"%s\", \"checkpoint_stride\": %d, \"sparse_input\": %s}",
+           mb, r->reps, r->sec_median, r->cpu_timer ? "process-cpu" : "wall", c->ckpt,
+           c->sparse ? "true" : "false");
+}
+
+/* Runs the model cases (peak line and table header first); returns the failures. */
+static int run_cases(const bench_opts *o, bench_case *cases, int nc, int *printed) {
     /* The arithmetic peak of this core, measured, for "% of peak" (bench_peak.c). */
     const char *peak_how = "";
     const double peak = nc ? bench_peak_gflops(&peak_how) : 0;
-    if (json) {
-        printf("[");
-    } else if (nc) {
+    if (!o->json && nc) {
         if (peak > 0)
             printf("one core's float32 peak, measured here: %.0f GFLOP/s (%s); "
                    "the reference machine's: %.0f\n",
@@ -806,7 +866,7 @@ int cmd_bench(int argc, char **argv) {
                "T", "thr", "sample-steps/s", "us/step", "GFLOP/s", "%peak", "ref", "x ref",
                "peak MB");
     }
-    int failures = 0, printed = 0;
+    int failures = 0;
     for (int k = 0; k < nc; k++) {
         bench_case *c = &cases[k];
         bench_result r;
@@ -816,73 +876,61 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "elm: error: bench %s %s: %s\n", c->label, mode_name[c->mode], r.err);
             continue;
         }
-        double mult = c->mode == MODE_TRAIN ? 3.0 : 1.0; /* training = ~3x forward FLOPs */
-        double gflops = r.sps * r.flops * mult * 1e-9;
-        double us_step = 1e6 * r.sec_median / (double)c->T;
-        double ratio = c->ref > 0 ? r.sps / c->ref : 0;
-        double mb = (double)r.rss_kb / 1024.0;
-        /* Of the peak of the cores used (per core times threads). */
-        double of_peak = peak > 0 ? gflops / (peak * (double)c->threads) : 0;
-        if (json) {
-            printf("%s\n  {\"config\": ", printed++ ? "," : "");
-            json_str(c->label);
-            printf(", \"mode\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
-                   "\"dtype\": \"%s\", \"sample_steps_per_s\": %.6g, \"us_per_step\": %.6g, "
-                   "\"flops_per_sample_step\": %.6g, \"gflops\": %.6g, ",
-                   mode_name[c->mode], c->B, c->T, c->threads, f64 ? "f64" : "f32", r.sps, us_step,
-                   r.flops * mult, gflops);
-            if (c->ref > 0)
-                printf("\"reference_sample_steps_per_s\": %.6g, \"ratio_to_reference\": %.6g, ",
-                       c->ref, ratio);
-            else
-                printf("\"reference_sample_steps_per_s\": null, \"ratio_to_reference\": null, ");
-            if (peak > 0)
-                printf("\"core_peak_gflops\": %.6g, \"fraction_of_core_peak\": %.4g, ", peak,
-                       of_peak);
-            else
-                printf("\"core_peak_gflops\": null, \"fraction_of_core_peak\": null, ");
-            printf("\"fraction_of_reference_peak\": %.4g, ",
-                   gflops / (PAGE_PEAK_GFLOPS * (double)c->threads));
-            printf("\"peak_rss_mb\": %.1f, \"reps\": %d, \"median_s\": %.6g, "
-                   "\"timer\": \"%s\", \"checkpoint_stride\": %d, \"sparse_input\": %s}",
-                   mb, r.reps, r.sec_median, r.cpu_timer ? "process-cpu" : "wall", c->ckpt,
-                   c->sparse ? "true" : "false");
-        } else {
-            char refs[32] = "-", rats[32] = "-", pct[16] = "-";
-            if (c->ref > 0) {
-                snprintf(refs, sizeof refs, "%.0f", c->ref);
-                snprintf(rats, sizeof rats, "%.1f", ratio);
-            }
-            if (peak > 0)
-                snprintf(pct, sizeof pct, "%.0f", 100 * of_peak);
-            printf("%-16s %-6s %5d %6d %3d %14.0f %10.3f %8.2f %6s %9s %8s %9.1f\n", c->label,
-                   mode_name[c->mode], c->B, c->T, c->threads, r.sps, us_step, gflops, pct, refs,
-                   rats, mb);
-        }
+        print_case(o, c, &r, peak, !(*printed)++);
         fflush(stdout);
     }
-    if (data) {
-        data_result dr[8];
-        int nd = bench_data(dr, 8, min_time);
-        if (!json && nd)
-            printf("\n%-16s %14s %16s  %s\n", "data path", "per second", "sample-steps/s", "what");
-        for (int k = 0; k < nd; k++) {
-            if (json) {
-                printf("%s\n  {\"config\": \"%s\", \"mode\": \"data\", \"threads\": 1, "
-                       "\"unit\": \"%s\", \"per_s\": %.6g, \"sample_steps_per_s\": %.6g, "
-                       "\"what\": ",
-                       printed++ ? "," : "", dr[k].name, dr[k].unit, dr[k].per_s,
-                       dr[k].steps_per_s);
-                json_str(dr[k].note);
-                printf("}");
-            } else {
-                char per[48];
-                snprintf(per, sizeof per, "%.0f %s", dr[k].per_s, dr[k].unit);
-                printf("%-16s %14s %16.0f  %s\n", dr[k].name, per, dr[k].steps_per_s, dr[k].note);
-            }
+    return failures;
+}
+
+/* The data paths' table, or their JSON objects. */
+static void run_data(const bench_opts *o, int *printed) {
+    data_result dr[8];
+    int nd = bench_data(dr, 8, o->min_time);
+    if (!o->json && nd)
+        printf("\n%-16s %14s %16s  %s\n", "data path", "per second", "sample-steps/s", "what");
+    for (int k = 0; k < nd; k++) {
+        if (o->json) {
+            printf("%s\n  {\"config\": \"%s\", \"mode\": \"data\", \"threads\": 1, "
+                   "\"unit\": \"%s\", \"per_s\": %.6g, \"sample_steps_per_s\": %.6g, "
+                   "\"what\": ",
+                   (*printed)++ ? "," : "", dr[k].name, dr[k].unit, dr[k].per_s,
+                   dr[k].steps_per_s);
+            json_str(dr[k].note);
+            printf("}");
+        } else {
+            char per[48];
+            snprintf(per, sizeof per, "%.0f %s", dr[k].per_s, dr[k].unit);
+            printf("%-16s %14s %16.0f  %s\n", dr[k].name, per, dr[k].steps_per_s, dr[k].note);
         }
     }
-    if (json)
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_opts o;
+    int rc = parse_bench(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    bench_case cases[N_CASES + 4];
+    int nc = o.data_only ? 0 : make_cases(&o, cases);
+    /* Data paths run by default and with --data, not when a config or mode was picked. */
+    const int data =
+        o.data_only || (o.data && !o.config && !o.mode_s && !o.batch && !o.steps);
+    for (int k = 0; k < nc; k++) {
+        cases[k].threads = (int)o.threads;
+        cases[k].reps = (int)o.reps;
+        cases[k].ckpt = (int)o.ckpt;
+        cases[k].min_time = o.min_time;
+        cases[k].f64 = o.f64;
+        cases[k].wall = o.wall;
+        cases[k].sparse = o.sparse && cases[k].mode != MODE_STREAM;
+    }
+    if (o.json)
+        printf("[");
+    int printed = 0;
+    int failures = run_cases(&o, cases, nc, &printed);
+    if (data)
+        run_data(&o, &printed);
+    if (o.json)
         printf("\n]\n");
     return failures ? 1 : 0;
 }
