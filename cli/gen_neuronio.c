@@ -29,12 +29,6 @@ static const char gen_usage[] =
 /* Declared in dispatch.c, the caller; repeated for -Wmissing-prototypes. */
 int cmd_gen_neuronio_teacher(int argc, char **argv);
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int cmd_gen_neuronio_teacher(int argc, char **argv) {
     long sims = -1, duration = 6000, threads = 0;
     unsigned long long seed = 1;
@@ -86,10 +80,10 @@ int cmd_gen_neuronio_teacher(int argc, char **argv) {
         return cli_error("out of memory");
     }
     long total_spikes = 0, kept = 0;
-    double vsum = 0, in_spikes = 0, t0 = now_s(), sim_wall = 0, sim_cpu = 0;
+    double vsum = 0, in_spikes = 0, t0 = elm__now_s(), sim_wall = 0, sim_cpu = 0;
     for (long k0 = 0; k0 < sims && st == ELM_OK; k0 += chunk) {
         int n = (int)(sims - k0 < chunk ? sims - k0 : chunk);
-        double ts = now_s();
+        double ts = elm__now_s();
         clock_t cs = clock(); /* CPU time of all threads: the cost, whatever else runs */
 #pragma omp parallel for schedule(dynamic, 1)
         for (int j = 0; j < n; j++) {
@@ -99,7 +93,7 @@ int cmd_gen_neuronio_teacher(int argc, char **argv) {
             if (sts[j] != ELM_OK)
                 snprintf(errs[j], sizeof errs[j], "%s", elm_last_error());
         }
-        sim_wall += now_s() - ts;
+        sim_wall += elm__now_s() - ts;
         sim_cpu += (double)(clock() - cs) / CLOCKS_PER_SEC;
         for (int j = 0; j < n; j++) {
             if (st == ELM_OK && sts[j] != ELM_OK) {
@@ -132,7 +126,7 @@ int cmd_gen_neuronio_teacher(int argc, char **argv) {
     st = elm_nio_writer_close(w);
     if (st != ELM_OK)
         return cli_fail(st, NULL);
-    double secs = now_s() - t0, sim_s = (double)sims * (double)duration / 1000.0;
+    double secs = elm__now_s() - t0, sim_s = (double)sims * (double)duration / 1000.0;
     printf("wrote %ld simulations of %ld ms to %s/%s.nioc (seed %llu)\n", sims, duration, out, name,
            seed);
     printf("  output rate      %.3f Hz (%ld spikes)\n", (double)total_spikes / sim_s, total_spikes);

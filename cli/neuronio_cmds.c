@@ -34,11 +34,6 @@ static const char info_usage[] =
     "output spike counts, the share of simulations the evaluation keeps (0..24 output spikes),\n"
     "and the soma voltage range.\n";
 
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && !strcmp(s + n - m, suf);
-}
-
 /* The cache name of a pickle: its file name without a .p / .pkl / .pickle extension. */
 static char *cache_name(const char *path) {
     const char *b = strrchr(path, '/');
@@ -48,7 +43,7 @@ static char *cache_name(const char *path) {
         return NULL;
     const char *exts[] = {".p", ".pkl", ".pickle"};
     for (size_t i = 0; i < 3; i++)
-        if (ends_with(n, exts[i]) && strlen(n) > strlen(exts[i])) {
+        if (elm__ends_with(n, exts[i]) && strlen(n) > strlen(exts[i])) {
             n[strlen(n) - strlen(exts[i])] = 0;
             break;
         }
@@ -186,7 +181,7 @@ static elm_status verify_caches(const elm_nio_data *d, int *n_caches) {
     *n_caches = 0;
     for (int f = 0; f < elm_nio_data_num_files(d); f++) {
         const char *p = elm_nio_data_file_path(d, f);
-        if (!ends_with(p, ".nioc"))
+        if (!elm__ends_with(p, ".nioc"))
             continue;
         elm_nio_cache *c = NULL;
         elm_status st = elm_nio_cache_open(&c, p);
@@ -214,7 +209,7 @@ int cmd_data_info_neuronio(int argc, char **argv) {
         is_cache = dir_has(path, "*.nioc");
         if (!is_cache && !dir_has(path, "*sim__*"))
             return -1;
-    } else if (ends_with(path, ".nioc")) {
+    } else if (elm__ends_with(path, ".nioc")) {
         is_cache = 1;
     } else if (fnmatch("*sim__*", b, 0) != 0) {
         return -1;

@@ -41,12 +41,6 @@ static const char gen_usage[] =
     "  --no-border-quirk   do not reproduce the reference generator's OpenCV border quirk,\n"
     "                      which keeps distractors sparse at 32/64 px (docs/PATHFINDER.md)\n";
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int cmd_gen_pathfinder(int argc, char **argv) {
     long n = -1, size = 32, cl = 14, batch = 1000, threads = 0;
     unsigned long long seed = 1;
@@ -84,10 +78,10 @@ int cmd_gen_pathfinder(int argc, char **argv) {
     }
     if (st != ELM_OK)
         return cli_fail(st, NULL);
-    double t0 = now_s();
+    double t0 = elm__now_s();
     clock_t c0 = clock();
     st = elm_pf_gen_write(g, out, n, (uint64_t)seed, (int)batch, (int)threads, force);
-    double wall = now_s() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    double wall = elm__now_s() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
     elm_pf_gen_free(g);
     if (st != ELM_OK)
         return cli_fail(st, force ? NULL : "pass --force to write over an existing set");

@@ -29,11 +29,6 @@ static const char info_usage[] =
 static const char *const folder_files[2][2] = {{"train", "shd_train.h5"},
                                                {"test", "shd_test.h5"}};
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* Distinct labels present, and the count of each label (num_classes entries, malloc'd). */
 static int label_counts(const elm_shd *d, long **counts) {
     *counts = calloc((size_t)d->num_classes, sizeof **counts);
@@ -252,14 +247,13 @@ int cmd_data_info_shd(int argc, char **argv) {
     if (!is_dir && !elm_shd_probe(path)) {
         /* Named like an SHD file but not readable as one: say why here, rather than let the
          * dispatcher answer "unknown format". Anything else: let it try the other formats. */
-        struct stat sb;
-        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        if (!elm__is_file(path))
             return -1;
-        if (ends_with(path, ".h5.gz") || ends_with(path, ".hdf5.gz"))
+        if (elm__ends_with(path, ".h5.gz") || elm__ends_with(path, ".hdf5.gz"))
             return cli_error("%s: a gzip-compressed file; elm reads SHD files uncompressed\n"
                              "hint: gunzip %s",
                              path, path);
-        if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) {
+        if (elm__ends_with(path, ".h5") || elm__ends_with(path, ".hdf5")) {
             elm_shd *d = NULL;
             elm_status st = elm_shd_load(&d, path, &o);
             if (st == ELM_OK) { /* cannot happen: the probe said it is not SHD */

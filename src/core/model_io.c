@@ -14,11 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 /*
  * Python-repr-like spelling of a double: the fewest significant digits that read back exactly,
  * fixed notation for exponents -4..15 ("150.0", not "1.5e+02"), always with a '.0'.
@@ -416,7 +411,7 @@ elm_status elm__elm_to_st(const elm_model *m, const char *path) {
 }
 
 elm_status elm_model_save(const elm_model *m, const char *path) {
-    if (!(elm__is_dir(path) || ends_with(path, "/")))
+    if (!(elm__is_dir(path) || elm__ends_with(path, "/")))
         return m->ops->to_st(m, path);
     elm_status st = elm__mkdir_p(path);
     if (st)

@@ -565,11 +565,6 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && !strcmp(s + n - m, suf);
-}
-
 elm_status elm_nio_index_refresh(const char *dir) {
     DIR *d = opendir(dir);
     if (!d)
@@ -579,7 +574,7 @@ elm_status elm_nio_index_refresh(const char *dir) {
     struct dirent *e;
     elm_status st = ELM_OK;
     while ((e = readdir(d)) != NULL) {
-        if (!ends_with(e->d_name, ".nioc") || e->d_name[0] == '.')
+        if (!elm__ends_with(e->d_name, ".nioc") || e->d_name[0] == '.')
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
@@ -630,16 +625,8 @@ elm_status elm_nio_index_refresh(const char *dir) {
         cJSON_AddNumberToObject(root, "num_simulations", (double)total);
         cJSON_AddItemToObject(root, "files", files);
         files = NULL;
-        char *txt = cJSON_Print(root);
         char *p = elm__path_join(dir, "index.json");
-        if (!txt || !p) {
-            st = elm__fail(ELM_ERR_NOMEM, "out of memory");
-        } else {
-            size_t l = strlen(txt);
-            txt[l] = '\n'; /* the terminating NUL becomes the final newline */
-            st = elm__write_file_atomic(p, txt, l + 1);
-        }
-        free(txt);
+        st = p ? elm__json_write(p, root) : elm__fail(ELM_ERR_NOMEM, "out of memory");
         free(p);
     }
     cJSON_Delete(files);

@@ -357,11 +357,6 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && !strcmp(s + n - m, suf);
-}
-
 void elm_nio_free_paths(char **paths, int n) {
     if (!paths)
         return;
@@ -385,7 +380,7 @@ static elm_status list_dir(const char *dir, const char *pattern, int pickles, ch
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.' || fnmatch(pattern, e->d_name, 0) != 0)
             continue;
-        if (pickles && (ends_with(e->d_name, ".nioc") || ends_with(e->d_name, ".json") ||
+        if (pickles && (elm__ends_with(e->d_name, ".nioc") || elm__ends_with(e->d_name, ".json") ||
                         strstr(e->d_name, ".tmp.")))
             continue;
         char *p = elm__path_join(dir, e->d_name);
@@ -475,7 +470,7 @@ static elm_status add_file(elm_nio_data *d, const char *path) {
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
     elm_status st;
     int n_in;
-    if (ends_with(path, ".nioc")) {
+    if (elm__ends_with(path, ".nioc")) {
         st = elm_nio_cache_open(&f->cache, path);
         if (st == ELM_OK) {
             f->n_sims = elm_nio_cache_num_sims(f->cache);

@@ -497,15 +497,9 @@ static void shuffle(elm__rng *r, elm_spike_train *t, uint8_t *lab, uint8_t *spk,
     }
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 elm_status elm_shd_generate(const elm_shd_gen_opts *o, elm_shd_gen_stats *stats) {
     memset(stats, 0, sizeof *stats);
-    double t0 = now_s();
+    double t0 = elm__now_s();
     if (!o->out_dir || !*o->out_dir)
         return elm__fail(ELM_ERR_ARG, "gen shd: no output folder");
     if (o->speakers < 2 || o->speakers > 256)
@@ -592,7 +586,7 @@ elm_status elm_shd_generate(const elm_shd_gen_opts *o, elm_shd_gen_stats *stats)
     stats->spikes_mean = spikes_sum / (double)N;
     stats->dur_mean = dur_sum / (double)N;
     stats->audio_mean = audio_sum / (double)N;
-    stats->seconds = now_s() - t0;
+    stats->seconds = elm__now_s() - t0;
 done:
     if (tr)
         for (size_t i = 0; i < N; i++)
