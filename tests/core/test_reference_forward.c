@@ -37,13 +37,13 @@ int main(void) {
     CHECK_OK(elm_model_create(&m, &c, ELM_F64, 8));
     if (!m)
         return test_end();
-    elm_rng r;
-    elm_rng_seed(&r, 2);
+    elm__rng r;
+    elm__rng_seed(&r, 2);
     {
         double *ws = (double *)tensor(m, "_proto_w_s", I), *ts = (double *)tensor(m, "tau_s", I);
         for (int k = 0; k < I; k++) {
-            ws[k] = k == 1 ? -0.2 : 0.3 + elm_rng_uniform(&r); /* one synapse cut by the relu */
-            ts[k] = 1.5 + 8 * elm_rng_uniform(&r);
+            ws[k] = k == 1 ? -0.2 : 0.3 + elm__rng_uniform(&r); /* one synapse cut by the relu */
+            ts[k] = 1.5 + 8 * elm__rng_uniform(&r);
         }
         elm_model_refresh(m);
     }
@@ -56,7 +56,7 @@ int main(void) {
     const double *Wy = tensor(m, "w_y.weight", (size_t)O * M), *cy = tensor(m, "w_y.bias", O);
     double x[B * T * I], y[B * T * O], want[B * T * O];
     for (int i = 0; i < B * T * I; i++)
-        x[i] = elm_rng_uniform(&r) < 0.6 ? 0 : elm_rng_uniform(&r) * 2;
+        x[i] = elm__rng_uniform(&r) < 0.6 ? 0 : elm__rng_uniform(&r) * 2;
     CHECK_OK(elm_model_forward_f64(m, x, y, B, T));
     for (int b = 0; b < B; b++) {
         double s[I] = {0}, mem[M] = {0};

@@ -38,14 +38,14 @@ static elm_model *make(int kind, elm_dtype dt) {
     if (!m)
         return NULL;
     /* Mixed-sign synapse weights (the relu on w_s is exercised) and spread branch constants. */
-    elm_rng r;
-    elm_rng_seed(&r, 4);
+    elm__rng r;
+    elm__rng_seed(&r, 4);
     for (int i = 0; i < elm_model_num_tensors(m); i++) {
         elm_tensor t;
         elm_model_tensor(m, i, &t);
         int ws = !strcmp(t.name, "_proto_w_s"), tb = !strcmp(t.name, "tau_b");
         for (size_t k = 0; (ws || tb) && k < t.numel; k++) {
-            double v = ws ? -0.3 + 1.5 * elm_rng_uniform(&r) : 2 + 20 * elm_rng_uniform(&r);
+            double v = ws ? -0.3 + 1.5 * elm__rng_uniform(&r) : 2 + 20 * elm__rng_uniform(&r);
             if (dt == ELM_F64)
                 ((double *)t.data)[k] = v;
             else
@@ -66,11 +66,11 @@ static void check(int kind, elm_dtype dt, int B) {
     const size_t nx = (size_t)B * T * (size_t)I, ny = (size_t)B * T * (size_t)O;
     char *x = malloc(rs * nx), *y = malloc(rs * ny), *xt = malloc(rs * (size_t)B * (size_t)I);
     char *yt = malloc(rs * (size_t)B * (size_t)O);
-    elm_rng r;
-    elm_rng_seed(&r, 21);
+    elm__rng r;
+    elm__rng_seed(&r, 21);
     for (size_t i = 0; i < nx; i++) {
         /* Spike-like inputs: mostly 0, some 1, a few graded values. */
-        double u = elm_rng_uniform(&r), v = u < 0.7 ? 0 : u < 0.9 ? 1 : 3 * u;
+        double u = elm__rng_uniform(&r), v = u < 0.7 ? 0 : u < 0.9 ? 1 : 3 * u;
         if (dt == ELM_F64)
             ((double *)x)[i] = v;
         else

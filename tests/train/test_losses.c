@@ -39,8 +39,8 @@ static double ce(const float *y, const float *target, float *dy, void *ctx) {
 }
 
 /* A value on the 2^-8 grid in [-lim, lim]. */
-static float grid(elm_rng *r, double lim) {
-    return (float)(round((2 * elm_rng_uniform(r) - 1) * lim * 256) / 256);
+static float grid(elm__rng *r, double lim) {
+    return (float)(round((2 * elm__rng_uniform(r) - 1) * lim * 256) / 256);
 }
 
 /* Central differences over every element of y against dy; returns the worst error / max|dy|. */
@@ -85,12 +85,12 @@ static void test_neuronio(void) {
     const size_t n = (size_t)s.B * (size_t)s.T, ny = 2 * n;
     float *y = malloc(sizeof(float) * ny), *tg = malloc(sizeof(float) * ny);
     float *dy = malloc(sizeof(float) * ny);
-    elm_rng r;
-    elm_rng_seed(&r, 17);
+    elm__rng r;
+    elm__rng_seed(&r, 17);
     for (size_t i = 0; i < n; i++) {
         y[2 * i] = grid(&r, 6);                           /* spike logit */
         y[2 * i + 1] = grid(&r, 2);                       /* soma prediction */
-        tg[2 * i] = elm_rng_uniform(&r) < 0.3 ? 1.f : 0.f; /* spike bin */
+        tg[2 * i] = elm__rng_uniform(&r) < 0.3 ? 1.f : 0.f; /* spike bin */
         tg[2 * i + 1] = grid(&r, 1.5);                    /* scaled soma */
     }
     double L = elm__loss_neuronio(y, tg, dy, s.B, s.T);
@@ -124,12 +124,12 @@ static void test_ce(int B, int T, int O, const char *label) {
     const size_t ny = (size_t)B * (size_t)T * (size_t)O;
     float *y = malloc(sizeof(float) * ny), *tg = malloc(sizeof(float) * (size_t)B);
     float *dy = malloc(sizeof(float) * ny);
-    elm_rng r;
-    elm_rng_seed(&r, (uint64_t)(B * 100 + O));
+    elm__rng r;
+    elm__rng_seed(&r, (uint64_t)(B * 100 + O));
     for (size_t i = 0; i < ny; i++)
         y[i] = grid(&r, 4);
     for (int b = 0; b < B; b++)
-        tg[b] = (float)elm_rng_below(&r, (uint64_t)O);
+        tg[b] = (float)elm__rng_below(&r, (uint64_t)O);
     double L = elm__loss_ce_last(y, tg, dy, B, T, O), want = 0;
     for (int b = 0; b < B; b++) {
         const float *z = y + ((size_t)b * (size_t)T + (size_t)(T - 1)) * (size_t)O;
