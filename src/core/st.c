@@ -38,6 +38,11 @@ static int get_u64(const cJSON *v, uint64_t *out) {
 }
 
 /* Orders tensors by where their data starts, then where it ends. */
+static int cmp_name(const void *a, const void *b) {
+    return strcmp((*(const elm__st_tensor *const *)a)->name,
+                  (*(const elm__st_tensor *const *)b)->name);
+}
+
 static int cmp_offset(const void *a, const void *b) {
     const elm__st_tensor *x = *(const elm__st_tensor *const *)a;
     const elm__st_tensor *y = *(const elm__st_tensor *const *)b;
@@ -207,6 +212,15 @@ elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *pat
             end = (const char *)t->data + bytes;
             prev = t;
         }
+        /* Names must be unique (D13): elm took the first of two, Python readers the last, so
+         * one file was two models. Sorted by name, a repeat sits next to its twin. */
+        qsort(order, (size_t)f->n, sizeof *order, cmp_name);
+        for (int i = 1; i < f->n; i++)
+            if (!strcmp(order[i]->name, order[i - 1]->name)) {
+                st = elm__fail(ELM_ERR_FORMAT, "%s: the tensor '%s' appears twice in the header",
+                               path, order[i]->name);
+                goto fail;
+            }
         free(order);
         order = NULL;
     }

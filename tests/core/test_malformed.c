@@ -110,6 +110,11 @@ static void test_safetensors_raw(void) {
     st_bad("header not JSON", "{\"a\": ", 0, "not a JSON object");
     st_bad("header an array", "[1, 2]", 0, "not a JSON object");
     st_bad("tensor a number", "{\"a\": 5}", 0, "lacks a dtype");
+    /* D13: a name twice (elm took the first, Python readers the last: one file, two models). */
+    st_bad("duplicate name",
+           "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, "
+           "\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+           8, "the tensor 'w' appears twice");
     st_bad("tensor an array", "{\"a\": [\"dtype\", 1]}", 0, "lacks a dtype");
     st_bad("dtype unknown",
            "{\"a\": {\"dtype\": \"F8_E5M2\", \"shape\": [1], \"data_offsets\": [0, 1]}}", 1,
