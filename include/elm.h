@@ -212,6 +212,18 @@ elm_status elm_model_tensor(const elm_model *m, int i, elm_tensor *out);
 int elm_model_find_tensor(const elm_model *m, const char *name);
 
 /*
+ * Routing of a routed model (input_to_synapse_routing neuronio_routing or random_routing):
+ * synapse k reads input idx[k] times mask[k], the reference's input_to_synapse_indices and
+ * valid_indices_mask. elm_model_num_routes() is the number of synapses S of a routed model and 0
+ * for any other. get fills idx and mask (S elements each; mask 0 or 1). set checks every index
+ * against num_input before changing anything (ELM_ERR_ARG), treats a nonzero mask as 1 and
+ * rebuilds what depends on the routing. Either on an unrouted model: ELM_ERR_ARG.
+ */
+int elm_model_num_routes(const elm_model *m);
+elm_status elm_model_get_routing(const elm_model *m, int64_t *idx, double *mask);
+elm_status elm_model_set_routing(elm_model *m, const int64_t *idx, const double *mask);
+
+/*
  * Forward over a batch: x (B, T, I) -> y (B, T, O), raw outputs. The _f32 call needs an ELM_F32
  * model and the _f64 call an ELM_F64 one (ELM_ERR_ARG otherwise).
  */

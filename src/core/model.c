@@ -159,6 +159,32 @@ elm_status elm__model_set_routing(elm_model *m, const int64_t *idx, const double
     return ELM_OK;
 }
 
+int elm_model_num_routes(const elm_model *m) { return m->routed ? m->S : 0; }
+
+elm_status elm_model_get_routing(const elm_model *m, int64_t *idx, double *mask) {
+    if (!m->routed)
+        return elm__fail(ELM_ERR_ARG, "the model has no input_to_synapse_routing");
+    for (int k = 0; k < m->S; k++) {
+        idx[k] = m->route_idx[k];
+        mask[k] = m->route_mask[k] ? 1.0 : 0.0;
+    }
+    return ELM_OK;
+}
+
+/* Checked in full first: elm__model_set_routing stops at the first bad index, part-way. */
+elm_status elm_model_set_routing(elm_model *m, const int64_t *idx, const double *mask) {
+    if (!m->routed)
+        return elm__fail(ELM_ERR_ARG, "the model has no input_to_synapse_routing");
+    for (int k = 0; k < m->S; k++)
+        if (idx[k] < 0 || idx[k] >= m->I)
+            return elm__fail(ELM_ERR_ARG, "input_to_synapse_indices[%d] = %lld is outside 0..%d",
+                             k, (long long)idx[k], m->I - 1);
+    elm_status st = elm__model_set_routing(m, idx, mask);
+    if (!st)
+        elm__refresh(m); /* the used synaptic weights carry the mask */
+    return st;
+}
+
 elm_status elm__model_build(elm_model **out, const elm_config *cfg, elm_dtype dtype) {
     elm_status st = build(out, cfg, dtype);
     if (st == ELM_OK && !(*out)->routed)
