@@ -1,0 +1,167 @@
+"""elm.torch: the ELM neuron as a torch.nn.Module, computed by elm's C forward and BPTT.
+
+    import torch, elm.torch
+    net = elm.torch.ELM(num_input=1278, num_output=2, num_memory=15,
+                        input_to_synapse_routing="neuronio_routing", num_branch=45,
+                        num_synapse_per_branch=100)
+    net.load_state_dict(torch.load("neuronio_best_model_state.pt", map_location="cpu"))
+    y = net(x)                     # x [B, T, num_input] -> y [B, T, num_output]
+    loss_fn(y, target).backward()  # gradients from elm's BPTT, any torch optimiser
+
+The constructor takes the reference's keyword arguments (num_input, num_output, num_memory,
+lambda_value, mlp_num_layers, mlp_hidden_size, mlp_activation, tau_s_value / tau_b_value,
+memory_tau_min, memory_tau_max, learn_memory_tau, w_s_value, num_branch,
+num_synapse_per_branch, input_to_synapse_routing, delta_t) and elm_version ("v1" or "v2"); the
+state dict has the reference's keys, shapes and dtypes. Two additions: seed (the C
+initialisation's seed; by default drawn from torch's generator, so torch.manual_seed makes it
+reproducible) and dtype (torch.float32 or torch.float64; by default torch's default dtype).
+.double() / .float() switch the dtype.
+
+Limits: CPU tensors only; the input gets no gradient (elm's BPTT gives the parameters'
+gradients, not dL/dx), so the module must be the first layer of a network that needs gradients.
+"""
+import numpy as np
+import torch
+
+from . import _elm
+
+__all__ = ["ELM", "load"]
+
+
+def _dtype_name(dt):
+    if dt == torch.float64:
+        return "float64"
+    if dt == torch.float32:
+        return "float32"
+    raise TypeError(f"elm computes in torch.float32 or torch.float64, not {dt}")
+
+
+class _ELMFunction(torch.autograd.Function):
+    """y = ELM(x) with the parameters as inputs, so autograd hands their gradients back."""
+
+    @staticmethod
+    def forward(ctx, x, module, *params):
+        core = module._sync()
+        xn = x.detach().cpu().numpy()
+        y = core.forward(xn)
+        ctx.module = module
+        ctx.core = core
+        ctx.save_for_backward(x, *params)
+        return torch.from_numpy(y)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, *params = ctx.saved_tensors
+        module, core = ctx.module, ctx.core
+        # The parameters may have been changed in place since forward (an optimiser step):
+        # autograd's version counter check makes that an error before we get here.
+        module._sync()
+        grads = core.grad(x.detach().cpu().numpy(), dy.detach().cpu().contiguous().numpy())
+        out = [None, None]
+        for name, p in zip(module._trainable_names(), params):
+            g = grads.get(name)
+            out.append(None if g is None else torch.from_numpy(g).to(p.dtype))
+        return tuple(out)
+
+
+class ELM(torch.nn.Module):
+    def __init__(self, seed=None, dtype=None, **kwargs):
+        super().__init__()
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        dt = torch.get_default_dtype() if dtype is None else dtype
+        core = _elm.Model(dict(kwargs), seed=seed, dtype=_dtype_name(dt))
+        self._build(core)
+
+    @classmethod
+    def _from_core(cls, core):
+        self = cls.__new__(cls)
+        torch.nn.Module.__init__(self)
+        self._build(core)
+        return self
+
+    def _build(self, core):
+        cfg = core.config
+        p = core.parameters()
+        dt = torch.float64 if core.dtype == "float64" else torch.float32
+        self.config = cfg
+        self._cores = {core.dtype: core}
+        self._tau_name = "tau_b" if cfg.get("elm_version") == "v2" else "tau_s"
+
+        def param(name, grad=True):
+            return torch.nn.Parameter(torch.tensor(p[name], dtype=dt), requires_grad=grad)
+
+        # Registration order gives the reference's state-dict order.
+        self._proto_w_s = param("_proto_w_s")
+        setattr(self, self._tau_name, param(self._tau_name, grad=False))
+        self._proto_tau_m = param("_proto_tau_m", grad=bool(cfg["learn_memory_tau"]))
+        if "input_to_synapse_indices" in p:
+            self.register_buffer("input_to_synapse_indices",
+                                 torch.tensor(p["input_to_synapse_indices"]))
+            self.register_buffer("valid_indices_mask", torch.tensor(p["valid_indices_mask"]))
+        else:  # the reference registers both as empty tensors of the default dtype
+            self.register_buffer("input_to_synapse_indices", torch.empty(0, dtype=dt))
+            self.register_buffer("valid_indices_mask", torch.empty(0, dtype=dt))
+        layers = []
+        n = 0
+        while f"mlp.network.{2 * n}.weight" in p:
+            n += 1
+        act = torch.nn.SiLU if cfg["mlp_activation"] == "silu" else torch.nn.ReLU
+        for i in range(n):
+            w = p[f"mlp.network.{2 * i}.weight"]
+            lin = torch.nn.Linear(w.shape[1], w.shape[0], dtype=dt)
+            with torch.no_grad():
+                lin.weight.copy_(torch.tensor(w))
+                lin.bias.copy_(torch.tensor(p[f"mlp.network.{2 * i}.bias"]))
+            layers.append(lin)
+            if i + 1 < n:
+                layers.append(act())
+        self.mlp = torch.nn.Module()
+        self.mlp.network = torch.nn.Sequential(*layers)
+        wy = p["w_y.weight"]
+        self.w_y = torch.nn.Linear(wy.shape[1], wy.shape[0], dtype=dt)
+        with torch.no_grad():
+            self.w_y.weight.copy_(torch.tensor(wy))
+            self.w_y.bias.copy_(torch.tensor(p["w_y.bias"]))
+
+    def _trainable_names(self):
+        return [n for n, q in self.named_parameters() if q.requires_grad]
+
+    def _core(self):
+        dt = _dtype_name(self._proto_w_s.dtype)
+        core = self._cores.get(dt)
+        if core is None:
+            core = _elm.Model(self.config, dtype=dt)
+            self._cores[dt] = core
+        return core
+
+    def _sync(self):
+        """The C model of the parameters' dtype, holding the module's current values."""
+        core = self._core()
+        vals = {}
+        for name, t in self.state_dict().items():
+            if t.numel() == 0:
+                continue
+            vals[name] = t.detach().cpu().numpy()
+        core.set_parameters(vals)
+        return core
+
+    def forward(self, x):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"ELM.forward takes a torch.Tensor, not {type(x).__name__}")
+        if x.device.type != "cpu":
+            raise ValueError("elm computes on the CPU: move the input there (x.cpu())")
+        names = self._trainable_names()
+        params = dict(self.named_parameters())
+        return _ELMFunction.apply(x, self, *[params[n] for n in names])
+
+    def extra_repr(self):
+        c = self.config
+        return (f"elm_version={c.get('elm_version')}, num_input={c['num_input']}, "
+                f"num_output={c['num_output']}, num_memory={c['num_memory']}")
+
+
+def load(path, dtype=None):
+    """An ELM module from a .safetensors file or a folder holding model.safetensors."""
+    dt = torch.get_default_dtype() if dtype is None else dtype
+    return ELM._from_core(_elm.load(path, dtype=_dtype_name(dt)))

@@ -1,0 +1,34 @@
+"""Shared helpers for elm's Python tests: where ../shared is, and a small safetensors reader
+(the parity vectors are safetensors; the reader is the format's spec: 8-byte length, JSON
+header, raw little-endian data)."""
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+
+SHARED = os.environ.get("ELM_SHARED") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "shared")
+
+_DT = {"F64": "<f8", "F32": "<f4", "I64": "<i8", "BOOL": "?"}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = json.loads(f.read(n))
+        data = f.read()
+    meta = head.pop("__metadata__", {})
+    out = {}
+    for k, v in head.items():
+        a, b = v["data_offsets"]
+        out[k] = np.frombuffer(data[a:b], dtype=_DT[v["dtype"]]).reshape(v["shape"]).copy()
+    return out, meta
+
+
+def shared_path(*parts):
+    p = os.path.join(SHARED, *parts)
+    if not os.path.exists(p):
+        pytest.skip(f"{p} is absent (the shared reference data beside the checkout)")
+    return p

@@ -1,0 +1,189 @@
+"""elm's numpy API: the contract's spellings, forward/grad/streaming against each other and
+against finite differences, save/load, set_num_threads, and bad input raising ValueError,
+TypeError or OSError with elm's message instead of crashing."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import elm
+
+from conftest import shared_path
+
+CFG = {"num_input": 20, "num_output": 3, "num_memory": 7, "num_branch": 4,
+       "num_synapse_per_branch": 5, "input_to_synapse_routing": "neuronio_routing",
+       "mlp_activation": "silu", "learn_memory_tau": True}
+
+
+def inputs(B=2, T=25, I=20, seed=0):
+    return np.random.default_rng(seed).random((B, T, I))
+
+
+def test_contract_members():
+    m = elm.Model(CFG, seed=3, dtype="float64")
+    assert isinstance(m, elm.Model) and m.dtype == "float64"
+    assert elm.Model(CFG).dtype == "float32"
+    c = m.config
+    assert c["num_memory"] == 7 and c["mlp_hidden_size"] == 14 and c["lambda_value"] == 5
+    p = m.parameters()
+    assert set(p) >= {"_proto_w_s", "_proto_tau_m", "tau_s", "mlp.network.0.weight",
+                      "w_y.weight", "w_y.bias", "input_to_synapse_indices",
+                      "valid_indices_mask"}
+    assert p["mlp.network.0.weight"].shape == (14, 4 + 7)
+    assert m.num_params == sum(p[k].size for k in m.grad(inputs(1, 3), np.ones((1, 3, 3))))
+    # Same seed, same model; another seed, another.
+    same = elm.Model(CFG, seed=3, dtype="float64").parameters()
+    assert all(np.array_equal(p[k], same[k]) for k in p)
+    assert not np.array_equal(p["w_y.weight"], elm.Model(CFG, seed=4).parameters()["w_y.weight"])
+
+
+def test_forward_shapes_and_dtypes():
+    m = elm.Model(CFG, seed=1)
+    x = inputs()
+    y = m.forward(x)
+    assert y.shape == (2, 25, 3) and y.dtype == np.float32
+    # Any float dtype is converted; a [T, I] input is one sample.
+    assert np.array_equal(m.forward(x.astype(np.float32)), y)
+    assert np.array_equal(m.forward(x.astype(np.float16).astype(np.float64)),
+                          m.forward(x.astype(np.float16)))
+    assert np.array_equal(m.forward(x[1]), y[1:2])
+    # Non-contiguous and read-only arrays are copied, not refused.
+    big = np.zeros((2, 25, 40))
+    big[:, :, ::2] = x
+    assert np.array_equal(m.forward(big[:, :, ::2]), y)
+    ro = x.copy()
+    ro.flags.writeable = False
+    assert np.array_equal(m.forward(ro), y)
+
+
+def test_grad_by_finite_differences():
+    m = elm.Model(CFG, seed=2, dtype="float64")
+    x = inputs(2, 15)
+    w = np.random.default_rng(1).standard_normal((2, 15, 3))
+    g, y = m.grad(x, w, return_output=True)
+    assert np.array_equal(y, m.forward(x))
+    assert set(g) == {"_proto_w_s", "_proto_tau_m", "mlp.network.0.weight", "mlp.network.0.bias",
+                      "mlp.network.2.weight", "mlp.network.2.bias", "w_y.weight", "w_y.bias"}
+    p = m.parameters()
+    h = 1e-6
+    for name in g:
+        flat = p[name].reshape(-1)
+        for k in (0, flat.size // 2, flat.size - 1):
+            v = flat[k]
+            vals = []
+            for s in (1, -1):
+                q = p[name].copy().reshape(-1)
+                q[k] = v + s * h
+                m.set_parameters({name: q.reshape(p[name].shape)})
+                vals.append(np.sum(m.forward(x) * w))
+            m.set_parameters({name: p[name]})
+            fd = (vals[0] - vals[1]) / (2 * h)
+            gk = g[name].reshape(-1)[k]
+            # tests/tolerance.h TOL_FD
+            assert abs(fd - gk) <= 1e-6 * max(1, abs(gk), abs(fd)), (name, k, fd, gk)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streaming_equals_forward(dtype):
+    m = elm.Model(CFG, seed=5, dtype=dtype)
+    x = inputs(3, 30)
+    y = m.forward(x)
+    s = m.state(3)
+    ys = np.stack([m.step(s, x[:, t]) for t in range(30)], axis=1)
+    assert ys.dtype == y.dtype and np.array_equal(ys, y)
+    s.reset()
+    assert np.array_equal(m.step(s, x[:, 0]), y[:, 0])
+
+
+def test_save_load(tmp_path):
+    m = elm.Model(CFG, seed=6, dtype="float64")
+    m.save(str(tmp_path / "m.safetensors"))
+    m.save(str(tmp_path / "folder") + "/")
+    x = inputs()
+    for path in (tmp_path / "m.safetensors", tmp_path / "folder"):
+        r = elm.load(str(path), dtype="float64")
+        assert r.config == m.config
+        assert np.array_equal(r.forward(x), m.forward(x))
+    assert elm.load(tmp_path / "m.safetensors").dtype == "float32"  # path-like, default dtype
+
+
+def test_released_model_loads():
+    m = elm.load(shared_path("models", "neuronio", "num_memory_15"))
+    assert m.num_params == 6827 and m.config["num_memory"] == 15
+
+
+def test_threads():
+    m = elm.Model(CFG, seed=7)
+    x = inputs(8, 40)
+    elm.set_num_threads(1)
+    y1 = m.forward(x)
+    elm.set_num_threads(2)
+    assert np.array_equal(m.forward(x), y1)
+    elm.set_num_threads(0)
+    with pytest.raises(ValueError):
+        elm.set_num_threads(-1)
+    # Distinct models in threads at once (the GIL is released during C work).
+    models = [elm.Model(CFG, seed=7) for _ in range(3)]
+    out = [None] * 3
+
+    def run(i):
+        out[i] = models[i].forward(x)
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert all(np.array_equal(o, y1) for o in out)
+
+
+def test_bad_input():
+    m = elm.Model(CFG, seed=1)
+    with pytest.raises(ValueError, match="num_input 20"):
+        m.forward(np.zeros((2, 5, 19)))
+    with pytest.raises(ValueError, match="dimensions"):
+        m.forward(np.zeros(20))
+    with pytest.raises(ValueError, match="dimensions"):
+        m.forward(np.zeros((1, 2, 3, 20)))
+    with pytest.raises(ValueError, match="batch size"):
+        m.forward(np.zeros((0, 5, 20)))
+    with pytest.raises(TypeError, match="floats"):
+        m.forward(np.zeros((2, 5, 20), dtype=np.int32))
+    with pytest.raises(TypeError, match="floats"):
+        m.forward(np.zeros((2, 5, 20), dtype=np.complex128))
+    with pytest.raises(TypeError, match="floats"):
+        m.forward([["a"] * 20])
+    with pytest.raises(ValueError, match="dloss"):
+        m.grad(np.zeros((2, 5, 20)), np.zeros((2, 5, 2)))
+    s = m.state(2)
+    with pytest.raises(ValueError, match="x_t must be"):
+        m.step(s, np.zeros((3, 20)))
+    with pytest.raises(ValueError, match="another model"):
+        elm.Model(CFG, seed=1).step(s, np.zeros((2, 20)))
+    with pytest.raises(TypeError, match="state"):
+        m.step("state", np.zeros((2, 20)))
+    with pytest.raises(ValueError, match="batch size"):
+        m.state(0)
+    with pytest.raises(ValueError, match="nonsense"):
+        elm.Model(dict(CFG, nonsense=1))
+    with pytest.raises(ValueError, match="float32"):
+        elm.Model(CFG, dtype="float16")
+    with pytest.raises(TypeError):
+        elm.Model("not a dict")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        m.set_parameters({"w_z.weight": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"must be \[3, 7\]"):
+        m.set_parameters({"w_y.weight": np.zeros((7, 3))})
+    with pytest.raises(ValueError, match="input_to_synapse_indices"):
+        m.set_parameters({"input_to_synapse_indices": np.full(20, 25),
+                          "valid_indices_mask": np.ones(20, bool)})
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(OSError, match="nowhere"):
+        elm.load(str(tmp_path / "nowhere.safetensors"))
+    bad = tmp_path / "corrupt.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises((ValueError, OSError), match="corrupt.safetensors"):
+        elm.load(str(bad))
+    with pytest.raises(OSError):
+        elm.Model(CFG).save(str(tmp_path / "no" / "such" / "dir" / "m.safetensors"))

@@ -1,0 +1,92 @@
+"""elm.torch against the authors' PyTorch reference: every gradient case of ../shared/parity
+(outputs and every parameter gradient in float64, through load_state_dict and autograd) and the
+released NeuronIO models' outputs, with the C tests' tolerances (tests/tolerance.h)."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch (python3-torch) is not installed")
+import elm.torch  # noqa: E402
+
+from conftest import SHARED, read_safetensors, shared_path  # noqa: E402
+
+TOL_F64_REL_TO_MAX = 1e-10  # tests/tolerance.h: float64 outputs, relative to max |ref|
+TOL_GRAD_REL_TO_MAX = 1e-9  # tests/tolerance.h: float64 gradients, per tensor
+TOL_F32_REL_TO_MAX = 1e-4
+TOL_F32_ABS = 2e-3
+
+
+def rel_to_max(got, want):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    return np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300)
+
+
+def cases():
+    names = sorted(os.path.basename(p)[:-len(".safetensors")]
+                   for p in glob.glob(os.path.join(SHARED, "parity", "grad", "*.safetensors")))
+    return names or ["(absent)"]  # one case that skips with a message
+
+
+@pytest.mark.parametrize("name", cases())
+def test_grad_case(name):
+    path = shared_path("parity", "grad", name + ".safetensors")
+    t, meta = read_safetensors(path)
+    case = json.loads(meta["case_json"])
+    kw = dict(case["ctor_kwargs"])
+    kw["elm_version"] = case["reference_version"]
+    net = elm.torch.ELM(dtype=torch.float64, seed=1, **kw)
+    sd = {k[6:]: torch.from_numpy(v) for k, v in t.items() if k.startswith("param.")}
+    # Without routing the reference holds both routing tensors empty: so do we.
+    missing, unexpected = net.load_state_dict(sd, strict=True)
+    assert not missing and not unexpected
+    for k, v in net.state_dict().items():
+        assert tuple(v.shape) == tuple(sd[k].shape), k
+    x = torch.from_numpy(t["input.X"])
+    y = net(x)
+    assert y.dtype == torch.float64
+    err = rel_to_max(y.detach().numpy(), t["output.Y"])
+    assert err <= TOL_F64_REL_TO_MAX, f"{name} output rel-to-max {err:.3g}"
+    loss = (y * torch.from_numpy(t["loss.weights"])).sum()
+    loss.backward()
+    n = 0
+    for pname, p in net.named_parameters():
+        ref = t.get("grad." + pname)
+        if not p.requires_grad:
+            assert ref is None, f"reference has a gradient for non-trainable {pname}"
+            continue
+        assert ref is not None and p.grad is not None, pname
+        e = rel_to_max(p.grad.numpy(), ref)
+        assert e <= TOL_GRAD_REL_TO_MAX, f"{name} grad {pname} rel-to-max {e:.3g}"
+        n += 1
+    assert n == sum(1 for k in t if k.startswith("grad.") and k != "grad.input.X")
+
+
+@pytest.mark.parametrize("model", ["num_memory_1", "num_memory_15", "best_elm_neuron"])
+def test_released_models(model):
+    folder = shared_path("models", "neuronio", model)
+    X = np.load(shared_path("parity", "pretrained", "X.npy"))
+    yref = np.load(shared_path("parity", "pretrained", f"{model}_y_f64.npy"))
+    sd = torch.load(os.path.join(folder, "neuronio_best_model_state.pt"), map_location="cpu")
+    cfg = json.load(open(os.path.join(folder, "model_config.json")))
+    net = elm.torch.ELM(dtype=torch.float32, **cfg)
+    net.load_state_dict(sd)
+    got = net.state_dict()
+    assert list(got) == list(sd), "state-dict keys or their order differ from the reference's"
+    for k in sd:
+        assert got[k].shape == sd[k].shape and got[k].dtype == sd[k].dtype, k
+    with torch.no_grad():
+        y32 = net(torch.from_numpy(X)).numpy()
+        assert np.max(np.abs(y32 - yref)) <= TOL_F32_ABS
+        assert rel_to_max(y32, yref) <= TOL_F32_REL_TO_MAX
+        net.double()
+        assert net.w_y.weight.dtype == torch.float64
+        y64 = net(torch.from_numpy(X)).numpy()
+    assert y64.dtype == np.float64
+    assert rel_to_max(y64, yref) <= TOL_F64_REL_TO_MAX
+    # elm.torch.load reads the safetensors file to the same module.
+    net2 = elm.torch.load(folder, dtype=torch.float64)
+    with torch.no_grad():
+        assert np.array_equal(net2(torch.from_numpy(X)).numpy(), y64)
