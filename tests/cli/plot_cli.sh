@@ -10,6 +10,7 @@ PY=/usr/bin/python3
 $PY -c 'import numpy, matplotlib' 2>/dev/null || {
     echo "SKIP: /usr/bin/python3 lacks numpy or matplotlib"; exit 77; }
 ELM=$(cd "$(dirname "$ELM")" && pwd)/$(basename "$ELM")
+SRCDIR=$(cd "${ELM_SOURCE_DIR:-$(dirname "$0")/../..}" && pwd)
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
 unset ELM_PYTHON ELM_SCRIPTS
@@ -102,6 +103,50 @@ assert abs(tau.min() - 1) < 1e-3 and abs(tau.max() - 150) < 1e-2, tau
 PYEOF
 "$ELM" plot neuronio --model run --data nio --sim 0 --out n.png >out 2>err && is_png n.png && ok \
     || bad "plot neuronio without --memory: $(cat err)"
+
+# 7. The sweep plot (issue 16, item 12): x is the varied factor (not the parameter count, which
+#    every point here shares), and repeated seeds are one point each: mean and sample std.
+$PY - <<'PYEOF2'
+import json
+rows = []
+for tau, accs in ((50, [0.5, 0.6, 0.7]), (500, [0.8, 0.8, 0.8]), (1000, [0.9, 0.7, None])):
+    for seed, acc in enumerate(accs, 1):
+        m = {"num_params": 30780}
+        if acc is not None:
+            m["accuracy"] = acc
+        rows.append({"point": "memory_tau_max=%d__seed=%d" % (tau, seed), "values":
+                     {"memory_tau_max": tau, "seed": seed}, "metrics": m,
+                     "status": "done" if acc is not None else "failed"})
+json.dump({"task": "shd", "mode": "vary", "metric": "accuracy",
+           "keys": ["memory_tau_max", "seed"], "rows": rows}, open("sweep.json", "w"))
+rows = [{"point": "base", "factor": "", "status": "done",
+         "values": {"num_memory": 15, "mlp_activation": "relu", "seed": 1},
+         "metrics": {"AUC": 0.9, "num_params": 6827}},
+        {"point": "seed=2", "factor": "seed", "status": "done",
+         "values": {"num_memory": 15, "mlp_activation": "relu", "seed": 2},
+         "metrics": {"AUC": 0.8, "num_params": 6827}},
+        {"point": "mlp_activation=silu", "factor": "mlp_activation", "status": "done",
+         "values": {"num_memory": 15, "mlp_activation": "silu", "seed": 1},
+         "metrics": {"AUC": 0.7, "num_params": 6827}}]
+json.dump({"task": "neuronio", "mode": "factors", "metric": "AUC",
+           "keys": ["mlp_activation", "seed"], "rows": rows}, open("factors.json", "w"))
+PYEOF2
+$PY "$SRCDIR/scripts/plot_sweep.py" sweep.json --out . --print-data >data.txt 2>err \
+    && is_png accuracy.png && ok || bad "plot_sweep vary: $(cat err)"
+$PY - <<'PYEOF2' && ok || bad "plot_sweep vary data: $(cat data.txt)"
+rows = [l.rstrip("\n").split("\t") for l in open("data.txt")]
+got = [(r[3], round(float(r[4]), 6), round(float(r[5]), 6), int(r[6])) for r in rows]
+# 1000: the failed seed is left out, the two others give mean 0.8 and std 0.141421.
+assert got == [("50", 0.6, 0.1, 3), ("500", 0.8, 0.0, 3), ("1000", 0.8, 0.141421, 2)], got
+PYEOF2
+$PY "$SRCDIR/scripts/plot_sweep.py" factors.json --out . --print-data >data.txt 2>err \
+    && is_png AUC.png && ok || bad "plot_sweep factors: $(cat err)"
+# The base and its seed-factor twin are one point (mean 0.85), the factor's value another.
+grep -q "^AUC	mlp_activation	mlp_activation	relu	0.85	0.0707107	2$" data.txt \
+    && grep -q "^AUC	mlp_activation	mlp_activation	silu	0.7	0	1$" data.txt && ok \
+    || bad "plot_sweep factors data: $(cat data.txt)"
+$PY "$SRCDIR/scripts/plot_sweep.py" sweep.json --markdown > md.txt 2>err
+grep -q "| 50 | 3 | 0.6000 +- 0.1000 |" md.txt && ok || bad "markdown seeds table: $(cat md.txt)"
 
 # 6. An installed copy finds its own scripts (share/elm beside bin/), not the source tree's.
 BUILD=$(dirname "$ELM")
