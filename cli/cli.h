@@ -83,6 +83,14 @@ int cli_run_python(const char *python, char *const *args);
 /* "s" unless n is 1: "%ld epoch%s", n, CLI_S(n). */
 #define CLI_S(n) ((n) == 1 ? "" : "s")
 
+/*
+ * Checks a flat JSON object of training knobs and model options (a sweep point) as `elm train
+ * TASK` would take it: every key known, every value of the right kind and in range, and the
+ * model configuration valid for the task's data. ELM_OK, or an error naming `origin`.
+ */
+struct cJSON;
+elm_status train_check_settings(const char *task, const struct cJSON *obj, const char *origin);
+
 /* Subcommands. */
 int cmd_info(int argc, char **argv);
 int cmd_predict(int argc, char **argv);

@@ -342,8 +342,9 @@ static int point_argv(pool *pl, const point *p, char *cfgpath) {
     v[n++] = cfgpath;
     v[n++] = "--threads";
     v[n++] = pl->threads;
-    if (p->state == ELM__PT_RESUME)
-        v[n++] = "--resume";
+    /* A point that is not resumed starts over: whatever an earlier, failed attempt left in its
+     * folder is the sweep's own, so the trainer may replace it. */
+    v[n++] = p->state == ELM__PT_RESUME ? "--resume" : "--force";
     for (int i = 0; i < a->npass; i++)
         v[n++] = a->pass[i];
     v[n] = NULL;
@@ -521,12 +522,38 @@ static int conclude(const sweep_args *a, const elm__sweep_grid *g, const char *m
 }
 
 /* The points of the grid file, checked against the pass-through flags and scanned in OUT. */
+/* Every point's keys and values, checked as the trainer will take them, before anything starts:
+ * a misspelt key must not fail every point one by one. Each distinct problem is named once. */
+static int check_points(const sweep_args *a, const elm__sweep_grid *g) {
+    char seen[8][512];
+    int nseen = 0, nbad = 0;
+    for (int i = 0; i < g->np; i++) {
+        if (train_check_settings(a->task, g->p[i].cfg, a->grid) == ELM_OK)
+            continue;
+        nbad++;
+        int dup = 0;
+        for (int k = 0; k < nseen && !dup; k++)
+            dup = !strcmp(seen[k], elm_last_error());
+        if (!dup && nseen < 8) {
+            snprintf(seen[nseen++], sizeof seen[0], "%s", elm_last_error());
+            fprintf(stderr, "elm: error: %s (point %s)\n", elm_last_error(), g->p[i].name);
+        }
+    }
+    if (!nbad)
+        return 0;
+    fprintf(stderr, "elm: sweep: %d of %d point%s would fail; nothing was started\n", nbad, g->np,
+            CLI_S(g->np));
+    return 1;
+}
+
 static int sweep_grid(const sweep_args *a, elm__sweep_grid *g, cJSON *root) {
     elm_status st = elm__sweep_grid_load(g, root, a->grid);
     if (st)
         return cli_fail(st, NULL);
     int rc = check_pass(a, g);
     if (rc)
+        return rc;
+    if ((rc = check_points(a, g)))
         return rc;
     int finished, todo, refused;
     if ((st = elm__sweep_scan(g, a->out, &finished, &todo, &refused)))

@@ -65,7 +65,11 @@ static void on_progress(void *user, const elm_train_progress *g) {
 static void on_epoch(void *user, const elm_train_epoch *e) {
     (void)user;
     fprintf(stderr, "elm: epoch %ld: train loss %.5f, valid %s %.6g%s\n", e->epoch, e->train_loss,
-            e->select_metric, e->score, e->saved ? " (best so far: saved)" : "");
+            e->select_metric, e->score,
+            e->saved      ? " (best so far: saved)"
+            : e->diverged ? " (training loss over 10 times the first batch's: not eligible as "
+                            "the best model)"
+                          : "");
 }
 
 /* SIGINT / SIGTERM: the trainer stops after the current batch, with a checkpoint. */
@@ -89,6 +93,51 @@ static int check_task(const char *cmd, const char *name, const char *usage) {
                            cmd, name, elm__suggest(name, names, n));
 }
 
+/* The inputs and outputs of each task's data, for checking a model configuration early. */
+static const struct {
+    const char *task;
+    int I, O;
+} task_io[] = {{"neuronio", 1278, 2}, {"shd", 700, 20}, {"shd-adding", 700, 19}, {"pathfinder", 1, 2}};
+
+elm_status train_check_settings(const char *task, const cJSON *obj, const char *origin) {
+    int t = 0;
+    while (t < 4 && strcmp(task, task_io[t].task))
+        t++;
+    if (t == 4)
+        return elm__fail(ELM_ERR_ARG, "unknown task '%s'", task);
+    elm_train_config tc;
+    elm_config c;
+    elm_train_config_default(&tc, &c, task);
+    for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next) {
+        if (!strcmp(it->string, "name"))
+            continue;
+        char buf[64];
+        const char *v = buf;
+        if (cJSON_IsString(it))
+            v = it->valuestring;
+        else if (cJSON_IsNumber(it))
+            snprintf(buf, sizeof buf, "%.17g", it->valuedouble);
+        else if (cJSON_IsBool(it))
+            v = cJSON_IsTrue(it) ? "true" : "false";
+        else if (cJSON_IsNull(it))
+            v = "null";
+        else
+            return elm__fail(ELM_ERR_CONFIG, "%s: option '%s' has an unsupported value", origin,
+                             it->string);
+        elm_status st = elm_train_config_set(&tc, &c, it->string, v, origin);
+        if (st)
+            return st;
+    }
+    if (tc.lr_min > tc.lr)
+        return elm__fail(ELM_ERR_CONFIG, "%s: lr_min (%g) is above lr (%g)", origin, tc.lr_min,
+                         tc.lr);
+    /* The model configuration as the run would build it (LSTMs resolve too). */
+    c.num_input = task_io[t].I;
+    c.num_output = task_io[t].O;
+    elm_status st = elm_config_resolve(&c);
+    return st ? elm__fail_prefix(st, origin) : ELM_OK;
+}
+
 /* ---- elm train ---- */
 
 static const char train_usage_head[] =
@@ -100,7 +149,9 @@ static const char train_usage_head[] =
     "  --epochs N  --batches-per-epoch N  --batch-size N  --lr X  --seed N  --threads N\n"
     "  --time-limit SEC     stop with a checkpoint after SEC seconds (resume later)\n"
     "  --init MODEL         start from this model instead of a fresh one\n"
-    "  --resume             continue RUN from its last checkpoint\n\n"
+    "  --resume             continue RUN from its last checkpoint\n"
+    "  --force              start over in a RUN that holds a run (its files are removed);\n"
+    "                       without --resume or --force such a RUN is refused\n\n"
     "Precedence: task defaults < --config < flags. Model options are the reference's\n"
     "constructor arguments (num_memory, num_branch, num_synapse_per_branch,\n"
     "input_to_synapse_routing, memory_tau_min, memory_tau_max, learn_memory_tau, lambda_value,\n"
@@ -117,8 +168,40 @@ static const char *train_usage(void) {
     size_t len = (size_t)snprintf(buf, sizeof buf, "%s", train_usage_head);
     for (int i = 0; i < n && len < sizeof buf; i++)
         len += (size_t)snprintf(buf + len, sizeof buf - len, "  %-18s %s\n", names[i], help[i]);
+    /* Each task's defaults, from elm_train_config_default() itself so the text cannot drift. */
+    static const char *const task_batches[] = {"10000", "ceil(N/8) (N training samples)", "2000",
+                                               "ceil(N/16) (N training images)"};
+    const char *const optims[] = {"adam", "adamw", "adamax"};
+    if (len < sizeof buf)
+        len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                "\nTask defaults (the reference's protocols, docs/TASKS.md):\n");
+    for (int k = 0; k < 4 && len < sizeof buf; k++) {
+        elm_train_config o;
+        elm_config c;
+        elm_train_config_default(&o, &c, task_io[k].task);
+        char drop[48] = "";
+        if (o.input_dropout > 0)
+            snprintf(drop, sizeof drop, ", input dropout %g", o.input_dropout);
+        len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                "  %-11s %ld epochs x %s batches of %ld, %s lr %g%s;\n"
+                                "              model: d_m %d, tau_m %g..%g ms",
+                                task_io[k].task, o.epochs, task_batches[k], o.batch_size,
+                                optims[o.optimizer], o.lr, drop, c.num_memory, c.memory_tau_min,
+                                c.memory_tau_max);
+        if (len < sizeof buf && c.input_to_synapse_routing == ELM_ROUTE_NEURONIO)
+            len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                    ", %d branches x %d synapses (neuronio_routing)",
+                                    c.num_branch, c.num_synapse_per_branch);
+        if (len < sizeof buf && c.delta_t != 1)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, ", delta_t %g ms", c.delta_t);
+        if (len < sizeof buf)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "\n");
+    }
     if (len < sizeof buf)
         snprintf(buf + len, sizeof buf - len,
+                 "Plain `elm train neuronio` is the full protocol: 350,000 batches, hours of CPU.\n"
+                 "A first try: --epochs 2 --batches-per-epoch 200. Every run prints its budget and\n"
+                 "a time estimate before it starts.\n"
                  "\nRUN receives config.json, metrics.csv/.json, model.safetensors (best on "
                  "validation),\nmodel_config.json, checkpoint/ and test_metrics.json.\n");
     return buf;
@@ -182,10 +265,33 @@ static void print_banner(elm_trainer *tr, const elm_train_spec *s) {
             in.seq_len, optims[s->train.optimizer], s->train.lr);
 }
 
+/* The budget, and a time estimate from one batch timed before training starts (it changes
+ * nothing: elm_trainer_time_batch). */
+static void print_budget(elm_trainer *tr) {
+    elm_train_info in;
+    elm_trainer_get_info(tr, &in);
+    const long left = in.total_steps - in.step;
+    if (left <= 0)
+        return;
+    double secs = 0;
+    elm_status st = elm_trainer_time_batch(tr, &secs);
+    char eta[32];
+    fmt_time(eta, sizeof eta, secs * (double)left);
+    const double ss = (double)left * in.batch_size * in.seq_len;
+    char ss_s[32];
+    snprintf(ss_s, sizeof ss_s, ss < 1e7 ? "%.0f" : "%.3g", ss);
+    fprintf(stderr,
+            "elm: budget: %ld batch%s (%s sample-steps)%s; about %s of training at the first "
+            "batch's speed, plus an evaluation after each epoch\n",
+            left, left == 1 ? "" : "es", ss_s, in.step ? " left" : "", st ? "?" : eta);
+}
+
 /* After elm_trainer_run: the outcome on stderr, and the exit status. */
 static int report_run(elm_trainer *tr, elm_status st, const elm_train_spec *s) {
     elm_train_info in;
     elm_trainer_get_info(tr, &in);
+    if (st == ELM_ERR_NUMERIC && in.best_epoch < 0 && strstr(elm_last_error(), "no epoch"))
+        return cli_fail(st, NULL);
     if (st == ELM_ERR_NUMERIC)
         return cli_fail(st, "lower the learning rate (--lr) or clip gradients "
                             "(--set grad_clip=1)");
@@ -207,7 +313,25 @@ static int report_run(elm_trainer *tr, elm_status st, const elm_train_spec *s) {
 
 static int run_train(const elm_train_spec *s, int resume) {
     elm_trainer *tr = NULL;
+    if (s->force) {
+        static const char *const marks[] = {"config.json", "test_metrics.json",
+                                            "model.safetensors", "checkpoint/state.json"};
+        for (int k = 0; k < 4; k++) {
+            char *p = elm__path_join(s->out, marks[k]);
+            const int there = p && elm__is_file(p);
+            free(p);
+            if (there) {
+                fprintf(stderr, "elm: --force: the earlier run's files in %s removed; starting "
+                                "over\n",
+                        s->out);
+                break;
+            }
+        }
+    }
     elm_status st = resume ? elm_trainer_resume(&tr, s) : elm_trainer_create(&tr, s);
+    if (st && strstr(elm_last_error(), " run; training into it would overwrite"))
+        return cli_fail(st, "--resume continues it (a finished run is only evaluated again), "
+                            "--force starts over (removing its files), or choose another --out");
     if (st)
         return cli_fail(st, NULL);
     elm_train_info in;
@@ -218,6 +342,7 @@ static int run_train(const elm_train_spec *s, int resume) {
     else if (in.resumed)
         fprintf(stderr, "elm: resuming %s at batch %ld\n", s->out, in.resumed_from);
     print_banner(tr, s);
+    print_budget(tr);
     progress pg = {.tty = isatty(2), .epochs = in.epochs, .nb = in.batches_per_epoch};
     elm_train_hooks h = {.user = &pg, .progress = on_progress, .epoch_end = on_epoch};
     elm_trainer_set_hooks(tr, &h);
@@ -266,9 +391,9 @@ int cmd_train(int argc, char **argv) {
         {"--config", CLI_STR, &config, 0, 0, 0}, {"--data", CLI_STR, &s.data, 0, 0, 0},
         {"--valid", CLI_STR, &s.valid, 0, 0, 0}, {"--out", CLI_STR, &s.out, 0, 0, 0},
         {"--init", CLI_STR, &s.init, 0, 0, 0},   {"--set", CLI_CALL, &set, 0, 0, 0},
-        {"--resume", CLI_SWITCH, &resume, 0, 0, 0},
+        {"--resume", CLI_SWITCH, &resume, 0, 0, 0}, {"--force", CLI_SWITCH, &s.force, 0, 0, 0},
     };
-    int nflags = 7;
+    int nflags = 8;
     for (int k = 0; k < NFLAG_KEYS; k++)
         flags[nflags++] = (cli_flag){flag_keys[k].flag, CLI_CALL, &knob, 0, 0, 0};
     rc = cli_parse_flags(argc, argv, 2, flags, nflags, train_usage(), "train");
@@ -277,6 +402,9 @@ int cmd_train(int argc, char **argv) {
     if (!s.data || !s.out)
         return cli_usage_error(NULL, "train: --data and --out are required (see elm train "
                                      "--help)");
+    if (resume && s.force)
+        return cli_usage_error(NULL, "train: --resume continues RUN and --force starts it over; "
+                                     "give one");
     return run_train(&s, resume);
 }
 

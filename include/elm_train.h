@@ -165,6 +165,9 @@ typedef struct elm_train_spec {
     const char *valid; /* optional */
     const char *out;   /* the run folder, created if needed */
     const char *init;  /* optional: start from this model instead of a fresh one */
+    /* elm_trainer_create in a folder that holds a run (its files, or a checkpoint) fails unless
+     * force is set; then the run's files (only those) are removed and the run starts over. */
+    int force;
     elm_train_config train;
     elm_config model;
 } elm_train_spec;
@@ -206,6 +209,7 @@ typedef struct elm_train_epoch {
     const char *select_metric;
     double score;        /* that metric on validation (NAN if the task gave none) */
     int saved;           /* 1: the best so far, saved as RUN/model.safetensors */
+    int diverged;        /* 1: the epoch's mean training loss ran away: never the best */
     const char *metrics; /* the metrics row as JSON text, borrowed for the call */
 } elm_train_epoch;
 
@@ -223,8 +227,9 @@ typedef struct elm_train_hooks {
 
 /*
  * Starts a fresh run in s->out (a model from s->init, else a fresh one seeded s->train.seed):
- * opens the task, checks the folder is writable and writes config.json. Existing checkpoints
- * in the folder are ignored (and replaced as the run writes its own).
+ * opens the task, checks the folder is writable and writes config.json. A folder that already
+ * holds a run (finished or not) is refused unless s->force is set, which removes that run's
+ * files first. lr_min above lr is refused.
  */
 elm_status elm_trainer_create(elm_trainer **out, const elm_train_spec *s);
 /*
@@ -244,9 +249,17 @@ elm_task *elm_trainer_task(elm_trainer *tr);
 /*
  * One training batch: draws batch info.step, forward, loss, backward, grads_ready, clipping and
  * the optimiser step at the cosine learning rate. *loss (may be NULL) receives the batch's loss.
- * A non-finite loss or gradient is ELM_ERR_NUMERIC, the model left unchanged.
+ * A non-finite loss or gradient is ELM_ERR_NUMERIC, the model left unchanged; so is a loss over
+ * 100 times that of the first batch this trainer stepped (the run diverges). An epoch whose mean
+ * training loss is over 10 times that first loss is never selected as the best model.
  */
 elm_status elm_trainer_step(elm_trainer *tr, double *loss);
+/*
+ * Times one batch for an estimate before a run: the next batch run forward and backward but
+ * never applied (no optimiser step, no hook, gradients zeroed after), so the run is bitwise what
+ * it would be without the call. *seconds: the wall time it took.
+ */
+elm_status elm_trainer_time_batch(elm_trainer *tr, double *seconds);
 /* Ends the epoch: validation, metrics.csv/.json, and the best model saved when it improves. */
 elm_status elm_trainer_end_epoch(elm_trainer *tr);
 /* Writes a checkpoint of the current step (the previous one is removed once it is complete). */
@@ -254,7 +267,9 @@ elm_status elm_trainer_checkpoint(elm_trainer *tr);
 /*
  * The run to its end: steps, epochs ends, checkpoints every checkpoint_every batches and at
  * each epoch's end, then the best model on the test split (test_metrics.json). Stops early,
- * with a checkpoint, after elm_trainer_request_stop() or the time limit (info.stopped).
+ * with a checkpoint, after elm_trainer_request_stop() or the time limit (info.stopped). When no
+ * epoch gave a usable model (every validation score non-finite, or every epoch diverged), the
+ * end is ELM_ERR_NUMERIC.
  */
 elm_status elm_trainer_run(elm_trainer *tr);
 /*

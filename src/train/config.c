@@ -19,30 +19,34 @@ typedef struct {
     const char *key;
     knob_kind kind;
     size_t off;
-    double lo, hi; /* K_INT, K_DBL: accepted range (hi exclusive when open_hi) */
-    int open_hi;
+    double lo, hi; /* K_INT, K_DBL: accepted range */
+    int open;      /* OPEN_HI: hi excluded; OPEN_LO: lo excluded */
     const char *help;
 } knob;
 
 #define BIG 9e15 /* integers travel through doubles in JSON: exact below 2^53 */
+#define OPEN_HI 1
+#define OPEN_LO 2
 static const knob knobs[] = {
 #define KNOB(name, k, lo, hi, open, help) {#name, k, offsetof(elm_train_config, name), lo, hi, open, help}
     KNOB(epochs, K_INT, 1, BIG, 0, "passes over batches_per_epoch batches"),
     KNOB(batches_per_epoch, K_INT, 0, BIG, 0, "training batches per epoch (task default)"),
     KNOB(batch_size, K_INT, 1, 1 << 30, 0, "samples per batch"),
-    KNOB(lr, K_DBL, 0, HUGE_VAL, 0, "initial learning rate"),
-    KNOB(lr_min, K_DBL, 0, HUGE_VAL, 0, "learning rate at the end of the cosine schedule"),
+    /* Learning rates above 1 make no sense for these optimisers (a step moves each weight by
+     * about lr): they only make a run diverge, so they are refused up front. */
+    KNOB(lr, K_DBL, 0, 1, OPEN_LO, "initial learning rate"),
+    KNOB(lr_min, K_DBL, 0, 1, 0, "learning rate at the end of the cosine schedule (<= lr)"),
     KNOB(optimizer, K_OPTIM, 0, 0, 0, "adam, adamw or adamax"),
-    KNOB(weight_decay, K_DBL, 0, HUGE_VAL, 0,
+    KNOB(weight_decay, K_DBL, 0, 1, 0,
          "L2 (adam, adamax) or decoupled (adamw) weight decay"),
     KNOB(grad_clip, K_DBL, 0, HUGE_VAL, 0, "clip the gradient norm to this (0 = off)"),
     KNOB(seed, K_INT, 0, BIG, 0, "seed of initialisation, batches and dropout"),
     KNOB(threads, K_INT, 0, 1 << 16, 0, "OpenMP threads (0 = all cores)"),
-    KNOB(input_dropout, K_DBL, 0, 1, 1, "dropout on inputs during training (SHD)"),
+    KNOB(input_dropout, K_DBL, 0, 1, OPEN_HI, "dropout on inputs during training (SHD)"),
     KNOB(seq_len, K_INT, 0, 1 << 30, 0, "training window length in steps (task default)"),
     KNOB(eval_samples, K_INT, 0, BIG, 0,
          "evaluation set size where the task draws it (task default)"),
-    KNOB(eval_batch, K_INT, 0, 1 << 30, 0, "batch size of evaluation"),
+    KNOB(eval_batch, K_INT, 0, 1 << 30, 0, "batch size of evaluation (0: task default)"),
     KNOB(checkpoint_every, K_INT, 1, BIG, 0, "write a checkpoint every this many batches"),
     KNOB(time_limit, K_DBL, 0, HUGE_VAL, 0, "stop (with a checkpoint) after this many seconds"),
     KNOB(ckpt_stride, K_INT, 0, 1 << 30, 0,
@@ -157,12 +161,14 @@ static elm_status knob_value(elm_train_config *o, const knob *k, const char *v,
                          v);
     if (k->kind == K_DBL && (!*v || *end || errno || !isfinite(d)))
         return elm__fail(ELM_ERR_CONFIG, "%s: '%s' expects a number, got '%s'", origin, k->key, v);
-    if (d < k->lo || d > k->hi || (k->open_hi && d >= k->hi)) {
+    if (d < k->lo || d > k->hi || (k->open & OPEN_HI && d >= k->hi) ||
+        (k->open & OPEN_LO && d <= k->lo)) {
         if (k->hi == HUGE_VAL || k->hi == BIG)
-            return elm__fail(ELM_ERR_CONFIG, "%s: '%s' must be at least %g, got '%s'", origin,
-                             k->key, k->lo, v);
-        return elm__fail(ELM_ERR_CONFIG, "%s: '%s' must be in [%g, %g%s, got '%s'", origin,
-                         k->key, k->lo, k->hi, k->open_hi ? ")" : "]", v);
+            return elm__fail(ELM_ERR_CONFIG, "%s: '%s' must be %s %g, got '%s'", origin, k->key,
+                             k->open & OPEN_LO ? "above" : "at least", k->lo, v);
+        return elm__fail(ELM_ERR_CONFIG, "%s: '%s' must be in %s%g, %g%s, got '%s'", origin,
+                         k->key, k->open & OPEN_LO ? "(" : "[", k->lo, k->hi,
+                         k->open & OPEN_HI ? ")" : "]", v);
     }
     if (k->kind == K_INT)
         *(long *)p = (long)d;

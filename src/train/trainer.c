@@ -18,11 +18,25 @@
 #include "train/train_internal.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/*
+ * Divergence. The loss of the first batch a trainer steps (the model as created, loaded or
+ * resumed, before any update of this process) sets the scale, with a floor for losses that start
+ * near 0: a batch loss above DIVERGE_STOP times it stops the run, and an epoch whose mean
+ * training loss is above DIVERGE_EPOCH times it is never selected as the best, whatever its
+ * validation score. A healthy run's losses stay within a small factor of where they started;
+ * these factors are far outside that, while a run that diverges passes them within a few
+ * batches.
+ */
+#define DIVERGE_STOP  100.0
+#define DIVERGE_EPOCH 10.0
+#define DIVERGE_FLOOR 0.01
 
 struct elm_trainer {
     elm_train_spec spec; /* strings owned (copies) */
@@ -42,6 +56,7 @@ struct elm_trainer {
     long epoch_n;
     double best;
     long best_epoch;
+    double scale; /* divergence scale: this process's first batch loss (floored); NAN before */
     cJSON *history;
     char *ckdir, *state_path;
     char last_files[2][128]; /* the checkpoint the next one replaces (and removes) */
@@ -87,6 +102,57 @@ static elm_status write_metrics_csv(const char *path, const cJSON *history) {
 static const char *run_path(const elm_trainer *tr, const char *name, char *buf, size_t n) {
     snprintf(buf, n, "%s/%s", tr->spec.out, name);
     return buf;
+}
+
+/* The files a run writes into RUN (checkpoint/ aside). */
+static const char *const run_files[] = {"config.json",       "metrics.csv",
+                                        "metrics.json",      "model.safetensors",
+                                        "model_config.json", "test_metrics.json"};
+#define N_RUN_FILES ((int)(sizeof run_files / sizeof run_files[0]))
+
+/* What RUN holds: 0 no run, 1 an unfinished run (its files or a checkpoint, no test metrics
+ * yet), 2 a finished run. */
+static int held_run(const char *out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/test_metrics.json", out);
+    if (elm__is_file(path))
+        return 2;
+    for (int k = 0; k < N_RUN_FILES; k++) {
+        snprintf(path, sizeof path, "%s/%s", out, run_files[k]);
+        if (elm__is_file(path))
+            return 1;
+    }
+    snprintf(path, sizeof path, "%s/checkpoint/state.json", out);
+    return elm__is_file(path);
+}
+
+/* Starting over (force): removes the files an earlier run wrote, and only those, since RUN may
+ * hold other things. */
+static elm_status clear_run(const char *out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/checkpoint", out);
+    DIR *dh = opendir(path);
+    if (dh) {
+        struct dirent *e;
+        while ((e = readdir(dh))) {
+            const char *n = e->d_name;
+            if (strcmp(n, "state.json") &&
+                !(!strncmp(n, "step-", 5) && elm__ends_with(n, ".safetensors")))
+                continue;
+            snprintf(path, sizeof path, "%s/checkpoint/%s", out, n);
+            if (unlink(path) != 0 && errno != ENOENT) {
+                closedir(dh);
+                return elm__fail(ELM_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+            }
+        }
+        closedir(dh);
+    }
+    for (int k = 0; k < N_RUN_FILES; k++) {
+        snprintf(path, sizeof path, "%s/%s", out, run_files[k]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return elm__fail(ELM_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    }
+    return ELM_OK;
 }
 
 /* Checks before a long run that RUN is a folder we can write into. */
@@ -279,8 +345,25 @@ static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int r
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
     tr->best = (double)NAN;
     tr->best_epoch = -1;
+    tr->scale = (double)NAN;
     char optim_path[4096] = "";
-    elm_status st = copy_spec(tr, s);
+    elm_status st = ELM_OK;
+    /* Never overwrite a run unasked: a fresh run in a folder that holds one needs s->force. */
+    const int held = resume ? 0 : held_run(s->out);
+    if (held && !s->force)
+        st = elm__fail(ELM_ERR_ARG,
+                       "%s holds %s run; training into it would overwrite its model, config and "
+                       "metrics",
+                       s->out, held == 2 ? "a finished" : "an unfinished");
+    else if (held)
+        st = clear_run(s->out);
+    if (!st && s->train.lr_min > s->train.lr)
+        st = elm__fail(ELM_ERR_CONFIG,
+                       "lr_min (%g) is above lr (%g): the cosine schedule decays from lr to "
+                       "lr_min",
+                       s->train.lr_min, s->train.lr);
+    if (!st)
+        st = copy_spec(tr, s);
     if (!st && (!(tr->ckdir = elm__path_join(s->out, "checkpoint")) ||
                 !(tr->state_path = elm__path_join(tr->ckdir, "state.json"))))
         st = elm__fail(ELM_ERR_NOMEM, "out of memory");
@@ -494,11 +577,21 @@ elm_status elm_trainer_step(elm_trainer *tr, double *loss_out) {
         return st;
     double gnorm = elm_model_clip_grad_norm(tr->m, o->grad_clip);
     if (!isfinite(loss) || !isfinite(gnorm))
-        return elm__fail(ELM_ERR_NUMERIC,
-                         "non-finite %s at epoch %ld, batch %ld (global batch %ld); the last "
-                         "good checkpoint is kept in %s",
+        return elm__fail(ELM_ERR_NUMERIC, "non-finite %s at epoch %ld, batch %ld (global batch "
+                                          "%ld); %s%s",
                          isfinite(loss) ? "gradient" : "loss", epoch + 1, b + 1, step + 1,
-                         tr->ckdir);
+                         tr->last_files[0][0] ? "the last good checkpoint is kept in "
+                                              : "no checkpoint had been written",
+                         tr->last_files[0][0] ? tr->ckdir : "");
+    if (isnan(tr->scale))
+        tr->scale = fmax(loss, DIVERGE_FLOOR);
+    if (loss > DIVERGE_STOP * tr->scale)
+        return elm__fail(ELM_ERR_NUMERIC,
+                         "training diverged at epoch %ld, batch %ld (global batch %ld): loss "
+                         "%.4g is over %.0f times the first batch's %.4g; %s",
+                         epoch + 1, b + 1, step + 1, loss, DIVERGE_STOP, tr->scale,
+                         isfinite(tr->best) ? "the best model of the epochs before is kept"
+                                            : "no model was saved");
     st = elm_optim_step(tr->opt, tr->m, lr);
     if (st)
         return st;
@@ -513,16 +606,41 @@ elm_status elm_trainer_step(elm_trainer *tr, double *loss_out) {
     return ELM_OK;
 }
 
+elm_status elm_trainer_time_batch(elm_trainer *tr, double *seconds) {
+    *seconds = 0;
+    if (tr->step >= tr->total)
+        return elm__fail(ELM_ERR_ARG, "the run is complete (%ld batches)", tr->total);
+    const double t0 = elm__now_s();
+    elm_rng rng;
+    elm__task_position(tr->task, (uint64_t)tr->spec.train.seed, tr->step, tr->nb, &rng);
+    elm_sparse_input xs;
+    elm_status st = tr->sparse ? tr->task->train_batch_sparse(tr->task, &rng, tr->B, &xs, tr->tg)
+                               : tr->task->train_batch(tr->task, &rng, tr->B, tr->x, tr->tg);
+    elm_model_zero_grad(tr->m);
+    if (!st)
+        st = forward(tr, &xs);
+    if (!st) {
+        (void)tr->task->loss(tr->task, tr->y, tr->tg, tr->dy, tr->B);
+        st = backward(tr);
+    }
+    /* Every step zeroes the gradients first; zeroing them here too leaves nothing behind. */
+    elm_model_zero_grad(tr->m);
+    *seconds = elm__now_s() - t0;
+    return st;
+}
+
 /* ---- Epochs, checkpoints, the run ---- */
 
 static int is_better(double a, double b, int larger) {
     return larger ? a > b : a < b;
 }
 
-/* Saves the model as RUN/model.safetensors (+ model_config.json) when `score` is the best. */
-static elm_status keep_if_best(elm_trainer *tr, long epoch, double score, int *saved) {
+/* Saves the model as RUN/model.safetensors (+ model_config.json) when `score` is the best and
+ * the epoch's training did not run away. */
+static elm_status keep_if_best(elm_trainer *tr, long epoch, double score, int diverged,
+                               int *saved) {
     *saved = 0;
-    if (!isfinite(score) ||
+    if (diverged || !isfinite(score) ||
         (isfinite(tr->best) && !is_better(score, tr->best, tr->task->select_larger_is_better)))
         return ELM_OK;
     tr->best = score;
@@ -557,8 +675,9 @@ elm_status elm_trainer_end_epoch(elm_trainer *tr) {
     elm_train_epoch e = {.epoch = epoch,
                          .train_loss = train_loss,
                          .select_metric = tr->task->select_metric,
-                         .score = cJSON_IsNumber(sel) ? sel->valuedouble : (double)NAN};
-    st = keep_if_best(tr, epoch, e.score, &e.saved);
+                         .score = cJSON_IsNumber(sel) ? sel->valuedouble : (double)NAN,
+                         .diverged = !(train_loss <= DIVERGE_EPOCH * tr->scale)};
+    st = keep_if_best(tr, epoch, e.score, e.diverged, &e.saved);
     if (st) {
         cJSON_Delete(row);
         return st;
@@ -625,7 +744,10 @@ elm_status elm_trainer_checkpoint(elm_trainer *tr) {
 /* The best model on the test split: test_metrics.json, and tr->test_json. */
 static elm_status test_best(elm_trainer *tr) {
     if (!isfinite(tr->best))
-        return ELM_OK;
+        return elm__fail(ELM_ERR_NUMERIC,
+                         "no epoch gave a usable model (every validation %s was non-finite or "
+                         "its training had diverged); nothing was saved",
+                         tr->task->select_metric);
     elm_model *bm = NULL;
     char *dir = elm__path_join(tr->spec.out, "");
     elm_status st = ELM_OK;

@@ -31,7 +31,7 @@ EOF
 n=$(grep -c '^num_memory=' dry.txt)
 [ "$n" = 6 ] || bad "vary: $n points, want 6 (3 x 2)"
 pt=num_memory=3__mlp_num_layers=1
-grep -q "^$pt: elm train shd --data data --out dry/runs/$pt --config dry/runs/$pt/point.json --threads [0-9]*\$" dry.txt ||
+grep -q "^$pt: elm train shd --data data --out dry/runs/$pt --config dry/runs/$pt/point.json --threads [0-9]* --force\$" dry.txt ||
     bad "vary: point argv not as expected: $(grep "^$pt" dry.txt)"
 grep -q '"num_memory":3,"mlp_num_layers":1' dry.txt || bad "vary: point config lacks values"
 [ ! -e dry ] || bad "dry run created the output folder"
@@ -47,16 +47,27 @@ names=$(grep -o '^[^ :]*:' dryf.txt | tr -d ':' | tr '\n' ' ')
 [ "$names" = "base num_memory=1 num_memory=3 lambda_value=1 lambda_value=5 " ] ||
     bad "factors: points '$names'"
 
-# --- A real sweep: 2 jobs, one point with an unknown option fails, the others finish ---
+# --- A grid with a misspelt key is refused before anything starts (issue 16) ---
+cat >typo.json <<'EOF'
+{"base": {"eval_samples": 4, "batch_size": 4},
+ "points": [{"name": "small", "num_memory": 1}, {"name": "typo", "num_memroy": 3}]}
+EOF
+"$cli" sweep --task shd --data data --grid typo.json --out swt "${small[@]}" >out.txt 2>err.txt
+rc=$?
+[ $rc = 1 ] && grep -q "unknown option 'num_memroy' (did you mean 'num_memory'?).*(point typo)" err.txt &&
+    [ ! -e swt ] || bad "a misspelt key was not refused up front (exit $rc): $(cat err.txt)"
+
+# --- A real sweep: 2 jobs, one point fails when it runs (a window length SHD cannot take),
+# the others finish ---
 cat >pts.json <<'EOF'
 {"base": {"eval_samples": 4, "batch_size": 4},
  "points": [{"name": "small", "num_memory": 1}, {"num_memory": 3},
-            {"name": "typo", "num_memroy": 3}]}
+            {"name": "typo", "seq_len": 7}]}
 EOF
 "$cli" sweep --task shd --data data --grid pts.json --out sw "${small[@]}" >out.txt 2>err.txt
 rc=$?
 [ $rc = 1 ] || bad "sweep with a failing point exited $rc, want 1"
-grep -q "typo: FAILED (exit 1).*unknown option 'num_memroy'" err.txt ||
+grep -q "typo: FAILED (exit 1).*seq_len 7" err.txt ||
     bad "failed point not reported with its reason: $(cat err.txt)"
 for p in small num_memory=3; do
     [ -f "sw/runs/$p/test_metrics.json" ] || bad "point $p not finished"
@@ -77,7 +88,7 @@ for k in ("accuracy", "loss", "train_seconds", "best_epoch", "valid_accuracy", "
 assert float(rows[0]["wall_seconds"]) > 0 and float(rows[2]["wall_seconds"]) > 0, rows
 j = json.load(open(d + "/results.json"))
 assert j["task"] == "shd" and j["mode"] == "points" and j["metric"] == "accuracy", j
-assert j["keys"] == ["num_memory", "num_memroy"], j["keys"]
+assert j["keys"] == ["num_memory", "seq_len"], j["keys"]
 assert "confusion" not in j["rows"][0]["metrics"], "arrays must stay in the run folder"
 cfg = json.load(open(d + "/runs/small/point.json"))
 assert cfg == {"eval_samples": 4, "batch_size": 4, "num_memory": 1}, cfg
