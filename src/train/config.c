@@ -34,7 +34,7 @@ static const knob knobs[] = {
     KNOB(batch_size, K_INT, 1, 1 << 30, 0, "samples per batch"),
     /* Learning rates above 1 make no sense for these optimisers (a step moves each weight by
      * about lr): they only make a run diverge, so they are refused up front. */
-    KNOB(lr, K_DBL, 0, 1, OPEN_LO, "initial learning rate"),
+    KNOB(lr, K_DBL, 0, 1, 0, "initial learning rate (0: a no-learning baseline)"),
     KNOB(lr_min, K_DBL, 0, 1, 0, "learning rate at the end of the cosine schedule (<= lr)"),
     KNOB(optimizer, K_OPTIM, 0, 0, 0, "adam, adamw or adamax"),
     KNOB(weight_decay, K_DBL, 0, 1, 0,

@@ -611,7 +611,7 @@ elm_status elm_trainer_time_batch(elm_trainer *tr, double *seconds) {
     if (tr->step >= tr->total)
         return elm__fail(ELM_ERR_ARG, "the run is complete (%ld batches)", tr->total);
     const double t0 = elm__now_s();
-    elm_rng rng;
+    elm__rng rng;
     elm__task_position(tr->task, (uint64_t)tr->spec.train.seed, tr->step, tr->nb, &rng);
     elm_sparse_input xs;
     elm_status st = tr->sparse ? tr->task->train_batch_sparse(tr->task, &rng, tr->B, &xs, tr->tg)

@@ -47,7 +47,7 @@ run 0 "" -- "$ELM" train "${A[@]}" --out mine --force
 [ "$(cat mine/notes.txt)" = notes ] && ok || bad "--force removed a file that is not the run's"
 
 # 5. Ranges, checked before anything runs.
-for bad_arg in "--lr -1" "--lr 1e6" "--lr 0" "--batch-size 0" "--epochs 0" "--set input_dropout=1" \
+for bad_arg in "--lr -1" "--lr 1e6" "--batch-size 0" "--epochs 0" "--set input_dropout=1" \
     "--set weight_decay=-1" "--set weight_decay=5" "--set seed=-3" "--threads -1"; do
     # shellcheck disable=SC2086
     run 1 "must be \(in\|at least\)" -- "$ELM" train "${A[@]}" --out r5 $bad_arg
@@ -83,7 +83,7 @@ run 1 "unknown option 'num_memroy' (did you mean 'num_memory'?)" -- \
 grep -q "2 of 2 points would fail; nothing was started" err && [ ! -e sw ] && ok \
     || bad "the sweep started: $(cat err)"
 echo '{"base": {"num_memory": 2}, "points": [{"lr": 0.01}, {"lr": 5}]}' > range.json
-run 1 "'lr' must be in (0, 1\], got '5' (point lr=5)" -- "$ELM" sweep --task shd --data shd --grid range.json --out sw
+run 1 "'lr' must be in \[0, 1\], got '5' (point lr=5)" -- "$ELM" sweep --task shd --data shd --grid range.json --out sw
 echo '{"vary": {"memory_tau_max": [0.5, 10]}}' > tau.json
 run 1 "memory_tau_max (0.5) is below memory_tau_min" -- "$ELM" sweep --task shd --data shd --grid tau.json --out sw
 [ ! -e sw ] && ok || bad "a refused grid left a sweep folder"

@@ -283,9 +283,8 @@ static void test_knobs(void) {
     } bad[] = {
         {"epochs", "0", "'epochs' must be at least 1, got '0'"},
         {"batch_size", "2.5", "'batch_size' expects an integer, got '2.5'"},
-        {"lr", "-1", "'lr' must be in (0, 1], got '-1'"},
-        {"lr", "0", "'lr' must be in (0, 1], got '0'"},
-        {"lr", "1e6", "'lr' must be in (0, 1], got '1e6'"},
+        {"lr", "-1", "'lr' must be in [0, 1], got '-1'"},
+        {"lr", "1e6", "'lr' must be in [0, 1], got '1e6'"},
         {"weight_decay", "2", "'weight_decay' must be in [0, 1], got '2'"},
         {"input_dropout", "1", "'input_dropout' must be in [0, 1), got '1'"},
         {"optimizer", "adma", "did you mean 'adam'?"},
