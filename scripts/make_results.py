@@ -17,6 +17,7 @@ ORDER = [
     ("ablations.md", "4. Ablations and the d_m sweep (elm sweep), ELM versus LSTM"),
     ("shd_gen.md", "5. SHD: the generated data set"),
     ("shd.md", "6. SHD and SHD-Adding"),
+    ("shd_adding.md", "6b. SHD-Adding at the full protocol"),
     ("pathfinder_gen.md", "7. Pathfinder: generated versus authentic images"),
     ("pathfinder.md", "8. Pathfinder and Path-X training"),
     ("pathx_memory.md", "9. Path-X: memory of BPTT with and without checkpointing"),
