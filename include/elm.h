@@ -157,7 +157,10 @@ void elm_model_free(elm_model *m);
 /*
  * Loads a model from a .safetensors file, or from a folder holding model.safetensors (and perhaps
  * model_config.json, whose options take precedence over the file's __metadata__). Tensors of
- * any float type are converted to `dtype`.
+ * any float type are converted to `dtype`. PyTorch state dicts written by torch.save are read
+ * too (never executing anything): a .pt file with model_config.json beside it, or a folder
+ * holding neuronio_best_model_state.pt (or one other .pt) and model_config.json, as the
+ * authors' released models are.
  */
 elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype);
 
@@ -166,6 +169,8 @@ elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype);
  * model's dtype, I64 indices, BOOL mask) and the configuration in __metadata__. The file is
  * written to a temporary name, synced and renamed, so a crash never leaves a half-written model.
  * If `path` is a folder (or ends in '/'), writes model.safetensors and model_config.json in it.
+ * If `path` ends in ".pt", writes the state dict in the layout torch.load reads (float tensors,
+ * I64 indices) and model_config.json beside it (replacing one there).
  */
 elm_status elm_model_save(const elm_model *m, const char *path);
 

@@ -295,7 +295,9 @@ static void add_real(cJSON *o, const char *key, double v) {
         return;
     }
     /* Fewest significant digits that read back exactly, written as Python's repr does: fixed
-     * notation for exponents -4..15 ("150", not "1.5e+02"), scientific otherwise. */
+     * notation for exponents -4..15 ("150.0", not "1.5e+02"), scientific otherwise. Always a
+     * JSON real: the reference's TorchScript constructor refuses an int where it wants a float
+     * (ELM(**json.load(f)) fails on "memory_tau_max": 150). */
     int p = 1;
     for (; p < 17; p++) {
         snprintf(buf, sizeof buf, "%.*e", p - 1, v);
@@ -309,6 +311,8 @@ static void add_real(cJSON *o, const char *key, double v) {
         if (strtod(buf, NULL) != v)
             snprintf(buf, sizeof buf, "%.17g", v);
     }
+    if (!strpbrk(buf, ".e"))
+        strncat(buf, ".0", sizeof buf - strlen(buf) - 1);
     cJSON_AddRawToObject(o, key, buf);
 }
 

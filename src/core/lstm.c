@@ -14,6 +14,7 @@
 #ifndef ELM_LSTM_KERNELS
 
 #include "lstm.h"
+#include "pt.h"
 
 #include <math.h>
 #include <omp.h>
@@ -324,7 +325,7 @@ elm_status elm__lstm_to_st(const elm__lstm *m, const char *path) {
     const char *kv[] = {"model_type",  "lstm", "num_input",  vi,
                         "hidden_size", vh,     "num_output", vo,
                         "format",      "pt",   "written_by", "elm " ELM_VERSION_STRING};
-    return elm__st_write(path, t, N_TENSORS, kv, 6);
+    return elm__tensors_write(path, t, N_TENSORS, kv, 6); /* .safetensors or .pt */
 }
 
 int elm__lstm_st_is_lstm(const elm__st_file *f) {

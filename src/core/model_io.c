@@ -7,6 +7,7 @@
  * Saving writes the type's safetensors file, and in a folder model_config.json beside it.
  */
 #include "model_internal.h"
+#include "pt.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -62,7 +63,7 @@ static uint64_t config_values(const elm_config *c) {
 static elm_status model_paths(const char *path, char **st_path, char **cfg_path) {
     *st_path = *cfg_path = NULL;
     if (elm__is_dir(path)) {
-        *st_path = elm__path_join(path, "model.safetensors");
+        *st_path = elm__model_file_in_dir(path); /* or a .pt state dict */
         *cfg_path = elm__path_join(path, "model_config.json");
     } else {
         *st_path = elm__strdup(path);
@@ -94,7 +95,7 @@ elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype) {
     if (st)
         return st;
     elm__st_file f;
-    st = elm__st_read(&f, st_path);
+    st = elm__tensors_read(&f, st_path); /* safetensors or torch.save */
     if (!st) {
         const elm__model_ops *type = NULL;
 #define ELM_X_TYPE(ops)                                                                            \
@@ -175,21 +176,22 @@ static elm_status check_value_budget(const elm__st_file *f, const elm_config *cf
     return ELM_OK;
 }
 
-/* Checks one tensor's values: finite, and time constants > 0. */
+/*
+ * Checks one tensor's values. _proto_tau_m = +inf or -inf are the reference's own tau_max and
+ * tau_min: its float32 inverse_scaled_sigmoid gives +inf for the memory unit at tau_max whenever
+ * tau_max - 1e-6 rounds to tau_max (tau_max above about 16); the sigmoid maps them to exactly 1
+ * and 0, with gradient 0, as in the reference. Time constants tau_s and tau_b may be any finite
+ * value: kappa = exp(-dt / max(tau, 1e-6)) clamps them as the reference does. NaN, and every
+ * other non-finite value, is refused.
+ */
 static elm_status check_values(const elm_model *m, const elm__ptensor *pt, const char *path) {
-    int is_tau = !strcmp(pt->name, "tau_s") || !strcmp(pt->name, "tau_b");
+    int inf_ok = !strcmp(pt->name, "_proto_tau_m");
     for (size_t k = 0; k < pt->numel; k++) {
         double v = m->dtype == ELM_F64 ? ((double *)m->params)[pt->offset + k]
                                        : (double)((float *)m->params)[pt->offset + k];
-        if (!isfinite(v))
+        if (isnan(v) || (!isfinite(v) && !inf_ok))
             return elm__fail(ELM_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value at %zu",
                              path, pt->name, k);
-        /* Synaptic time constants divide delta_t: one <= 0 makes the traces grow without bound
-         * (decay exp(-dt/tau) > 1) instead of leaking. */
-        if (is_tau && !(v > 0))
-            return elm__fail(ELM_ERR_FORMAT,
-                             "%s: tensor '%s' holds %g at %zu; time constants must be > 0 ms",
-                             path, pt->name, v, k);
     }
     return ELM_OK;
 }
@@ -402,7 +404,7 @@ elm_status elm__elm_to_st(const elm_model *m, const char *path) {
     kv[2 * nk] = "written_by";
     kv[2 * nk + 1] = "elm " ELM_VERSION_STRING;
     nk++;
-    elm_status st = elm__st_write(path, t, n, kv, nk);
+    elm_status st = elm__tensors_write(path, t, n, kv, nk);
     free(js);
     free(idx);
     free(mask64);
@@ -411,8 +413,13 @@ elm_status elm__elm_to_st(const elm_model *m, const char *path) {
 }
 
 elm_status elm_model_save(const elm_model *m, const char *path) {
-    if (!(elm__is_dir(path) || elm__ends_with(path, "/")))
-        return m->ops->to_st(m, path);
+    if (!(elm__is_dir(path) || elm__ends_with(path, "/"))) {
+        elm_status st = m->ops->to_st(m, path);
+        /* A .pt state dict carries no configuration: model_config.json goes beside it. */
+        if (!st && elm__ends_with(path, ".pt"))
+            st = elm__pt_write_config(m, path);
+        return st;
+    }
     elm_status st = elm__mkdir_p(path);
     if (st)
         return st;

@@ -19,9 +19,11 @@
 
 #include "pickle.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zip.h>
 
 #define PT_MAX_FILE ((size_t)16 << 30)
@@ -481,6 +483,48 @@ elm_status elm__tensors_read(elm__st_file *f, const char *path) {
     return elm__st_parse(f, buf, len, path);
 }
 
+/* ---- model folders ---------------------------------------------------------------------------- */
+
+static int is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+char *elm__model_file_in_dir(const char *dir) {
+    char *p = elm__path_join(dir, "model.safetensors");
+    if (!p || is_file(p))
+        return p;
+    char *q = elm__path_join(dir, "neuronio_best_model_state.pt");
+    if (!q || is_file(q)) {
+        free(p);
+        return q;
+    }
+    free(q);
+    /* Otherwise the folder's only .pt file, if it has exactly one. */
+    DIR *d = opendir(dir);
+    char *found = NULL;
+    int n = 0;
+    for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
+        size_t l = strlen(e->d_name);
+        if (l < 4 || strcmp(e->d_name + l - 3, ".pt"))
+            continue;
+        char *c = elm__path_join(dir, e->d_name);
+        if (c && is_file(c) && ++n == 1) {
+            found = c;
+            continue;
+        }
+        free(c);
+    }
+    if (d)
+        closedir(d);
+    if (n == 1) {
+        free(p);
+        return found;
+    }
+    free(found);
+    return p; /* absent: loading names model.safetensors in its message */
+}
+
 /* ---- writing ---------------------------------------------------------------------------------- */
 
 typedef struct pbuf {
@@ -654,4 +698,33 @@ elm_status elm__pt_write(const char *path, const elm__st_out *t, int n) {
         zip_discard(z);
     free(b.p);
     return st;
+}
+
+elm_status elm__pt_write_config(const elm_model *m, const char *pt_path) {
+    char *dir = elm__strdup(pt_path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    char *q = !dir ? NULL : slash ? (*slash = 0, elm__path_join(dir, "model_config.json"))
+                                  : elm__strdup("model_config.json");
+    char *js = elm_config_to_json(elm_model_config(m));
+    elm_status st = ELM_OK;
+    if (!q || !js) {
+        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
+    } else {
+        size_t n = strlen(js);
+        js[n] = '\n'; /* replace the NUL: the JSON with a final newline */
+        st = elm__write_file_atomic(q, js, n + 1);
+        js[n] = 0;
+    }
+    free(js);
+    free(q);
+    free(dir);
+    return st;
+}
+
+elm_status elm__tensors_write(const char *path, const elm__st_out *t, int n,
+                              const char *const *meta_kv, int n_meta) {
+    size_t l = strlen(path);
+    if (l >= 3 && !strcmp(path + l - 3, ".pt"))
+        return elm__pt_write(path, t, n);
+    return elm__st_write(path, t, n, meta_kv, n_meta);
 }

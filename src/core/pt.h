@@ -19,7 +19,17 @@ int elm__pt_is_zip(const char *buf, size_t len);
 elm_status elm__pt_parse(elm__st_file *f, char *buf, size_t len, const char *path);
 /* A tensor file by content: a torch.save archive or a safetensors file. */
 elm_status elm__tensors_read(elm__st_file *f, const char *path);
+/* The model file of a folder (malloc'd): model.safetensors, else neuronio_best_model_state.pt
+ * (the authors' released models), else the folder's only .pt file; model.safetensors's path when
+ * there is none of these, so that loading's message names what was looked for. */
+char *elm__model_file_in_dir(const char *dir);
 /* Writes tensors as a torch.save archive of an OrderedDict state dict, atomically. */
 elm_status elm__pt_write(const char *path, const elm__st_out *t, int n);
+/* A tensor file by name: a torch.save archive when `path` ends in ".pt" (the metadata then go
+ * nowhere: the configuration belongs in model_config.json), safetensors otherwise. */
+elm_status elm__tensors_write(const char *path, const elm__st_out *t, int n,
+                              const char *const *meta_kv, int n_meta);
+/* model_config.json beside the .pt file `pt_path` (its folder), as the reference keeps them. */
+elm_status elm__pt_write_config(const elm_model *m, const char *pt_path);
 
 #endif

@@ -363,11 +363,38 @@ static void test_models(void) {
     p = poke_f32("inf.safetensors", img, len, "w_y.bias", 1, -INFINITY);
     EXPECT("infinite bias", elm_model_load(&m, p, ELM_F64), ELM_ERR_NUMERIC, "inf.safetensors",
            "'w_y.bias' holds a non-finite value at 1");
-    p = poke_f32("tau.safetensors", img, len, "tau_s", 2, -5.0f);
-    EXPECT("negative tau_s", elm_model_load(&m, p, ELM_F32), ELM_ERR_FORMAT, "tau.safetensors",
-           "'tau_s' holds -5 at 2");
-    p = poke_f32("tau0.safetensors", img, len, "tau_s", 0, 0.0f);
-    EXPECT("zero tau_s", elm_model_load(&m, p, ELM_F32), ELM_ERR_FORMAT, "must be > 0", NULL);
+    /* tau_s <= 0 is no error: kappa = exp(-dt / max(tau, 1e-6)) clamps it, as the reference
+     * does, so -5 and 0 act exactly like 1e-6 (issue 14's audit). Infinity stays refused. */
+    {
+        const float taus[3] = {-5.0f, 0.0f, 1e-6f};
+        double *y[3] = {NULL, NULL, NULL};
+        int ni = 0, no = 0;
+        for (int i = 0; i < 3; i++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "tau%d.safetensors", i);
+            p = poke_f32(nm, img, len, "tau_s", 2, taus[i]);
+            elm_model *mt = NULL;
+            CHECK_OK(elm_model_load(&mt, p, ELM_F64));
+            if (!mt)
+                continue;
+            ni = elm_model_config(mt)->num_input, no = elm_model_config(mt)->num_output;
+            double *x = calloc((size_t)ni * 7, sizeof *x);
+            y[i] = calloc((size_t)no * 7, sizeof *y[i]);
+            for (int k = 0; k < ni * 7; k++)
+                x[k] = (k * 7 % 5) * 0.3;
+            CHECK_OK(elm_model_forward_f64(mt, x, y[i], 1, 7));
+            free(x);
+            elm_model_free(mt);
+        }
+        for (int i = 0; i < 2; i++)
+            CHECK(y[i] && y[2] && !memcmp(y[i], y[2], sizeof(double) * (size_t)no * 7),
+                  "tau_s %g does not act as 1e-6", (double)taus[i]);
+        for (int i = 0; i < 3; i++)
+            free(y[i]);
+    }
+    p = poke_f32("tauinf.safetensors", img, len, "tau_s", 2, INFINITY);
+    EXPECT("infinite tau_s", elm_model_load(&m, p, ELM_F32), ELM_ERR_NUMERIC,
+           "tauinf.safetensors", "'tau_s' holds a non-finite value at 2");
 
     /* Configuration problems. */
     p = rewrite("nocfg.safetensors", img, len, drop_meta, NULL, NULL, 0);
@@ -465,7 +492,8 @@ static void test_config_roundtrip(void) {
     elm_config c = small_config();
     c.memory_tau_max = 150.0;
     char *js = elm_config_to_json(&c);
-    CHECK(js && strstr(js, "\"memory_tau_max\":\t150,"), "150 not written as 150:\n%s",
+    /* A JSON real, as the reference's constructor needs (issue 14). */
+    CHECK(js && strstr(js, "\"memory_tau_max\":\t150.0,"), "150 not written as 150.0:\n%s",
           js ? js : "");
     free(js);
     /* The metadata spells reals as Python's repr does ("150.0"), like the reference's files. */
