@@ -18,6 +18,7 @@ static const struct {
     {"info", cmd_info, "show a model's version, configuration and parameter count"},
     {"predict", cmd_predict, "run a model over inputs in a .npy file"},
     {"grad", cmd_grad, "gradients of sum(Y * G) for every trainable parameter"},
+    {"convert", cmd_convert, "write a model as .safetensors or as a PyTorch .pt state dict"},
     {"train", cmd_train, "train a model on a task (neuronio, shd, shd-adding, pathfinder)"},
     {"eval", cmd_eval, "evaluate a model on a task's data"},
     {"gen", cmd_gen, "generate built-in data sets (neuronio-teacher, shd, pathfinder)"},

@@ -14,8 +14,11 @@
 static const char info_usage[] =
     "usage: elm info MODEL [--json]\n\n"
     "MODEL is a .safetensors file or a folder holding model.safetensors (and perhaps\n"
-    "model_config.json). Prints the ELM version, the configuration with defaults filled in,\n"
-    "the trainable parameter count and the tensors.\n";
+    "model_config.json); or a PyTorch state dict: a .pt file with model_config.json beside\n"
+    "it, or a folder holding neuronio_best_model_state.pt (or one other .pt) and\n"
+    "model_config.json, as the authors' released models are. Every command that takes a\n"
+    "MODEL reads these forms. Prints the ELM version, the configuration with defaults filled\n"
+    "in, the trainable parameter count and the tensors.\n";
 
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
