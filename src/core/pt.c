@@ -454,6 +454,7 @@ done:
     free(R.st);
     if (R.z)
         zip_discard(R.z);
+    zip_error_fini(&ze); /* frees the text zip_error_strerror made */
     free(buf);
     if (st) {
         elm__st_free(f);
