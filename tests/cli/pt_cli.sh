@@ -55,9 +55,18 @@ t.update({"w_y.weight": rng.standard_normal((2, M)).astype(np.float32),
 save(f"{d}/v2.safetensors", t, {"elm_version": "v2", "num_input": "6", "num_output": "2",
      "num_memory": "3", "num_branch": "2", "num_synapse_per_branch": "4",
      "input_to_synapse_routing": "random_routing", "lambda_value": "5"})
+H = 4
+t = {"lstm.weight_ih_l0": rng.standard_normal((4 * H, I)).astype(np.float32),
+     "lstm.weight_hh_l0": rng.standard_normal((4 * H, H)).astype(np.float32),
+     "lstm.bias_ih_l0": rng.standard_normal(4 * H).astype(np.float32),
+     "lstm.bias_hh_l0": rng.standard_normal(4 * H).astype(np.float32),
+     "readout.weight": rng.standard_normal((2, H)).astype(np.float32),
+     "readout.bias": rng.standard_normal(2).astype(np.float32)}
+save(f"{d}/lstm.safetensors", t, {"model_type": "lstm", "num_input": "6", "num_output": "2",
+     "lstm_hidden_size": "4"})
 PYEOF
 
-for m in v1 v2; do
+for m in v1 v2 lstm; do
     mkdir -p "$T/$m"
     "$ELM" convert "$T/$m.safetensors" --out "$T/$m/model.pt" && ok || bad "convert $m to .pt"
     [ -f "$T/$m/model_config.json" ] && ok || bad "$m: no model_config.json beside the .pt"
@@ -72,14 +81,14 @@ import json, sys
 d = sys.argv[1]
 reals = {"lambda_value", "tau_s_value", "tau_b_value", "memory_tau_min", "memory_tau_max",
          "w_s_value", "delta_t"}
-for m, tau in (("v1", "tau_s_value"), ("v2", "tau_b_value")):
+for m, tau in (("v1", "tau_s_value"), ("v2", "tau_b_value"), ("lstm", "lstm_hidden_size")):
     c = json.load(open(f"{d}/{m}/model_config.json"))
     assert tau in c, (m, c)
     for k, v in c.items():
         if k in reals:
             assert type(v) is float, (m, k, v)
         elif k in ("num_input", "num_output", "num_memory", "mlp_num_layers", "num_branch",
-                   "num_synapse_per_branch", "mlp_hidden_size"):
+                   "num_synapse_per_branch", "mlp_hidden_size", "lstm_hidden_size"):
             assert type(v) is int, (m, k, v)
 PYEOF
 
@@ -104,7 +113,7 @@ def load_st(path):
         s, e = v["data_offsets"]
         out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype=dt).reshape(v["shape"])
     return out
-for m in ("v1", "v2"):
+for m in ("v1", "v2", "lstm"):
     src = load_st(f"{d}/{m}.safetensors")
     sd = torch.load(f"{d}/{m}/model.pt", map_location="cpu")
     assert set(sd) == set(src), (m, set(sd) ^ set(src))
@@ -125,6 +134,13 @@ for m in ("v1", "v2"):
         parent.register_parameter(parts[-1], torch.nn.Parameter(
             torch.zeros(a.shape, dtype=sd[k].dtype), requires_grad=False))
     mod.load_state_dict(sd)
+# The LSTM's tensors are those of torch's own nn.LSTM and nn.Linear: load them into the real thing.
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(6, 4, batch_first=True)
+        self.readout = torch.nn.Linear(4, 2)
+Net().load_state_dict(torch.load(f"{d}/lstm/model.pt"))
 # The authors' released models: read directly, written back, torch.load gives the same tensors.
 if shared and os.path.isdir(f"{shared}/models/neuronio"):
     import subprocess
