@@ -23,11 +23,6 @@ static const char convert_usage[] =
     "Values are kept exactly: the tensors are float32 unless a value needs float64 (or --f64\n"
     "asks for float64).\n";
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 /* 1 when every parameter of a float64 model is exactly a float32. */
 static int fits_f32(const elm_model *m) {
     for (int i = 0; i < elm_model_num_tensors(m); i++) {
@@ -66,7 +61,7 @@ int cmd_convert(int argc, char **argv) {
         return cli_usage_error(convert_usage, "convert: MODEL is required");
     if (!out)
         return cli_usage_error(convert_usage, "convert: --out FILE is required");
-    if (!ends_with(out, ".safetensors") && !ends_with(out, ".pt"))
+    if (!elm__ends_with(out, ".safetensors") && !elm__ends_with(out, ".pt"))
         return cli_usage_error(convert_usage,
                                "convert: --out %s: the name must end in .safetensors or .pt", out);
     /* Loaded as float64, which holds float16, float32 and float64 files exactly. */

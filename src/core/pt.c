@@ -724,8 +724,7 @@ elm_status elm__pt_write_config(const elm_model *m, const char *pt_path) {
 
 elm_status elm__tensors_write(const char *path, const elm__st_out *t, int n,
                               const char *const *meta_kv, int n_meta) {
-    size_t l = strlen(path);
-    if (l >= 3 && !strcmp(path + l - 3, ".pt"))
+    if (elm__ends_with(path, ".pt"))
         return elm__pt_write(path, t, n);
     return elm__st_write(path, t, n, meta_kv, n_meta);
 }
