@@ -33,6 +33,8 @@ typedef struct pw {
 } pw;
 
 static void pw_raw(pw *w, const void *p, size_t n) {
+    if (n == 0) /* an empty string's bytes may be NULL; memcpy must not see it */
+        return;
     if (w->n + n > w->cap) {
         w->cap = (w->n + n) * 2 + 1024;
         w->b = realloc(w->b, w->cap);
