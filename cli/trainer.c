@@ -411,11 +411,16 @@ int cmd_train(int argc, char **argv) {
 /* ---- elm eval ---- */
 
 static const char eval_usage[] =
-    "usage: elm eval TASK --model MODEL --data DIR [--json] [--threads N] [--set KEY=VALUE]\n\n"
+    "usage: elm eval TASK --model MODEL --data DIR [--split SPLIT] [--json] [--threads N]\n"
+    "                [--set KEY=VALUE]\n\n"
     "Evaluates MODEL on the task's test data in DIR and prints the task's metrics:\n"
     "  neuronio: AUC, AUC @ 0.0025 FP, AUC @ 0.0100 FP, TP @ 0.0025 FP, TP @ 0.0100 FP,\n"
     "            soma_RMSE, soma_MAE, soma_explained_variance_percent (the reference's names)\n"
-    "  shd, shd-adding, pathfinder: accuracy, loss, num_samples\n";
+    "  shd, shd-adding, pathfinder: accuracy, loss, num_samples\n\n"
+    "  --split SPLIT  the part of DIR to score (default test):\n"
+    "                 pathfinder: all (every image of the folder, for sets kept whole for\n"
+    "                 testing), or train, valid, test (its fixed, seeded 80/10/10 split);\n"
+    "                 shd, shd-adding: valid or test; neuronio: test\n";
 
 static int set_eval(void *ctx, const char *flag, const char *v) {
     elm_train_config *tc = ctx;
@@ -438,7 +443,8 @@ static void print_metrics(const char *json) {
 }
 
 /* Evaluates the model at `path` with task `name` over o->data. */
-static int run_eval(const char *name, const char *path, const elm_task_opts *o, int json) {
+static int run_eval(const char *name, const char *path, const elm_task_opts *o,
+                    const char *split, int json) {
     elm_model *m = NULL;
     elm_status st = elm_model_load(&m, path, ELM_F32);
     if (st)
@@ -459,7 +465,7 @@ static int run_eval(const char *name, const char *path, const elm_task_opts *o, 
     if (c->num_input != ti.num_input || c->num_output != ti.num_output) {
         rc = cli_error("%s: the model has %d inputs and %d outputs; %s data needs %d and %d", path,
                        c->num_input, c->num_output, name, ti.num_input, ti.num_output);
-    } else if ((st = elm_task_evaluate(task, m, "test", &mt))) {
+    } else if ((st = elm_task_evaluate(task, m, split, &mt))) {
         rc = cli_fail(st, NULL);
     } else if (json) {
         printf("%s\n", mt);
@@ -484,24 +490,34 @@ int cmd_eval(int argc, char **argv) {
     elm_train_config tc;
     elm_config mc;
     elm_train_config_default(&tc, &mc, name);
-    const char *model = NULL, *data = NULL;
+    const char *model = NULL, *data = NULL, *split = "test";
     int json = 0;
     cli_call set = {set_eval, &tc};
     const cli_flag flags[] = {
-        {"--model", CLI_STR, &model, 0, 0, 0}, {"--data", CLI_STR, &data, 0, 0, 0},
+        {"--model", CLI_STR, &model, 0, 0, 0},  {"--data", CLI_STR, &data, 0, 0, 0},
         {"--threads", CLI_CALL, &set, 0, 0, 0}, {"--set", CLI_CALL, &set, 0, 0, 0},
-        {"--json", CLI_SWITCH, &json, 0, 0, 0},
+        {"--json", CLI_SWITCH, &json, 0, 0, 0}, {"--split", CLI_STR, &split, 0, 0, 0},
     };
-    int rc = cli_parse_flags(argc, argv, 2, flags, 5, eval_usage, "eval");
+    int rc = cli_parse_flags(argc, argv, 2, flags, 6, eval_usage, "eval");
     if (rc >= 0)
         return rc;
     if (!model || !data)
         return cli_usage_error(eval_usage, "eval: --model and --data are required");
+    /* Which splits a task's data has: pathfinder's folder is split 80/10/10 (or scored whole);
+     * SHD's test file is its own, its training file split into train and valid; NeuronIO's
+     * held-out folder is the test data. */
+    int pf = !strcmp(name, "pathfinder"), shd = !strncmp(name, "shd", 3);
+    if (strcmp(split, "test") &&
+        !(pf && (!strcmp(split, "all") || !strcmp(split, "train") || !strcmp(split, "valid"))) &&
+        !(shd && !strcmp(split, "valid")))
+        return cli_usage_error(eval_usage, "eval: --split '%s' is not a split of %s data (%s)",
+                               split, name,
+                               pf ? "all, train, valid or test" : shd ? "valid or test" : "test");
     elm_task_opts o = {.data = data,
                        .seed = (uint64_t)tc.seed,
                        .threads = (int)tc.threads,
                        .seq_len = (int)tc.seq_len,
                        .eval_samples = tc.eval_samples,
                        .eval_batch = (int)tc.eval_batch};
-    return run_eval(name, model, &o, json);
+    return run_eval(name, model, &o, split, json);
 }

@@ -107,9 +107,9 @@ elm_status elm_task_batch(elm_task *t, uint64_t seed, long step, int B, float *x
 /* Mean loss of y (B, T, O) against target; writes dL/dy (B, T, O) of that mean loss. */
 double elm_task_loss(elm_task *t, const float *y, const float *target, float *dy, int B);
 /*
- * Evaluates `m` on `split` ("valid" or "test") and returns the metrics as a JSON object
- * (malloc'd text; free() it), under the reference's metric names. A float64 model is evaluated
- * through a float32 copy.
+ * Evaluates `m` on `split` ("valid" or "test"; pathfinder also takes "train" and "all", every
+ * image of its folder) and returns the metrics as a JSON object (malloc'd text; free() it),
+ * under the reference's metric names. A float64 model is evaluated through a float32 copy.
  */
 elm_status elm_task_evaluate(elm_task *t, elm_model *m, const char *split, char **json);
 

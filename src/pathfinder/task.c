@@ -4,8 +4,9 @@
  * Data: --data is a Pathfinder folder in the LRA layout (a difficulty folder, a pathfinderNN
  * folder or a folder of them; it must name one set). Splits are the reader's fixed 80/10/10
  * (ELM_PF_SPLIT_SEED, whatever --seed says), so every run and every `elm eval` see the same
- * validation and test images. `elm eval pathfinder --data DIR` reports the test split. With
- * --valid DIR2 the "valid" metrics come from all of DIR2 instead.
+ * validation and test images. `elm eval pathfinder --data DIR` reports the test split; the
+ * evaluator also takes "train" and "all" (every image, for folders kept whole for testing, as
+ * `elm eval --split all`). With --valid DIR2 the "valid" metrics come from all of DIR2 instead.
  *
  * Inputs: one pixel per step, row-major, (p / 255 - 0.5) / 0.5; I = 1, T = size^2, O = 2.
  * Target: the label; loss: cross-entropy of the last step's outputs (elm__loss_ce_last).
@@ -92,8 +93,13 @@ static elm_status pf_evaluate(elm_task *t, elm_model *m, const char *split, cJSO
             src = c->valid;
     } else if (!strcmp(split, "test")) {
         s = ELM_PF_TEST;
+    } else if (!strcmp(split, "train")) {
+        s = ELM_PF_TRAIN;
+    } else if (!strcmp(split, "all")) {
+        s = ELM_PF_ALL; /* every image of the folder, for sets kept whole for testing */
     } else {
-        return elm__fail(ELM_ERR_ARG, "pathfinder: no split '%s' (valid or test)", split);
+        return elm__fail(ELM_ERR_ARG, "pathfinder: no split '%s' (all, train, valid or test)",
+                         split);
     }
     const elm_config *cfg = elm_model_config(m);
     if (elm_model_dtype(m) != ELM_F32)
@@ -107,8 +113,9 @@ static elm_status pf_evaluate(elm_task *t, elm_model *m, const char *split, cJSO
     if (c->eval_samples > 0 && c->eval_samples < n)
         n = c->eval_samples;
     if (n <= 0)
-        return elm__fail(ELM_ERR_ARG, "pathfinder: the %s split of %s is empty", split,
-                         elm_pf_get_info(src)->dir);
+        return elm__fail(ELM_ERR_ARG,
+                         "pathfinder: the %s split of %s is empty (%ld images; 80/10/10 split)",
+                         split, elm_pf_get_info(src)->dir, elm_pf_get_info(src)->samples);
     int T = t->seq_len, O = t->num_output;
     int EB = c->eval_batch;
     float *x = malloc((size_t)EB * T * sizeof *x);
@@ -219,11 +226,6 @@ elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
         st = elm__fail(ELM_ERR_FORMAT,
                        "pathfinder: %s has %ld images: too few for an 80/10/10 split with a "
                        "training and a validation image",
-                       in->dir, in->samples);
-        goto fail;
-    }
-    if (in->split_len[2] < 1 && !o->for_training) {
-        st = elm__fail(ELM_ERR_FORMAT, "pathfinder: %s has %ld images: its test split is empty",
                        in->dir, in->samples);
         goto fail;
     }

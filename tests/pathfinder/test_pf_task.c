@@ -145,8 +145,19 @@ int main(void) {
             CHECK(ls && isfinite(ls->valuedouble) && ls->valuedouble > 0, "%s: loss", splits[s]);
             cJSON_Delete(mt);
         }
+        /* "train" and "all" (elm eval --split): 40 and 50 images of the 50-image folder. */
+        const char *more[2] = {"train", "all"};
+        for (int s = 0; s < 2; s++) {
+            cJSON *mt = cJSON_CreateObject();
+            CHECK_OK(t->evaluate(t, m, more[s], mt));
+            cJSON *n = cJSON_GetObjectItem(mt, "num_samples");
+            CHECK(n && n->valuedouble == (s ? 50 : 40), "%s: num_samples", more[s]);
+            cJSON_Delete(mt);
+        }
         cJSON *mt = cJSON_CreateObject();
-        CHECK(t->evaluate(t, m, "train", mt) == ELM_ERR_ARG, "split 'train' accepted");
+        CHECK(t->evaluate(t, m, "bogus", mt) == ELM_ERR_ARG, "split 'bogus' accepted");
+        CHECK(strstr(elm_last_error(), "all, train, valid or test") != NULL, "message: %s",
+              elm_last_error());
         cJSON_Delete(mt);
     }
     elm_model_free(m);
