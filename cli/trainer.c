@@ -420,7 +420,9 @@ static const char eval_usage[] =
     "  --split SPLIT  the part of DIR to score (default test):\n"
     "                 pathfinder: all (every image of the folder, for sets kept whole for\n"
     "                 testing), or train, valid, test (its fixed, seeded 80/10/10 split);\n"
-    "                 shd, shd-adding: valid or test; neuronio: test\n";
+    "                 shd, shd-adding: valid or test; neuronio: test\n\n"
+    "shd, shd-adding: the spikes are binned as the run was trained: bin_ms from the run's\n"
+    "config.json (in MODEL's folder), else 10 ms; --set bin_ms=MS overrides.\n";
 
 static int set_eval(void *ctx, const char *flag, const char *v) {
     elm_train_config *tc = ctx;
@@ -442,6 +444,49 @@ static void print_metrics(const char *json) {
     cJSON_Delete(mt);
 }
 
+/*
+ * The bin width the run of `model` trained with: train.bin_ms of config.json in MODEL (a run
+ * folder) or in the folder of MODEL (a model file). Returns 1 and sets *bin_ms when the file
+ * says, 0 when there is no config.json (or it predates the knob: 10 ms then), -1 on a broken
+ * one (message printed).
+ */
+static int run_bin_ms(const char *model, double *bin_ms, char *path, size_t n) {
+    const char *slash = strrchr(model, '/');
+    if (elm__is_dir(model))
+        snprintf(path, n, "%s/config.json", model);
+    else if (slash)
+        snprintf(path, n, "%.*s/config.json", (int)(slash - model), model);
+    else
+        snprintf(path, n, "config.json");
+    if (!elm__is_file(path))
+        return 0;
+    cJSON *root = NULL;
+    if (elm__json_read(path, 1 << 20, &root)) {
+        cli_fail(ELM_ERR_FORMAT, "give --set bin_ms=MS to evaluate without it");
+        return -1;
+    }
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root,
+                                                                                       "train"),
+                                                      "bin_ms");
+    int rc = 0;
+    if (b) {
+        char v[64];
+        elm_train_config tc;
+        elm_config mc;
+        elm_train_config_default(&tc, &mc, "shd");
+        snprintf(v, sizeof v, "%.17g", cJSON_IsNumber(b) ? b->valuedouble : (double)NAN);
+        if (elm_train_config_set(&tc, NULL, "bin_ms", v, path)) {
+            rc = -1;
+            cli_fail(ELM_ERR_CONFIG, NULL);
+        } else if (tc.bin_ms > 0) {
+            *bin_ms = tc.bin_ms;
+            rc = 1;
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 /* Evaluates the model at `path` with task `name` over o->data. */
 static int run_eval(const char *name, const char *path, const elm_task_opts *o,
                     const char *split, int json) {
@@ -461,6 +506,14 @@ static int run_eval(const char *name, const char *path, const elm_task_opts *o,
     elm_task_get_info(task, &ti);
     const elm_config *c = elm_model_config(m);
     char *mt = NULL;
+    /* An ELM's decay per step is exp(-delta_t / tau): evaluated on bins of another width, its
+     * memory spans another time than it was trained for. */
+    if (!strncmp(name, "shd", 3) && c->model_type != ELM_MODEL_LSTM &&
+        fabs(c->delta_t - ti.delta_t) > 1e-9)
+        fprintf(stderr,
+                "elm: warning: %s steps delta_t %g ms but the data are binned at %g ms (bin_ms; "
+                "see elm eval --help)\n",
+                path, c->delta_t, ti.delta_t);
     double t0 = elm__now_s();
     if (c->num_input != ti.num_input || c->num_output != ti.num_output) {
         rc = cli_error("%s: the model has %d inputs and %d outputs; %s data needs %d and %d", path,
@@ -490,6 +543,7 @@ int cmd_eval(int argc, char **argv) {
     elm_train_config tc;
     elm_config mc;
     elm_train_config_default(&tc, &mc, name);
+    tc.bin_ms = 0; /* unset: the run's, else the task's (below) */
     const char *model = NULL, *data = NULL, *split = "test";
     int json = 0;
     cli_call set = {set_eval, &tc};
@@ -513,7 +567,16 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage_error(eval_usage, "eval: --split '%s' is not a split of %s data (%s)",
                                split, name,
                                pf ? "all, train, valid or test" : shd ? "valid or test" : "test");
+    char cfgpath[4096];
+    if (shd && tc.bin_ms == 0) {
+        int found = run_bin_ms(model, &tc.bin_ms, cfgpath, sizeof cfgpath);
+        if (found < 0)
+            return 1;
+        if (found)
+            fprintf(stderr, "elm: bins of %g ms, as in %s\n", tc.bin_ms, cfgpath);
+    }
     elm_task_opts o = {.data = data,
+                       .bin_ms = tc.bin_ms,
                        .seed = (uint64_t)tc.seed,
                        .threads = (int)tc.threads,
                        .seq_len = (int)tc.seq_len,

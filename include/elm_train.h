@@ -64,6 +64,7 @@ typedef struct elm_task_opts {
     uint64_t seed;
     int threads;            /* 0 = OpenMP's default */
     double input_dropout;   /* SHD: dropout on training inputs, never at evaluation */
+    double bin_ms;          /* SHD: width of an input time bin in ms (0: the task's 10 ms) */
     int seq_len;            /* training window length in steps */
     long batches_per_epoch; /* default: one pass over the training set where the task has one */
     int batch_size;         /* the trainer's batch size, for that default */
@@ -126,6 +127,10 @@ typedef struct elm_train_config {
     long seed;
     long threads; /* 0 = all cores */
     double input_dropout;
+    /* SHD tasks: input time bin in ms (10 by default; 0 for tasks without bins). Setting it
+     * through elm_train_config_set with a model config moves delta_t along when delta_t was
+     * the old bin width, so that a step of the model stays one bin of the data. */
+    double bin_ms;
     long seq_len; /* 0 = the task's default */
     long eval_samples;
     long eval_batch;

@@ -12,6 +12,10 @@
  * With --valid FILE the validation samples (or pool) come from FILE and the whole training file
  * is trained on.
  *
+ * Binning: bin_ms (elm_task_opts; the trainer's knob, default 10 ms) over [0, 1 s): the
+ * sequence is ceil(1000 / bin_ms) steps per digit, and the task's delta_t is bin_ms. `elm eval`
+ * bins as the run did (it reads bin_ms from the run's config.json).
+ *
  * Training batches draw samples (or pairs) uniformly with replacement from the elm__rng the
  * trainer hands over, so a run is reproducible from its seed and resumable from a checkpoint
  * without any sampler state of our own. Input dropout (torch.nn.Dropout semantics) is applied to
@@ -223,7 +227,8 @@ done:
 }
 
 /* Loads DATA/name, with a hint about the download (or the generator) when it is absent. */
-static elm_status load_file(elm_shd **out, const char *dir, const char *name) {
+static elm_status load_file(elm_shd **out, const char *dir, const char *name,
+                            const elm_shd_opts *so) {
     char *p = elm__path_join(dir, name);
     if (!p)
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
@@ -247,7 +252,7 @@ static elm_status load_file(elm_shd **out, const char *dir, const char *name) {
                            "the released files, gunzipped, or the output of `elm gen shd`)",
                            p);
     } else {
-        st = elm_shd_load(out, p, NULL);
+        st = elm_shd_load(out, p, so);
     }
     free(p);
     return st;
@@ -292,6 +297,19 @@ elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int addi
     if (!(o->input_dropout >= 0 && o->input_dropout < 1))
         return elm__fail(ELM_ERR_CONFIG, "%s: input dropout %g is outside [0, 1)", name,
                          o->input_dropout);
+    /* Bins: 0 is the released protocol's 10 ms. Spike times are float16 seconds (0.5 ms apart
+     * near 1 s), so narrower bins than 1 ms only split rounding; one bin per second is the
+     * widest that still has a sequence (2 steps for shd-adding). */
+    elm_shd_opts so;
+    elm_shd_opts_default(&so);
+    if (o->bin_ms != 0) {
+        if (!(o->bin_ms >= 1 && o->bin_ms <= so.duration_ms))
+            return elm__fail(ELM_ERR_CONFIG,
+                             "%s: bin_ms %g is outside [1, %g] ms (float16 spike times resolve "
+                             "0.5 ms near 1 s; the window is %g ms)",
+                             name, o->bin_ms, so.duration_ms, so.duration_ms);
+        so.bin_ms = o->bin_ms;
+    }
 
     elm_task *t = calloc(1, sizeof *t);
     shd_ctx *c = calloc(1, sizeof *c);
@@ -310,10 +328,10 @@ elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int addi
     int *held = NULL, nheld = 0;
     int *all = NULL;
 
-    if ((st = load_file(&c->train, o->data, "shd_train.h5")) != ELM_OK ||
-        (st = load_file(&c->test, o->data, "shd_test.h5")) != ELM_OK)
+    if ((st = load_file(&c->train, o->data, "shd_train.h5", &so)) != ELM_OK ||
+        (st = load_file(&c->test, o->data, "shd_test.h5", &so)) != ELM_OK)
         goto fail;
-    if (o->valid && (st = elm_shd_load(&c->valid_file, o->valid, NULL)) != ELM_OK)
+    if (o->valid && (st = elm_shd_load(&c->valid_file, o->valid, &so)) != ELM_OK)
         goto fail;
 
     /* Training pool and validation samples. */

@@ -43,6 +43,10 @@ static const knob knobs[] = {
     KNOB(seed, K_INT, 0, BIG, 0, "seed of initialisation, batches and dropout"),
     KNOB(threads, K_INT, 0, 1 << 16, 0, "OpenMP threads (0 = all cores)"),
     KNOB(input_dropout, K_DBL, 0, 1, OPEN_HI, "dropout on inputs during training (SHD)"),
+    /* 0 stands for "none" (tasks without bins; their config.json records 0). The SHD task
+     * refuses bins under 1 ms: spike times are float16 seconds, 0.5 ms apart near 1 s. */
+    KNOB(bin_ms, K_DBL, 0, 1000, 0,
+         "SHD: input time bin in ms (10); delta_t follows it unless set apart"),
     KNOB(seq_len, K_INT, 0, 1 << 30, 0, "training window length in steps (task default)"),
     KNOB(eval_samples, K_INT, 0, BIG, 0,
          "evaluation set size where the task draws it (task default)"),
@@ -104,6 +108,7 @@ elm_status elm_train_config_default(elm_train_config *o, elm_config *c, const ch
         o->lr = 5e-3;
         o->optimizer = ELM_OPT_ADAMAX;
         o->input_dropout = 0.5;
+        o->bin_ms = 10;
         c->num_memory = 100;
         c->memory_tau_max = 500;
         c->delta_t = 10; /* 10 ms bins (docs/TASKS.md section 2) */
@@ -192,8 +197,23 @@ elm_status elm_train_config_set(elm_train_config *o, elm_config *c, const char *
     if (!origin)
         origin = "config";
     const knob *k = o ? find_knob(key) : NULL;
-    if (k)
-        return knob_value(o, k, v, origin);
+    if (k) {
+        const double old_bin = o->bin_ms;
+        elm_status st = knob_value(o, k, v, origin);
+        if (!st && !strcmp(key, "bin_ms") && o->bin_ms > 0 && o->bin_ms < 1) {
+            o->bin_ms = old_bin;
+            return elm__fail(ELM_ERR_CONFIG,
+                             "%s: 'bin_ms' must be 0 (no bins) or in [1, 1000] ms (spike times "
+                             "are float16 seconds, 0.5 ms apart near 1 s), got '%s'",
+                             origin, v);
+        }
+        /* A model step is one bin: delta_t (ms per step) follows the bin width unless it was
+         * set to something else, whichever order the two are given in. */
+        if (!st && c && !strcmp(key, "bin_ms") && old_bin > 0 && c->delta_t == old_bin &&
+            o->bin_ms > 0)
+            c->delta_t = o->bin_ms;
+        return st;
+    }
     if (c) {
         elm_status st = elm_config_set(c, key, v, origin);
         if (st != ELM_ERR_CONFIG || !strstr(elm_last_error(), "unknown option"))

@@ -24,6 +24,10 @@ elm_status elm_task_create(elm_task **out, const char *name, const elm_task_opts
     if (!name || !o)
         return elm__fail(ELM_ERR_ARG, "elm_task_create: no task name or options");
     elm_status st = ELM_ERR_ARG;
+    if (o->bin_ms != 0 && (!strcmp(name, "neuronio") || !strcmp(name, "pathfinder")))
+        return elm__fail(ELM_ERR_CONFIG,
+                         "%s: bin_ms %g: only shd and shd-adding bin their inputs (leave it 0)",
+                         name, o->bin_ms);
     if (!strcmp(name, "neuronio"))
         st = elm__task_neuronio_create(out, o);
     else if (!strcmp(name, "shd"))

@@ -208,6 +208,7 @@ static elm_status open_task(elm_trainer *tr) {
     t->seed = (uint64_t)o->seed;
     t->threads = (int)o->threads;
     t->input_dropout = o->input_dropout;
+    t->bin_ms = o->bin_ms;
     t->seq_len = (int)o->seq_len;
     t->batches_per_epoch = o->batches_per_epoch;
     t->batch_size = (int)o->batch_size;

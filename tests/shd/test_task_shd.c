@@ -362,8 +362,93 @@ static void test_sparse_batches(void) {
     }
 }
 
+/*
+ * bin_ms: the task bins every file at the width it is given. The lists of a batch at 20 ms are
+ * the fixture's spikes binned at 20 ms by the reader itself (elm_shd_fill of a file loaded with
+ * bin_ms 20), one digit per ceil(1000 / 20) = 50 steps, and delta_t follows; 0 keeps 10 ms;
+ * widths outside [1, 1000] ms are refused with a message naming them.
+ */
+static void test_bin_ms(void) {
+    elm_shd_opts so;
+    elm_shd_opts_default(&so);
+    so.bin_ms = 20;
+    elm_shd *d20 = NULL;
+    CHECK_OK(elm_shd_load(&d20, fixture, &so));
+    for (int adding = 0; adding < 2 && d20; adding++) {
+        elm_task *t = NULL;
+        elm_task_opts o = opts();
+        o.bin_ms = 20;
+        CHECK_OK(elm__task_shd_create(&t, &o, adding));
+        if (!t)
+            continue;
+        shd_ctx *c = t->ctx;
+        CHECK(t->seq_len == 50 * (adding + 1) && t->delta_t == 20 && c->train->num_bins == 50 &&
+                  c->test->num_bins == 50,
+              "bin 20 ms: seq_len %d, delta_t %g (adding %d)", t->seq_len, t->delta_t, adding);
+        /* Each training sample, as dense frames, is one of the file's samples binned at 20 ms. */
+        enum { B = 3 };
+        const size_t per = (size_t)t->seq_len * 700, Td = 50 * 700;
+        float *x = malloc(B * per * sizeof *x), *buf = malloc(Td * sizeof *buf);
+        float tg[B];
+        elm__rng r;
+        elm__rng_seed(&r, 9);
+        c->dropout = 0; /* dropout would zero spikes: compare the binning alone */
+        CHECK_OK(t->train_batch(t, &r, B, x, tg));
+        int ok = 1;
+        for (int b = 0; b < B; b++)
+            for (int half = 0; half <= adding; half++)
+                ok &= which_sample(d20, x + b * per + (size_t)half * Td, buf) >= 0;
+        CHECK(ok, "a 20 ms batch is not the reader's 20 ms frames (adding %d)", adding);
+        CHECK(c->train->bin_ms == 20 && c->test->bin_ms == 20, "the task's files are binned at "
+              "%g and %g ms", c->train->bin_ms, c->test->bin_ms);
+        free(x);
+        free(buf);
+        t->free(t);
+    }
+    elm_shd_free(d20);
+    /* 0: the released 10 ms. */
+    elm_task *t = NULL;
+    elm_task_opts o = opts();
+    CHECK_OK(elm__task_shd_create(&t, &o, 1));
+    CHECK(t && t->seq_len == 200 && t->delta_t == 10, "default binning");
+    if (t)
+        t->free(t);
+    /* 1 ms: 1000 steps per digit, the finest accepted; 7 ms: ceil(1000 / 7) = 143 steps. */
+    const double okw[2] = {1, 7};
+    const int oksteps[2] = {1000, 143};
+    for (int k = 0; k < 2; k++) {
+        o.bin_ms = okw[k];
+        t = NULL;
+        CHECK_OK(elm__task_shd_create(&t, &o, 0));
+        CHECK(t && t->seq_len == oksteps[k] && t->delta_t == okw[k], "bin %g ms: %d steps",
+              okw[k], t ? t->seq_len : -1);
+        if (t)
+            t->free(t);
+    }
+    const double bad[4] = {0.5, -10, 1001, NAN};
+    for (int k = 0; k < 4; k++) {
+        o.bin_ms = bad[k];
+        t = NULL;
+        CHECK(elm__task_shd_create(&t, &o, k % 2) == ELM_ERR_CONFIG && !t, "bin %g ms accepted",
+              bad[k]);
+        CHECK(strstr(elm_last_error(), "bin_ms") && strstr(elm_last_error(), "[1, 1000]"),
+              "message: %s", elm_last_error());
+    }
+    /* Tasks without bins refuse the knob rather than ignore it. */
+    o.bin_ms = 20;
+    const char *other[2] = {"neuronio", "pathfinder"};
+    for (int k = 0; k < 2; k++) {
+        t = NULL;
+        CHECK(elm_task_create(&t, other[k], &o) == ELM_ERR_CONFIG && !t, "%s took bin_ms",
+              other[k]);
+        CHECK(strstr(elm_last_error(), "only shd and shd-adding") != NULL, "message: %s",
+              elm_last_error());
+    }
+}
+
 int main(void) {
     setup();
+    test_bin_ms();
     test_sparse_batches();
     test_shd_task();
     test_adding_task();

@@ -13,6 +13,7 @@
 #include "elm_train.h"
 #include "internal.h"
 #include "nio_synth.h"
+#include "train/train_internal.h"
 #include "test.h"
 
 #include <dirent.h>
@@ -306,6 +307,30 @@ static void test_knobs(void) {
     CHECK(tc.optimizer == ELM_OPT_ADAMW && tc.dtype == ELM_F64 && mc.num_memory == 7, "set");
     /* Knobs only (what `elm eval --set` takes): a model option is unknown there. */
     CHECK(elm_train_config_set(&tc, NULL, "num_memory", "3", "t") == ELM_ERR_CONFIG, "knob only");
+    /* bin_ms: 10 for the SHD tasks, 0 (none) elsewhere; delta_t follows it while it equals the
+     * old width, in either order of the two settings, and stays where it was set apart. */
+    CHECK_OK(elm_train_config_default(&tc, &mc, "shd-adding"));
+    CHECK(tc.bin_ms == 10 && mc.delta_t == 10, "shd-adding bins");
+    CHECK_OK(elm_train_config_set(&tc, &mc, "bin_ms", "5", "t"));
+    CHECK(tc.bin_ms == 5 && mc.delta_t == 5, "delta_t did not follow: %g", mc.delta_t);
+    CHECK_OK(elm_train_config_set(&tc, &mc, "bin_ms", "20", "t"));
+    CHECK(tc.bin_ms == 20 && mc.delta_t == 20, "delta_t did not follow again: %g", mc.delta_t);
+    CHECK_OK(elm_train_config_set(&tc, &mc, "delta_t", "7", "t"));
+    CHECK_OK(elm_train_config_set(&tc, &mc, "bin_ms", "50", "t"));
+    CHECK(tc.bin_ms == 50 && mc.delta_t == 7, "delta_t set apart moved: %g", mc.delta_t);
+    CHECK_OK(elm_train_config_set(&tc, NULL, "bin_ms", "2", "t")); /* eval: no model options */
+    CHECK(tc.bin_ms == 2, "bin_ms without a model config");
+    const char *badbin[4] = {"-1", "1001", "ten", "0.5"};
+    for (int i = 0; i < 4; i++)
+        CHECK(elm_train_config_set(&tc, &mc, "bin_ms", badbin[i], "f.json") == ELM_ERR_CONFIG &&
+                  strstr(elm_last_error(), "'bin_ms'"),
+              "bin_ms=%s: %s", badbin[i], elm_last_error());
+    CHECK(tc.bin_ms == 2 && mc.delta_t == 7, "a refused bin_ms was stored");
+    CHECK_OK(elm_train_config_default(&tc, &mc, "pathfinder"));
+    CHECK(tc.bin_ms == 0, "pathfinder has bins: %g", tc.bin_ms);
+    cJSON *tj = elm__train_config_json(&tc);
+    CHECK(tj && cJSON_IsNumber(cJSON_GetObjectItem(tj, "bin_ms")), "config.json lacks bin_ms");
+    cJSON_Delete(tj);
     CHECK(elm_train_config_default(&tc, &mc, "nueronio") == ELM_ERR_ARG &&
               strstr(elm_last_error(), "did you mean 'neuronio'?"),
           "unknown task: %s", elm_last_error());
