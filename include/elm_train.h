@@ -279,7 +279,7 @@ elm_status elm_trainer_checkpoint(elm_trainer *tr);
 elm_status elm_trainer_run(elm_trainer *tr);
 /*
  * Asks elm_trainer_run to stop after the current batch. Safe to call from a signal handler or
- * another thread.
+ * another thread. The stop answers the request: calling elm_trainer_run again continues the run.
  */
 void elm_trainer_request_stop(elm_trainer *tr);
 /* After a finished run: the test metrics as JSON text (borrowed), or NULL. */

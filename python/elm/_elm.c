@@ -1,6 +1,7 @@
 /*
  * _elm.c - the Python extension module elm._elm: elm models from numpy, written against the
- * CPython API and the numpy C API over include/elm.h.
+ * CPython API and the numpy C API over include/elm.h. The data readers (_data.c) and training
+ * (_train.c) are further files of the same module (_elm.h).
  *
  * Objects: Model (an elm_model) and State (an elm_state tied to the Model that made it).
  * Arrays: inputs of any float dtype are converted to the model's dtype; non-contiguous,
@@ -14,20 +15,16 @@
  * thread at a time (elm.h); a second thread calling into a busy model gets RuntimeError instead
  * of a data race.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
-#include <numpy/arrayobject.h>
-
-#include "elm.h"
+#define ELM_PY_MAIN
+#include "_elm.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int g_threads = 0; /* elm.set_num_threads(); 0 = OpenMP's default */
+int elm_py_threads = 0;
 
-static PyObject *raise_status(elm_status st) {
+PyObject *elm_py_raise(elm_status st) {
     PyObject *type = st == ELM_ERR_IO ? PyExc_OSError
                      : st == ELM_ERR_NOMEM ? PyExc_MemoryError
                                            : PyExc_ValueError;
@@ -39,17 +36,13 @@ static PyObject *raise_status(elm_status st) {
 /* ---- Model ------------------------------------------------------------------------------------ */
 
 typedef struct {
-    PyObject_HEAD elm_model *m;
-    int busy;
-} ModelObject;
-
-typedef struct {
     PyObject_HEAD elm_state *s;
     ModelObject *owner; /* strong reference: the state needs its model alive */
     int batch;
 } StateObject;
 
-static PyTypeObject ModelType, StateType;
+#define ModelType elm_py_ModelType
+static PyTypeObject StateType;
 
 static int npy_type(const elm_model *m) {
     return elm_model_dtype(m) == ELM_F64 ? NPY_FLOAT64 : NPY_FLOAT32;
@@ -68,7 +61,7 @@ static int enter(ModelObject *self) {
         return -1;
     }
     self->busy = 1;
-    elm_model_set_threads(self->m, g_threads);
+    elm_model_set_threads(self->m, elm_py_threads);
     return 0;
 }
 
@@ -136,7 +129,7 @@ static int parse_dtype(PyObject *o, elm_dtype *dt) {
     return 0;
 }
 
-static ModelObject *wrap(elm_model *m) {
+PyObject *elm_py_wrap_model(elm_model *m) {
     ModelObject *o = PyObject_New(ModelObject, &ModelType);
     if (!o) {
         elm_model_free(m);
@@ -144,7 +137,7 @@ static ModelObject *wrap(elm_model *m) {
     }
     o->m = m;
     o->busy = 0;
-    return o;
+    return (PyObject *)o;
 }
 
 static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
@@ -179,7 +172,7 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     if (!st)
         st = elm_model_create(&m, &c, dt, (uint64_t)seed);
     if (st) {
-        raise_status(st);
+        elm_py_raise(st);
         return -1;
     }
     elm_model_free(self->m);
@@ -206,11 +199,11 @@ static PyObject *Model_save(ModelObject *self, PyObject *arg) {
     Py_END_ALLOW_THREADS self->busy = 0;
     Py_DECREF(b);
     if (st)
-        return raise_status(st);
+        return elm_py_raise(st);
     Py_RETURN_NONE;
 }
 
-static int dict_put(PyObject *d, const char *k, PyObject *v) {
+int elm_py_dict_put(PyObject *d, const char *k, PyObject *v) {
     if (!v)
         return -1;
     int r = PyDict_SetItemString(d, k, v);
@@ -231,7 +224,7 @@ static PyObject *Model_get_config(ModelObject *self, void *closure) {
     /* The version too, so that Model(m.config) rebuilds the same kind of model. */
     const elm_config *c = elm_model_config(self->m);
     if (d && c->model_type == ELM_MODEL_ELM &&
-        dict_put(d, "elm_version", PyUnicode_FromString(c->version == ELM_V2 ? "v2" : "v1")))
+        elm_py_dict_put(d, "elm_version", PyUnicode_FromString(c->version == ELM_V2 ? "v2" : "v1")))
         Py_CLEAR(d);
     return d;
 }
@@ -267,7 +260,7 @@ static PyObject *Model_parameters(ModelObject *self, PyObject *unused) {
     for (int i = 0; i < elm_model_num_tensors(self->m); i++) {
         elm_tensor t;
         elm_model_tensor(self->m, i, &t);
-        if (dict_put(d, t.name, tensor_array(self, &t, 0))) {
+        if (elm_py_dict_put(d, t.name, tensor_array(self, &t, 0))) {
             Py_DECREF(d);
             return NULL;
         }
@@ -297,8 +290,8 @@ static PyObject *Model_parameters(ModelObject *self, PyObject *unused) {
                 ((int64_t *)PyArray_DATA((PyArrayObject *)ma))[k] = mask[k] != 0;
         }
         free(mask);
-        if (dict_put(d, "input_to_synapse_indices", ia) ||
-            dict_put(d, "valid_indices_mask", ma)) {
+        if (elm_py_dict_put(d, "input_to_synapse_indices", ia) ||
+            elm_py_dict_put(d, "valid_indices_mask", ma)) {
             Py_DECREF(d);
             return NULL;
         }
@@ -340,7 +333,7 @@ static int set_routing(ModelObject *self, PyObject *d) {
     }
     elm_status st = elm_model_set_routing(self->m, PyArray_DATA(ia), PyArray_DATA(ma));
     if (st) {
-        raise_status(st);
+        elm_py_raise(st);
         goto done;
     }
     r = 1;
@@ -459,7 +452,7 @@ static PyObject *Model_forward(ModelObject *self, PyObject *xo) {
     Py_DECREF(x);
     if (st) {
         Py_DECREF(y);
-        return raise_status(st);
+        return elm_py_raise(st);
     }
     return (PyObject *)y;
 }
@@ -514,13 +507,13 @@ static PyObject *Model_grad(ModelObject *self, PyObject *args, PyObject *kw) {
     Py_DECREF(dy);
     if (st) {
         Py_DECREF(y);
-        return raise_status(st);
+        return elm_py_raise(st);
     }
     PyObject *d = PyDict_New();
     for (int i = 0; d && i < elm_model_num_tensors(self->m); i++) {
         elm_tensor t;
         elm_model_tensor(self->m, i, &t);
-        if (t.trainable && dict_put(d, t.name, tensor_array(self, &t, 1))) {
+        if (t.trainable && elm_py_dict_put(d, t.name, tensor_array(self, &t, 1))) {
             Py_CLEAR(d);
         }
     }
@@ -543,7 +536,7 @@ static PyObject *Model_state(ModelObject *self, PyObject *args, PyObject *kw) {
     elm_state *s = NULL;
     elm_status st = elm_state_create(&s, self->m, (int)batch);
     if (st)
-        return raise_status(st);
+        return elm_py_raise(st);
     StateObject *o = PyObject_New(StateObject, &StateType);
     if (!o) {
         elm_state_free(s);
@@ -597,7 +590,7 @@ static PyObject *Model_step(ModelObject *self, PyObject *args) {
     Py_DECREF(x);
     if (st) {
         Py_DECREF(y);
-        return raise_status(st);
+        return elm_py_raise(st);
     }
     return (PyObject *)y;
 }
@@ -630,7 +623,7 @@ static PyGetSetDef Model_getset[] = {
     {"dtype", (getter)Model_get_dtype, NULL, "\"float32\" or \"float64\"", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
-static PyTypeObject ModelType = {
+PyTypeObject elm_py_ModelType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "elm.Model",
     .tp_basicsize = sizeof(ModelObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -697,8 +690,8 @@ static PyObject *mod_load(PyObject *mod, PyObject *args, PyObject *kw) {
     Py_BEGIN_ALLOW_THREADS st = elm_model_load(&m, path, dt);
     Py_END_ALLOW_THREADS Py_DECREF(p);
     if (st)
-        return raise_status(st);
-    return (PyObject *)wrap(m);
+        return elm_py_raise(st);
+    return elm_py_wrap_model(m);
 }
 
 static PyObject *mod_set_num_threads(PyObject *mod, PyObject *arg) {
@@ -709,7 +702,7 @@ static PyObject *mod_set_num_threads(PyObject *mod, PyObject *arg) {
         return PyErr_Format(PyExc_ValueError, "the number of threads must be in 0..4096 (0: "
                                               "OpenMP's default), not %ld",
                             n);
-    g_threads = (int)n;
+    elm_py_threads = (int)n;
     Py_RETURN_NONE;
 }
 
@@ -733,7 +726,9 @@ PyMODINIT_FUNC PyInit__elm(void) {
         return NULL;
     Py_INCREF(&ModelType);
     Py_INCREF(&StateType);
-    if (PyModule_AddObject(m, "Model", (PyObject *)&ModelType) ||
+    if (PyModule_AddFunctions(m, elm_py_data_methods) ||
+        PyModule_AddFunctions(m, elm_py_train_methods) || elm_py_train_add_types(m) ||
+        PyModule_AddObject(m, "Model", (PyObject *)&ModelType) ||
         PyModule_AddObject(m, "State", (PyObject *)&StateType) ||
         PyModule_AddStringConstant(m, "__version__", ELM_VERSION_STRING)) {
         Py_DECREF(m);

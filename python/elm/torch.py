@@ -15,7 +15,7 @@ num_synapse_per_branch, input_to_synapse_routing, delta_t) and elm_version ("v1"
 state dict has the reference's keys, shapes and dtypes. Two additions: seed (the C
 initialisation's seed; by default drawn from torch's generator, so torch.manual_seed makes it
 reproducible) and dtype (torch.float32 or torch.float64; by default torch's default dtype).
-.double() / .float() switch the dtype.
+.double() / .float() switch the dtype. to_model() copies the module into an elm.Model.
 
 Limits: CPU tensors only; the input gets no gradient (elm's BPTT gives the parameters'
 gradients, not dL/dx), so the module must be the first layer of a network that needs gradients.
@@ -154,6 +154,14 @@ class ELM(torch.nn.Module):
         names = self._trainable_names()
         params = dict(self.named_parameters())
         return _ELMFunction.apply(x, self, *[params[n] for n in names])
+
+    def to_model(self):
+        """An elm.Model holding a copy of the module's current parameters: to save in elm's
+        format (.save), evaluate with elm.Task, or run from numpy (forward, step)."""
+        core = _elm.Model(self.config, dtype=_dtype_name(self._proto_w_s.dtype))
+        core.set_parameters({name: t.detach().cpu().numpy()
+                             for name, t in self.state_dict().items() if t.numel()})
+        return core
 
     def extra_repr(self):
         c = self.config

@@ -790,6 +790,8 @@ elm_status elm_trainer_run(elm_trainer *tr) {
             return st;
         if (stop && tr->step < tr->total) {
             tr->stopped = tr->stop_requested ? 1 : 2;
+            /* The request is answered: a later elm_trainer_run continues the run. */
+            tr->stop_requested = 0;
             return ELM_OK;
         }
     }

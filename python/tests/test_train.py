@@ -1,0 +1,221 @@
+"""Training from Python with elm's trainer (elm.Task, elm.Trainer, elm.train): the same run as
+`elm train` bit for bit, runs continued across front ends, a torch optimisation step through
+elm.torch equal to the trainer's step, and bad settings refused with elm's message.
+
+Data: a small NeuronIO teacher set made by `elm gen neuronio-teacher` (no ../shared needed).
+"""
+import filecmp
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import elm
+from conftest import cli_path
+
+# A tiny NeuronIO run: 2 epochs x 3 batches of 4 windows of 200 steps, d_m 3, one thread.
+SETTINGS = dict(epochs=2, batches_per_epoch=3, batch_size=4, threads=1, num_memory=3, seed=9,
+                seq_len=200, eval_samples=2, checkpoint_every=2, lr=3e-3)
+
+
+def cli_args(settings):
+    out = []
+    for k, v in settings.items():
+        out += ["--set", f"{k}={v}"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def nio_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nio") / "data"
+    r = subprocess.run([cli_path(), "gen", "neuronio-teacher", "--sims", "3", "--seed", "5",
+                        "--duration-ms", "2000", "--out", str(d)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return str(d)
+
+
+def run_files(run):
+    """The files a run leaves whose bytes must agree (metrics hold wall times: compared apart)."""
+    ck = sorted(f for f in os.listdir(os.path.join(run, "checkpoint")) if f.startswith("step-"))
+    return ["model.safetensors", "model_config.json"] + [os.path.join("checkpoint", f) for f in ck]
+
+
+def test_python_train_equals_cli_train(nio_data, tmp_path):
+    cli_run, py_run = str(tmp_path / "cli"), str(tmp_path / "py")
+    r = subprocess.run([cli_path(), "train", "neuronio", "--data", nio_data, "--out", cli_run]
+                       + cli_args(SETTINGS), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    epochs = []
+    m = elm.train("neuronio", nio_data, py_run, verbose=False, epoch_end=epochs.append,
+                  **SETTINGS)
+    assert isinstance(m, elm.Model) and m.config["num_memory"] == 3
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    files = run_files(cli_run)
+    assert len(files) >= 4 and files == run_files(py_run)
+    for f in files:
+        assert filecmp.cmp(os.path.join(cli_run, f), os.path.join(py_run, f), shallow=False), f
+    a = json.load(open(os.path.join(cli_run, "metrics.json")))
+    b = json.load(open(os.path.join(py_run, "metrics.json")))
+    assert len(a) == len(b) == 2
+    for ra, rb in zip(a, b):
+        for k in ra:
+            if "time" not in k and "second" not in k and "per_s" not in k:
+                assert ra[k] == rb[k], k
+    # The returned model is the saved best model.
+    saved = elm.load(os.path.join(py_run, "model.safetensors"))
+    for k, v in saved.parameters().items():
+        assert np.array_equal(m.parameters()[k], v), k
+
+
+def test_python_run_resumed_by_cli(nio_data, tmp_path):
+    """Three batches and a checkpoint from Python, the rest by `elm train --resume`: the model
+    of an uninterrupted CLI run."""
+    ref, mixed = str(tmp_path / "ref"), str(tmp_path / "mixed")
+    args = ["train", "neuronio", "--data", nio_data] + cli_args(SETTINGS)
+    assert subprocess.run([cli_path()] + args + ["--out", ref], capture_output=True).returncode == 0
+    tr = elm.Trainer("neuronio", nio_data, mixed, **SETTINGS)
+    assert tr.info["total_steps"] == 6 and tr.info["step"] == 0
+    losses = [tr.step() for _ in range(3)]
+    assert all(np.isfinite(losses)) and tr.info["step"] == 3
+    tr.end_epoch()
+    tr.checkpoint()
+    del tr
+    r = subprocess.run([cli_path()] + args + ["--out", mixed, "--resume"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and "resuming" in r.stderr, r.stderr
+    for f in run_files(ref):
+        assert filecmp.cmp(os.path.join(ref, f), os.path.join(mixed, f), shallow=False), f
+
+
+def test_task_batches_are_the_trainers(nio_data):
+    """elm.Task's batch k and loss are the trainer's: the loss of the trainer's first step is the
+    task's loss of batch 0 under the initial model (the same numbers, in double)."""
+    task = elm.Task("neuronio", nio_data, **SETTINGS)
+    info = task.info
+    assert info["num_input"] == 1278 and info["seq_len"] == 200 and info["sparse"]
+    x, target = task.batch(0)
+    assert x.shape == (4, 200, 1278) and target.shape == (4, 400)
+    (ptr, idx, val), target2 = task.batch(0, dense=False)
+    assert np.array_equal(target, target2) and ptr[-1] == len(idx) == np.count_nonzero(x)
+    x1, _ = task.batch(1)
+    assert not np.array_equal(x, x1)
+    assert np.array_equal(task.batch(0)[0], x)  # reproducible from (seed, step)
+    assert not np.array_equal(task.batch(0, seed=10)[0], x)
+    with _tmp() as run:
+        tr = elm.Trainer("neuronio", nio_data, run, **SETTINGS)
+        m0 = tr.model()
+        y = m0.forward(x)
+        loss, dy = task.loss(y, target)
+        assert dy.shape == y.shape
+        assert tr.step() == pytest.approx(loss, rel=1e-6)
+    with pytest.raises(ValueError, match=r"y must be \[B, 200, 2\]"):
+        task.loss(np.zeros((4, 100, 2), np.float32), target)
+
+
+class _tmp:
+    def __enter__(self):
+        import tempfile
+        self.d = tempfile.TemporaryDirectory()
+        return os.path.join(self.d.name, "run")
+
+    def __exit__(self, *a):
+        self.d.cleanup()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_torch_step_equals_trainer_step(nio_data, optimizer):
+    """Two optimisation steps of elm.torch in a plain torch loop (the reference's NeuronIO loss
+    written in torch, torch.optim.Adam/AdamW, gradient clipping) against two steps of elm's
+    trainer on the same batches from the same initial model.
+
+    Tolerance: |p_torch - p_trainer| <= 2e-3 * lr + 1e-6 * |p|. The two sides share elm's BPTT
+    but differ in float32 details: torch's loss gradient is computed in float32 (the trainer's
+    in double, rounded once), the trainer feeds spike lists (torch a dense batch, summed in
+    another order), and torch keeps Adam's moments in float32 (elm in double). Each is a
+    relative error of ~1e-6 in a gradient; an Adam step moves a parameter by lr * m / (sqrt(v)
+    + eps), whose sensitivity to a relative error d of the gradients is below lr * d, so the
+    steps agree to far below 2e-3 * lr; 1e-6 * |p| allows float32 rounding of the parameter
+    itself (2 ulp). A wrong batch, loss weight, learning rate, bias correction, weight decay or
+    clipping moves parameters by O(lr) and fails.
+    """
+    torch = pytest.importorskip("torch", reason="PyTorch (python3-torch) is not installed")
+    import elm.torch as et
+    settings = dict(SETTINGS, optimizer=optimizer, grad_clip=0.05, weight_decay=0.01)
+    lr = settings["lr"]
+    with _tmp() as run:
+        tr = elm.Trainer("neuronio", nio_data, run, **settings)
+        net = et.ELM._from_core(tr.model())
+        task = elm.Task("neuronio", nio_data, **settings)
+        params = [p for p in net.parameters() if p.requires_grad]
+        initial = {n: p.detach().numpy().copy() for n, p in net.named_parameters()}
+        opt = (torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam)(
+            params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+        bce = torch.nn.BCEWithLogitsLoss()
+        for step in range(2):
+            x, target = task.batch(step)
+            target = torch.from_numpy(target).view(4, 200, 2)
+            y = net(torch.from_numpy(x))
+            loss = 0.5 * bce(y[..., 0], target[..., 0]) + 0.5 * torch.mean(
+                (y[..., 1] - target[..., 1]) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 0.05)
+            # The cosine schedule over 6 batches: lr at step 1 is below lr.
+            for g in opt.param_groups:
+                g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * step / 6))
+            opt.step()
+            tl = tr.step()
+            assert tl == pytest.approx(loss.item(), rel=1e-5)
+        got = tr.model().parameters()
+        moved = 0
+        for name, p in net.named_parameters():
+            if not p.requires_grad:
+                continue
+            a, b = p.detach().numpy(), got[name]
+            err = np.abs(a - b) - (2e-3 * lr + 1e-6 * np.abs(b))
+            assert err.max() <= 0, (name, np.abs(a - b).max())
+            moved += int(np.sum(np.abs(b - initial[name]) > 0.5 * lr))
+        assert moved > 100  # the steps did move the parameters (by about lr each)
+
+
+def test_bad_settings(nio_data, tmp_path):
+    with pytest.raises(ValueError, match="num_memmory"):
+        elm.Trainer("neuronio", nio_data, str(tmp_path / "a"), num_memmory=3)
+    with pytest.raises(ValueError, match="neuronx"):
+        elm.Task("neuronx", nio_data)
+    with pytest.raises(ValueError, match="batch_size"):
+        elm.Task("neuronio", nio_data, batch_size=-2)
+    with pytest.raises(TypeError, match="epochs"):
+        elm.Trainer("neuronio", nio_data, str(tmp_path / "b"), epochs=[1])
+    with pytest.raises((ValueError, OSError), match="absent"):
+        elm.Trainer("neuronio", str(tmp_path / "absent"), str(tmp_path / "c"))
+    # A run folder that holds a run is refused unless force (never overwritten unasked).
+    run = str(tmp_path / "d")
+    elm.train("neuronio", nio_data, run, verbose=False, **dict(SETTINGS, epochs=1))
+    before = open(os.path.join(run, "model.safetensors"), "rb").read()
+    with pytest.raises(ValueError, match="overwrite"):
+        elm.Trainer("neuronio", nio_data, run, **SETTINGS)
+    assert open(os.path.join(run, "model.safetensors"), "rb").read() == before
+    with pytest.raises(ValueError, match="give one"):
+        elm.Trainer("neuronio", nio_data, run, force=True, resume=True, **SETTINGS)
+
+
+def test_callback_exception_stops_the_run(nio_data, tmp_path):
+    def boom(p):
+        if p["step"] == 2:
+            raise KeyError("stop here")
+
+    tr = elm.Trainer("neuronio", nio_data, str(tmp_path / "r"), **SETTINGS)
+    with pytest.raises(KeyError, match="stop here"):
+        tr.run(progress=boom)
+    assert tr.info["step"] == 2 and tr.info["stopped"] == "request_stop"
+    assert tr.run() == "finished" and tr.info["step"] == 6
+    assert set(tr.test_metrics) >= {"soma_RMSE", "AUC"}
+
+
+def test_knobs_and_tasks():
+    k = elm.knobs()
+    assert {"epochs", "lr", "batch_size", "seed", "grad_clip"} <= set(k)
+    assert elm.tasks() == ["neuronio", "shd", "shd-adding", "pathfinder"]
