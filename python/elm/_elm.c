@@ -137,6 +137,8 @@ PyObject *elm_py_wrap_model(elm_model *m) {
     }
     o->m = m;
     o->busy = 0;
+    o->runs = o->train_token = 0;
+    o->train_B = o->train_T = 0;
     return (PyObject *)o;
 }
 
@@ -178,6 +180,7 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     elm_model_free(self->m);
     self->m = m;
     self->busy = 0;
+    self->runs = self->train_token = 0;
     return 0;
 }
 
@@ -385,6 +388,7 @@ static PyObject *Model_set_parameters(ModelObject *self, PyObject *d) {
     }
     if (set_routing(self, d) < 0)
         return NULL;
+    self->train_token = 0; /* BPTT must see the parameters its forward pass saw */
     pos = 0;
     while (PyDict_Next(d, &pos, &key, &val)) {
         const char *k = PyUnicode_AsUTF8(key);
@@ -446,6 +450,7 @@ static PyObject *Model_forward(ModelObject *self, PyObject *xo) {
     elm_status st;
     void *xp = PyArray_DATA(x), *yp = PyArray_DATA(y);
     int f64 = elm_model_dtype(self->m) == ELM_F64;
+    self->runs++;
     Py_BEGIN_ALLOW_THREADS st = f64 ? elm_model_forward_f64(self->m, xp, yp, B, T)
                                     : elm_model_forward(self->m, xp, yp, B, T);
     Py_END_ALLOW_THREADS self->busy = 0;
@@ -455,6 +460,99 @@ static PyObject *Model_forward(ModelObject *self, PyObject *xo) {
         return elm_py_raise(st);
     }
     return (PyObject *)y;
+}
+
+/* Every trainable tensor's gradient, by name (fresh arrays). */
+static PyObject *grads_dict(ModelObject *self) {
+    PyObject *d = PyDict_New();
+    for (int i = 0; d && i < elm_model_num_tensors(self->m); i++) {
+        elm_tensor t;
+        elm_model_tensor(self->m, i, &t);
+        if (t.trainable && elm_py_dict_put(d, t.name, tensor_array(self, &t, 1)))
+            Py_CLEAR(d);
+    }
+    return d;
+}
+
+/*
+ * m.forward_train(x) -> (y, token): the forward pass that keeps what BPTT needs, for a later
+ * m.backward(dloss, token). Saves the second forward pass of grad() when the gradient is wanted
+ * after the output is used (elm.torch's autograd). The token goes stale when the model runs
+ * anything else before backward (forward, grad, step, another forward_train).
+ */
+static PyObject *Model_forward_train(ModelObject *self, PyObject *xo) {
+    if (!self->m)
+        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+    int B, T;
+    PyArrayObject *x = batch_input(self, xo, &B, &T);
+    if (!x)
+        return NULL;
+    npy_intp dims[3] = {B, T, elm_model_config(self->m)->num_output};
+    PyArrayObject *y = (PyArrayObject *)PyArray_SimpleNew(3, dims, npy_type(self->m));
+    if (!y || enter(self)) {
+        Py_DECREF(x);
+        Py_XDECREF(y);
+        return NULL;
+    }
+    elm_status st;
+    void *xp = PyArray_DATA(x), *yp = PyArray_DATA(y);
+    const unsigned long long token = ++self->runs;
+    self->train_token = 0;
+    Py_BEGIN_ALLOW_THREADS st = elm_model_forward_train(self->m, xp, yp, B, T);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(x);
+    if (st) {
+        Py_DECREF(y);
+        return elm_py_raise(st);
+    }
+    self->train_token = token;
+    self->train_B = B;
+    self->train_T = T;
+    return Py_BuildValue("(NK)", (PyObject *)y, token);
+}
+
+/* m.backward(dloss, token) -> dict: the gradients of sum(Y * dloss), Y of forward_train. */
+static PyObject *Model_backward(ModelObject *self, PyObject *args) {
+    PyObject *dyo;
+    unsigned long long token;
+    if (!PyArg_ParseTuple(args, "OK", &dyo, &token))
+        return NULL;
+    if (!self->m)
+        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+    if (!token || token != self->train_token || token != self->runs)
+        return PyErr_Format(PyExc_ValueError,
+                            "backward: the token is not that of the model's last forward_train "
+                            "(the model ran since, or backward was already called): call "
+                            "forward_train again, or use grad(x, dloss)");
+    const int B = self->train_B, T = self->train_T, O = elm_model_config(self->m)->num_output;
+    PyArrayObject *dy = as_real(self, dyo, 2, 3, "dloss");
+    if (!dy)
+        return NULL;
+    int nd = PyArray_NDIM(dy);
+    if ((nd == 3 ? PyArray_DIM(dy, 0) : 1) != B || PyArray_DIM(dy, nd - 2) != T ||
+        PyArray_DIM(dy, nd - 1) != O) {
+        Py_DECREF(dy);
+        return PyErr_Format(PyExc_ValueError, "dloss must have the outputs' shape [%d, %d, %d]",
+                            B, T, O);
+    }
+    if (enter(self)) {
+        Py_DECREF(dy);
+        return NULL;
+    }
+    elm_status st;
+    void *dp = PyArray_DATA(dy);
+    self->train_token = 0; /* one backward per forward_train */
+    Py_BEGIN_ALLOW_THREADS elm_model_zero_grad(self->m);
+    st = elm_model_backward(self->m, dp);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    Py_DECREF(dy);
+    if (st)
+        return elm_py_raise(st);
+    return grads_dict(self);
+}
+
+static PyObject *Model_get_train_token(ModelObject *self, void *closure) {
+    return PyLong_FromUnsignedLongLong(self->train_token == self->runs ? self->train_token : 0);
 }
 
 /*
@@ -498,6 +596,7 @@ static PyObject *Model_grad(ModelObject *self, PyObject *args, PyObject *kw) {
     }
     elm_status st;
     void *xp = PyArray_DATA(x), *yp = PyArray_DATA(y), *dp = PyArray_DATA(dy);
+    self->runs++;
     Py_BEGIN_ALLOW_THREADS elm_model_zero_grad(self->m);
     st = elm_model_forward_train(self->m, xp, yp, B, T);
     if (!st)
@@ -509,14 +608,7 @@ static PyObject *Model_grad(ModelObject *self, PyObject *args, PyObject *kw) {
         Py_DECREF(y);
         return elm_py_raise(st);
     }
-    PyObject *d = PyDict_New();
-    for (int i = 0; d && i < elm_model_num_tensors(self->m); i++) {
-        elm_tensor t;
-        elm_model_tensor(self->m, i, &t);
-        if (t.trainable && elm_py_dict_put(d, t.name, tensor_array(self, &t, 1))) {
-            Py_CLEAR(d);
-        }
-    }
+    PyObject *d = grads_dict(self);
     if (!d || !ret_y) {
         Py_DECREF(y);
         return d;
@@ -584,6 +676,7 @@ static PyObject *Model_step(ModelObject *self, PyObject *args) {
     elm_status st;
     void *xp = PyArray_DATA(x), *yp = PyArray_DATA(y);
     int f64 = elm_model_dtype(self->m) == ELM_F64;
+    self->runs++;
     Py_BEGIN_ALLOW_THREADS st = f64 ? elm_model_step_f64(self->m, s->s, xp, yp)
                                     : elm_model_step(self->m, s->s, xp, yp);
     Py_END_ALLOW_THREADS self->busy = 0;
@@ -610,6 +703,12 @@ static PyMethodDef Model_methods[] = {
     {"grad", (PyCFunction)(void (*)(void))Model_grad, METH_VARARGS | METH_KEYWORDS,
      "grad(x, dloss, return_output=False) -> dict: the gradient of sum(Y * dloss) for every "
      "trainable tensor (and Y with return_output)."},
+    {"forward_train", (PyCFunction)Model_forward_train, METH_O,
+     "forward_train(x) -> (y, token): forward keeping what BPTT needs, for backward(dloss, "
+     "token)."},
+    {"backward", (PyCFunction)Model_backward, METH_VARARGS,
+     "backward(dloss, token) -> dict: the gradients of sum(y * dloss) for the y of "
+     "forward_train; ValueError when the model ran anything else since."},
     {"state", (PyCFunction)(void (*)(void))Model_state, METH_VARARGS | METH_KEYWORDS,
      "state(batch=1) -> State: zero traces and memory for `batch` samples."},
     {"step", (PyCFunction)Model_step, METH_VARARGS,
@@ -621,6 +720,8 @@ static PyGetSetDef Model_getset[] = {
     {"config", (getter)Model_get_config, NULL, "the configuration, defaults filled in", NULL},
     {"num_params", (getter)Model_get_num_params, NULL, "number of trainable scalars", NULL},
     {"dtype", (getter)Model_get_dtype, NULL, "\"float32\" or \"float64\"", NULL},
+    {"train_token", (getter)Model_get_train_token, NULL,
+     "the token backward() accepts now (that of the last forward_train), or 0", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject elm_py_ModelType = {

@@ -23,6 +23,10 @@
 typedef struct {
     PyObject_HEAD elm_model *m;
     int busy;
+    /* Counts the calls that run the model (and may overwrite what a training forward keeps for
+     * BPTT); train_token is its value after the last forward_train, 0 when none is pending. */
+    unsigned long long runs, train_token;
+    int train_B, train_T;
 } ModelObject;
 
 extern PyTypeObject elm_py_ModelType;

@@ -365,6 +365,7 @@ static PyObject *Task_evaluate(TaskObject *self, PyObject *args, PyObject *kw) {
     if (task_enter(self))
         return NULL;
     m->busy = 1;
+    m->runs++;
     elm_model_set_threads(m->m, (int)self->tc.threads ? (int)self->tc.threads : elm_py_threads);
     char *json = NULL;
     elm_status st;

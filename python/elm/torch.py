@@ -37,13 +37,23 @@ def _dtype_name(dt):
 
 
 class _ELMFunction(torch.autograd.Function):
-    """y = ELM(x) with the parameters as inputs, so autograd hands their gradients back."""
+    """y = ELM(x) with the parameters as inputs, so autograd hands their gradients back.
+
+    When a parameter needs a gradient, forward runs elm's training forward, which keeps what
+    BPTT needs, and backward runs only BPTT on it. If the C model ran anything else in between
+    (the module called again before backward), backward recomputes the forward pass with
+    Model.grad: the same gradients, at the cost of one more forward.
+    """
 
     @staticmethod
     def forward(ctx, x, module, *params):
         core = module._sync()
         xn = x.detach().cpu().numpy()
-        y = core.forward(xn)
+        ctx.token = None
+        if any(ctx.needs_input_grad[2:]):
+            y, ctx.token = core.forward_train(xn)
+        else:
+            y = core.forward(xn)
         ctx.module = module
         ctx.core = core
         ctx.save_for_backward(x, *params)
@@ -53,10 +63,14 @@ class _ELMFunction(torch.autograd.Function):
     def backward(ctx, dy):
         x, *params = ctx.saved_tensors
         module, core = ctx.module, ctx.core
-        # The parameters may have been changed in place since forward (an optimiser step):
+        dyn = dy.detach().cpu().contiguous().numpy()
+        # The parameters cannot have changed in place since forward (an optimiser step):
         # autograd's version counter check makes that an error before we get here.
-        module._sync()
-        grads = core.grad(x.detach().cpu().numpy(), dy.detach().cpu().contiguous().numpy())
+        if ctx.token is not None and core.train_token == ctx.token:
+            grads = core.backward(dyn, ctx.token)
+        else:
+            module._sync()
+            grads = core.grad(x.detach().cpu().numpy(), dyn)
         out = [None, None]
         for name, p in zip(module._trainable_names(), params):
             g = grads.get(name)

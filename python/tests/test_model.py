@@ -187,3 +187,30 @@ def test_bad_files(tmp_path):
         elm.load(str(bad))
     with pytest.raises(OSError):
         elm.Model(CFG).save(str(tmp_path / "no" / "such" / "dir" / "m.safetensors"))
+
+
+def test_forward_train_then_backward():
+    """forward_train + backward is grad, bit for bit; the token goes stale when the model runs
+    anything else or its parameters are written, and serves one backward."""
+    for dtype in ("float32", "float64"):
+        m = elm.Model(CFG, seed=5, dtype=dtype)
+        x, dy = inputs(2, 30), np.random.default_rng(1).standard_normal((2, 30, 3))
+        g, y = m.grad(x, dy, return_output=True)
+        y2, tok = m.forward_train(x)
+        assert m.train_token == tok and np.array_equal(y, y2)
+        g2 = m.backward(dy, tok)
+        assert set(g) == set(g2) and all(np.array_equal(g[k], g2[k]) for k in g)
+        with pytest.raises(ValueError, match="forward_train again"):
+            m.backward(dy, tok)  # one backward per forward pass
+        _, tok = m.forward_train(x)
+        m.forward(x)
+        assert m.train_token == 0
+        with pytest.raises(ValueError, match="the model ran since"):
+            m.backward(dy, tok)
+        _, tok = m.forward_train(x)
+        m.set_parameters({"w_y.bias": np.zeros(3)})
+        with pytest.raises(ValueError, match="token"):
+            m.backward(dy, tok)
+        _, tok = m.forward_train(x)
+        with pytest.raises(ValueError, match=r"dloss must have the outputs' shape \[2, 30, 3\]"):
+            m.backward(dy[:, :10], tok)
