@@ -11,6 +11,8 @@ Per configuration and batch size it times (median of --reps after one warm-up):
   c_trainer    (neuronio, with --trainer-data) one batch of elm's own trainer
                (elm.Trainer.time_batch: spike-list input, forward, loss, backward)
   elm_torch    one torch training step with elm.torch.ELM: forward, loss, backward, Adam
+  elm_torch_spikes  the same step with the batch given as spike lists (elm.torch.Spikes), as
+               elm's trainer feeds spiking data
   torch        the same step with the plain-PyTorch neuron
 and prints sample-steps per second (B * T / seconds) and the ratios. Before timing it checks
 that elm.torch and the plain-PyTorch neuron give the same outputs (float32, 1e-4 relative), so
@@ -66,6 +68,15 @@ def make_batch(cfg, B, rng):
     return torch.from_numpy(x), torch.from_numpy(target)
 
 
+def spikes_of(x, T):
+    """The dense batch as elm.torch.Spikes (rows b * T + t)."""
+    rows = x.reshape(-1, x.shape[-1]).numpy()
+    nz = rows != 0
+    ptr = np.concatenate([[0], np.cumsum(nz.sum(1))]).astype(np.int64)
+    idx = np.nonzero(nz)[1].astype(np.int32)
+    return et.Spikes(ptr, idx, rows[nz].astype(np.float32), T)
+
+
 def loss_fn(kind, y, target):
     if kind == "neuronio":
         bce = torch.nn.functional.binary_cross_entropy_with_logits(y[..., 0], target[..., 0])
@@ -104,6 +115,10 @@ def bench(name, cfg, B, reps, trainer_data):
         sys.exit(f"{name}: elm.torch and the plain-PyTorch neuron disagree ({err:.2e}): not "
                  "timing different computations")
     T = cfg["T"]
+    sp = spikes_of(x, T)
+    with torch.no_grad():
+        if not torch.equal(net(sp), y):
+            sys.exit(f"{name}: spike lists and the dense batch give different outputs")
     res = {"config": name, "batch": B, "T": T, "threads": torch.get_num_threads()}
     core = net.to_model()
     xn = x.numpy()
@@ -117,6 +132,8 @@ def bench(name, cfg, B, reps, trainer_data):
             res["c_trainer_s"] = timed(tr.time_batch, reps)
     res["elm_torch_s"] = timed(torch_step(net, torch.optim.Adam(net.parameters(), lr=1e-3),
                                           cfg["loss"], x, target), reps)
+    res["elm_torch_spikes_s"] = timed(torch_step(net, torch.optim.Adam(net.parameters(), lr=1e-3),
+                                                 cfg["loss"], sp, target), reps)
     res["torch_s"] = timed(torch_step(ref, torch.optim.Adam(
         [p for p in ref.parameters() if p.requires_grad], lr=1e-3), cfg["loss"], x, target), reps)
     for k in [k for k in res if k.endswith("_s")]:
@@ -125,6 +142,8 @@ def bench(name, cfg, B, reps, trainer_data):
     res["elm_torch_overhead_over_c_grad"] = res["elm_torch_s"] / res["c_grad_s"] - 1
     if "c_trainer_s" in res:
         res["elm_torch_overhead_over_c_trainer"] = res["elm_torch_s"] / res["c_trainer_s"] - 1
+        res["elm_torch_spikes_overhead_over_c_trainer"] = (res["elm_torch_spikes_s"] /
+                                                           res["c_trainer_s"] - 1)
     return res
 
 
@@ -145,15 +164,18 @@ def main():
     elm.set_num_threads(a.threads)
     names = sorted(configs) if a.config == "all" else [a.config]
     rows = [bench(n, configs[n], B, reps, a.trainer_data) for n in names for B in a.batch]
-    print(f"{'config':10} {'B':>3} {'T':>5} {'c_grad':>12} {'c_trainer':>12} {'elm.torch':>12} "
-          f"{'torch':>12}   sample-steps/s; elm.torch / torch, elm.torch over C")
+    print(f"{'config':10} {'B':>3} {'T':>5} {'c_grad':>11} {'c_trainer':>11} {'elm.torch':>11} "
+          f"{'(spikes)':>11} {'torch':>11}   sample-steps/s; elm.torch / torch; time over C")
     for r in rows:
-        ct = f"{r['c_trainer_sample_steps_per_s']:12.0f}" if "c_trainer_s" in r else f"{'-':>12}"
+        ct = f"{r['c_trainer_sample_steps_per_s']:11.0f}" if "c_trainer_s" in r else f"{'-':>11}"
         over = f"{100 * r['elm_torch_overhead_over_c_grad']:.0f} % over c_grad"
         if "c_trainer_s" in r:
-            over += f", {100 * r['elm_torch_overhead_over_c_trainer']:.0f} % over c_trainer"
-        print(f"{r['config']:10} {r['batch']:3d} {r['T']:5d} {r['c_grad_sample_steps_per_s']:12.0f} "
-              f"{ct} {r['elm_torch_sample_steps_per_s']:12.0f} {r['torch_sample_steps_per_s']:12.0f}"
+            over += (f", {100 * r['elm_torch_overhead_over_c_trainer']:.0f} % (spikes "
+                     f"{100 * r['elm_torch_spikes_overhead_over_c_trainer']:.0f} %) over "
+                     f"c_trainer")
+        print(f"{r['config']:10} {r['batch']:3d} {r['T']:5d} {r['c_grad_sample_steps_per_s']:11.0f} "
+              f"{ct} {r['elm_torch_sample_steps_per_s']:11.0f} "
+              f"{r['elm_torch_spikes_sample_steps_per_s']:11.0f} {r['torch_sample_steps_per_s']:11.0f}"
               f"   elm.torch / torch {r['speedup_elm_torch_over_torch']:.1f}x; {over}")
     if a.json:
         with open(a.json, "w") as f:

@@ -551,6 +551,102 @@ static PyObject *Model_backward(ModelObject *self, PyObject *args) {
     return grads_dict(self);
 }
 
+/*
+ * m.forward_spikes(ptr, idx, val, steps, train=False): the input as spike lists in the layout of
+ * elm_sparse_input (row b * steps + t holds idx[ptr[r] .. ptr[r + 1]), ascending input ids, and
+ * their values val, or None for all ones), as elm's trainer feeds NeuronIO and SHD batches.
+ * Results are bitwise those of forward / forward_train on the dense input. Returns y, or
+ * (y, token) for backward() when train is true. Every list is checked first (lengths, row
+ * pointers, ids in range and ascending): bad lists are a ValueError, never read out of bounds.
+ */
+static PyObject *Model_forward_spikes(ModelObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"ptr", "idx", "val", "steps", "train", NULL};
+    PyObject *po, *io, *vo;
+    Py_ssize_t steps;
+    int train = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOn|p", kwlist, &po, &io, &vo, &steps, &train))
+        return NULL;
+    if (!self->m)
+        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+    PyArrayObject *ptr = (PyArrayObject *)PyArray_FROMANY(po, NPY_INT64, 1, 1,
+                                                          NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
+    PyArrayObject *idx = ptr ? (PyArrayObject *)PyArray_FROMANY(io, NPY_INT32, 1, 1,
+                                                                NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST)
+                             : NULL;
+    PyArrayObject *val = NULL, *y = NULL;
+    PyObject *res = NULL;
+    if (!ptr || !idx)
+        goto done;
+    if (vo != Py_None && !(val = as_real(self, vo, 1, 1, "val")))
+        goto done;
+    const npy_intp rows = PyArray_SIZE(ptr) - 1, nnz = PyArray_SIZE(idx);
+    const int64_t *pp = PyArray_DATA(ptr);
+    const int32_t *ip = PyArray_DATA(idx);
+    const int I = elm_model_config(self->m)->num_input;
+    if (check_int(steps, "steps") || rows < 1 || rows % steps ||
+        check_int(rows / steps, "the batch size")) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "ptr must hold B * steps + 1 row pointers (steps %zd), "
+                                           "not %zd",
+                         steps, rows + 1);
+        goto done;
+    }
+    if (val && PyArray_SIZE(val) != nnz) {
+        PyErr_Format(PyExc_ValueError, "val has %zd values but idx %zd ids", PyArray_SIZE(val),
+                     nnz);
+        goto done;
+    }
+    if (pp[0] != 0 || pp[rows] != nnz) {
+        PyErr_Format(PyExc_ValueError, "ptr must start at 0 and end at len(idx) = %zd", nnz);
+        goto done;
+    }
+    for (npy_intp r = 0; r < rows; r++) {
+        if (pp[r + 1] < pp[r]) {
+            PyErr_Format(PyExc_ValueError, "ptr decreases at row %zd", r);
+            goto done;
+        }
+        for (int64_t j = pp[r]; j < pp[r + 1]; j++)
+            if (ip[j] < 0 || ip[j] >= I || (j > pp[r] && ip[j] <= ip[j - 1])) {
+                PyErr_Format(PyExc_ValueError, "row %zd: input ids must be ascending and in "
+                                               "0..%d (entry %lld is %d)",
+                             r, I - 1, (long long)j, (int)ip[j]);
+                goto done;
+            }
+    }
+    const int B = (int)(rows / steps), T = (int)steps;
+    npy_intp dims[3] = {B, T, elm_model_config(self->m)->num_output};
+    y = (PyArrayObject *)PyArray_SimpleNew(3, dims, npy_type(self->m));
+    if (!y || enter(self))
+        goto done;
+    elm_sparse_input xs = {pp, ip, val ? PyArray_DATA(val) : NULL};
+    void *yp = PyArray_DATA(y);
+    const unsigned long long token = ++self->runs;
+    self->train_token = 0;
+    elm_status st;
+    Py_BEGIN_ALLOW_THREADS st = train ? elm_model_forward_train_sparse(self->m, &xs, yp, B, T)
+                                      : elm_model_forward_sparse(self->m, &xs, yp, B, T);
+    Py_END_ALLOW_THREADS self->busy = 0;
+    if (st) {
+        elm_py_raise(st);
+        goto done;
+    }
+    if (train) {
+        self->train_token = token;
+        self->train_B = B;
+        self->train_T = T;
+        res = Py_BuildValue("(OK)", (PyObject *)y, token);
+    } else {
+        Py_INCREF(y);
+        res = (PyObject *)y;
+    }
+done:
+    Py_XDECREF(ptr);
+    Py_XDECREF(idx);
+    Py_XDECREF(val);
+    Py_XDECREF(y);
+    return res;
+}
+
 static PyObject *Model_get_train_token(ModelObject *self, void *closure) {
     return PyLong_FromUnsignedLongLong(self->train_token == self->runs ? self->train_token : 0);
 }
@@ -706,6 +802,10 @@ static PyMethodDef Model_methods[] = {
     {"forward_train", (PyCFunction)Model_forward_train, METH_O,
      "forward_train(x) -> (y, token): forward keeping what BPTT needs, for backward(dloss, "
      "token)."},
+    {"forward_spikes", (PyCFunction)(void (*)(void))Model_forward_spikes,
+     METH_VARARGS | METH_KEYWORDS,
+     "forward_spikes(ptr, idx, val, steps, train=False) -> y or (y, token): the input as spike "
+     "lists (rows b * steps + t; val None: all ones), bitwise forward / forward_train."},
     {"backward", (PyCFunction)Model_backward, METH_VARARGS,
      "backward(dloss, token) -> dict: the gradients of sum(y * dloss) for the y of "
      "forward_train; ValueError when the model ran anything else since."},

@@ -15,17 +15,46 @@ num_synapse_per_branch, input_to_synapse_routing, delta_t) and elm_version ("v1"
 state dict has the reference's keys, shapes and dtypes. Two additions: seed (the C
 initialisation's seed; by default drawn from torch's generator, so torch.manual_seed makes it
 reproducible) and dtype (torch.float32 or torch.float64; by default torch's default dtype).
-.double() / .float() switch the dtype. to_model() copies the module into an elm.Model.
+.double() / .float() switch the dtype. to_model() copies the module into an elm.Model. The
+input may also be spike lists (elm.torch.Spikes), as elm's trainer feeds spiking data.
 
 Limits: CPU tensors only; the input gets no gradient (elm's BPTT gives the parameters'
 gradients, not dL/dx), so the module must be the first layer of a network that needs gradients.
 """
+import collections
+
 import numpy as np
 import torch
 
 from . import _elm
 
-__all__ = ["ELM", "load"]
+__all__ = ["ELM", "Spikes", "load"]
+
+Spikes = collections.namedtuple("Spikes", ["ptr", "idx", "val", "steps"])
+Spikes.__doc__ = """A batch [B, steps, num_input] as spike lists, elm's sparse input layout: row
+r = b * steps + t holds the input ids idx[ptr[r] .. ptr[r + 1]] (ascending) with values val
+(None: all ones). numpy arrays or CPU tensors. elm.Task.batch(step, dense=False) gives (ptr,
+idx, val): Spikes(*x, steps=task.info["seq_len"]). The module computes bitwise what it computes
+on the dense batch, without scanning the dense [B, T, I] array (elm's trainer feeds spike lists
+too)."""
+
+
+def _np(a, dtype):
+    if a is None:
+        return None
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _dense(sp, num_input, dtype):
+    """The dense batch of spike lists (for the recomputing fallback of backward)."""
+    ptr = _np(sp.ptr, np.int64)
+    rows = len(ptr) - 1
+    x = np.zeros((rows, num_input), dtype)
+    r = np.repeat(np.arange(rows), np.diff(ptr))
+    x[r, _np(sp.idx, np.int64)] = 1 if sp.val is None else _np(sp.val, dtype)
+    return x.reshape(rows // sp.steps, sp.steps, num_input)
 
 
 def _dtype_name(dt):
@@ -46,16 +75,23 @@ class _ELMFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, module, *params):
+    def forward(ctx, x, module, spikes, *params):
         core = module._sync()
-        xn = x.detach().cpu().numpy()
         ctx.token = None
-        if any(ctx.needs_input_grad[2:]):
-            y, ctx.token = core.forward_train(xn)
+        train = any(ctx.needs_input_grad[3:])
+        if spikes is not None:
+            dt = np.float64 if core.dtype == "float64" else np.float32
+            args = (_np(spikes.ptr, np.int64), _np(spikes.idx, np.int32),
+                    _np(spikes.val, dt), int(spikes.steps))
+            r = core.forward_spikes(*args, train=train)
+            y, ctx.token = r if train else (r, None)
+        elif train:
+            y, ctx.token = core.forward_train(x.detach().cpu().numpy())
         else:
-            y = core.forward(xn)
+            y = core.forward(x.detach().cpu().numpy())
         ctx.module = module
         ctx.core = core
+        ctx.spikes = spikes
         ctx.save_for_backward(x, *params)
         return torch.from_numpy(y)
 
@@ -70,8 +106,10 @@ class _ELMFunction(torch.autograd.Function):
             grads = core.backward(dyn, ctx.token)
         else:
             module._sync()
-            grads = core.grad(x.detach().cpu().numpy(), dyn)
-        out = [None, None]
+            xn = (x.detach().cpu().numpy() if ctx.spikes is None else
+                  _dense(ctx.spikes, core.config["num_input"], dyn.dtype))
+            grads = core.grad(xn, dyn)
+        out = [None, None, None]
         for name, p in zip(module._trainable_names(), params):
             g = grads.get(name)
             out.append(None if g is None else torch.from_numpy(g).to(p.dtype))
@@ -161,13 +199,18 @@ class ELM(torch.nn.Module):
         return core
 
     def forward(self, x):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"ELM.forward takes a torch.Tensor, not {type(x).__name__}")
+        """x: a tensor [B, T, num_input] (or [T, num_input]), or a Spikes batch."""
+        spikes = None
+        if isinstance(x, Spikes):
+            spikes, x = x, torch.empty(0, dtype=self._proto_w_s.dtype)
+        elif not isinstance(x, torch.Tensor):
+            raise TypeError(f"ELM.forward takes a torch.Tensor or elm.torch.Spikes, not "
+                            f"{type(x).__name__}")
         if x.device.type != "cpu":
             raise ValueError("elm computes on the CPU: move the input there (x.cpu())")
         names = self._trainable_names()
         params = dict(self.named_parameters())
-        return _ELMFunction.apply(x, self, *[params[n] for n in names])
+        return _ELMFunction.apply(x, self, spikes, *[params[n] for n in names])
 
     def to_model(self):
         """An elm.Model holding a copy of the module's current parameters: to save in elm's

@@ -214,3 +214,50 @@ def test_forward_train_then_backward():
         _, tok = m.forward_train(x)
         with pytest.raises(ValueError, match=r"dloss must have the outputs' shape \[2, 30, 3\]"):
             m.backward(dy[:, :10], tok)
+
+
+def spike_lists(x):
+    """x [B, T, I] as (ptr, idx, val) over rows b * T + t."""
+    B, T, I = x.shape
+    rows = x.reshape(B * T, I)
+    nz = [np.flatnonzero(r) for r in rows]
+    ptr = np.concatenate([[0], np.cumsum([len(n) for n in nz])]).astype(np.int64)
+    idx = np.concatenate(nz).astype(np.int32)
+    return ptr, idx, rows[rows != 0]
+
+
+def test_forward_spikes():
+    """Spike lists give bitwise the dense results (forward, and forward_train + backward)."""
+    rng = np.random.default_rng(4)
+    for dtype in ("float32", "float64"):
+        m = elm.Model(CFG, seed=6, dtype=dtype)
+        x = (rng.random((3, 17, 20)) < 0.2) * rng.random((3, 17, 20)) * 3
+        x = x.astype(np.float32 if dtype == "float32" else np.float64)
+        ptr, idx, val = spike_lists(x)
+        assert np.array_equal(m.forward_spikes(ptr, idx, val, 17), m.forward(x))
+        ones = (x != 0).astype(x.dtype)
+        assert np.array_equal(m.forward_spikes(ptr, idx, None, 17), m.forward(ones))
+        dy = rng.standard_normal((3, 17, 3))
+        g = m.grad(x, dy)
+        y, tok = m.forward_spikes(ptr, idx, val, 17, train=True)
+        g2 = m.backward(dy, tok)
+        assert all(np.array_equal(g[k], g2[k]) for k in g)
+    bad = [
+        (dict(steps=5), "B \\* steps \\+ 1"),
+        (dict(ptr=ptr[::-1].copy()), "ptr must start at 0"),
+        (dict(idx=np.where(idx == idx.max(), 20, idx).astype(np.int32)), "in 0..19"),
+        (dict(val=val[:-1]), "val has"),
+    ]
+    p2 = ptr.copy()
+    r = int(np.argmax(ptr > 0))
+    p2[r + 1] = ptr[r] - 1
+    bad.append((dict(ptr=p2), f"ptr decreases at row {r}"))
+    i2 = idx.copy()
+    r = next(r for r in range(len(ptr) - 1) if ptr[r + 1] - ptr[r] >= 2)
+    i2[ptr[r]], i2[ptr[r] + 1] = i2[ptr[r] + 1], i2[ptr[r]]
+    bad.append((dict(idx=i2), "ascending"))
+    for change, msg in bad:
+        a = dict(ptr=ptr, idx=idx, val=val, steps=17)
+        a.update(change)
+        with pytest.raises(ValueError, match=msg):
+            m.forward_spikes(**a)

@@ -109,3 +109,33 @@ def test_two_forwards_before_backward():
         if p.requires_grad:
             w = want1[name] + want2[name]
             assert np.abs(p.grad.numpy() - w).max() <= 1e-12 * np.abs(w).max(), name
+
+
+def test_spikes_input():
+    """elm.torch.Spikes (spike lists, as elm.Task.batch(dense=False) gives them) compute the
+    dense batch's outputs and gradients bit for bit, also through the recomputing fallback."""
+    from test_model import spike_lists
+    net = elm.torch.ELM(num_input=12, num_output=2, num_memory=4, num_branch=3,
+                        num_synapse_per_branch=6, input_to_synapse_routing="neuronio_routing",
+                        seed=3, dtype=torch.float32)
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(4, 21, 12, generator=g) < 0.2).float()
+    d = torch.randn(4, 21, 2, generator=g)
+    sp = elm.torch.Spikes(*spike_lists(x.numpy())[:2], None, 21)
+    grads = []
+    for inp in (x, sp):
+        net.zero_grad()
+        y = net(inp)
+        (y * d).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters() if p.requires_grad})
+        if inp is x:
+            y_dense = y.detach()
+        else:
+            assert torch.equal(y.detach(), y_dense)
+    assert all(torch.equal(grads[0][n], grads[1][n]) for n in grads[0])
+    net.zero_grad()
+    ((net(sp) * d).sum() + (net(x) * d).sum()).backward()  # the first call's state is gone
+    assert all(torch.equal(p.grad, 2 * grads[0][n]) for n, p in net.named_parameters()
+               if p.requires_grad)
+    with pytest.raises(TypeError, match="Spikes"):
+        net([1, 2])

@@ -124,8 +124,8 @@ class _tmp:
         self.d.cleanup()
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
-def test_torch_step_equals_trainer_step(nio_data, optimizer):
+@pytest.mark.parametrize("optimizer,inputs", [("adam", "dense"), ("adamw", "spikes")])
+def test_torch_step_equals_trainer_step(nio_data, optimizer, inputs):
     """Two optimisation steps of elm.torch in a plain torch loop (the reference's NeuronIO loss
     written in torch, torch.optim.Adam/AdamW, gradient clipping) against two steps of elm's
     trainer on the same batches from the same initial model.
@@ -138,7 +138,8 @@ def test_torch_step_equals_trainer_step(nio_data, optimizer):
     + eps), whose sensitivity to a relative error d of the gradients is below lr * d, so the
     steps agree to far below 2e-3 * lr; 1e-6 * |p| allows float32 rounding of the parameter
     itself (2 ulp). A wrong batch, loss weight, learning rate, bias correction, weight decay or
-    clipping moves parameters by O(lr) and fails.
+    clipping moves parameters by O(lr) and fails. With inputs="spikes" the module gets the
+    batch as the trainer does, as spike lists (elm.torch.Spikes).
     """
     torch = pytest.importorskip("torch", reason="PyTorch (python3-torch) is not installed")
     import elm.torch as et
@@ -154,9 +155,14 @@ def test_torch_step_equals_trainer_step(nio_data, optimizer):
             params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
         bce = torch.nn.BCEWithLogitsLoss()
         for step in range(2):
-            x, target = task.batch(step)
+            if inputs == "spikes":
+                x, target = task.batch(step, dense=False)
+                x = et.Spikes(*x, steps=200)
+            else:
+                x, target = task.batch(step)
+                x = torch.from_numpy(x)
             target = torch.from_numpy(target).view(4, 200, 2)
-            y = net(torch.from_numpy(x))
+            y = net(x)
             loss = 0.5 * bce(y[..., 0], target[..., 0]) + 0.5 * torch.mean(
                 (y[..., 1] - target[..., 1]) ** 2)
             opt.zero_grad()
