@@ -10,6 +10,18 @@
  *
  * The kernels are written once over a real type and instantiated for float and double by
  * including this file into itself (the ELM_LSTM_KERNELS section below).
+ *
+ * Inputs reach the kernels as spike lists (CSR rows of nonzero inputs, one row per step): a
+ * dense x is scanned once into such lists (its zeros skipped), spike lists are taken as given
+ * (their zero values skipped too), so both give the same bits. The input projection then costs
+ * one row of W_ih^T (4H contiguous reals) per nonzero input instead of a pass over all I inputs.
+ * Each forward call lays out W_ih^T, W_hh^T and W_r^T, so that every per-step product is a sum
+ * of contiguous vectors into the gates (vectorisable over the 4H gates, where PyTorch-order dot
+ * products were sums along a row); every gate still adds the same terms in the same order as the
+ * plain dot product (bias, then the inputs in ascending id, then h_{t-1} in ascending j), so the
+ * bits are those of the straightforward loops (no FMA contraction: ISO C, -ffp-contract=off).
+ * Backward gathers dL/dW_ih the same way, per sample in a (I, 4H) scratch, transposed at the
+ * end; the hot loops are compiled for AVX-512, AVX2 and plain x86-64 (chosen at run time).
  */
 #ifndef ELM_LSTM_KERNELS
 
@@ -26,6 +38,14 @@ static const char *const tensor_names[N_TENSORS] = {"lstm.weight_ih_l0", "lstm.w
                                                     "lstm.bias_ih_l0",   "lstm.bias_hh_l0",
                                                     "readout.weight",    "readout.bias"};
 
+/* Nonzero inputs as CSR rows (b, t), values in the model's dtype. */
+typedef struct {
+    int64_t *ptr;  /* (rows + 1) */
+    int32_t *idx;  /* (nnz) */
+    void *val;     /* (nnz) */
+    size_t cap_rows, cap_nz;
+} lstm_rows;
+
 struct elm__lstm {
     int I, H, O;
     elm_dtype dtype;
@@ -35,14 +55,24 @@ struct elm__lstm {
     int shape[N_TENSORS][2]; /* rows, cols (cols 0 for vectors) */
     void *params;            /* (n) */
     void *grads;             /* (n) */
+    /* Weights laid out for the forward pass, refreshed by every forward call: W_ih^T (I, 4H),
+     * W_hh^T (H, 4H), W_r^T (H, O), b_ih + b_hh (4H). */
+    void *wt;
+    size_t cap_wt;
+    lstm_rows in; /* the input of an inference forward */
     /* Records of the last forward_train, for backward. */
     int B, T, ready;
-    void *x;     /* (B, T, I) copy of the input */
+    lstm_rows x; /* its input's nonzeros */
     void *gates; /* (B, T, 4H) i, f, g, o after their nonlinearities */
     void *cell;  /* (B, T, H) c_t */
+    void *tcell; /* (B, T, H) tanh(c_t), for backward (computed once) */
     void *hid;   /* (B, T, H) h_t */
     void *gs;    /* (B, n) per-sample gradients */
-    size_t cap_x, cap_g, cap_c, cap_h, cap_gs; /* capacities in reals */
+    /* (B, I, 4H) per-sample dL/dW_ih^T and (B, I) flags of its rows in use: all zero between
+     * backward calls (each sample clears the rows it used), so only those rows cost anything. */
+    void *gT;
+    unsigned char *touched;
+    size_t cap_g, cap_c, cap_tc, cap_h, cap_gs, cap_gT, cap_touched; /* in reals / bytes */
 };
 
 static size_t real_size(elm_dtype d) {
@@ -51,6 +81,45 @@ static size_t real_size(elm_dtype d) {
 
 static int lstm_threads(const elm__lstm *m) {
     return m->threads > 0 ? m->threads : omp_get_max_threads();
+}
+
+/* Hot loops: AVX-512, AVX2 and plain x86-64 builds, picked at run time (as the ELM's kernels).
+ * Only element-wise vector loops: every width gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ELM_NO_CLONES)
+#define LSTM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LSTM_CLONES
+#endif
+
+static void rows_free(lstm_rows *r) {
+    free(r->ptr);
+    free(r->idx);
+    free(r->val);
+    memset(r, 0, sizeof *r);
+}
+
+/* Room for `rows` rows and `nz` entries of rs bytes each. */
+static int rows_reserve(lstm_rows *r, size_t rows, size_t nz, size_t rs) {
+    if (r->cap_rows < rows + 1 || !r->ptr) {
+        int64_t *p = realloc(r->ptr, (rows + 1) * sizeof *p);
+        if (!p)
+            return 0;
+        r->ptr = p;
+        r->cap_rows = rows + 1;
+    }
+    if (r->cap_nz < nz || !r->idx) {
+        size_t cap = nz + nz / 4 + 64;
+        int32_t *i = realloc(r->idx, cap * sizeof *i);
+        if (!i)
+            return 0;
+        r->idx = i;
+        void *v = realloc(r->val, cap * rs);
+        if (!v)
+            return 0;
+        r->val = v;
+        r->cap_nz = cap;
+    }
+    return 1;
 }
 
 /* Instantiate the kernels for float and double. */
@@ -154,9 +223,14 @@ void elm__lstm_free(elm__lstm *m) {
         return;
     elm__free_aligned(m->params);
     elm__free_aligned(m->grads);
-    free(m->x);
+    rows_free(&m->x);
+    free(m->gT);
+    free(m->touched);
+    rows_free(&m->in);
+    free(m->wt);
     free(m->gates);
     free(m->cell);
+    free(m->tcell);
     free(m->hid);
     free(m->gs);
     free(m);
@@ -221,14 +295,31 @@ static elm_status check_call(const elm__lstm *m, elm_dtype want, const void *x, 
     return ELM_OK;
 }
 
-elm_status elm__lstm_forward(elm__lstm *m, const float *x, float *y, int B, int T) {
-    elm_status st = check_call(m, ELM_F32, x, y, B, T);
-    return st ? st : forward_f32(m, x, y, B, T, 0);
+/* The nonzeros of dense x (rows of I reals) into r. */
+static elm_status rows_from_dense(const elm__lstm *m, lstm_rows *r, const void *x, size_t rows) {
+    const size_t n = rows * (size_t)m->I;
+    const int f64 = m->dtype == ELM_F64;
+    size_t nz = f64 ? count_nz_f64(x, n) : count_nz_f32(x, n);
+    if (!rows_reserve(r, rows, nz, real_size(m->dtype)))
+        return elm__fail(ELM_ERR_NOMEM, "lstm: out of memory for %zu nonzero inputs", nz);
+    if (f64)
+        fill_dense_f64(r, x, rows, m->I);
+    else
+        fill_dense_f32(r, x, rows, m->I);
+    return ELM_OK;
 }
 
-elm_status elm__lstm_forward_f64(elm__lstm *m, const double *x, double *y, int B, int T) {
-    elm_status st = check_call(m, ELM_F64, x, y, B, T);
-    return st ? st : forward_f64(m, x, y, B, T, 0);
+/* The nonzero entries of spike lists (checked by the caller) into r. */
+static elm_status rows_from_lists(const elm__lstm *m, lstm_rows *r, const elm_sparse_input *x,
+                                  size_t rows) {
+    size_t nz = (size_t)x->ptr[rows];
+    if (!rows_reserve(r, rows, nz, real_size(m->dtype)))
+        return elm__fail(ELM_ERR_NOMEM, "lstm: out of memory for %zu input spikes", nz);
+    if (m->dtype == ELM_F64)
+        fill_lists_f64(r, x, rows);
+    else
+        fill_lists_f32(r, x, rows);
+    return ELM_OK;
 }
 
 /* Grows a record buffer to `reals` elements. */
@@ -245,26 +336,78 @@ static int grow(void **p, size_t *cap, size_t reals, size_t rs) {
     return 1;
 }
 
-elm_status elm__lstm_forward_train(elm__lstm *m, const void *x, void *y, int B, int T) {
-    elm_status st = check_call(m, m->dtype, x, y, B, T);
-    if (st)
-        return st;
+/* The forward pass over input rows r: lays the weights out, then runs the kernels. */
+static elm_status run_forward(elm__lstm *m, const lstm_rows *r, void *y, int B, int T, int keep) {
+    const size_t G = 4 * (size_t)m->H;
+    const size_t nwt = ((size_t)m->I + (size_t)m->H) * G + (size_t)m->H * (size_t)m->O + G;
+    if (!grow(&m->wt, &m->cap_wt, nwt, real_size(m->dtype)))
+        return elm__fail(ELM_ERR_NOMEM, "lstm: out of memory for the weights' layout");
+    if (m->dtype == ELM_F64) {
+        layout_f64(m);
+        return forward_f64(m, r, y, B, T, keep);
+    }
+    layout_f32(m);
+    return forward_f32(m, r, y, B, T, keep);
+}
+
+elm_status elm__lstm_forward(elm__lstm *m, const float *x, float *y, int B, int T) {
+    elm_status st = check_call(m, ELM_F32, x, y, B, T);
+    if (!st)
+        st = rows_from_dense(m, &m->in, x, (size_t)B * (size_t)T);
+    return st ? st : run_forward(m, &m->in, y, B, T, 0);
+}
+
+elm_status elm__lstm_forward_f64(elm__lstm *m, const double *x, double *y, int B, int T) {
+    elm_status st = check_call(m, ELM_F64, x, y, B, T);
+    if (!st)
+        st = rows_from_dense(m, &m->in, x, (size_t)B * (size_t)T);
+    return st ? st : run_forward(m, &m->in, y, B, T, 0);
+}
+
+/* Room for the records of a B x T training forward. */
+static elm_status train_records(elm__lstm *m, int B, int T) {
     size_t rs = real_size(m->dtype);
     size_t bt = (size_t)B * (size_t)T;
     m->ready = 0;
-    if (!grow(&m->x, &m->cap_x, bt * (size_t)m->I, rs) ||
-        !grow(&m->gates, &m->cap_g, bt * 4 * (size_t)m->H, rs) ||
+    if (!grow(&m->gates, &m->cap_g, bt * 4 * (size_t)m->H, rs) ||
         !grow(&m->cell, &m->cap_c, bt * (size_t)m->H, rs) ||
+        !grow(&m->tcell, &m->cap_tc, bt * (size_t)m->H, rs) ||
         !grow(&m->hid, &m->cap_h, bt * (size_t)m->H, rs))
         return elm__fail(ELM_ERR_NOMEM, "lstm: out of memory for the records of %d x %d steps", B,
                          T);
-    memcpy(m->x, x, bt * (size_t)m->I * rs);
     m->B = B;
     m->T = T;
-    st = m->dtype == ELM_F64 ? forward_f64(m, x, y, B, T, 1) : forward_f32(m, x, y, B, T, 1);
+    return ELM_OK;
+}
+
+elm_status elm__lstm_forward_train(elm__lstm *m, const void *x, void *y, int B, int T) {
+    elm_status st = check_call(m, m->dtype, x, y, B, T);
+    if (!st)
+        st = train_records(m, B, T);
+    if (!st)
+        st = rows_from_dense(m, &m->x, x, (size_t)B * (size_t)T);
+    if (!st)
+        st = run_forward(m, &m->x, y, B, T, 1);
     if (!st)
         m->ready = 1;
     return st;
+}
+
+elm_status elm__lstm_forward_sparse(elm__lstm *m, const elm_sparse_input *x, void *y, int B,
+                                    int T, int train) {
+    elm_status st = check_call(m, m->dtype, x, y, B, T);
+    if (st)
+        return st;
+    const size_t rows = (size_t)B * (size_t)T;
+    lstm_rows *r = train ? &m->x : &m->in;
+    if (train && (st = train_records(m, B, T)) != ELM_OK)
+        return st;
+    if ((st = rows_from_lists(m, r, x, rows)) != ELM_OK ||
+        (st = run_forward(m, r, y, B, T, train)) != ELM_OK)
+        return st;
+    if (train)
+        m->ready = 1;
+    return ELM_OK;
 }
 
 elm_status elm__lstm_backward(elm__lstm *m, const void *dy) {
@@ -275,6 +418,17 @@ elm_status elm__lstm_backward(elm__lstm *m, const void *dy) {
     size_t rs = real_size(m->dtype);
     if (!grow(&m->gs, &m->cap_gs, (size_t)m->B * m->n, rs))
         return elm__fail(ELM_ERR_NOMEM, "lstm: out of memory for per-sample gradients");
+    /* The dL/dW_ih^T scratch starts zero; a grown one is zeroed whole (grow keeps no contents
+     * worth keeping: they are zero anyway). */
+    const size_t nT = (size_t)m->B * (size_t)m->I * 4 * (size_t)m->H;
+    size_t old_T = m->cap_gT, old_f = m->cap_touched;
+    if (!grow(&m->gT, &m->cap_gT, nT, rs) ||
+        !grow((void **)&m->touched, &m->cap_touched, (size_t)m->B * (size_t)m->I, 1))
+        return elm__fail(ELM_ERR_NOMEM, "lstm: out of memory for per-sample gradients");
+    if (m->cap_gT != old_T)
+        memset(m->gT, 0, m->cap_gT * rs);
+    if (m->cap_touched != old_f)
+        memset(m->touched, 0, m->cap_touched);
     m->ready = 0;
     return m->dtype == ELM_F64 ? backward_f64(m, dy) : backward_f32(m, dy);
 }
@@ -399,17 +553,75 @@ elm_status elm__lstm_from_st(elm__lstm **out, const elm__st_file *f, elm_dtype d
 
 #else /* ELM_LSTM_KERNELS: instantiated for real = float and real = double above. */
 
-/* The nonzero inputs of one step: spike inputs are mostly zero, and skipping them changes no
- * result (a zero times a finite weight adds exactly zero). Returns the count. */
-static int FN(nonzeros)(int *idx, real *val, const real *x, int I) {
-    int n = 0;
-    for (int i = 0; i < I; i++)
-        if (x[i] != 0) {
-            idx[n] = i;
-            val[n] = x[i];
-            n++;
+/* a[k] += w[k] * v for k < n: the one vector operation of both passes. */
+static inline __attribute__((always_inline)) void FN(axpy)(real *restrict a,
+                                                          const real *restrict w, real v,
+                                                          int n) {
+    for (int k = 0; k < n; k++)
+        a[k] += w[k] * v;
+}
+
+/* Nonzeros among x[0 .. n). */
+static size_t FN(count_nz)(const real *x, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += x[i] != 0;
+    return c;
+}
+
+/* The nonzeros of `rows` dense rows of I reals, in ascending input id (room reserved). */
+static void FN(fill_dense)(lstm_rows *r, const real *x, size_t rows, int I) {
+    real *val = r->val;
+    int64_t n = 0;
+    r->ptr[0] = 0;
+    for (size_t row = 0; row < rows; row++) {
+        const real *xr = x + row * (size_t)I;
+        for (int i = 0; i < I; i++)
+            if (xr[i] != 0) {
+                r->idx[n] = i;
+                val[n++] = xr[i];
+            }
+        r->ptr[row + 1] = n;
+    }
+}
+
+/* The entries of spike lists but their zeros (a dense row has none of those to add either);
+ * NULL values are ones. */
+static void FN(fill_lists)(lstm_rows *r, const elm_sparse_input *x, size_t rows) {
+    const real *xv = x->val;
+    real *val = r->val;
+    int64_t n = 0;
+    r->ptr[0] = 0;
+    for (size_t row = 0; row < rows; row++) {
+        for (int64_t k = x->ptr[row]; k < x->ptr[row + 1]; k++) {
+            real v = xv ? xv[k] : (real)1;
+            if (v != 0) {
+                r->idx[n] = x->idx[k];
+                val[n++] = v;
+            }
         }
-    return n;
+        r->ptr[row + 1] = n;
+    }
+}
+
+/* m->wt from the parameters: W_ih^T (I, 4H), W_hh^T (H, 4H), W_r^T (H, O), b_ih + b_hh. */
+static void FN(layout)(elm__lstm *m) {
+    const int I = m->I, H = m->H, O = m->O, G = 4 * H;
+    const real *P = m->params;
+    const real *Wih = P + m->off[T_WIH], *Whh = P + m->off[T_WHH];
+    const real *bih = P + m->off[T_BIH], *bhh = P + m->off[T_BHH], *Wr = P + m->off[T_RW];
+    real *WihT = m->wt, *WhhT = WihT + (size_t)I * G, *WrT = WhhT + (size_t)H * G;
+    real *bsum = WrT + (size_t)H * O;
+    for (int k = 0; k < G; k++) {
+        for (int i = 0; i < I; i++)
+            WihT[(size_t)i * G + k] = Wih[(size_t)k * I + i];
+        for (int j = 0; j < H; j++)
+            WhhT[(size_t)j * G + k] = Whh[(size_t)k * H + j];
+        bsum[k] = bih[k] + bhh[k];
+    }
+    for (int o = 0; o < O; o++)
+        for (int j = 0; j < H; j++)
+            WrT[(size_t)j * O + o] = Wr[(size_t)o * H + j];
 }
 
 static real FN(sigmoid)(real a) {
@@ -417,35 +629,31 @@ static real FN(sigmoid)(real a) {
 }
 
 /*
- * One sample over T steps: x (T, I) -> y (T, O). With keep, the gates (T, 4H), cells (T, H) and
- * hidden states (T, H) of every step are written to gs/cs/hs; without, gs holds one step and
- * cs/hs two (the current and the previous step alternate). idx/val: (I) scratch.
+ * One sample over T steps: input rows row0 .. row0 + T - 1 of r -> y (T, O). With keep, the
+ * gates (T, 4H), cells (T, H), their tanh (ts, (T, H)) and hidden states (T, H) of every step
+ * are written to gs/cs/ts/hs; without, gs holds one step and cs/hs two (the current and the
+ * previous step alternate) and ts is unused.
  */
-static void FN(sample_forward)(const elm__lstm *m, const real *x, real *y, int T, real *gs, real *cs,
-                               real *hs, int keep, int *idx, real *val) {
+LSTM_CLONES static void FN(sample_forward)(const elm__lstm *m, const lstm_rows *r, size_t row0,
+                                           real *y, int T, real *gs, real *cs, real *ts,
+                                           real *hs, int keep) {
     const int I = m->I, H = m->H, O = m->O, G = 4 * H;
-    const real *P = m->params;
-    const real *Wih = P + m->off[T_WIH], *Whh = P + m->off[T_WHH];
-    const real *bih = P + m->off[T_BIH], *bhh = P + m->off[T_BHH];
-    const real *Wr = P + m->off[T_RW], *br = P + m->off[T_RB];
+    const real *WihT = m->wt, *WhhT = WihT + (size_t)I * G, *WrT = WhhT + (size_t)H * G;
+    const real *bsum = WrT + (size_t)H * O, *br = (const real *)m->params + m->off[T_RB];
+    const real *val = r->val;
     for (int t = 0; t < T; t++) {
         real *a = gs + (keep ? (size_t)t * G : 0);
         real *c = cs + (size_t)(keep ? t : t % 2) * H, *h = hs + (size_t)(keep ? t : t % 2) * H;
         const real *cp = t ? cs + (size_t)(keep ? t - 1 : (t - 1) % 2) * H : NULL;
         const real *hp = t ? hs + (size_t)(keep ? t - 1 : (t - 1) % 2) * H : NULL;
-        int nnz = FN(nonzeros)(idx, val, x + (size_t)t * I, I);
-        for (int k = 0; k < G; k++) {
-            real s = bih[k] + bhh[k];
-            const real *w = Wih + (size_t)k * I;
-            for (int j = 0; j < nnz; j++)
-                s += w[idx[j]] * val[j];
-            if (hp) {
-                const real *u = Whh + (size_t)k * H;
-                for (int j = 0; j < H; j++)
-                    s += u[j] * hp[j];
-            }
-            a[k] = s;
-        }
+        /* a = (b_ih + b_hh) + W_ih x_t + W_hh h_{t-1}: per gate, the terms of the dot products
+         * in their order, each input a contiguous row of W_ih^T. */
+        memcpy(a, bsum, sizeof(real) * (size_t)G);
+        for (int64_t q = r->ptr[row0 + (size_t)t]; q < r->ptr[row0 + (size_t)t + 1]; q++)
+            FN(axpy)(a, WihT + (size_t)r->idx[q] * G, val[q], G);
+        if (hp)
+            for (int j = 0; j < H; j++)
+                FN(axpy)(a, WhhT + (size_t)j * G, hp[j], G);
         for (int j = 0; j < H; j++) {
             real ig = FN(sigmoid)(a[j]), fg = FN(sigmoid)(a[H + j]);
             real gg = rtanh(a[2 * H + j]), og = FN(sigmoid)(a[3 * H + j]);
@@ -454,21 +662,21 @@ static void FN(sample_forward)(const elm__lstm *m, const real *x, real *y, int T
             a[2 * H + j] = gg;
             a[3 * H + j] = og;
             c[j] = (cp ? fg * cp[j] : 0) + ig * gg;
-            h[j] = og * rtanh(c[j]);
+            real tc = rtanh(c[j]);
+            if (keep)
+                ts[(size_t)t * H + j] = tc;
+            h[j] = og * tc;
         }
         real *yt = y + (size_t)t * O;
-        for (int o = 0; o < O; o++) {
-            real s = br[o];
-            const real *w = Wr + (size_t)o * H;
-            for (int j = 0; j < H; j++)
-                s += w[j] * h[j];
-            yt[o] = s;
-        }
+        memcpy(yt, br, sizeof(real) * (size_t)O);
+        for (int j = 0; j < H; j++)
+            FN(axpy)(yt, WrT + (size_t)j * O, h[j], O);
     }
 }
 
-static elm_status FN(forward)(elm__lstm *m, const real *x, real *y, int B, int T, int keep) {
-    const int I = m->I, H = m->H, O = m->O;
+static elm_status FN(forward)(elm__lstm *m, const lstm_rows *r, real *y, int B, int T,
+                              int keep) {
+    const int H = m->H, O = m->O;
     const size_t tg = (size_t)T * 4 * (size_t)H, th = (size_t)T * (size_t)H;
     const int nt = lstm_threads(m);
     int failed = 0;
@@ -476,49 +684,51 @@ static elm_status FN(forward)(elm__lstm *m, const real *x, real *y, int B, int T
     reduction(|                                                                                    \
               : failed) if (nt > 1 && B > 1)
     for (int b = 0; b < B; b++) {
-        int *idx = malloc(sizeof(int) * (size_t)I);
-        real *val = malloc(sizeof(real) * (size_t)I);
-        real *scratch = keep ? NULL : malloc(sizeof(real) * (size_t)8 * (size_t)H);
-        if (!idx || !val || (!keep && !scratch)) {
-            failed = 1;
-        } else if (keep) {
+        const size_t row0 = (size_t)b * (size_t)T;
+        if (keep) {
             FN(sample_forward)
-            (m, x + (size_t)b * T * I, y + (size_t)b * T * O, T, (real *)m->gates + b * tg,
-             (real *)m->cell + b * th, (real *)m->hid + b * th, 1, idx, val);
+            (m, r, row0, y + row0 * O, T, (real *)m->gates + b * tg, (real *)m->cell + b * th,
+             (real *)m->tcell + b * th, (real *)m->hid + b * th, 1);
         } else {
-            FN(sample_forward)
-            (m, x + (size_t)b * T * I, y + (size_t)b * T * O, T, scratch, scratch + 4 * H,
-             scratch + 6 * H, 0, idx, val);
+            real *scratch = malloc(sizeof(real) * (size_t)8 * (size_t)H);
+            if (!scratch)
+                failed = 1;
+            else
+                FN(sample_forward)(m, r, row0, y + row0 * O, T, scratch, scratch + 4 * H, NULL,
+                                   scratch + 6 * H, 0);
+            free(scratch);
         }
-        free(idx);
-        free(val);
-        free(scratch);
     }
     return failed ? elm__fail(ELM_ERR_NOMEM, "lstm: out of memory for per-sample scratch") : ELM_OK;
 }
 
 /*
  * Backpropagation through time for sample b: dy (T, O) -> g (n), the sample's gradient (g is
- * overwritten). tmp: (7H) scratch, idx/val: (I).
+ * overwritten). tmp: (7H) scratch; gT: (I, 4H) zeroed scratch for dL/dW_ih^T, whose rows of the
+ * inputs that occur (touched, (I) zeroed) are transposed into g at the end and zeroed again.
  */
-static void FN(sample_backward)(const elm__lstm *m, int b, const real *dy, real *g, real *tmp,
-                                int *idx, real *val) {
+LSTM_CLONES static void FN(sample_backward)(const elm__lstm *m, int b, const real *dy, real *g,
+                                            real *tmp, real *gT, unsigned char *touched) {
     const int I = m->I, H = m->H, O = m->O, G = 4 * H, T = m->T;
     const real *P = m->params;
     const real *Whh = P + m->off[T_WHH], *Wr = P + m->off[T_RW];
     real *gWih = g + m->off[T_WIH], *gWhh = g + m->off[T_WHH];
     real *gbih = g + m->off[T_BIH], *gbhh = g + m->off[T_BHH];
     real *gWr = g + m->off[T_RW], *gbr = g + m->off[T_RB];
-    const real *x = (const real *)m->x + (size_t)b * T * I;
+    const lstm_rows *r = &m->x;
+    const real *val = r->val;
+    const size_t row0 = (size_t)b * (size_t)T;
     const real *gates = (const real *)m->gates + (size_t)b * T * G;
     const real *cs = (const real *)m->cell + (size_t)b * T * H;
+    const real *tcs = (const real *)m->tcell + (size_t)b * T * H;
     const real *hs = (const real *)m->hid + (size_t)b * T * H;
     real *dh = tmp, *dh_next = tmp + H, *dc_next = tmp + 2 * H, *da = tmp + 3 * H;
-    memset(g, 0, sizeof(real) * m->n);
+    /* g is overwritten: dL/dW_ih (first in the layout) whole at the end, the rest now. */
+    memset(g + m->off[T_WHH], 0, sizeof(real) * (m->n - m->off[T_WHH]));
     memset(tmp, 0, sizeof(real) * 7 * (size_t)H);
     for (int t = T - 1; t >= 0; t--) {
         const real *dyt = dy + (size_t)t * O, *a = gates + (size_t)t * G;
-        const real *c = cs + (size_t)t * H, *h = hs + (size_t)t * H;
+        const real *c = cs + (size_t)t * H, *h = hs + (size_t)t * H, *tct = tcs + (size_t)t * H;
         const real *cp = t ? c - H : NULL, *hp = t ? h - H : NULL;
         /* Readout: y_t = W_r h_t + b_r. */
         for (int j = 0; j < H; j++)
@@ -538,7 +748,7 @@ static void FN(sample_backward)(const elm__lstm *m, int b, const real *dy, real 
         /* Cell: h = o tanh(c), c = f c_prev + i g; derivatives through each nonlinearity. */
         for (int j = 0; j < H; j++) {
             real ig = a[j], fg = a[H + j], gg = a[2 * H + j], og = a[3 * H + j];
-            real tc = rtanh(c[j]);
+            real tc = tct[j];
             real dc = dh[j] * og * (1 - tc * tc) + dc_next[j];
             da[j] = dc * gg * ig * (1 - ig);
             da[H + j] = (cp ? dc * cp[j] : 0) * fg * (1 - fg);
@@ -547,26 +757,34 @@ static void FN(sample_backward)(const elm__lstm *m, int b, const real *dy, real 
             dc_next[j] = dc * fg;
         }
         /* Pre-activations a = W_ih x + b_ih + W_hh h_prev + b_hh. */
-        int nnz = FN(nonzeros)(idx, val, x + (size_t)t * I, I);
+        for (int k = 0; k < G; k++) {
+            gbih[k] += da[k];
+            gbhh[k] += da[k];
+        }
+        for (int64_t q = r->ptr[row0 + (size_t)t]; q < r->ptr[row0 + (size_t)t + 1]; q++) {
+            touched[r->idx[q]] = 1;
+            FN(axpy)(gT + (size_t)r->idx[q] * G, da, val[q], G);
+        }
         for (int j = 0; j < H; j++)
             dh_next[j] = 0;
-        for (int k = 0; k < G; k++) {
-            real d = da[k];
-            gbih[k] += d;
-            gbhh[k] += d;
-            real *gw = gWih + (size_t)k * I;
-            for (int q = 0; q < nnz; q++)
-                gw[idx[q]] += d * val[q];
-            if (hp) {
-                real *gu = gWhh + (size_t)k * H;
-                const real *u = Whh + (size_t)k * H;
-                for (int j = 0; j < H; j++) {
-                    gu[j] += d * hp[j];
-                    dh_next[j] += u[j] * d;
-                }
+        if (hp)
+            for (int k = 0; k < G; k++) {
+                real d = da[k];
+                FN(axpy)(gWhh + (size_t)k * H, hp, d, H);
+                FN(axpy)(dh_next, Whh + (size_t)k * H, d, H);
             }
-        }
     }
+    /* dL/dW_ih = (dL/dW_ih^T)^T, written row by row; rows of inputs never seen are zero. */
+    for (int k = 0; k < G; k++) {
+        real *gw = gWih + (size_t)k * I;
+        for (int i = 0; i < I; i++)
+            gw[i] = touched[i] ? gT[(size_t)i * G + k] : 0;
+    }
+    for (int i = 0; i < I; i++)
+        if (touched[i]) {
+            memset(gT + (size_t)i * G, 0, sizeof(real) * (size_t)G);
+            touched[i] = 0;
+        }
 }
 
 static elm_status FN(backward)(elm__lstm *m, const real *dy) {
@@ -580,15 +798,13 @@ static elm_status FN(backward)(elm__lstm *m, const real *dy) {
               : failed) if (nt > 1 && B > 1)
     for (int b = 0; b < B; b++) {
         real *tmp = malloc(sizeof(real) * 7 * (size_t)H);
-        int *idx = malloc(sizeof(int) * (size_t)I);
-        real *val = malloc(sizeof(real) * (size_t)I);
-        if (!tmp || !idx || !val)
+        if (!tmp)
             failed = 1;
         else
-            FN(sample_backward)(m, b, dy + (size_t)b * T * O, gs + (size_t)b * n, tmp, idx, val);
+            FN(sample_backward)(m, b, dy + (size_t)b * T * O, gs + (size_t)b * n, tmp,
+                                (real *)m->gT + (size_t)b * I * 4 * H,
+                                m->touched + (size_t)b * I);
         free(tmp);
-        free(idx);
-        free(val);
     }
     if (failed)
         return elm__fail(ELM_ERR_NOMEM, "lstm: out of memory for per-sample scratch");

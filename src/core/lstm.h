@@ -70,13 +70,21 @@ elm_status elm__lstm_forward(elm__lstm *m, const float *x, float *y, int B, int 
 elm_status elm__lstm_forward_f64(elm__lstm *m, const double *x, double *y, int B, int T);
 
 /*
- * Training: forward_train keeps what backpropagation through time needs (a copy of x and the
- * gates, cells and hidden states: B * T * (I + 6H) reals); backward then takes dL/dy (B, T, O)
+ * Training: forward_train keeps what backpropagation through time needs (x's nonzeros and the
+ * gates, cells and hidden states: B * T * 6H reals); backward then takes dL/dy (B, T, O)
  * and *adds* dL/dparam into the gradient block, which elm__lstm_zero_grad clears. x, y and dy are
  * in the model's dtype. backward without a preceding forward_train is ELM_ERR_ARG.
  */
 elm_status elm__lstm_forward_train(elm__lstm *m, const void *x, void *y, int B, int T);
 elm_status elm__lstm_backward(elm__lstm *m, const void *dy);
+/*
+ * Inference (train 0) or forward_train (train 1) from spike lists, rows (b, t) already checked
+ * (elm_model_forward_sparse): values in the model's dtype, NULL for ones. The input projection
+ * reads only the listed inputs; the results are bitwise those of the dense calls on the rows the
+ * lists describe.
+ */
+elm_status elm__lstm_forward_sparse(elm__lstm *m, const elm_sparse_input *x, void *y, int B,
+                                    int T, int train);
 void elm__lstm_zero_grad(elm__lstm *m);
 /* Euclidean norm of the gradients; if max_norm > 0, scales them down to it (torch semantics). */
 double elm__lstm_clip_grad_norm(elm__lstm *m, double max_norm);

@@ -93,25 +93,10 @@ static elm_status lstm_forward(elm_model *m, const void *x, void *y, int B, int 
     return elm__lstm_forward(lstm_of(m), x, y, B, T);
 }
 
-/* The LSTM has no sparse kernels: it gets the dense rows the spike lists describe. */
+/* Spike lists go to the LSTM's input projection as they are (no dense rows). */
 static elm_status lstm_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
                                       int T, int train) {
-    const size_t rows = (size_t)B * (size_t)T, I = (size_t)m->I;
-    const int f64 = m->dtype == ELM_F64;
-    void *d = calloc(rows * I, elm__real_size(m->dtype));
-    if (!d)
-        return elm__fail(ELM_ERR_NOMEM, "out of memory for %zu dense input rows", rows);
-    for (size_t r = 0; r < rows; r++)
-        for (int64_t k = x->ptr[r]; k < x->ptr[r + 1]; k++) {
-            size_t at = r * I + (size_t)x->idx[k];
-            if (f64)
-                ((double *)d)[at] = x->val ? ((const double *)x->val)[k] : 1.0;
-            else
-                ((float *)d)[at] = x->val ? ((const float *)x->val)[k] : 1.0f;
-        }
-    elm_status st = lstm_forward(m, d, y, B, T, train);
-    free(d);
-    return st;
+    return elm__lstm_forward_sparse(lstm_of(m), x, y, B, T, train);
 }
 
 static elm_status lstm_backward(elm_model *m, const void *dy) {

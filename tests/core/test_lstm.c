@@ -540,8 +540,134 @@ static void test_sparse_input(void) {
     }
 }
 
+/*
+ * The spike-list path at SHD-like sizes (I = 300 inputs, about 5 % nonzero, counts 1-3 of both
+ * signs, an empty step, hidden 13 so that the 52 gates and 7 outputs leave vector tails), lists
+ * that also carry explicit zero values (as input dropout leaves them) and lists without values
+ * (ones): forward, training forward and gradients equal the dense path's bit for bit. Tolerance
+ * 0 on purpose: both paths add the same nonzero terms in the same order (zeros are skipped by
+ * both), so any difference is a bug. The float64 outputs also match the plain dense reference
+ * above to TOL_LSTM_F64_REL_TO_MAX, and the threads (1 or 3) change no bit.
+ */
+static void test_sparse_bitwise(void) {
+    enum { B = 4, T = 25, I = 300, O = 7, H = 13 };
+    const size_t rows = (size_t)B * T, n = rows * I, ny = rows * O;
+    for (int f64 = 0; f64 < 2; f64++)
+        for (int ones = 0; ones < 2; ones++) {
+            elm_config cfg;
+            elm_config_default(&cfg, I, O, 1);
+            cfg.model_type = ELM_MODEL_LSTM;
+            cfg.lstm_hidden_size = H;
+            elm_model *m = NULL;
+            CHECK_OK(elm_model_create(&m, &cfg, f64 ? ELM_F64 : ELM_F32, 21));
+            if (!m)
+                return;
+            const size_t rs = f64 ? sizeof(double) : sizeof(float);
+            double *xd = calloc(n, sizeof *xd), *yref = calloc(ny, sizeof *yref);
+            char *x = calloc(n, rs), *val = calloc(n, rs), *dy = calloc(ny, rs);
+            char *ya = calloc(ny, rs), *yb = calloc(ny, rs);
+            int64_t *ptr = calloc(rows + 1, sizeof *ptr);
+            int32_t *idx = calloc(n, sizeof *idx);
+            elm__rng r;
+            elm__rng_seed(&r, 77 + (uint64_t)ones);
+            int64_t nnz = 0, zeros_listed = 0;
+            for (size_t row = 0; row < rows; row++) {
+                for (int i = 0; i < I && row != 30; i++) { /* row 30: an empty step */
+                    double u = elm__rng_uniform(&r), v = 0;
+                    if (u < 0.05)
+                        v = ones ? 1 : (double)(1 + elm__rng_below(&r, 3)) * (i % 3 ? 1 : -2);
+                    int list = v != 0 || (!ones && u > 0.99); /* ~1 %: a listed zero */
+                    xd[row * I + (size_t)i] = v;
+                    if (f64)
+                        ((double *)x)[row * I + (size_t)i] = v;
+                    else
+                        ((float *)x)[row * I + (size_t)i] = (float)v;
+                    if (!list)
+                        continue;
+                    zeros_listed += v == 0;
+                    if (f64)
+                        ((double *)val)[nnz] = v;
+                    else
+                        ((float *)val)[nnz] = (float)v;
+                    idx[nnz++] = i;
+                }
+                ptr[row + 1] = nnz;
+            }
+            CHECK(ones || zeros_listed > 0, "no listed zeros to test");
+            for (size_t k = 0; k < ny; k++) {
+                double g = 0.2 * (double)(k % 11) - 1.0;
+                if (f64)
+                    ((double *)dy)[k] = g;
+                else
+                    ((float *)dy)[k] = (float)g;
+            }
+            elm_sparse_input sp = {ptr, idx, ones ? NULL : val};
+            const char *what = f64 ? (ones ? "f64, ones" : "f64") : (ones ? "f32, ones" : "f32");
+            /* Inference. */
+            elm_model_set_threads(m, 1);
+            CHECK_OK(f64 ? elm_model_forward_f64(m, (double *)x, (double *)ya, B, T)
+                         : elm_model_forward(m, (float *)x, (float *)ya, B, T));
+            CHECK_OK(elm_model_forward_sparse(m, &sp, yb, B, T));
+            CHECK(!memcmp(ya, yb, ny * rs), "sparse inference differs from dense (%s)", what);
+            elm_model_set_threads(m, 3);
+            CHECK_OK(elm_model_forward_sparse(m, &sp, yb, B, T));
+            CHECK(!memcmp(ya, yb, ny * rs), "3 threads change the sparse forward (%s)", what);
+            if (f64) {
+                elm_tensor t0;
+                elm_model_tensor(m, 0, &t0);
+                reference_forward(t0.data, I, H, O, xd, yref, B, T);
+                test_close("sparse f64 forward vs dense reference", (double *)yb, yref, ny, 0,
+                           TOL_LSTM_F64_REL_TO_MAX, 1, NULL);
+            }
+            /* Training forward and gradients (accumulated onto nonzero ones: both add). */
+            size_t ng = elm_model_num_params(m);
+            elm_tensor t0;
+            elm_model_tensor(m, 0, &t0);
+            char *g1 = malloc(ng * rs), *g2 = malloc(ng * rs);
+            elm_model_set_threads(m, 1);
+            elm_model_zero_grad(m);
+            CHECK_OK(elm_model_forward_train(m, x, ya, B, T));
+            CHECK_OK(elm_model_backward(m, dy));
+            CHECK_OK(elm_model_forward_train(m, x, ya, B, T));
+            CHECK_OK(elm_model_backward(m, dy));
+            memcpy(g1, t0.grad, ng * rs);
+            elm_model_set_threads(m, 3);
+            elm_model_zero_grad(m);
+            CHECK_OK(elm_model_forward_train_sparse(m, &sp, yb, B, T));
+            CHECK_OK(elm_model_backward(m, dy));
+            CHECK_OK(elm_model_forward_train_sparse(m, &sp, yb, B, T));
+            /* An inference pass between forward_train and backward leaves the records alone. */
+            char *yc = calloc(ny, rs);
+            CHECK_OK(f64 ? elm_model_forward_f64(m, (double *)x, (double *)yc, 1, T)
+                         : elm_model_forward(m, (float *)x, (float *)yc, 1, T));
+            free(yc);
+            CHECK_OK(elm_model_backward(m, dy));
+            memcpy(g2, t0.grad, ng * rs);
+            CHECK(!memcmp(ya, yb, ny * rs), "sparse training forward differs (%s)", what);
+            CHECK(!memcmp(g1, g2, ng * rs), "sparse gradients differ from dense (%s)", what);
+            /* And the gradients are not trivially equal: the input weights got some. */
+            int some = 0;
+            for (size_t k = 0; k < (size_t)4 * H * I; k++)
+                some |= f64 ? ((double *)g2)[k] != 0 : ((float *)g2)[k] != 0;
+            CHECK(some, "no input-weight gradient (%s)", what);
+            free(g1);
+            free(g2);
+            free(xd);
+            free(yref);
+            free(x);
+            free(val);
+            free(dy);
+            free(ya);
+            free(yb);
+            free(ptr);
+            free(idx);
+            elm_model_free(m);
+        }
+}
+
 int main(void) {
     test_sparse_input();
+    test_sparse_bitwise();
     test_sizes_and_names();
     test_hand_computed();
     test_forward_reference();
