@@ -19,7 +19,8 @@ read(path, dense=False) -> dict
       num_inputs, T      ints
       files              list of (path, first simulation, count)
 
-    Inputs are unsigned spikes; the model's input is spikes * sign, sign +1 for the first
+    dense=True needs S * T * n_in bytes (1 GB for one released file of 128 simulations); the
+    spike lists need 4 bytes a spike. Inputs are unsigned spikes; the model's input is spikes * sign, sign +1 for the first
     n_in / 2 inputs and -1 for the rest (what elm's NeuronIO task feeds the model).
 """
 from .. import _elm
