@@ -107,4 +107,24 @@ int cmd_bench(int argc, char **argv);
 double bench_peak_gflops(const char **how);
 int cmd_sweep(int argc, char **argv);
 
+/*
+ * MPI (cli/mpi.c). cli_mpi_start() starts MPI when a launcher's environment says this process is
+ * one of several (else does nothing): returns 0, or an exit status after an error - in a build
+ * without MPI, a message saying so. cli_mpi_rank / cli_mpi_size are then this process's rank
+ * and the job's size (0 and 1 without MPI). cli_mpi_end(rc) ends MPI: a failure (rc other than
+ * 0 and 130) ends the whole job with MPI_Abort; returns rc.
+ */
+extern int cli_mpi_rank, cli_mpi_size;
+int cli_mpi_built(void);
+int cli_mpi_env_size(const char **var);
+int cli_mpi_start(const char *cmd, int *argc, char ***argv);
+int cli_mpi_end(int rc);
+/* The training library's data-parallel calls over MPI_COMM_WORLD (elm_train.h). */
+struct elm_train_dist;
+void cli_mpi_train_dist(struct elm_train_dist *d);
+/* Seconds, bytes and calls of the gradient allreduces so far (this process). */
+void cli_mpi_stats(double *secs, double *bytes, long *calls);
+/* The sum of v over the ranks (v without MPI). */
+int cli_mpi_sum_int(int v);
+
 #endif

@@ -36,10 +36,18 @@ static void usage(FILE *f) {
     fprintf(f, "\n`elm COMMAND --help` describes each command.\n");
 }
 
+/* "rank R of N: " under MPI (cli/mpi.c), so that a job's errors name their process. */
+static void error_lead(void) {
+    if (cli_mpi_size > 1)
+        fprintf(stderr, "elm: rank %d of %d: error: ", cli_mpi_rank, cli_mpi_size);
+    else
+        fprintf(stderr, "elm: error: ");
+}
+
 int cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "elm: error: ");
+    error_lead();
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
@@ -59,7 +67,8 @@ int cli_usage_error(const char *usage_text, const char *fmt, ...) {
 }
 
 int cli_fail(elm_status st, const char *hint) {
-    fprintf(stderr, "elm: error: %s\n", elm_last_error());
+    error_lead();
+    fprintf(stderr, "%s\n", elm_last_error());
     if (hint)
         fprintf(stderr, "hint: %s\n", hint);
     (void)st;

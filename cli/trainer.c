@@ -56,7 +56,25 @@ static void progress_show(progress *p, const elm_train_progress *g, double eta, 
     fflush(stderr);
 }
 
+/*
+ * Fault injection for the tests (tests/mpi): ELM_TEST_KILL_AT=R:S makes rank R (0 without MPI)
+ * kill itself with SIGKILL after batch S, as a crashed node would.
+ */
+static void test_kill(long step) {
+    const char *k = getenv("ELM_TEST_KILL_AT");
+    int r;
+    long s;
+    if (k && sscanf(k, "%d:%ld", &r, &s) == 2 && r == cli_mpi_rank && step == s)
+        raise(SIGKILL);
+}
+
+static void on_quiet_progress(void *user, const elm_train_progress *g) {
+    (void)user;
+    test_kill(g->step);
+}
+
 static void on_progress(void *user, const elm_train_progress *g) {
+    test_kill(g->step);
     progress_show(user, g, g->eta_s, 0);
     if (g->epoch_end)
         progress_show(user, g, 0, 1);
@@ -267,7 +285,7 @@ static void print_banner(elm_trainer *tr, const elm_train_spec *s) {
 
 /* The budget, and a time estimate from one batch timed before training starts (it changes
  * nothing: elm_trainer_time_batch). */
-static void print_budget(elm_trainer *tr) {
+static void print_budget(elm_trainer *tr, int quiet) {
     elm_train_info in;
     elm_trainer_get_info(tr, &in);
     const long left = in.total_steps - in.step;
@@ -275,6 +293,8 @@ static void print_budget(elm_trainer *tr) {
         return;
     double secs = 0;
     elm_status st = elm_trainer_time_batch(tr, &secs);
+    if (quiet)
+        return;
     char eta[32];
     fmt_time(eta, sizeof eta, secs * (double)left);
     const double ss = (double)left * in.batch_size * in.seq_len;
@@ -297,6 +317,19 @@ static int report_run(elm_trainer *tr, elm_status st, const elm_train_spec *s) {
                             "(--set grad_clip=1)");
     if (st)
         return cli_fail(st, NULL);
+    if (cli_mpi_rank != 0) /* rank 0 reports for the job */
+        return in.stopped == 1 ? 130 : 0;
+    if (cli_mpi_size > 1) {
+        double secs, bytes;
+        long calls;
+        cli_mpi_stats(&secs, &bytes, &calls);
+        const double steps = (double)(in.step - in.resumed_from);
+        if (steps > 0)
+            fprintf(stderr,
+                    "elm: MPI: %d ranks; gradient allreduce %.3f ms and %.0f bytes per batch "
+                    "(%.1f calls, rank 0)\n",
+                    cli_mpi_size, 1e3 * secs / steps, bytes / steps, (double)calls / steps);
+    }
     if (in.stopped) {
         fprintf(stderr, "\nelm: stopped at batch %ld of %ld (%s); resume with --resume\n",
                 in.step, in.total_steps, in.stopped == 1 ? "signal" : "time limit");
@@ -313,7 +346,7 @@ static int report_run(elm_trainer *tr, elm_status st, const elm_train_spec *s) {
 
 static int run_train(const elm_train_spec *s, int resume) {
     elm_trainer *tr = NULL;
-    if (s->force) {
+    if (s->force && cli_mpi_rank == 0) {
         static const char *const marks[] = {"config.json", "test_metrics.json",
                                             "model.safetensors", "checkpoint/state.json"};
         for (int k = 0; k < 4; k++) {
@@ -336,15 +369,25 @@ static int run_train(const elm_train_spec *s, int resume) {
         return cli_fail(st, NULL);
     elm_train_info in;
     elm_trainer_get_info(tr, &in);
-    if (resume && !in.resumed)
+    const int quiet = cli_mpi_rank != 0; /* under MPI, rank 0 speaks for the job */
+    if (quiet)
+        ;
+    else if (resume && !in.resumed)
         fprintf(stderr, "elm: note: no checkpoint in %s/checkpoint; starting from scratch\n",
                 s->out);
     else if (in.resumed)
         fprintf(stderr, "elm: resuming %s at batch %ld\n", s->out, in.resumed_from);
-    print_banner(tr, s);
-    print_budget(tr);
+    if (!quiet)
+        print_banner(tr, s);
+    if (!quiet && cli_mpi_size > 1)
+        fprintf(stderr, "elm: data-parallel over %d MPI ranks (the batch of %d is split between "
+                        "them)\n",
+                cli_mpi_size, in.batch_size);
+    print_budget(tr, quiet); /* a collective under MPI: every rank times the batch */
     progress pg = {.tty = isatty(2), .epochs = in.epochs, .nb = in.batches_per_epoch};
     elm_train_hooks h = {.user = &pg, .progress = on_progress, .epoch_end = on_epoch};
+    if (quiet)
+        h = (elm_train_hooks){.progress = on_quiet_progress};
     elm_trainer_set_hooks(tr, &h);
     g_trainer = tr;
     signal(SIGINT, on_signal);
@@ -405,7 +448,15 @@ int cmd_train(int argc, char **argv) {
     if (resume && s.force)
         return cli_usage_error(NULL, "train: --resume continues RUN and --force starts it over; "
                                      "give one");
-    return run_train(&s, resume);
+    /* Under mpirun: data-parallel over the job's ranks (cli/mpi.c). */
+    if ((rc = cli_mpi_start("train", &argc, &argv)))
+        return rc;
+    elm_train_dist dist;
+    if (cli_mpi_size > 1) {
+        cli_mpi_train_dist(&dist);
+        s.dist = &dist;
+    }
+    return cli_mpi_end(run_train(&s, resume));
 }
 
 /* ---- elm eval ---- */

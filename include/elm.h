@@ -278,6 +278,50 @@ void elm_model_set_checkpoint_stride(elm_model *m, int stride);
 void elm_model_set_threads(elm_model *m, int threads);
 
 /*
+ * Reproducible batch gradients, for data-parallel training. With group_size g (1 .. 8),
+ * elm_model_forward_train* and elm_model_backward split the batch by sample index into groups of
+ * g (samples 0 .. g-1, g .. 2g-1, ...; the last may be short), compute each group's gradient
+ * alone, and add the groups exactly: per parameter, every group's value is scaled by a power of
+ * two fixed by the largest of them and rounded to a 64-bit integer, the integers are summed and
+ * the sum is scaled back. Integer sums do not depend on the order of addition, so the gradient
+ * is bitwise the same whatever the thread count, and - with a reducer - whatever the number of
+ * processes the batch is split over, provided each process holds whole groups (its share of
+ * the batch starts at a multiple of g). The result is within 2^-(62 - ceil(log2 groups)) of the
+ * largest group value of the exact sum: more accurate than a float sum.
+ *
+ * The reducer combines the processes' partial results in place, over all of them (MPI_Allreduce
+ * with MPI_MAX on int32 and MPI_SUM on int64), called from elm_model_backward: every process must
+ * call backward for the same step. total_groups is the number of groups of the whole batch.
+ * r = NULL: this process holds the whole batch. group_size 0 (the default) switches grouping off:
+ * groups are then sized to give every thread one and summed per thread, in thread order (bitwise
+ * reproducible for a given thread count only). ELM models only (an LSTM is ELM_ERR_ARG).
+ */
+typedef struct elm_grad_reducer {
+    void *user;
+    int total_groups;
+    elm_status (*max_i32)(void *user, int32_t *v, size_t n);
+    elm_status (*sum_i64)(void *user, int64_t *v, size_t n);
+} elm_grad_reducer;
+elm_status elm_model_set_grad_groups(elm_model *m, int group_size, const elm_grad_reducer *r);
+
+/*
+ * Inference split over processes, for data-parallel evaluation. With a split set, the inference
+ * calls (elm_model_forward, _f64, _sparse; not the training forward) run samples
+ * [B rank / size, B (rank + 1) / size) of each batch here and call allgather, which must fill in
+ * the other processes' outputs: buf holds the batch's outputs, counts[r] samples of item_bytes
+ * bytes each from process r, contiguous in rank order (MPI_Allgatherv in place). Each sample's
+ * outputs are independent of its batch, so the result is bitwise that of one process. Every
+ * process must make the same calls with the same B. NULL (or size < 2) removes the split.
+ * elm_model_clone copies it.
+ */
+typedef struct elm_batch_split {
+    int rank, size;
+    void *user;
+    elm_status (*allgather)(void *user, void *buf, const int *counts, size_t item_bytes);
+} elm_batch_split;
+void elm_model_set_batch_split(elm_model *m, const elm_batch_split *s);
+
+/*
  * Recomputes what the model derives from its parameters (w_s, kappas). The library does this
  * itself after loading and after each optimiser step; call it after writing parameters directly
  * through elm_tensor.data, before elm_model_step().

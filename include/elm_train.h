@@ -138,6 +138,11 @@ typedef struct elm_train_config {
     double time_limit;     /* seconds; 0 = none */
     long ckpt_stride;      /* BPTT memory checkpointing stride; 0 = auto */
     elm_dtype dtype;       /* of the trained model; float32 by default */
+    /* Samples per gradient group (elm_model_set_grad_groups): the batch's gradient is summed
+     * exactly over groups fixed by sample index, so the trained model is bitwise the same for
+     * every thread count and number of MPI ranks. 0 = min(8, ceil(batch_size / 2)). ELM models
+     * (an LSTM keeps per-thread sums). */
+    long grad_group;
 } elm_train_config;
 
 /*
@@ -163,6 +168,26 @@ int elm_train_knobs(const char *const **names, const char *const **help);
 
 /* ---- Trainer --------------------------------------------------------------------------------- */
 
+/*
+ * Data-parallel training over `size` processes (an MPI launcher fills this with MPI calls; the
+ * library itself never calls MPI). Every process runs a trainer on the same spec and makes the
+ * same calls in the same order; each draws the whole global batch (batch_size stays global),
+ * runs forward and backward on its share of the gradient groups, and the gradients are summed
+ * exactly through max_i32 and sum_i64 (in place, over all processes: MPI_Allreduce with MPI_MAX
+ * on int32, MPI_SUM on int64), so every process takes the same optimiser step and the model is
+ * bitwise that of one process. allgather (as elm_batch_split's) collects per-sample losses and
+ * splits evaluation. Process 0 alone writes the run folder (config, metrics, best model,
+ * checkpoints, test metrics). A failed call on any process must end the whole job (MPI_Abort):
+ * the others would wait for it.
+ */
+typedef struct elm_train_dist {
+    int rank, size;
+    void *user;
+    elm_status (*max_i32)(void *user, int32_t *v, size_t n);
+    elm_status (*sum_i64)(void *user, int64_t *v, size_t n);
+    elm_status (*allgather)(void *user, void *buf, const int *counts, size_t item_bytes);
+} elm_train_dist;
+
 /* A run: what to train on, where to write, and how. */
 typedef struct elm_train_spec {
     const char *task;  /* a name of elm_task_names() */
@@ -175,6 +200,8 @@ typedef struct elm_train_spec {
     int force;
     elm_train_config train;
     elm_config model;
+    /* Data-parallel training (above); NULL: one process. Borrowed: must outlive the trainer. */
+    const elm_train_dist *dist;
 } elm_train_spec;
 /* Zeroes *s and fills train and model with the task's defaults (elm_train_config_default). */
 elm_status elm_train_spec_default(elm_train_spec *s, const char *task);

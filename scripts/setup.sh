@@ -12,6 +12,7 @@ PKGS=(build-essential cmake pkg-config
       python3-numpy python3-matplotlib python3-h5py   # plots and format cross-checks
       python3-dev python3-pytest               # the Python package (python/) and its tests
       python3-torch                            # elm.torch; tests: torch.load reads what elm writes
+      libopenmpi-dev openmpi-bin               # data-parallel training (mpirun -np N elm train)
       clang libclang-rt-14-dev valgrind)       # fuzzing and memory checks
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -20,13 +20,70 @@ static elm_status need(const elm_model *m, elm_dtype d, const char *fn) {
     return ELM_OK;
 }
 
+void elm_model_set_batch_split(elm_model *m, const elm_batch_split *s) {
+    if (!m)
+        return;
+    memset(&m->batch_split, 0, sizeof m->batch_split);
+    if (s && s->allgather && s->size > 1 && s->rank >= 0 && s->rank < s->size)
+        m->batch_split = *s;
+}
+
+/*
+ * Inference over processes (elm_model_set_batch_split): this process runs samples
+ * [B r / n, B (r + 1) / n) of the batch, then the split's allgather fills in the others' outputs.
+ * A sample's outputs do not depend on the rest of its batch (kernels.inc), so y is bitwise what
+ * one process computes. Sparse inputs are cut at their row pointers (rebased to 0).
+ */
+elm_status elm__split_forward(elm_model *m, const void *x, const elm_sparse_input *xs, void *y,
+                              int B, int T) {
+    const elm_batch_split *s = &m->batch_split;
+    const size_t es = m->dtype == ELM_F64 ? sizeof(double) : sizeof(float);
+    const int b0 = (int)((long)B * s->rank / s->size), b1 = (int)((long)B * (s->rank + 1) / s->size);
+    const size_t ylen = (size_t)T * (size_t)m->O * es;
+    int *counts = malloc(sizeof(int) * (size_t)s->size);
+    if (!counts)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < s->size; r++)
+        counts[r] = (int)((long)B * (r + 1) / s->size - (long)B * r / s->size);
+    elm_status st = ELM_OK;
+    char *yp = (char *)y + (size_t)b0 * ylen;
+    if (b1 > b0 && !xs) {
+        const char *xp = (const char *)x + (size_t)b0 * (size_t)T * (size_t)m->I * es;
+        st = m->ops->forward(m, xp, yp, b1 - b0, T, 0);
+    } else if (b1 > b0) {
+        const size_t r0 = (size_t)b0 * (size_t)T, nr = (size_t)(b1 - b0) * (size_t)T;
+        int64_t *ptr = malloc(sizeof(int64_t) * (nr + 1));
+        if (!ptr)
+            st = elm__fail(ELM_ERR_NOMEM, "out of memory");
+        else {
+            const int64_t base = xs->ptr[r0];
+            for (size_t i = 0; i <= nr; i++)
+                ptr[i] = xs->ptr[r0 + i] - base;
+            elm_sparse_input part = {.ptr = ptr, .idx = xs->idx ? xs->idx + base : NULL,
+                                     .val = xs->val ? (const char *)xs->val + (size_t)base * es
+                                                    : NULL};
+            st = m->ops->forward_sparse(m, &part, yp, b1 - b0, T, 0);
+            free(ptr);
+        }
+    }
+    /* Every process takes part in the gather, even after a failure of its own: the others wait
+     * in it. The caller (an MPI launcher) ends the job on the error. */
+    elm_status gs = s->allgather(s->user, y, counts, ylen);
+    free(counts);
+    return st ? st : gs;
+}
+
 elm_status elm_model_forward(elm_model *m, const float *x, float *y, int B, int T) {
     elm_status st = need(m, ELM_F32, "elm_model_forward");
+    if (!st && m->batch_split.allgather && B > 0)
+        return elm__split_forward(m, x, NULL, y, B, T);
     return st ? st : m->ops->forward(m, x, y, B, T, 0);
 }
 
 elm_status elm_model_forward_f64(elm_model *m, const double *x, double *y, int B, int T) {
     elm_status st = need(m, ELM_F64, "elm_model_forward_f64");
+    if (!st && m->batch_split.allgather && B > 0)
+        return elm__split_forward(m, x, NULL, y, B, T);
     return st ? st : m->ops->forward(m, x, y, B, T, 0);
 }
 

@@ -300,6 +300,7 @@ static elm_status elm_clone(elm_model **out, const elm_model *src, elm_dtype dty
     m->force_general = src->force_general;
     m->threads = src->threads;
     m->ckpt_stride = src->ckpt_stride;
+    m->batch_split = src->batch_split;
     elm__refresh(m);
     *out = m;
     return ELM_OK;
@@ -385,6 +386,26 @@ double elm_model_clip_grad_norm(elm_model *m, double max_norm) {
 
 void elm_model_set_checkpoint_stride(elm_model *m, int stride) {
     m->ckpt_stride = stride < 0 ? 0 : stride;
+}
+
+elm_status elm_model_set_grad_groups(elm_model *m, int group_size, const elm_grad_reducer *r) {
+    if (!m)
+        return elm__fail(ELM_ERR_ARG, "elm_model_set_grad_groups: no model");
+    if (group_size < 0 || group_size > ELM_LANES)
+        return elm__fail(ELM_ERR_ARG, "gradient group size %d: must be 0 (off) to %d", group_size,
+                         ELM_LANES);
+    if (group_size && m->ops->type != ELM_MODEL_ELM)
+        return elm__fail(ELM_ERR_ARG, "grouped gradients are computed for ELM models only, not "
+                                      "for the %s",
+                         m->ops->name);
+    if (r && (!r->max_i32 || !r->sum_i64 || r->total_groups < 1))
+        return elm__fail(ELM_ERR_ARG, "elm_model_set_grad_groups: a reducer needs max_i32, "
+                                      "sum_i64 and total_groups >= 1");
+    m->grad_group = group_size;
+    memset(&m->grad_reducer, 0, sizeof m->grad_reducer);
+    if (r && group_size)
+        m->grad_reducer = *r;
+    return ELM_OK;
 }
 
 void elm_model_set_threads(elm_model *m, int threads) {

@@ -66,6 +66,12 @@ struct elm_model {
     int force_general;
     int threads;
     int ckpt_stride;
+    /* Grouped gradients (elm_model_set_grad_groups): lanes per group, 0 = off; and the
+     * cross-process reducer of their exact sum (max_i32 NULL: this process holds the batch). */
+    int grad_group;
+    elm_grad_reducer grad_reducer;
+    /* Inference split over processes (elm_model_set_batch_split); allgather NULL: none. */
+    elm_batch_split batch_split;
 
     /* Values derived from the parameters (w_s, kappas), refreshed by elm__refresh(): see
      * kernels.inc for the layout. */
@@ -85,6 +91,10 @@ struct elm_model {
 
 #define ELM_FAST_NO_PROJ 1 /* no projected branch traces (uniform kappa, many branches) */
 #define ELM_FAST_NO_PACKED 2 /* no packed weights: the plain row-major products */
+/* Inference over the processes of m->batch_split: this one's share of the batch, then the
+ * allgather of the outputs (forward.c). x dense, or xs sparse (checked). */
+elm_status elm__split_forward(elm_model *m, const void *x, const elm_sparse_input *xs, void *y,
+                              int B, int T);
 /* Forward from checked sparse inputs (sparse.c checks, kernels.inc runs). */
 elm_status elm__forward_sparse_f32(elm_model *m, const elm_sparse_input *x, float *y, int B, int T,
                                    int train);

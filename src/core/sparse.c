@@ -38,6 +38,8 @@ static elm_status check(const elm_model *m, const elm_sparse_input *x, int B, in
 elm_status elm_model_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
                                     int T) {
     elm_status st = check(m, x, B, T, "elm_model_forward_sparse");
+    if (!st && m->batch_split.allgather && B > 0)
+        return elm__split_forward(m, NULL, x, y, B, T);
     return st ? st : m->ops->forward_sparse(m, x, y, B, T, 0);
 }
 

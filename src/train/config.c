@@ -56,6 +56,9 @@ static const knob knobs[] = {
     KNOB(ckpt_stride, K_INT, 0, 1 << 30, 0,
          "BPTT memory checkpointing stride in steps (0 = auto)"),
     KNOB(dtype, K_DTYPE, 0, 0, 0, "float32 or float64: the trained model's precision"),
+    KNOB(grad_group, K_INT, 0, 8, 0,
+         "samples per gradient group, summed exactly: the model is the same for any threads or "
+         "MPI ranks (0 = min(8, ceil(batch_size / 2)))"),
 #undef KNOB
 };
 #define NKNOBS ((int)(sizeof knobs / sizeof knobs[0]))

@@ -64,7 +64,27 @@ struct elm_trainer {
     int resumed, stopped;
     volatile sig_atomic_t stop_requested;
     char *test_json;
+    /* Data-parallel training (spec.dist): this process runs samples [lb0, lb1) of each batch
+     * (whole gradient groups); counts[r] samples are process r's. writer: this process writes
+     * the run folder (process 0, or the only one). sloss: per-sample losses of the batch. */
+    int writer;
+    int lb0, lb1;
+    int *counts;
+    double *sloss;
+    int64_t *sptr; /* row pointers of this process's share of a spike-list batch */
+    elm_grad_reducer red;
+    elm_batch_split split;
 };
+
+static int distributed(const elm_trainer *tr) {
+    return tr->spec.dist && tr->spec.dist->size > 1;
+}
+
+/* Waits for every process (a one-integer allreduce): files process 0 wrote are complete. */
+static elm_status dist_barrier(elm_trainer *tr) {
+    int32_t z = 0;
+    return distributed(tr) ? tr->spec.dist->max_i32(tr->spec.dist->user, &z, 1) : ELM_OK;
+}
 
 /* ---- Run folder files ---- */
 
@@ -282,7 +302,8 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
     tr->best_epoch = cJSON_IsNumber(be) ? (long)be->valuedouble : -1;
     tr->history = cJSON_DetachItemFromObject(state, "history");
     snprintf(optim_path, n, "%s/%s", tr->ckdir, of);
-    remove_stale(tr->ckdir, mf, of);
+    if (tr->writer)
+        remove_stale(tr->ckdir, mf, of);
     snprintf(tr->last_files[0], sizeof tr->last_files[0], "%s", mf);
     snprintf(tr->last_files[1], sizeof tr->last_files[1], "%s", of);
     tr->resumed = 1;
@@ -318,6 +339,59 @@ static elm_status make_optim(elm_trainer *tr, const char *optim_path) {
     return st;
 }
 
+/*
+ * Gradient groups (grad_group): the model sums the batch's gradient exactly over groups of
+ * samples fixed by index, so that threads and processes do not change it. With several
+ * processes, each takes a contiguous run of whole groups (uneven when they do not divide), and
+ * the model reduces over them through spec.dist; evaluation is split too.
+ */
+static elm_status setup_groups(elm_trainer *tr) {
+    const elm_train_dist *d = tr->spec.dist;
+    const int np = distributed(tr) ? d->size : 1, rank = distributed(tr) ? d->rank : 0;
+    int g = (int)tr->spec.train.grad_group;
+    if (g <= 0)
+        g = tr->B >= 16 ? 8 : (tr->B + 1) / 2;
+    tr->lb0 = 0;
+    tr->lb1 = tr->B;
+    if (!(tr->counts = calloc((size_t)np, sizeof(int))) ||
+        !(tr->sloss = calloc((size_t)tr->B, sizeof(double))))
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    tr->counts[0] = tr->B;
+    if (elm_model_config(tr->m)->model_type != ELM_MODEL_ELM) {
+        if (np > 1)
+            return elm__fail(ELM_ERR_CONFIG, "data-parallel training needs an ELM model: an "
+                                             "LSTM's gradient is not summed in fixed groups");
+        return ELM_OK; /* the LSTM keeps its per-thread sums */
+    }
+    const int ng = (tr->B + g - 1) / g;
+    if (np == 1)
+        return elm_model_set_grad_groups(tr->m, g, NULL);
+    if (ng < np)
+        return elm__fail(ELM_ERR_CONFIG,
+                         "batch_size %d in gradient groups of %d (grad_group) is %d group%s for "
+                         "%d ranks: every rank needs one; lower grad_group, raise batch_size or "
+                         "start fewer ranks",
+                         tr->B, g, ng, ng == 1 ? "" : "s", np);
+    for (int r = 0; r < np; r++) {
+        long q0 = (long)ng * r / np, q1 = (long)ng * (r + 1) / np;
+        long b0 = q0 * g, b1 = q1 * g < tr->B ? q1 * g : tr->B;
+        tr->counts[r] = (int)(b1 - b0);
+        if (r == rank) {
+            tr->lb0 = (int)b0;
+            tr->lb1 = (int)b1;
+        }
+    }
+    tr->red = (elm_grad_reducer){
+        .user = d->user, .total_groups = ng, .max_i32 = d->max_i32, .sum_i64 = d->sum_i64};
+    tr->split = (elm_batch_split){
+        .rank = d->rank, .size = d->size, .user = d->user, .allgather = d->allgather};
+    elm_model_set_batch_split(tr->m, &tr->split);
+    if (tr->sparse &&
+        !(tr->sptr = malloc(sizeof(int64_t) * ((size_t)(tr->lb1 - tr->lb0) * (size_t)tr->T + 1))))
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    return elm_model_set_grad_groups(tr->m, g, &tr->red);
+}
+
 static elm_status alloc_buffers(elm_trainer *tr) {
     size_t nx = (size_t)tr->B * (size_t)tr->T * (size_t)tr->I;
     size_t ny = (size_t)tr->B * (size_t)tr->T * (size_t)tr->O;
@@ -349,8 +423,18 @@ static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int r
     tr->scale = (double)NAN;
     char optim_path[4096] = "";
     elm_status st = ELM_OK;
+    /* Process 0 alone looks at and writes the run folder; the others only read a checkpoint. */
+    const int writer = !s->dist || s->dist->rank == 0;
+    tr->writer = writer;
+    if (s->dist && (s->dist->size < 1 || s->dist->rank < 0 || s->dist->rank >= s->dist->size ||
+                    (s->dist->size > 1 && (!s->dist->max_i32 || !s->dist->sum_i64 ||
+                                           !s->dist->allgather)))) {
+        free(tr);
+        return elm__fail(ELM_ERR_ARG, "data-parallel training: rank %d of %d, or a missing call",
+                         s->dist->rank, s->dist->size);
+    }
     /* Never overwrite a run unasked: a fresh run in a folder that holds one needs s->force. */
-    const int held = resume ? 0 : held_run(s->out);
+    const int held = resume || !writer ? 0 : held_run(s->out);
     if (held && !s->force)
         st = elm__fail(ELM_ERR_ARG,
                        "%s holds %s run; training into it would overwrite its model, config and "
@@ -368,9 +452,9 @@ static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int r
     if (!st && (!(tr->ckdir = elm__path_join(s->out, "checkpoint")) ||
                 !(tr->state_path = elm__path_join(tr->ckdir, "state.json"))))
         st = elm__fail(ELM_ERR_NOMEM, "out of memory");
-    if (!st)
+    if (!st && writer)
         st = check_writable(s->out);
-    if (!st)
+    if (!st && writer)
         st = elm__mkdir_p(tr->ckdir);
     if (!st)
         st = open_task(tr);
@@ -385,8 +469,10 @@ static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int r
         elm_model_set_checkpoint_stride(tr->m, (int)s->train.ckpt_stride);
         st = make_optim(tr, optim_path);
     }
-    if (!st)
+    if (!st && writer)
         st = write_run_config(tr);
+    if (!st)
+        st = setup_groups(tr);
     if (!st)
         st = alloc_buffers(tr);
     if (st) {
@@ -425,6 +511,9 @@ void elm_trainer_free(elm_trainer *tr) {
     free(tr->ckdir);
     free(tr->state_path);
     free(tr->test_json);
+    free(tr->counts);
+    free(tr->sloss);
+    free(tr->sptr);
     free((char *)tr->spec.task);
     free((char *)tr->spec.data);
     free((char *)tr->spec.valid);
@@ -500,34 +589,86 @@ static elm_status sparse_f64(elm_trainer *tr, elm_sparse_input *xs) {
     return ELM_OK;
 }
 
-/* Forward of the batch; tr->y gets the outputs in float32 whatever the model's dtype. */
+/* This process's share of a spike-list batch (samples lb0 .. lb1 - 1), rows rebased to 0. */
+static elm_sparse_input sparse_share(elm_trainer *tr, const elm_sparse_input *xs) {
+    if (tr->lb0 == 0 && tr->lb1 == tr->B)
+        return *xs;
+    const size_t r0 = (size_t)tr->lb0 * (size_t)tr->T, nr = (size_t)(tr->lb1 - tr->lb0) * tr->T;
+    const int64_t base = xs->ptr[r0];
+    for (size_t i = 0; i <= nr; i++)
+        tr->sptr[i] = xs->ptr[r0 + i] - base;
+    const size_t es = elm_model_dtype(tr->m) == ELM_F64 ? sizeof(double) : sizeof(float);
+    return (elm_sparse_input){.ptr = tr->sptr,
+                              .idx = xs->idx ? xs->idx + base : NULL,
+                              .val = xs->val ? (const char *)xs->val + (size_t)base * es : NULL};
+}
+
+/* Forward of this process's share of the batch (all of it with one process): tr->y gets its
+ * outputs in float32 (at their place in the batch) whatever the model's dtype. */
 static elm_status forward(elm_trainer *tr, elm_sparse_input *xs) {
-    const size_t ny = (size_t)tr->B * (size_t)tr->T * (size_t)tr->O;
-    if (elm_model_dtype(tr->m) != ELM_F64)
-        return tr->sparse ? elm_model_forward_train_sparse(tr->m, xs, tr->y, tr->B, tr->T)
-                          : elm_model_forward_train(tr->m, tr->x, tr->y, tr->B, tr->T);
+    const int nb = tr->lb1 - tr->lb0;
+    const size_t oy = (size_t)tr->lb0 * (size_t)tr->T * (size_t)tr->O;
+    const size_t ox = (size_t)tr->lb0 * (size_t)tr->T * (size_t)tr->I;
+    const size_t ny = (size_t)nb * (size_t)tr->T * (size_t)tr->O;
+    elm_sparse_input part;
+    if (elm_model_dtype(tr->m) != ELM_F64) {
+        if (tr->sparse)
+            part = sparse_share(tr, xs);
+        return tr->sparse ? elm_model_forward_train_sparse(tr->m, &part, tr->y + oy, nb, tr->T)
+                          : elm_model_forward_train(tr->m, tr->x + ox, tr->y + oy, nb, tr->T);
+    }
     elm_status st;
     if (tr->sparse) {
         st = sparse_f64(tr, xs);
+        part = sparse_share(tr, xs);
         if (!st)
-            st = elm_model_forward_train_sparse(tr->m, xs, tr->y64, tr->B, tr->T);
+            st = elm_model_forward_train_sparse(tr->m, &part, tr->y64, nb, tr->T);
     } else {
-        const size_t nx = (size_t)tr->B * (size_t)tr->T * (size_t)tr->I;
+        const size_t nx = (size_t)nb * (size_t)tr->T * (size_t)tr->I;
         for (size_t i = 0; i < nx; i++)
-            tr->x64[i] = (double)tr->x[i];
-        st = elm_model_forward_train(tr->m, tr->x64, tr->y64, tr->B, tr->T);
+            tr->x64[i] = (double)tr->x[ox + i];
+        st = elm_model_forward_train(tr->m, tr->x64, tr->y64, nb, tr->T);
     }
     for (size_t i = 0; !st && i < ny; i++)
-        tr->y[i] = (float)tr->y64[i];
+        tr->y[oy + i] = (float)tr->y64[i];
     return st;
 }
 
+/*
+ * The loss of this process's samples, one sample at a time, and dL/dy of the batch's mean loss
+ * (each sample's gradient divided by the global batch size): the same per-sample arithmetic
+ * whichever process holds a sample. The per-sample losses are gathered and added in sample
+ * order, so every process gets the one loss a single process computes.
+ */
+static elm_status batch_loss(elm_trainer *tr, double *loss, int gather) {
+    const size_t ys = (size_t)tr->T * (size_t)tr->O, ts = tr->task->target_len;
+    for (int b = tr->lb0; b < tr->lb1; b++) {
+        float *dy = tr->dy + (size_t)b * ys;
+        tr->sloss[b] = tr->task->loss(tr->task, tr->y + (size_t)b * ys, tr->tg + (size_t)b * ts,
+                                      dy, 1);
+        for (size_t i = 0; i < ys; i++)
+            dy[i] = (float)((double)dy[i] / (double)tr->B);
+    }
+    if (gather && distributed(tr)) {
+        elm_status st = tr->spec.dist->allgather(tr->spec.dist->user, tr->sloss, tr->counts,
+                                                 sizeof(double));
+        if (st)
+            return st;
+    }
+    double s = 0;
+    for (int b = 0; b < tr->B; b++)
+        s += tr->sloss[b];
+    *loss = s / (double)tr->B;
+    return ELM_OK;
+}
+
 static elm_status backward(elm_trainer *tr) {
+    const size_t oy = (size_t)tr->lb0 * (size_t)tr->T * (size_t)tr->O;
     if (elm_model_dtype(tr->m) != ELM_F64)
-        return elm_model_backward(tr->m, tr->dy);
-    const size_t ny = (size_t)tr->B * (size_t)tr->T * (size_t)tr->O;
+        return elm_model_backward(tr->m, tr->dy + oy);
+    const size_t ny = (size_t)(tr->lb1 - tr->lb0) * (size_t)tr->T * (size_t)tr->O;
     for (size_t i = 0; i < ny; i++)
-        tr->dy64[i] = (double)tr->dy[i];
+        tr->dy64[i] = (double)tr->dy[oy + i];
     return elm_model_backward(tr->m, tr->dy64);
 }
 
@@ -569,7 +710,9 @@ elm_status elm_trainer_step(elm_trainer *tr, double *loss_out) {
     double lr = elm_lr_cosine(o->lr, o->lr_min, step, tr->total);
     elm_model_zero_grad(tr->m);
     st = forward(tr, &xs);
-    double loss = st ? (double)NAN : tr->task->loss(tr->task, tr->y, tr->tg, tr->dy, tr->B);
+    double loss = (double)NAN;
+    if (!st)
+        st = batch_loss(tr, &loss, 1);
     if (!st)
         st = backward(tr);
     if (!st && tr->hooks.grads_ready)
@@ -620,10 +763,11 @@ elm_status elm_trainer_time_batch(elm_trainer *tr, double *seconds) {
     elm_model_zero_grad(tr->m);
     if (!st)
         st = forward(tr, &xs);
-    if (!st) {
-        (void)tr->task->loss(tr->task, tr->y, tr->tg, tr->dy, tr->B);
+    double loss;
+    if (!st)
+        st = batch_loss(tr, &loss, 0);
+    if (!st)
         st = backward(tr);
-    }
     /* Every step zeroes the gradients first; zeroing them here too leaves nothing behind. */
     elm_model_zero_grad(tr->m);
     *seconds = elm__now_s() - t0;
@@ -646,6 +790,10 @@ static elm_status keep_if_best(elm_trainer *tr, long epoch, double score, int di
         return ELM_OK;
     tr->best = score;
     tr->best_epoch = epoch;
+    if (!tr->writer) {
+        *saved = 1;
+        return ELM_OK;
+    }
     /* A path ending in '/' makes elm_model_save write both files into the folder. */
     char *dir = elm__path_join(tr->spec.out, "");
     if (!dir)
@@ -686,8 +834,9 @@ elm_status elm_trainer_end_epoch(elm_trainer *tr) {
     char *text = tr->hooks.epoch_end ? cJSON_PrintUnformatted(row) : NULL;
     cJSON_AddItemToArray(tr->history, row);
     char path[4096];
-    st = elm__json_write(run_path(tr, "metrics.json", path, sizeof path), tr->history);
-    if (!st)
+    if (tr->writer)
+        st = elm__json_write(run_path(tr, "metrics.json", path, sizeof path), tr->history);
+    if (!st && tr->writer)
         st = write_metrics_csv(run_path(tr, "metrics.csv", path, sizeof path), tr->history);
     if (!st && tr->hooks.epoch_end) {
         e.metrics = text ? text : "{}";
@@ -714,6 +863,10 @@ static elm_status write_state(elm_trainer *tr, const char *mf, const char *of) {
 }
 
 elm_status elm_trainer_checkpoint(elm_trainer *tr) {
+    if (!tr->writer) { /* process 0 writes the checkpoint of all: their models are the same */
+        tr->last_ckpt = tr->step;
+        return ELM_OK;
+    }
     /* Files first, then state.json naming them (the commit point), then old files go. */
     char mf[128], of[128], path[4096];
     snprintf(mf, sizeof mf, "step-%ld.model.safetensors", tr->step);
@@ -750,10 +903,15 @@ static elm_status test_best(elm_trainer *tr) {
                          "its training had diverged); nothing was saved",
                          tr->task->select_metric);
     elm_model *bm = NULL;
+    /* Process 0 wrote the best model: the others wait until it is complete. */
+    elm_status st = dist_barrier(tr);
+    if (st)
+        return st;
     char *dir = elm__path_join(tr->spec.out, "");
-    elm_status st = ELM_OK;
     if (dir && elm_model_load(&bm, dir, tr->spec.train.dtype) == ELM_OK) {
         elm_model_set_threads(bm, (int)tr->spec.train.threads);
+        if (distributed(tr))
+            elm_model_set_batch_split(bm, &tr->split);
         cJSON *tm = cJSON_CreateObject();
         st = elm__task_evaluate_json(tr->task, bm, "test", tm);
         if (!st) {
@@ -761,7 +919,8 @@ static elm_status test_best(elm_trainer *tr) {
             cJSON_AddNumberToObject(tm, "best_epoch", (double)tr->best_epoch);
             cJSON_AddNumberToObject(tm, "train_seconds", elm__now_s() - tr->t_start);
             cJSON_AddNumberToObject(tm, "num_params", (double)elm_model_num_params(bm));
-            st = elm__json_write(run_path(tr, "test_metrics.json", path, sizeof path), tm);
+            if (tr->writer)
+                st = elm__json_write(run_path(tr, "test_metrics.json", path, sizeof path), tm);
             free(tr->test_json);
             tr->test_json = cJSON_PrintUnformatted(tm);
         }
@@ -780,8 +939,16 @@ elm_status elm_trainer_run(elm_trainer *tr) {
         if (st)
             return st;
         const int epoch_end = tr->step % tr->nb == 0;
-        const int stop = tr->stop_requested || (o->time_limit > 0 &&
-                                                tr->last_elapsed >= o->time_limit);
+        int stop = tr->stop_requested ? 1
+                   : (o->time_limit > 0 && tr->last_elapsed >= o->time_limit) ? 2
+                                                                              : 0;
+        /* Processes stop together: on a request or time limit seen by any of them. */
+        if (distributed(tr)) {
+            int32_t f = stop;
+            if ((st = tr->spec.dist->max_i32(tr->spec.dist->user, &f, 1)))
+                return st;
+            stop = f;
+        }
         if (epoch_end && (st = elm_trainer_end_epoch(tr)))
             return st;
         if ((epoch_end || stop || tr->step - tr->last_ckpt >= o->checkpoint_every ||
@@ -789,7 +956,7 @@ elm_status elm_trainer_run(elm_trainer *tr) {
             (st = elm_trainer_checkpoint(tr)))
             return st;
         if (stop && tr->step < tr->total) {
-            tr->stopped = tr->stop_requested ? 1 : 2;
+            tr->stopped = stop;
             /* The request is answered: a later elm_trainer_run continues the run. */
             tr->stop_requested = 0;
             return ELM_OK;
