@@ -119,12 +119,14 @@ int cli_mpi_built(void);
 int cli_mpi_env_size(const char **var);
 int cli_mpi_start(const char *cmd, int *argc, char ***argv);
 int cli_mpi_end(int rc);
+/* Ends MPI normally whatever rc is (all ranks reached the same point); returns rc. */
+int cli_mpi_finish(int rc);
 /* The training library's data-parallel calls over MPI_COMM_WORLD (elm_train.h). */
 struct elm_train_dist;
 void cli_mpi_train_dist(struct elm_train_dist *d);
 /* Seconds, bytes and calls of the gradient allreduces so far (this process). */
 void cli_mpi_stats(double *secs, double *bytes, long *calls);
-/* The sum of v over the ranks (v without MPI). */
-int cli_mpi_sum_int(int v);
+/* In place over the ranks: the elementwise max of v (n), the sum of *sum; 0 or 1 (error). */
+int cli_mpi_max_ints(int *v, int n, int *sum);
 
 #endif

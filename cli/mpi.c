@@ -169,15 +169,29 @@ void cli_mpi_stats(double *secs, double *bytes, long *calls) {
     *calls = stat_calls;
 }
 
-int cli_mpi_sum_int(int v) {
+int cli_mpi_max_ints(int *v, int n, int *sum) {
 #ifdef ELM_MPI
-    int s = v;
-    if (mpi_started && MPI_Allreduce(&v, &s, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
-        cli_mpi_end(1);
-    return s;
+    if (mpi_started) {
+        int s = *sum;
+        if (MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS ||
+            MPI_Allreduce(&s, sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+            return cli_error("MPI_Allreduce failed on rank %d of %d", cli_mpi_rank, cli_mpi_size);
+    }
 #else
-    return v;
+    (void)v;
+    (void)n;
+    (void)sum;
 #endif
+    return 0;
+}
+
+int cli_mpi_finish(int rc) {
+#ifdef ELM_MPI
+    if (mpi_started)
+        MPI_Finalize();
+    mpi_started = 0;
+#endif
+    return rc;
 }
 
 int cli_mpi_end(int rc) {

@@ -63,9 +63,16 @@ static char **child_env(char *omp) {
     if (!e)
         return NULL;
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "OMP_NUM_THREADS=", 16))
+    /* Under mpirun the points are plain single-process runs: the launcher's variables stay out
+     * of their environment, or each would take itself for a rank of an MPI job. */
+    static const char *const drop[] = {"OMP_NUM_THREADS=", "OMPI_", "PMIX_", "PMI_"};
+    for (size_t i = 0; i < n; i++) {
+        int keep = 1;
+        for (size_t d = 0; d < sizeof drop / sizeof drop[0]; d++)
+            keep &= strncmp(environ[i], drop[d], strlen(drop[d])) != 0;
+        if (keep)
             e[k++] = environ[i];
+    }
     e[k++] = omp;
     e[k] = NULL;
     return e;
@@ -229,7 +236,11 @@ static int parse_args(int argc, char **argv, sweep_args *a, char **own) {
                                elm__suggest(a->task, tasks, nt));
     if (a->tpj == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        a->tpj = cores > a->jobs ? cores / a->jobs : 1;
+        /* Under mpirun each rank runs one point at a time, and shares the node's cores with
+         * the ranks beside it. */
+        const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        long share = cli_mpi_env_size(NULL) > 1 ? (lr && atol(lr) > 0 ? atol(lr) : 1) : a->jobs;
+        a->tpj = cores > share ? cores / share : 1;
     }
     return -1;
 }
@@ -319,6 +330,7 @@ typedef struct {
     char exe[4096], threads[24], omp[48];
     char **envp, **cargv;
     int running, failed, started, todo, next, signalled;
+    int dealt; /* points to run dealt so far, in grid order: under MPI, rank dealt % N runs it */
 } pool;
 
 /* argv of a point into p->cargv: elm train TASK --data D [--valid V] --out RUN --config P
@@ -446,7 +458,8 @@ static void run_pool(pool *pl) {
     for (;;) {
         while (!g_stop && pl->running < pl->a->jobs && pl->next < pl->g->np) {
             point *p = &pl->g->p[pl->next++];
-            if (p->state == ELM__PT_TODO || p->state == ELM__PT_RESUME)
+            if ((p->state == ELM__PT_TODO || p->state == ELM__PT_RESUME) &&
+                pl->dealt++ % cli_mpi_size == cli_mpi_rank)
                 start_point(pl, p);
         }
         if (pl->a->dry || pl->running == 0)
@@ -546,6 +559,26 @@ static int check_points(const sweep_args *a, const elm__sweep_grid *g) {
     return 1;
 }
 
+/* Under mpirun: every rank learns how each point ended (whichever rank ran it) and the number
+ * of failures; this waits for all ranks, so their points' files are complete. */
+static int g_gathered; /* every rank got past gather_states: MPI ends without MPI_Abort */
+static int gather_states(elm__sweep_grid *g, int *failed) {
+    int *st = malloc(sizeof(int) * (size_t)(g->np + 1));
+    if (!st)
+        return cli_error("out of memory");
+    for (int i = 0; i < g->np; i++) /* a point another rank ran is still to do here */
+        st[i] = g->p[i].state == ELM__PT_TODO || g->p[i].state == ELM__PT_RESUME ? -1
+                                                                                 : g->p[i].state;
+    st[g->np] = *failed;
+    int rc = cli_mpi_max_ints(st, g->np, &st[g->np]);
+    for (int i = 0; !rc && i < g->np; i++)
+        if (st[i] >= 0)
+            g->p[i].state = st[i];
+    *failed = st[g->np];
+    free(st);
+    return rc;
+}
+
 static int sweep_grid(const sweep_args *a, elm__sweep_grid *g, cJSON *root) {
     elm_status st = elm__sweep_grid_load(g, root, a->grid);
     if (st)
@@ -568,14 +601,25 @@ static int sweep_grid(const sweep_args *a, elm__sweep_grid *g, cJSON *root) {
                          : g->metric ? g->metric
                          : !strcmp(a->task, "neuronio") ? "AUC"
                                                         : "accuracy";
+    /* Under mpirun, rank 0 holds the folder, speaks and tabulates; every rank runs its points. */
+    const int lead = cli_mpi_rank == 0;
     int lock_fd = -1;
-    if (!a->dry && (rc = lock_folder(a->out, &lock_fd)))
+    if (!a->dry && lead && (rc = lock_folder(a->out, &lock_fd)))
         return rc;
-    print_plan(a, g, finished, todo);
-    if (!a->dry)
+    if (lead)
+        print_plan(a, g, finished, todo);
+    if (lead && cli_mpi_size > 1)
+        fprintf(stderr, "elm: sweep over %d MPI ranks: one point per rank at a time\n",
+                cli_mpi_size);
+    if (!a->dry && lead)
         write_manifest(a, root);
     double t_start = elm__now_s();
     int failed = run_points(a, g, metric, todo);
+    if (cli_mpi_size > 1 && (rc = gather_states(g, &failed)))
+        return rc;
+    g_gathered = 1;
+    if (!a->dry && !lead)
+        return 0;
     if (!a->dry)
         rc = conclude(a, g, metric, failed, refused, t_start);
     if (lock_fd >= 0)
@@ -595,6 +639,12 @@ int cmd_sweep(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a, own);
     cJSON *root = NULL;
     elm__sweep_grid g = {0};
+    /* Under mpirun: the points are dealt over the ranks (cli/mpi.c). */
+    if (rc < 0) {
+        int mrc = cli_mpi_start("sweep", &argc, &argv);
+        if (mrc)
+            rc = mrc;
+    }
     if (rc < 0) {
         elm_status st = elm__json_read(a.grid, 64 << 20, &root);
         rc = st ? cli_fail(st, NULL) : sweep_grid(&a, &g, root);
@@ -603,5 +653,7 @@ int cmd_sweep(int argc, char **argv) {
     cJSON_Delete(root);
     free(a.pass);
     free(own);
-    return rc;
+    /* A failure before the ranks met ends the job (the others would wait); after, each rank
+     * ends MPI normally and rank 0's status tells how the sweep went. */
+    return g_gathered ? cli_mpi_finish(rc) : cli_mpi_end(rc);
 }

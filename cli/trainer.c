@@ -221,7 +221,12 @@ static const char *train_usage(void) {
                  "A first try: --epochs 2 --batches-per-epoch 200. Every run prints its budget and\n"
                  "a time estimate before it starts.\n"
                  "\nRUN receives config.json, metrics.csv/.json, model.safetensors (best on "
-                 "validation),\nmodel_config.json, checkpoint/ and test_metrics.json.\n");
+                 "validation),\nmodel_config.json, checkpoint/ and test_metrics.json.\n"
+                 "\nClusters: `mpirun -np N elm train ...` trains data-parallel over N ranks "
+                 "(batch_size is\nthe global batch; the model is bitwise that of one process; "
+                 "rank 0 writes RUN).\nThis elm %s.\n",
+                 cli_mpi_built() ? "is an MPI build"
+                                 : "is not an MPI build (Open MPI was not found when it was built)");
     return buf;
 }
 
