@@ -30,7 +30,9 @@
 #endif
 
 int cli_mpi_rank, cli_mpi_size = 1;
+#ifdef ELM_MPI
 static int mpi_started;
+#endif
 static double stat_secs, stat_bytes;
 static long stat_calls;
 
