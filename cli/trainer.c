@@ -167,11 +167,14 @@ static const char train_usage_head[] =
     "  --epochs N  --batches-per-epoch N  --batch-size N  --lr X  --seed N  --threads N\n"
     "  --time-limit SEC     stop with a checkpoint after SEC seconds (resume later)\n"
     "  --init MODEL         start from this model instead of a fresh one\n"
-    "  --resume             continue RUN from its last checkpoint\n"
+    "  --resume             continue RUN from its last checkpoint, with the settings in\n"
+    "                       RUN/config.json (a flag that would change the run is refused;\n"
+    "                       --threads, --time-limit and the like may differ)\n"
     "  --force              start over in a RUN that holds a run (its files are removed);\n"
     "                       without --resume or --force such a RUN is refused\n\n"
-    "Precedence: task defaults < --config < flags. Model options are the reference's\n"
-    "constructor arguments (num_memory, num_branch, num_synapse_per_branch,\n"
+    "Precedence: task defaults < RUN/config.json (--resume) < --config < flags. Model\n"
+    "options are the reference's constructor arguments (num_memory, num_branch,\n"
+    "num_synapse_per_branch,\n"
     "input_to_synapse_routing, memory_tau_min, memory_tau_max, learn_memory_tau, lambda_value,\n"
     "mlp_num_layers, mlp_hidden_size, mlp_activation, tau_s_value, w_s_value, elm_version, ...).\n"
     "Training knobs:\n";
@@ -406,16 +409,31 @@ static int run_train(const elm_train_spec *s, int resume) {
     return rc;
 }
 
-/* The value of --config in argv, applied before the flags (precedence: defaults < file < flags). */
+/*
+ * The settings files, applied before the flags. Precedence: defaults < RUN/config.json (with
+ * --resume: the run continues with its own settings, D7 of issue 15) < --config FILE < flags;
+ * the trainer refuses a resume whose settings then differ from the run's.
+ */
 static int apply_config_flag(int argc, char **argv, elm_train_spec *s) {
-    const char *cfgfile = NULL, *v;
+    const char *cfgfile = NULL, *out = NULL, *v;
+    int resume = 0;
     for (int i = 2; i < argc; i++)
-        if (cli_flag_value(argc, argv, &i, "--config", &v)) {
+        if (!strcmp(argv[i], "--resume"))
+            resume = 1;
+        else if (cli_flag_value(argc, argv, &i, "--config", &v)) {
             if (!v)
                 return cli_usage_error(NULL, "--config needs a file");
             cfgfile = v;
-        }
-    if (cfgfile && elm_train_config_load(&s->train, &s->model, cfgfile))
+        } else if (cli_flag_value(argc, argv, &i, "--out", &v))
+            out = v;
+    char *run_cfg = resume && out ? elm__path_join(out, "config.json") : NULL;
+    /* --time-limit bounds one invocation, not the run: a stop by it is not inherited. */
+    const double time_limit = s->train.time_limit;
+    int bad = run_cfg && elm__is_file(run_cfg) &&
+              elm_train_config_load(&s->train, &s->model, run_cfg);
+    s->train.time_limit = time_limit;
+    free(run_cfg);
+    if (bad || (cfgfile && elm_train_config_load(&s->train, &s->model, cfgfile)))
         return cli_fail(ELM_ERR_CONFIG, NULL);
     return 0;
 }

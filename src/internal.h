@@ -47,14 +47,16 @@ void *elm__calloc(size_t n, size_t size);
  * Opens `path` for reading only if it is a regular file: *fd is a blocking read-only descriptor.
  * The open itself is non-blocking, so a FIFO or a device is refused ("not a regular file")
  * instead of hanging the reader until someone writes to it. Every reader of user files uses this
- * (or elm__fopen_regular / elm__check_regular).
+ * (or elm__fopen_regular / elm__check_regular). *size (may be NULL) gets the file's size.
  */
-elm_status elm__open_regular(const char *path, int *fd);
+elm_status elm__open_regular(const char *path, int *fd, size_t *size);
 /* The same as a stdio stream ("rb"). */
 elm_status elm__fopen_regular(const char *path, FILE **f);
 /* For readers that open the file themselves (libhdf5): the same checks, the file closed again. */
 elm_status elm__check_regular(const char *path);
 
+/* Reads exactly n bytes at offset off of fd ("PATH: read error" otherwise). */
+elm_status elm__pread_all(int fd, void *buf, size_t n, size_t off, const char *path);
 /* Reads a whole file (at most max_bytes) into a malloc'd buffer with a terminating NUL. */
 elm_status elm__read_file(const char *path, size_t max_bytes, char **data, size_t *len);
 
@@ -94,6 +96,15 @@ int elm__is_file(const char *path);
 elm_status elm__json_read(const char *path, size_t max_bytes, struct cJSON **out);
 /* Writes j as indented JSON and a newline, atomically. */
 elm_status elm__json_write(const char *path, const struct cJSON *j);
+/*
+ * The first member of object a whose value differs from the member of the same name in b,
+ * values compared as cJSON prints them; members b lacks, and those skip(name) accepts (skip may
+ * be NULL), are passed over. *va and *vb get the two printed values (malloc'd; free them). NULL
+ * when none differs.
+ */
+const struct cJSON *elm__json_first_difference(const struct cJSON *a, const struct cJSON *b,
+                                               int (*skip)(const char *name), char **va,
+                                               char **vb);
 
 /* ---- Batches as spike lists (the rows of elm_sparse_input), grown as needed (sparse.c). ---- */
 typedef struct {

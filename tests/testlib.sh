@@ -24,3 +24,15 @@ finish() {
     [ "$skipped_parts" -eq 0 ] || exit 77
     exit 0
 }
+# The preamble of tests that run in a private temporary folder: $ELM (ELM_CLI, default
+# build/elm) as an absolute path, $FIX the fixtures of the source tree (ELM_SOURCE_DIR), $T the
+# folder (removed on exit), and the working directory $T. Skips when the CLI is not built.
+cli_test_in_tmp() {
+    ELM=${ELM_CLI:-build/elm}
+    local src=${ELM_SOURCE_DIR:-.}
+    [ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
+    ELM=$(cd "$(dirname "$ELM")" && pwd)/$(basename "$ELM")
+    FIX=$(cd "$src/tests/fixtures" && pwd)
+    T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+    cd "$T" || exit 1
+}

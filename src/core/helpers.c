@@ -1,6 +1,7 @@
 /*
  * helpers.c - small helpers every area and the CLI share, so that each exists once: a monotonic
- * clock, a suffix test, a regular-file test, and JSON files read and written whole (atomically).
+ * clock, a suffix test, a regular-file test, JSON files read and written whole (atomically), and
+ * the first difference between two JSON objects.
  */
 #include "internal.h"
 
@@ -57,4 +58,23 @@ elm_status elm__json_write(const char *path, const struct cJSON *j) {
     elm_status st = elm__write_file_atomic(path, t, n + 1);
     free(t);
     return st;
+}
+
+const cJSON *elm__json_first_difference(const cJSON *a, const cJSON *b, int (*skip)(const char *),
+                                        char **va, char **vb) {
+    *va = *vb = NULL;
+    for (const cJSON *x = a ? a->child : NULL; x; x = x->next) {
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+        if (!y || (skip && skip(x->string)))
+            continue;
+        char *px = cJSON_PrintUnformatted(x), *py = cJSON_PrintUnformatted(y);
+        if (px && py && strcmp(px, py)) {
+            *va = px;
+            *vb = py;
+            return x;
+        }
+        free(px);
+        free(py);
+    }
+    return NULL;
 }

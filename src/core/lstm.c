@@ -501,11 +501,18 @@ static elm_status find_tensors(const elm__st_file *f, const elm__st_tensor *t[N_
     return ELM_OK;
 }
 
-/* Copies the tensors into m after checking each shape against m's sizes. */
-static elm_status copy_tensors(elm__lstm *m, const elm__st_file *f,
-                               const elm__st_tensor *const t[N_TENSORS]) {
+/*
+ * Checks each tensor's shape against the sizes I, H, O, before anything is allocated (D4 of issue
+ * 15: the model was once built from lstm.weight_ih_l0's shape alone, so a 176 KB file asked for
+ * 15 GB). The tensors lie inside the file without overlapping (elm__st_parse), so once every
+ * shape fits, the parameters are no more than the file's values.
+ */
+static elm_status check_shapes(const elm__st_file *f, const elm__st_tensor *const t[N_TENSORS],
+                               int64_t I, int64_t H, int64_t O) {
+    const int64_t want[N_TENSORS][2] = {{4 * H, I}, {4 * H, H}, {4 * H, 0},
+                                        {4 * H, 0}, {O, H},     {O, 0}};
     for (int k = 0; k < N_TENSORS; k++) {
-        int64_t r = m->shape[k][0], c = m->shape[k][1];
+        int64_t r = want[k][0], c = want[k][1];
         if (c && (t[k]->shape[0] != r || t[k]->shape[1] != c))
             return elm__fail(ELM_ERR_SHAPE, "%s: tensor '%s' is [%lld, %lld], expected [%lld, %lld]",
                              f->path, tensor_names[k], (long long)t[k]->shape[0],
@@ -513,6 +520,14 @@ static elm_status copy_tensors(elm__lstm *m, const elm__st_file *f,
         if (!c && t[k]->shape[0] != r)
             return elm__fail(ELM_ERR_SHAPE, "%s: tensor '%s' is [%lld], expected [%lld]", f->path,
                              tensor_names[k], (long long)t[k]->shape[0], (long long)r);
+    }
+    return ELM_OK;
+}
+
+/* Copies the tensors (shapes checked) into m. */
+static elm_status copy_tensors(elm__lstm *m, const elm__st_file *f,
+                               const elm__st_tensor *const t[N_TENSORS]) {
+    for (int k = 0; k < N_TENSORS; k++) {
         elm_status st = elm__st_copy_real(f, t[k], (char *)m->params + m->off[k] * real_size(m->dtype),
                                           m->dtype);
         if (st)
@@ -539,10 +554,17 @@ elm_status elm__lstm_from_st(elm__lstm **out, const elm__st_file *f, elm_dtype d
         return elm__fail(ELM_ERR_SHAPE,
                          "%s: lstm.weight_ih_l0 is [%lld, %lld], expected [4 * hidden, num_input]",
                          f->path, (long long)G, (long long)I);
+    st = check_shapes(f, t, I, G / 4, O);
+    if (st)
+        return st;
     elm__lstm *m = NULL;
     st = build(&m, (int)I, (int)(G / 4), (int)O, dtype);
-    if (!st)
-        st = copy_tensors(m, f, t);
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", elm_last_error());
+        return elm__fail(st, "%s: %s", f->path, msg);
+    }
+    st = copy_tensors(m, f, t);
     if (st) {
         elm__lstm_free(m);
         return st;

@@ -111,9 +111,40 @@ elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype) {
     return st;
 }
 
+/*
+ * A folder whose model file's metadata hold a configuration and whose model_config.json says
+ * otherwise was two models: the metadata's when the path named the file, the JSON's when it
+ * named the folder (D20 of issue 15). Named by its folder, such a pair is now refused with the
+ * first option on which they differ. A file named directly is read as it describes itself (the
+ * JSON beside it may be another model's: a folder can hold several files).
+ */
+static elm_status config_agree(const elm_config *meta, const elm_config *json, const char *st_path,
+                               const char *cfg_path) {
+    elm_config a = *meta, b = *json;
+    char *ja = elm_config_resolve(&a) == ELM_OK ? elm_config_to_json(&a) : NULL;
+    char *jb = elm_config_resolve(&b) == ELM_OK ? elm_config_to_json(&b) : NULL;
+    cJSON *ca = ja ? cJSON_Parse(ja) : NULL, *cb = jb ? cJSON_Parse(jb) : NULL;
+    char *va = NULL, *vb = NULL;
+    const cJSON *d = ca && cb ? elm__json_first_difference(ca, cb, NULL, &va, &vb) : NULL;
+    elm_status st = ELM_OK;
+    if (d)
+        st = elm__fail(ELM_ERR_CONFIG,
+                       "%s: its metadata say %s = %.40s but %s says %.40s: two different models "
+                       "(fix or remove one of them)",
+                       st_path, d->string, va, cfg_path, vb);
+    free(va);
+    free(vb);
+    cJSON_Delete(ca);
+    cJSON_Delete(cb);
+    free(ja);
+    free(jb);
+    return st;
+}
+
 /* The ELM's configuration: __metadata__ (unknown keys there are provenance, allowed), then
- * model_config.json when the model was named by its folder or the metadata lack it. The
- * version, when neither says, follows from which time-constant tensor the file holds. */
+ * model_config.json when the model was named by its folder (it must then agree with metadata
+ * that hold a configuration) or the metadata lack one. The version, when neither says, follows
+ * from which time-constant tensor the file holds. */
 static elm_status config_from_st(elm_config *cfg, const elm__st_file *f, const char *cfg_path,
                                  int in_folder) {
     elm_config_default(cfg, 0, 0, 0);
@@ -128,20 +159,22 @@ static elm_status config_from_st(elm_config *cfg, const elm__st_file *f, const c
         have_cfg |= !strcmp(kv->string, "num_input");
         have_version |= !strcmp(kv->string, "elm_version");
     }
-    if (cfg_path && (in_folder || !have_cfg)) {
-        struct stat probe;
-        if (stat(cfg_path, &probe) == 0) { /* present (elm__read_file refuses a non-file) */
-            char *js;
-            size_t len;
-            elm_status st = elm__read_file(cfg_path, 1 << 20, &js, &len);
-            if (st)
-                return st;
-            st = elm_config_from_json(cfg, js, cfg_path);
-            free(js);
-            if (st)
-                return st;
-            have_cfg = 1;
-        }
+    struct stat probe; /* present? (elm__read_file refuses a non-file) */
+    if (cfg_path && (in_folder || !have_cfg) && stat(cfg_path, &probe) == 0) {
+        char *js;
+        size_t len;
+        elm_status st = elm__read_file(cfg_path, 1 << 20, &js, &len);
+        if (st)
+            return st;
+        elm_config fc = *cfg;
+        st = elm_config_from_json(&fc, js, cfg_path);
+        free(js);
+        if (!st && have_cfg)
+            st = config_agree(cfg, &fc, f->path, cfg_path);
+        if (st)
+            return st;
+        *cfg = fc;
+        have_cfg = 1;
     }
     if (!have_cfg || cfg->num_input < 1)
         return elm__fail(ELM_ERR_FORMAT,

@@ -1459,15 +1459,10 @@ elm_status elm_pk_parse_ex(elm_pk **out, const uint8_t *data, size_t len, const 
 elm_status elm_pk_load_file(elm_pk **out, const char *path) {
     *out = NULL;
     int fd;
-    elm_status ost = elm__open_regular(path, &fd);
+    size_t len;
+    elm_status ost = elm__open_regular(path, &fd, &len);
     if (ost != ELM_OK)
         return ost;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        close(fd);
-        return elm__fail(ELM_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    size_t len = (size_t)sb.st_size;
     if (len == 0) {
         close(fd);
         return elm__fail(ELM_ERR_FORMAT, "%s: empty file, not a pickle", path);

@@ -11,9 +11,11 @@
 #include "st.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ST_MAX_FILE ((size_t)16 << 30)
 #define ST_MAX_HEADER ((size_t)100 << 20)
@@ -46,26 +48,75 @@ static int cmp_name(const void *a, const void *b) {
 static int cmp_offset(const void *a, const void *b) {
     const elm__st_tensor *x = *(const elm__st_tensor *const *)a;
     const elm__st_tensor *y = *(const elm__st_tensor *const *)b;
-    const char *px = x->data, *py = y->data;
-    if (px != py)
-        return px < py ? -1 : 1;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
     size_t bx = x->numel * elm__dtype_size(x->dtype), by = y->numel * elm__dtype_size(y->dtype);
     return bx < by ? -1 : bx > by;
 }
 
+static elm_status parse(elm__st_file *f, char *buf, size_t len, size_t file_len,
+                        const char *path);
+
 elm_status elm__st_read(elm__st_file *f, const char *path) {
     memset(f, 0, sizeof *f);
-    char *buf;
-    size_t len;
-    elm_status st = elm__read_file(path, ST_MAX_FILE, &buf, &len);
-    if (st) {
-        f->path = path;
+    f->path = path;
+    int fd;
+    size_t size;
+    elm_status st = elm__open_regular(path, &fd, &size);
+    if (st)
         return st;
+    unsigned char n8[8] = {0};
+    uint64_t n = 0;
+    char *buf = NULL;
+    if (size > ST_MAX_FILE)
+        st = elm__fail(ELM_ERR_FORMAT, "%s: file is %zu bytes, more than the %zu allowed", path,
+                       size, ST_MAX_FILE);
+    else if (size >= 8 && !(st = elm__pread_all(fd, n8, 8, 0, path)))
+        for (int i = 7; i >= 0; i--)
+            n = (n << 8) | n8[i];
+    /* The header alone (parse checks its length against the file's size before reading it). */
+    const size_t hn = size < 8 ? size : n <= ST_MAX_HEADER && n <= size - 8 ? 8 + (size_t)n : 8;
+    if (!st && !(buf = malloc(hn + 1)))
+        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+    if (!st)
+        st = elm__pread_all(fd, buf, hn, 0, path);
+    if (!st) {
+        st = parse(f, buf, hn, size, path);
+        buf = NULL; /* f's now, freed on failure */
     }
-    return elm__st_parse(f, buf, len, path);
+    /* Header checked: the data its tensors span, and no more. */
+    size_t span = 0;
+    for (int i = 0; !st && i < f->n; i++) {
+        size_t e = f->t[i].offset + f->t[i].numel * elm__dtype_size(f->t[i].dtype);
+        span = e > span ? e : span;
+    }
+    char *all = st ? NULL : realloc(f->buf, hn + span + 1);
+    if (!st && !all)
+        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, hn + span);
+    if (all) {
+        f->buf = all;
+        st = elm__pread_all(fd, all + hn, span, hn, path);
+        all[hn + span] = 0;
+        f->len = hn + span;
+        for (int i = 0; i < f->n; i++)
+            f->t[i].data = all + hn + f->t[i].offset;
+    }
+    close(fd);
+    free(buf);
+    if (st && f->buf)
+        elm__st_free(f);
+    f->path = path;
+    return st;
 }
 
 elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *path) {
+    return parse(f, buf, len, len, path);
+}
+
+/* Parses buf[0, len), the first len bytes of a file of file_len bytes that holds at least the
+ * header; tensor data pointers are set when buf holds the whole file. */
+static elm_status parse(elm__st_file *f, char *buf, size_t len, size_t file_len,
+                        const char *path) {
     memset(f, 0, sizeof *f);
     f->path = path;
     f->buf = buf;
@@ -74,19 +125,19 @@ elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *pat
     cJSON *root = NULL;
     char *hdr = NULL;
     const elm__st_tensor **order = NULL;
-    if (f->len < 8) {
+    if (file_len < 8) {
         st = elm__fail(ELM_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", path,
-                       f->len);
+                       file_len);
         goto fail;
     }
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | (unsigned char)f->buf[i];
-    if (n > ST_MAX_HEADER || n > f->len - 8) {
+    if (n > ST_MAX_HEADER || n > file_len - 8) {
         st = elm__fail(ELM_ERR_FORMAT,
                        "%s: header length %llu does not fit in the file (%zu bytes): truncated "
                        "or not a safetensors file",
-                       path, (unsigned long long)n, f->len);
+                       path, (unsigned long long)n, file_len);
         goto fail;
     }
     hdr = malloc((size_t)n + 1);
@@ -101,8 +152,9 @@ elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *pat
         st = elm__fail(ELM_ERR_FORMAT, "%s: header is not a JSON object", path);
         goto fail;
     }
+    const int has_data = len == file_len;
     const char *data = f->buf + 8 + n;
-    size_t dlen = f->len - 8 - (size_t)n;
+    size_t dlen = file_len - 8 - (size_t)n;
     int count = cJSON_GetArraySize(root);
     f->t = calloc((size_t)count + 1, sizeof *f->t);
     if (!f->t) {
@@ -183,7 +235,8 @@ elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *pat
         }
         t->ndim = nd;
         t->numel = numel;
-        t->data = data + b;
+        t->offset = (size_t)b;
+        t->data = has_data ? data + b : NULL;
         f->n++;
     }
     /* Tensors may not share bytes (the format forbids it, and it would let a small file pose as
@@ -197,19 +250,19 @@ elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *pat
         for (int i = 0; i < f->n; i++)
             order[i] = &f->t[i];
         qsort(order, (size_t)f->n, sizeof *order, cmp_offset);
-        const char *end = NULL;
+        size_t end = 0;
         const elm__st_tensor *prev = NULL;
         for (int i = 0; i < f->n; i++) {
             const elm__st_tensor *t = order[i];
             size_t bytes = t->numel * elm__dtype_size(t->dtype);
             if (!bytes)
                 continue;
-            if (prev && (const char *)t->data < end) {
+            if (prev && t->offset < end) {
                 st = elm__fail(ELM_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data",
                                path, prev->name, t->name);
                 goto fail;
             }
-            end = (const char *)t->data + bytes;
+            end = t->offset + bytes;
             prev = t;
         }
         /* Names must be unique (D13): elm took the first of two, Python readers the last, so
@@ -325,8 +378,10 @@ elm_status elm__st_write(const char *path, const elm__st_out *tin, int n, const 
     free(js);
     free(t);
     if (!ok) {
+        /* The reason (ENOSPC, EFBIG, EIO) from the failed write, before the cleanup's calls. */
+        st = elm__fail(ELM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         elm__atomic_abort(&af);
-        return elm__fail(ELM_ERR_IO, "%s: write failed (disk full?)", path);
+        return st;
     }
     return elm__atomic_commit(&af);
 }

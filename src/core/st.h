@@ -14,6 +14,7 @@ typedef struct elm__st_tensor {
     int64_t shape[8];
     size_t numel;
     const void *data; /* points into the file buffer */
+    size_t offset;    /* of the data, from the start of the data section (safetensors files) */
 } elm__st_tensor;
 
 typedef struct elm__st_file {
@@ -25,6 +26,11 @@ typedef struct elm__st_file {
     const char *path;
 } elm__st_file;
 
+/*
+ * Reads a safetensors file: the 8-byte header length and the header first, checked, and then
+ * only the data bytes the header's tensors span (D18 of issue 15: a file was once read whole, up
+ * to 16 GiB, before its header length was looked at).
+ */
 elm_status elm__st_read(elm__st_file *f, const char *path);
 /*
  * Parses a safetensors image of `len` bytes: the same checks as elm__st_read, which is read-file

@@ -141,8 +141,10 @@ char *elm__strdup(const char *s) {
     return d;
 }
 
-elm_status elm__open_regular(const char *path, int *fd_out) {
+elm_status elm__open_regular(const char *path, int *fd_out, size_t *size) {
     *fd_out = -1;
+    if (size)
+        *size = 0;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -157,13 +159,15 @@ elm_status elm__open_regular(const char *path, int *fd_out) {
         return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     }
     *fd_out = fd;
+    if (size)
+        *size = (size_t)st.st_size;
     return ELM_OK;
 }
 
 elm_status elm__fopen_regular(const char *path, FILE **f_out) {
     *f_out = NULL;
     int fd;
-    elm_status st = elm__open_regular(path, &fd);
+    elm_status st = elm__open_regular(path, &fd, NULL);
     if (st != ELM_OK)
         return st;
     FILE *f = fdopen(fd, "rb");
@@ -177,41 +181,49 @@ elm_status elm__fopen_regular(const char *path, FILE **f_out) {
 
 elm_status elm__check_regular(const char *path) {
     int fd;
-    elm_status st = elm__open_regular(path, &fd);
+    elm_status st = elm__open_regular(path, &fd, NULL);
     if (st == ELM_OK)
         close(fd);
     return st;
 }
 
+elm_status elm__pread_all(int fd, void *buf, size_t n, size_t off, const char *path) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return elm__fail(ELM_ERR_IO, "%s: read error%s%s", path, r ? ": " : " (file shrank)",
+                             r ? strerror(errno) : "");
+        got += (size_t)r;
+    }
+    return ELM_OK;
+}
+
 elm_status elm__read_file(const char *path, size_t max_bytes, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
-    FILE *f;
-    elm_status rs = elm__fopen_regular(path, &f);
+    int fd;
+    size_t n;
+    elm_status rs = elm__open_regular(path, &fd, &n);
     if (rs != ELM_OK)
         return rs;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        fclose(f);
-        return elm__fail(ELM_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (n > max_bytes) {
+        close(fd);
+        return elm__fail(ELM_ERR_FORMAT, "%s: file is %zu bytes, more than the %zu allowed", path,
+                         n, max_bytes);
     }
-    if ((uint64_t)st.st_size > max_bytes) {
-        fclose(f);
-        return elm__fail(ELM_ERR_FORMAT, "%s: file is %lld bytes, more than the %zu allowed", path,
-                         (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
     char *buf = malloc(n + 1);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return elm__fail(ELM_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
     }
-    size_t got = fread(buf, 1, n, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || got != n) {
+    rs = elm__pread_all(fd, buf, n, 0, path);
+    close(fd);
+    if (rs) {
         free(buf);
-        return elm__fail(ELM_ERR_IO, "%s: read error", path);
+        return rs;
     }
     buf[n] = 0;
     *data = buf;

@@ -178,8 +178,9 @@ elm_status elm_nio_writer_open(elm_nio_writer **out, const char *dir, const char
     }
     uint8_t zero[NIOC_HEADER] = {0};
     if (fwrite(zero, 1, sizeof zero, w->af.f) != sizeof zero) {
+        st = elm__fail(ELM_ERR_IO, "%s: write failed: %s", w->af.path, strerror(errno));
         elm_nio_writer_abort(w);
-        return elm__fail(ELM_ERR_IO, "%s: write error", dir);
+        return st;
     }
     w->pos = NIOC_HEADER;
     *out = w;
@@ -189,7 +190,7 @@ elm_status elm_nio_writer_open(elm_nio_writer **out, const char *dir, const char
 static elm_status wwrite(elm_nio_writer *w, const void *p, size_t n, uint64_t *h) {
     if (n && fwrite(p, 1, n, w->af.f) != n) {
         w->failed = 1;
-        return elm__fail(ELM_ERR_IO, "%s: write error: %s", w->af.path, strerror(errno));
+        return elm__fail(ELM_ERR_IO, "%s: write failed: %s", w->af.path, strerror(errno));
     }
     *h = fnv1a(*h, p, n);
     w->pos += n;
@@ -318,7 +319,7 @@ elm_status elm_nio_writer_close(elm_nio_writer *w) {
         put64(hd + 32, w->pos);
         put64(hd + 40, fnv1a(FNV_SEED, w->table, w->n_sims * NIOC_ENTRY));
         if (fseek(w->af.f, 0, SEEK_SET) != 0 || fwrite(hd, 1, sizeof hd, w->af.f) != sizeof hd)
-            st = elm__fail(ELM_ERR_IO, "%s: write error: %s", w->af.path, strerror(errno));
+            st = elm__fail(ELM_ERR_IO, "%s: write failed: %s", w->af.path, strerror(errno));
     }
     if (st != ELM_OK) {
         elm_nio_writer_abort(w);
@@ -358,15 +359,10 @@ elm_status elm_nio_cache_open(elm_nio_cache **out, const char *path) {
     if (!host_is_little())
         return elm__fail(ELM_ERR_UNSUPPORTED, "the NeuronIO cache needs a little-endian machine");
     int fd;
-    elm_status ost = elm__open_regular(path, &fd);
+    size_t len;
+    elm_status ost = elm__open_regular(path, &fd, &len);
     if (ost != ELM_OK)
         return ost;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        close(fd);
-        return elm__fail(ELM_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    size_t len = (size_t)sb.st_size;
     if (len < NIOC_HEADER) {
         close(fd);
         return elm__fail(ELM_ERR_FORMAT, "%s: %zu bytes, too short for a NeuronIO cache", path,

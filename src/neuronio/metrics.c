@@ -399,8 +399,9 @@ elm_status elm_nio_evaluate(elm_nio_metrics *out, elm_model *m, const elm_nio_da
             int64_t *ptr = L.ptr + (size_t)b * (size_t)win;
             int64_t nnz = elm_nio_window_nnz(&v, job_k[b] * stride, win);
             if (nnz < 0) {
-                st = elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation %d: corrupt row pointers",
-                               job_sim[b]);
+                char vname[600];
+                st = elm__fail(ELM_ERR_FORMAT, "%s: corrupt row pointers",
+                               elm_nio_view_name(&v, vname, sizeof vname));
                 break;
             }
             if ((st = elm__spike_lists_reserve(&L, (size_t)ptr[0] + (size_t)nnz)) == ELM_OK)

@@ -78,8 +78,10 @@ static elm_status nio_train_batch_sparse(elm_task *t, elm__rng *rng, int B, elm_
         int span = v->T - T - NIO_IGNORE_START;
         c->sp_t0[b] = NIO_IGNORE_START + (int)elm__rng_below(rng, (uint64_t)span);
         int64_t nnz = elm_nio_window_nnz(v, c->sp_t0[b], T);
+        char name[600];
         if (nnz < 0)
-            return elm__fail(ELM_ERR_FORMAT, "NeuronIO simulation %d: corrupt row pointers", k);
+            return elm__fail(ELM_ERR_FORMAT, "%s: corrupt row pointers",
+                             elm_nio_view_name(v, name, sizeof name));
         L->ptr[(size_t)b * (size_t)T] = total;
         total += nnz;
     }

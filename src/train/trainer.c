@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /*
@@ -258,6 +259,71 @@ static elm_status open_task(elm_trainer *tr) {
     return ELM_OK;
 }
 
+/* Knobs a resumed run may change: they alter speed, memory or when it stops, not the model. */
+static int may_change_on_resume(const char *knob) {
+    static const char *const free_knobs[] = {"threads", "time_limit", "checkpoint_every",
+                                             "ckpt_stride", "eval_batch"};
+    for (size_t k = 0; k < sizeof free_knobs / sizeof free_knobs[0]; k++)
+        if (!strcmp(knob, free_knobs[k]))
+            return 1;
+    return 0;
+}
+
+/*
+ * --resume continues the run in RUN with the settings RUN/config.json records (D7 of issue 15: a
+ * resume without the original flags went on with the default batch size, lr and seed, and
+ * rewrote config.json). A spec that disagrees with the file on the task, a training knob (but
+ * threads, time_limit, checkpoint_every, ckpt_stride and eval_batch) or, for a run not started
+ * from an --init model, a model option, is refused naming the setting. No config.json: nothing
+ * to compare (a run killed before it wrote one).
+ */
+static elm_status check_resume_config(elm_trainer *tr) {
+    char path[4096];
+    run_path(tr, "config.json", path, sizeof path);
+    if (!elm__is_file(path))
+        return ELM_OK;
+    cJSON *have = NULL;
+    elm_status st = elm__json_read(path, 1 << 20, &have);
+    if (st)
+        return st;
+    const char *task = cJSON_GetStringValue(cJSON_GetObjectItem(have, "task"));
+    if (!cJSON_IsObject(have) || (task && strcmp(task, tr->spec.task))) {
+        st = elm__fail(ELM_ERR_CONFIG, "%s: the run is %s%s%s, not %s", path,
+                       task ? "a " : "not a JSON object", task ? task : "",
+                       task ? " run" : "", tr->spec.task);
+        cJSON_Delete(have);
+        return st;
+    }
+    cJSON *want_train = elm__train_config_json(&tr->spec.train), *want_model = NULL;
+    if (!tr->spec.init) {
+        elm_config c = tr->spec.model;
+        char *mj = elm_config_resolve(&c) == ELM_OK ? elm_config_to_json(&c) : NULL;
+        want_model = mj ? cJSON_Parse(mj) : NULL;
+        free(mj);
+    }
+    char *now = NULL, *was = NULL;
+    const char *section = "train";
+    const cJSON *d = elm__json_first_difference(want_train, cJSON_GetObjectItem(have, "train"),
+                                                may_change_on_resume, &now, &was);
+    if (!d && want_model) {
+        section = "model";
+        d = elm__json_first_difference(want_model, cJSON_GetObjectItem(have, "model"), NULL,
+                                       &now, &was);
+    }
+    if (d)
+        st = elm__fail(ELM_ERR_CONFIG,
+                       "%s: the run was trained with %s %s = %.40s; resuming it with %.40s "
+                       "would change the run (resume with the run's own settings, or start over "
+                       "with --force)",
+                       path, section, d->string, was, now);
+    free(was);
+    free(now);
+    cJSON_Delete(want_train);
+    cJSON_Delete(want_model);
+    cJSON_Delete(have);
+    return st;
+}
+
 /* Removes files of checkpoints a killed run had begun or not yet removed. */
 static void remove_stale(const char *ckdir, const char *keep_model, const char *keep_optim) {
     DIR *dh = opendir(ckdir);
@@ -273,19 +339,94 @@ static void remove_stale(const char *ckdir, const char *keep_model, const char *
         closedir(dh);
 }
 
-/* The model and the run's progress from checkpoint/state.json; *optim_path gets the optimiser's
- * file. A missing or unreadable state.json means "no checkpoint" (tr->resumed stays 0). */
+/* A JSON number that is an integer in [lo, hi], into *v. */
+static int json_long(const cJSON *j, double lo, double hi, long *v) {
+    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || j->valuedouble < lo ||
+        j->valuedouble > hi)
+        return 0;
+    *v = (long)j->valuedouble;
+    return 1;
+}
+
+/*
+ * The model and the run's progress from checkpoint/state.json; *optim_path gets the optimiser's
+ * file. Only an absent state.json means "no checkpoint" (tr->resumed stays 0): a run killed
+ * before its first checkpoint. Anything else that is not what write_state writes is an error
+ * naming the file (D5, D6 of issue 15: garbage once restarted the run, and "step": 1e300 made a
+ * run that never ends): every field is type- and range-checked, unknown fields are refused,
+ * and the files it names must be this step's, in the checkpoint folder.
+ */
 static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
-    cJSON *state = NULL;
-    if (elm__json_read(tr->state_path, 64 << 20, &state))
+    struct stat sb;
+    if (stat(tr->state_path, &sb) != 0 && errno == ENOENT)
         return ELM_OK;
+    cJSON *state = NULL;
+    elm_status st = elm__json_read(tr->state_path, 64 << 20, &state);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", elm_last_error());
+        return elm__fail(st, "%s (the run's checkpoint state; --force starts the run over)", msg);
+    }
+    static const char *const fields[] = {"model",   "optim",      "step",       "threads",
+                                         "best",    "best_epoch", "history",    "epoch_loss",
+                                         "epoch_batches"};
+    const int nf = (int)(sizeof fields / sizeof fields[0]);
+    char why[512] = "";
+    for (const cJSON *it = cJSON_IsObject(state) ? state->child : NULL; it && !why[0];
+         it = it->next) {
+        int known = 0;
+        for (int k = 0; k < nf; k++)
+            known |= !strcmp(it->string, fields[k]);
+        if (!known)
+            snprintf(why, sizeof why, "unknown field '%.64s'", it->string);
+    }
     const char *mf = cJSON_GetStringValue(cJSON_GetObjectItem(state, "model"));
     const char *of = cJSON_GetStringValue(cJSON_GetObjectItem(state, "optim"));
-    cJSON *sj = cJSON_GetObjectItem(state, "step");
-    elm_status st = ELM_OK;
+    cJSON *hist = cJSON_GetObjectItem(state, "history");
+    cJSON *bj = cJSON_GetObjectItem(state, "best"), *el = cJSON_GetObjectItem(state, "epoch_loss");
+    cJSON *eb = cJSON_GetObjectItem(state, "epoch_batches");
+    long step = 0, best_epoch = -1, threads = 0, ebn = 0, in_epoch = 0;
+    char want[2][128];
+    if (why[0]) {
+    } else if (!cJSON_IsObject(state)) {
+        snprintf(why, sizeof why, "not a JSON object");
+    } else if (!json_long(cJSON_GetObjectItem(state, "step"), 1, (double)tr->total, &step)) {
+        snprintf(why, sizeof why, "'step' must be an integer in [1, %ld] (the run's batches)",
+                 tr->total);
+    } else if (snprintf(want[0], sizeof want[0], "step-%ld.model.safetensors", step),
+               snprintf(want[1], sizeof want[1], "step-%ld.optim.safetensors", step),
+               !mf || !of || strcmp(mf, want[0]) || strcmp(of, want[1])) {
+        snprintf(why, sizeof why, "'model' and 'optim' must be \"%s\" and \"%s\"", want[0],
+                 want[1]);
+    } else if (cJSON_GetObjectItem(state, "threads") &&
+               !json_long(cJSON_GetObjectItem(state, "threads"), 0, 1 << 16, &threads)) {
+        snprintf(why, sizeof why, "'threads' must be an integer in [0, 65536]");
+    } else if (!json_long(cJSON_GetObjectItem(state, "best_epoch"), -1,
+                          (double)(step / tr->nb), &best_epoch)) {
+        snprintf(why, sizeof why, "'best_epoch' must be an integer in [-1, %ld]",
+                 step / tr->nb);
+    } else if (bj ? !cJSON_IsNumber(bj) || !isfinite(bj->valuedouble) || best_epoch < 1
+                  : best_epoch != -1) {
+        snprintf(why, sizeof why, "'best' must be a finite number exactly when 'best_epoch' is "
+                                  "at least 1");
+    } else if (in_epoch = step % tr->nb ? step % tr->nb : tr->nb,
+               !cJSON_IsArray(hist) || cJSON_GetArraySize(hist) > step / tr->nb) {
+        snprintf(why, sizeof why, "'history' must be an array of at most %ld epochs",
+                 step / tr->nb);
+    } else if (!el != !eb || (el && (!cJSON_IsNumber(el) || !isfinite(el->valuedouble) ||
+                                     !json_long(eb, 0, (double)in_epoch, &ebn)))) {
+        snprintf(why, sizeof why, "'epoch_loss' must be finite and 'epoch_batches' an integer "
+                                  "in [0, %ld], both or neither",
+                 in_epoch);
+    }
+    for (const cJSON *r = cJSON_IsArray(hist) ? hist->child : NULL; r && !why[0]; r = r->next)
+        if (!cJSON_IsObject(r))
+            snprintf(why, sizeof why, "'history' must hold one object per epoch");
     char path[4096];
-    if (!mf || !of || !cJSON_IsNumber(sj)) {
-        st = elm__fail(ELM_ERR_FORMAT, "%s: malformed checkpoint state", tr->state_path);
+    if (why[0]) {
+        st = elm__fail(ELM_ERR_FORMAT, "%s: malformed checkpoint state: %s (--force starts the "
+                                       "run over)",
+                       tr->state_path, why);
         goto done;
     }
     snprintf(path, sizeof path, "%s/%s", tr->ckdir, mf);
@@ -295,11 +436,16 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
         st = elm__fail(ELM_ERR_SHAPE, "%s: checkpoint model does not fit the task", path);
     if (st)
         goto done;
-    tr->step0 = (long)sj->valuedouble;
-    cJSON *bj = cJSON_GetObjectItem(state, "best");
-    tr->best = cJSON_IsNumber(bj) ? bj->valuedouble : (double)NAN;
-    cJSON *be = cJSON_GetObjectItem(state, "best_epoch");
-    tr->best_epoch = cJSON_IsNumber(be) ? (long)be->valuedouble : -1;
+    tr->step0 = step;
+    tr->best = bj ? bj->valuedouble : (double)NAN;
+    tr->best_epoch = best_epoch;
+    /* The running sums of the epoch the checkpoint fell in (D8): its train_loss then averages
+     * every batch of the epoch, as an uninterrupted run's does. Checkpoints written before
+     * these fields existed resume with the batches after the resume only. */
+    if (el && step % tr->nb) {
+        tr->epoch_loss = el->valuedouble;
+        tr->epoch_n = ebn;
+    }
     tr->history = cJSON_DetachItemFromObject(state, "history");
     snprintf(optim_path, n, "%s/%s", tr->ckdir, of);
     if (tr->writer)
@@ -458,6 +604,8 @@ static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int r
         st = elm__mkdir_p(tr->ckdir);
     if (!st)
         st = open_task(tr);
+    if (!st && resume)
+        st = check_resume_config(tr);
     if (!st && resume)
         st = load_state(tr, optim_path, sizeof optim_path);
     if (!st && !tr->m)
@@ -853,9 +1001,17 @@ static elm_status write_state(elm_trainer *tr, const char *mf, const char *of) {
     cJSON_AddStringToObject(sj, "optim", of);
     cJSON_AddNumberToObject(sj, "step", (double)tr->step);
     cJSON_AddNumberToObject(sj, "threads", (double)tr->spec.train.threads);
-    if (isfinite(tr->best))
-        cJSON_AddNumberToObject(sj, "best", tr->best);
+    /* Reals with 17 significant digits: cJSON's printer may drop the last bit, and a resumed
+     * run must compare scores and sum losses exactly as an uninterrupted one. */
+    char num[40];
+    if (isfinite(tr->best)) {
+        snprintf(num, sizeof num, "%.17g", tr->best);
+        cJSON_AddRawToObject(sj, "best", num);
+    }
     cJSON_AddNumberToObject(sj, "best_epoch", (double)tr->best_epoch);
+    snprintf(num, sizeof num, "%.17g", tr->epoch_loss);
+    cJSON_AddRawToObject(sj, "epoch_loss", num);
+    cJSON_AddNumberToObject(sj, "epoch_batches", (double)tr->epoch_n);
     cJSON_AddItemToObject(sj, "history", cJSON_Duplicate(tr->history, 1));
     elm_status st = elm__json_write(tr->state_path, sj);
     cJSON_Delete(sj);

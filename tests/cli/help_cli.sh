@@ -5,16 +5,8 @@
 # path, the LSTM's banner names the LSTM, counts print as integers, plurals agree, and misspelt
 # commands, flags and keys get a "did you mean".
 set -u
-ELM=${ELM_CLI:-build/elm}
-SRC=${ELM_SOURCE_DIR:-.}
-[ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
-ELM=$(cd "$(dirname "$ELM")" && pwd)/$(basename "$ELM")
-FIX=$(cd "$SRC/tests/fixtures" && pwd)
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../testlib.sh"
+cli_test_in_tmp
 # run RC PATTERN-IN-STDOUT PATTERN-IN-STDERR -- CMD...: exit status and both patterns ('' = any)
 run() {
     local rc=$1 po=$2 pe=$3; shift 4

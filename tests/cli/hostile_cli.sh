@@ -45,6 +45,18 @@ printf '{"train": {"lr": 0.01}, "train": {"seed": 2}}' >"$T/rep_train.json"
 expect_msg "$T/rep_train.json: the section 'train' appears twice" -- \
     "$ELM" train shd --config "$T/rep_train.json" --out "$T/run_rep_train"
 
+# ---- D19: integer knobs were parsed as long and truncated to int (4294967304 trained with 8) ----
+expect_msg "--batch-size: 'batch_size' must be in [1, 1.07374e+09], got '4294967304'" -- \
+    "$ELM" train neuronio --batch-size 4294967304 --data "$T" --out "$T/run_d19"
+printf '{"train": {"batch_size": 4294967304}}' >"$T/d19.json"
+expect_msg "$T/d19.json: 'batch_size' must be in [1, 1.07374e+09], got '4294967304'" -- \
+    "$ELM" train neuronio --config "$T/d19.json" --data "$T" --out "$T/run_d19"
+[ ! -e "$T/run_d19" ] && ok || bad "D19: a refused batch size left a run folder"
+# ---- D23: a --config value error names the file and the whole value (it was cut at 15) ----
+printf '{"lr": "0.5000000000000000000001x"}' >"$T/d23.json"
+expect_msg "$T/d23.json: 'lr' expects a number, got '0.5000000000000000000001x'" -- \
+    "$ELM" train neuronio --config "$T/d23.json" --data "$T" --out "$T/run_d23"
+
 M15=$SHARED/models/neuronio/num_memory_15
 if [ -f "$M15/model.safetensors" ]; then
     expect_msg "$T/fifo.npy: not a regular file" -- "$ELM" predict --model "$M15" --input "$T/fifo.npy" --output "$T/y.npy"

@@ -5,16 +5,8 @@
 # sweep grid's keys are checked before anything starts; train --help shows each task's
 # defaults, and every run prints its budget and a time estimate.
 set -u
-ELM=${ELM_CLI:-build/elm}
-SRC=${ELM_SOURCE_DIR:-.}
-[ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
-ELM=$(cd "$(dirname "$ELM")" && pwd)/$(basename "$ELM")
-FIX=$(cd "$SRC/tests/fixtures" && pwd)
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../testlib.sh"
+cli_test_in_tmp
 run() { # run RC PATTERN-IN-STDERR -- CMD...
     local rc=$1 pe=$2; shift 3
     "$@" >out 2>err; local got=$?
@@ -75,6 +67,12 @@ first = [r for r in m]
 assert t["best_epoch"] == 3, t["best_epoch"]
 assert m[0]["train_loss"] > 10 * 2.9 and m[1]["train_loss"] > 10 * 2.9, [r["train_loss"] for r in m]
 ' && ok || bad "a diverged epoch was selected: $(grep 'elm: epoch' err)"
+# D12 (issue 15): the same run stopped after epoch 2 has no usable epoch. It once printed "best
+# model in RUN/model.safetensors" and exited 0 without writing the file.
+run 1 "no epoch gave a usable model (every validation accuracy was non-finite or its training had diverged); nothing was saved" -- \
+    "$ELM" train shd --data shd --threads 1 --set num_memory=20 --lr 1 --out none --epochs 2 --batches-per-epoch 20
+! grep -q "best model in" err && [ ! -e none/model.safetensors ] && ok \
+    || bad "no usable epoch: $(tail -2 err); model.safetensors $([ -e none/model.safetensors ] && echo exists || echo absent)"
 
 # 6. A sweep grid with a misspelt key or an out-of-range value fails before anything starts.
 echo '{"base": {"num_memory": 2}, "vary": {"num_memroy": [1, 2]}}' > typo.json

@@ -10,55 +10,15 @@
 #include "elm.h"
 #include "model_internal.h"
 #include "test.h"
+#include "tmpfiles.h"
 
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
-
-static char tmpdir[256];
-
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static void write_bytes(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f || (len && fwrite(data, 1, len, f) != len) || fclose(f) != 0) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(1);
-    }
-}
-
-static char *read_bytes(const char *path, size_t *len) {
-    char *d;
-    if (elm__read_file(path, (size_t)1 << 30, &d, len) != ELM_OK) {
-        fprintf(stderr, "cannot read %s: %s\n", path, elm_last_error());
-        exit(1);
-    }
-    return d;
-}
-
-/* 1 when `phrase` is NULL or occurs in `msg`. */
-static int has(const char *msg, const char *phrase) {
-    return !phrase || strstr(msg, phrase) != NULL;
-}
-
-/* Checks that `st` is `want` and that the message holds each of the (up to two) phrases. */
-#define EXPECT(label, st, want, phrase1, phrase2)                                                  \
-    do {                                                                                           \
-        elm_status s_ = (st);                                                                      \
-        const char *e_ = elm_last_error();                                                         \
-        CHECK(s_ == (want), "%s: got status %s (%s), want %s", label, elm_status_str(s_), e_,      \
-              elm_status_str(want));                                                               \
-        CHECK(s_ == ELM_OK || (has(e_, phrase1) && has(e_, phrase2)),                              \
-              "%s: message '%s' lacks '%s' or '%s'", label, e_, has("", phrase1) ? "" : phrase1,   \
-              has("", phrase2) ? "" : phrase2);                                                    \
-    } while (0)
 
 /* ---- safetensors images built by hand ---- */
 
@@ -472,6 +432,148 @@ static void test_models(void) {
     free(img);
 }
 
+static long max_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024;
+}
+
+/* One LSTM tensor entry of a hand-made header: F16, shape [r] or [r, c], at data offset *at. */
+static void lstm_entry(char *h, size_t n, const char *name, long r, long c, size_t *at) {
+    size_t bytes = 2 * (size_t)r * (size_t)(c ? c : 1);
+    char shape[64];
+    if (c)
+        snprintf(shape, sizeof shape, "[%ld, %ld]", r, c);
+    else
+        snprintf(shape, sizeof shape, "[%ld]", r);
+    snprintf(h + strlen(h), n - strlen(h),
+             "%s\"%s\": {\"dtype\": \"F16\", \"shape\": %s, \"data_offsets\": [%zu, %zu]}",
+             *at ? ", " : "{", name, shape, *at, *at + bytes);
+    *at += bytes;
+}
+
+/* An LSTM file with weight_ih [4H, I], weight_hh [4 hh, hh], biases [4H], readout [O, H] and
+ * [O], F16 zeros; returns its path. */
+static const char *lstm_file(const char *name, long H, long I, long hh, long O) {
+    char h[1024] = "";
+    size_t at = 0;
+    lstm_entry(h, sizeof h, "lstm.weight_ih_l0", 4 * H, I, &at);
+    lstm_entry(h, sizeof h, "lstm.weight_hh_l0", 4 * hh, hh, &at);
+    lstm_entry(h, sizeof h, "lstm.bias_ih_l0", 4 * H, 0, &at);
+    lstm_entry(h, sizeof h, "lstm.bias_hh_l0", 4 * H, 0, &at);
+    lstm_entry(h, sizeof h, "readout.weight", O, H, &at);
+    lstm_entry(h, sizeof h, "readout.bias", O, 0, &at);
+    strcat(h, "}");
+    char *zeros = calloc(1, at);
+    const char *p = st_image(name, h, zeros, at);
+    free(zeros);
+    return p;
+}
+
+/* Issue 15: D4 (LSTM sizes), D18 (safetensors header first), D20 (metadata vs model_config.json),
+ * D23 (the LSTM's out-of-memory message names the file). */
+static void test_issue15_loaders(void) {
+    elm_model *m = NULL;
+    elm__st_file f;
+    /* D4: weight_ih_l0 [16384, 1] (hidden 4096) with a weight_hh_l0 of hidden 1: 32 KB that the
+     * old loader built into 2 x 67 M parameters (537 MB, zeroed) before checking a shape. */
+    long rss0 = max_rss_mb();
+    const char *p = lstm_file("lstm_big.safetensors", 4096, 1, 1, 1);
+    EXPECT("LSTM sized by weight_ih alone", elm_model_load(&m, p, ELM_F32), ELM_ERR_SHAPE,
+           "lstm_big.safetensors", "'lstm.weight_hh_l0' is [4, 1], expected [16384, 4096]");
+    CHECK(max_rss_mb() - rss0 < 128, "a 32 KB LSTM file took %ld MB resident",
+          max_rss_mb() - rss0);
+    p = lstm_file("lstm_ok.safetensors", 3, 2, 3, 1);
+    CHECK_OK(elm_model_load(&m, p, ELM_F32));
+    elm_model_free(m);
+    m = NULL;
+#ifndef __SANITIZE_ADDRESS__ /* ASan reserves address space: RLIMIT_AS cannot work */
+    /* D23: the LSTM's out-of-memory message names the file. A child process whose address
+     * space has no room for the parameters (1 MB of F16 values: 2 x 4 MB as float64). */
+    p = lstm_file("lstm_oom.safetensors", 256, 256, 256, 1);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *sm = fopen("/proc/self/statm", "r");
+        long pages = 0;
+        if (!sm || fscanf(sm, "%ld", &pages) != 1)
+            _exit(3);
+        fclose(sm);
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (6 << 20);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(3);
+        elm_status st = elm_model_load(&m, p, ELM_F64);
+        const char *e = elm_last_error();
+        _exit(st == ELM_ERR_NOMEM && strstr(e, "lstm_oom.safetensors: out of memory") ? 0
+              : st == ELM_OK                                                         ? 2
+                                                                                     : 1);
+    }
+    int ws = 0;
+    CHECK(pid > 0 && waitpid(pid, &ws, 0) == pid, "fork failed");
+    CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) != 1,
+          "LSTM out of memory: the message does not name the file (child status %d)", ws);
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) > 1)
+        fprintf(stderr, "note: the LSTM out-of-memory check could not limit memory (%d)\n",
+                WEXITSTATUS(ws));
+#endif
+
+    /* D18: only the header and the bytes its tensors span are read. A valid header with a
+     * 1 GiB sparse tail, and a garbage header with the same tail: the old reader read the
+     * whole file (1 GiB resident) first. */
+    rss0 = max_rss_mb();
+    p = st_image("tail.safetensors",
+                             "{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}",
+                             "\0\0\200?\0\0\0@", 8);
+    int fd = open(p, O_WRONLY);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)1 << 30) == 0, "cannot extend %s", p);
+    close(fd);
+    CHECK_OK(elm__st_read(&f, p));
+    CHECK(f.n == 1 && f.len < 200 && ((const float *)f.t[0].data)[1] == 2.0f,
+          "tail file: %d tensors, %zu bytes read (want 1 tensor, header + 8 bytes)", f.n, f.len);
+    elm__st_free(&f);
+    p = st_image("garbage_tail.safetensors", "{\"w\": garbage", NULL, 0);
+    fd = open(p, O_WRONLY);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)1 << 30) == 0, "cannot extend %s", p);
+    close(fd);
+    EXPECT("garbage header, 1 GiB file", elm__st_read(&f, p), ELM_ERR_FORMAT,
+           "garbage_tail.safetensors", "not a JSON object");
+    CHECK(max_rss_mb() - rss0 < 256, "reading two 1 GiB files' headers took %ld MB resident",
+          max_rss_mb() - rss0);
+    unlink(tpath("tail.safetensors"));
+    unlink(tpath("garbage_tail.safetensors"));
+
+    /* D20: a folder whose model_config.json disagrees with the metadata is refused (it was read
+     * with the JSON's configuration, while the file named directly was read with its own). */
+    elm_config c = small_config();
+    CHECK_OK(elm_model_create(&m, &c, ELM_F32, 3));
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/", tpath("d20"));
+    CHECK_OK(elm_model_save(m, dir));
+    elm_model_free(m);
+    m = NULL;
+    CHECK_OK(elm_model_load(&m, tpath("d20"), ELM_F32)); /* they agree */
+    elm_model_free(m);
+    m = NULL;
+    size_t jl;
+    char *js = read_bytes(tpath("d20/model_config.json"), &jl);
+    cJSON *cj = cJSON_Parse(js);
+    free(js);
+    cJSON_ReplaceItemInObject(cj, "num_memory", cJSON_CreateNumber(5));
+    js = cJSON_Print(cj);
+    cJSON_Delete(cj);
+    write_bytes(tpath("d20/model_config.json"), js, strlen(js));
+    free(js);
+    EXPECT("metadata vs model_config.json, folder", elm_model_load(&m, tpath("d20"), ELM_F32),
+           ELM_ERR_CONFIG, "model.safetensors: its metadata say num_memory = 3 but ",
+           "model_config.json says 5");
+    /* The file itself describes itself: read as it says. */
+    CHECK_OK(elm_model_load(&m, tpath("d20/model.safetensors"), ELM_F32));
+    CHECK(m && elm_model_config(m)->num_memory == 3, "the file named directly: num_memory %d",
+          m ? elm_model_config(m)->num_memory : -1);
+    elm_model_free(m);
+}
+
 /* Regression (fuzz_config): reals must survive elm_config_to_json exactly, and print readably. */
 static void test_config_roundtrip(void) {
     const double vals[] = {8198552921648689602.0, 0.1, 1.0 / 3.0, 150.0, 1e-7, 5e-324, 123456.789};
@@ -742,20 +844,13 @@ static void test_npy(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/elm-malformed-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    tmpdir_make("elm-malformed");
     test_safetensors_raw();
     test_models();
+    test_issue15_loaders();
     test_config();
     test_config_roundtrip();
     test_npy();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir_remove();
     return test_end();
 }

@@ -11,35 +11,11 @@
 #include "model_internal.h"
 #include "pt.h"
 #include "test.h"
+#include "tmpfiles.h"
 
 #include <stdint.h>
 #include <unistd.h>
 #include <zip.h>
-
-static char tmpdir[256];
-
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int has(const char *msg, const char *phrase) {
-    return !phrase || strstr(msg, phrase) != NULL;
-}
-
-#define EXPECT(label, st, want, phrase1, phrase2)                                                  \
-    do {                                                                                           \
-        elm_status s_ = (st);                                                                      \
-        const char *e_ = elm_last_error();                                                         \
-        CHECK(s_ == (want), "%s: got status %s (%s), want %s", label, elm_status_str(s_), e_,      \
-              elm_status_str(want));                                                               \
-        CHECK(s_ == ELM_OK || (has(e_, phrase1) && has(e_, phrase2)),                              \
-              "%s: message '%s' lacks '%s' or '%s'", label, e_, phrase1 ? phrase1 : "",           \
-              phrase2 ? phrase2 : "");                                                             \
-    } while (0)
 
 /* ---- a tiny pickle writer for hand-made state dicts ---- */
 
@@ -418,17 +394,10 @@ static void test_hostile(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/elm_test_pt_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    tmpdir_make("elm_test_pt");
     test_views();
     test_roundtrip();
     test_hostile();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir_remove();
     return test_end();
 }

@@ -15,21 +15,13 @@
 #include "model_internal.h"
 #include "pt.h"
 #include "test.h"
+#include "tmpfiles.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdint.h>
 #include <unistd.h>
 
-static char tmpdir[256];
-
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
 
 static elm_config tiny(int version, int routed) {
     elm_config c;
@@ -324,11 +316,7 @@ static void test_released(const char *shared) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/elm_test_pt_models_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    tmpdir_make("elm_test_pt_models");
     for (int v = 0; v < 2; v++) {
         test_inf_tau(v ? ELM_V2 : ELM_V1, ELM_F32);
         test_inf_tau(v ? ELM_V2 : ELM_V1, ELM_F64);
@@ -342,9 +330,6 @@ int main(void) {
     else
         printf("note: the authors' released models are absent (../shared or $ELM_SHARED); "
                "their .pt checks were skipped\n");
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir_remove();
     return test_end();
 }

@@ -519,6 +519,19 @@ static void test_window_messages(void) {
                  p);
         CHECK(st == ELM_ERR_SHAPE && !strcmp(elm_last_error(), want), "D23: '%s', want '%s'",
               elm_last_error(), want);
+        /* Row pointers corrupted in memory after the checks: the evaluation's window cutter
+         * names the file too (it once said "NeuronIO simulation 0" alone). */
+        int64_t *ptr = (int64_t *)(uintptr_t)v.spike_ptr;
+        const int64_t keep = ptr[0];
+        ptr[0] = -7;
+        o.window = 500;
+        st = elm_nio_evaluate(&r, m, d, &o);
+        ptr[0] = keep;
+        snprintf(want, sizeof want, "%s: simulation 0: corrupt row pointers", p);
+        const char *e = elm_last_error();
+        CHECK(st == ELM_ERR_FORMAT && strlen(e) >= strlen(want) &&
+                  !strcmp(e + strlen(e) - strlen(want), want),
+              "D23: '%s', want '...%s'", e, want);
         elm_model_free(m);
     }
     elm_nio_data_free(d);
