@@ -5,7 +5,8 @@
  * describes them); what stays here is the process pool. Each point runs as a child process of
  * this executable (/proc/self/exe, argv array, no shell) with OMP_NUM_THREADS set to its thread
  * budget, its output in OUT/runs/<point>/train.log:
- *   elm train TASK --data D [--valid V] --out OUT/runs/<point> --config OUT/runs/<point>/point.json
+ *   elm train TASK --data D [--valid V] [--test T] --out OUT/runs/<point>
+ *       --config OUT/runs/<point>/point.json
  *       --threads N [--resume] [the train options given to the sweep]
  * OUT/sweep.json records the grid and the command line of the last invocation. A point with a
  * checkpoint is continued with --resume, so rerunning the same command finishes a half-done
@@ -32,7 +33,7 @@ extern char **environ;
 typedef elm__sweep_point point;
 
 static const char sweep_usage[] =
-    "usage: elm sweep --task TASK --data DIR [--valid DIR] --grid GRID.json --out DIR\n"
+    "usage: elm sweep --task TASK --data DIR [--valid DIR] [--test DIR] --grid GRID.json --out DIR\n"
     "                 [--jobs N] [--threads-per-job N] [--metric NAME] [--dry-run] [--no-plot]\n"
     "                 [elm train options passed to every point, e.g. --epochs 3 --set lr=1e-3]\n\n"
     "Trains one model per point of GRID.json with `elm train TASK` into DIR/runs/<point>/, up to\n"
@@ -44,7 +45,10 @@ static const char sweep_usage[] =
     "  {\"base\": {...}, \"factors\": {\"KEY\": [...], ...}} (one factor at a time around base),\n"
     "  or {\"base\": {...}, \"points\": [{...}, ...]}; optional \"metric\": main metric name.\n"
     "Keys are elm train's knobs and model options (elm train --help).\n\n"
-    "TASK: neuronio | shd | shd-adding | pathfinder. Main metric: AUC (neuronio), accuracy.\n"
+    "TASK: neuronio | shd | shd-adding | pathfinder. Main metric: AUC (neuronio), accuracy;\n"
+    "the tables hold each point's test scores (test_AUC, ...) and the validation scores that\n"
+    "selected its model (valid_AUC, ...), apart. A bare --metric NAME means test_NAME where\n"
+    "there is test data (shd, shd-adding, pathfinder; neuronio with --test), else valid_NAME.\n"
     "Plots need Python 3 with numpy and matplotlib ($ELM_PYTHON, else python3 on PATH or\n"
     "/usr/bin/python3) and plot_sweep.py (installed in share/elm; $ELM_SCRIPTS overrides).\n";
 
@@ -142,8 +146,8 @@ static void plot(const char *out, const char *metric) {
 }
 
 static int is_own_flag(const char *a) {
-    static const char *own[] = {"--task", "--data", "--valid",  "--grid",
-                                "--out",  "--jobs", "--metric", "--threads-per-job"};
+    static const char *own[] = {"--task", "--data",   "--valid",           "--test", "--grid",
+                                "--out",  "--jobs",   "--metric",          "--threads-per-job"};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
         size_t n = strlen(own[i]);
         if (!strncmp(a, own[i], n) && (a[n] == 0 || a[n] == '='))
@@ -173,7 +177,7 @@ static void flag_key(const char *a, char *key, size_t n) {
 /* ---- The command line ---- */
 
 typedef struct {
-    const char *task, *data, *valid, *grid, *out, *metric;
+    const char *task, *data, *valid, *test, *grid, *out, *metric;
     long jobs, tpj;
     int dry, noplot;
     char **pass; /* train options passed to every point, as given */
@@ -211,6 +215,7 @@ static int parse_args(int argc, char **argv, sweep_args *a, char **own) {
         {"--task", CLI_STR, &a->task, 0, 0, 0},
         {"--data", CLI_STR, &a->data, 0, 0, 0},
         {"--valid", CLI_STR, &a->valid, 0, 0, 0},
+        {"--test", CLI_STR, &a->test, 0, 0, 0},
         {"--grid", CLI_STR, &a->grid, 0, 0, 0},
         {"--out", CLI_STR, &a->out, 0, 0, 0},
         {"--metric", CLI_STR, &a->metric, 0, 0, 0},
@@ -300,6 +305,8 @@ static void write_manifest(const sweep_args *a, const cJSON *root) {
     cJSON_AddStringToObject(sj, "data", a->data);
     if (a->valid)
         cJSON_AddStringToObject(sj, "valid", a->valid);
+    if (a->test)
+        cJSON_AddStringToObject(sj, "test", a->test);
     cJSON *pa = cJSON_AddArrayToObject(sj, "train_args");
     for (int i = 0; i < a->npass; i++)
         cJSON_AddItemToArray(pa, cJSON_CreateString(a->pass[i]));
@@ -313,12 +320,14 @@ static void write_manifest(const sweep_args *a, const cJSON *root) {
 }
 
 /* The opening line: the grid, its keys, what is finished and what runs how. */
-static void print_plan(const sweep_args *a, const elm__sweep_grid *g, int finished, int todo) {
+static void print_plan(const sweep_args *a, const elm__sweep_grid *g, int finished, int todo,
+                       const char *metric) {
     fprintf(stderr, "elm: sweep %s: %d point%s (%s over", a->grid, g->np, CLI_S(g->np), g->mode);
     for (int k = 0; k < g->nkeys; k++)
         fprintf(stderr, "%s %s", k ? "," : "", g->keys[k]);
-    fprintf(stderr, "); %d finished, %d to run, %d job%s x %ld thread%s\n", finished, todo,
-            (int)a->jobs, CLI_S(a->jobs), a->tpj, CLI_S(a->tpj));
+    fprintf(stderr, "); %d finished, %d to run, %d job%s x %ld thread%s; main metric %s%s\n",
+            finished, todo, (int)a->jobs, CLI_S(a->jobs), a->tpj, CLI_S(a->tpj), metric,
+            strncmp(metric, "valid_", 6) ? "" : " (no test data: give --test for test scores)");
 }
 
 /* ---- The process pool ---- */
@@ -333,7 +342,7 @@ typedef struct {
     int dealt; /* points to run dealt so far, in grid order: under MPI, rank dealt % N runs it */
 } pool;
 
-/* argv of a point into p->cargv: elm train TASK --data D [--valid V] --out RUN --config P
+/* argv of a point into p->cargv: elm train TASK --data D [--valid V] [--test T] --out RUN --config P
  * --threads N [--resume] PASS...; returns its length. */
 static int point_argv(pool *pl, const point *p, char *cfgpath) {
     const sweep_args *a = pl->a;
@@ -347,6 +356,10 @@ static int point_argv(pool *pl, const point *p, char *cfgpath) {
     if (a->valid) {
         v[n++] = "--valid";
         v[n++] = (char *)a->valid;
+    }
+    if (a->test) {
+        v[n++] = "--test";
+        v[n++] = (char *)a->test;
     }
     v[n++] = "--out";
     v[n++] = p->dir;
@@ -491,7 +504,7 @@ static int run_points(const sweep_args *a, elm__sweep_grid *g, const char *metri
     snprintf(pl.threads, sizeof pl.threads, "%ld", a->tpj);
     snprintf(pl.omp, sizeof pl.omp, "OMP_NUM_THREADS=%ld", a->tpj);
     pl.envp = child_env(pl.omp);
-    pl.cargv = calloc((size_t)a->npass + 16, sizeof *pl.cargv);
+    pl.cargv = calloc((size_t)a->npass + 18, sizeof *pl.cargv);
     if (!pl.envp || !pl.cargv) {
         free(pl.envp);
         free(pl.cargv);
@@ -579,6 +592,26 @@ static int gather_states(elm__sweep_grid *g, int *failed) {
     return rc;
 }
 
+/*
+ * The main metric's column: --metric, else the grid's "metric", else the task's (AUC, accuracy).
+ * A bare score name means the test score where the points have test data and the validation
+ * score otherwise (NeuronIO without --test), so a validation score is never shown as a test one;
+ * test_*, valid_* and the run's own columns are taken as they are.
+ */
+static void main_metric(const sweep_args *a, const elm__sweep_grid *g, char *out, size_t n) {
+    const char *m = a->metric   ? a->metric
+                    : g->metric ? g->metric
+                    : !strcmp(a->task, "neuronio") ? "AUC"
+                                                   : "accuracy";
+    static const char *const own[] = {"num_params", "train_seconds", "wall_seconds",
+                                      "best_epoch", "train_loss"};
+    int plain = !strncmp(m, "test_", 5) || !strncmp(m, "valid_", 6);
+    for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+        plain |= !strcmp(m, own[k]);
+    const int has_test = strcmp(a->task, "neuronio") || a->test;
+    snprintf(out, n, "%s%s", plain ? "" : has_test ? "test_" : "valid_", m);
+}
+
 static int sweep_grid(const sweep_args *a, elm__sweep_grid *g, cJSON *root) {
     elm_status st = elm__sweep_grid_load(g, root, a->grid);
     if (st)
@@ -597,17 +630,15 @@ static int sweep_grid(const sweep_args *a, elm__sweep_grid *g, cJSON *root) {
                     "elm: error: %s/point.json differs from the grid's point '%s'; remove %s or "
                     "choose another --out\n",
                     g->p[i].dir, g->p[i].name, g->p[i].dir);
-    const char *metric = a->metric   ? a->metric
-                         : g->metric ? g->metric
-                         : !strcmp(a->task, "neuronio") ? "AUC"
-                                                        : "accuracy";
+    char metric[128];
+    main_metric(a, g, metric, sizeof metric);
     /* Under mpirun, rank 0 holds the folder, speaks and tabulates; every rank runs its points. */
     const int lead = cli_mpi_rank == 0;
     int lock_fd = -1;
     if (!a->dry && lead && (rc = lock_folder(a->out, &lock_fd)))
         return rc;
     if (lead)
-        print_plan(a, g, finished, todo);
+        print_plan(a, g, finished, todo, metric);
     if (lead && cli_mpi_size > 1)
         fprintf(stderr, "elm: sweep over %d MPI ranks: one point per rank at a time\n",
                 cli_mpi_size);

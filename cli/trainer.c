@@ -159,8 +159,14 @@ elm_status train_check_settings(const char *task, const cJSON *obj, const char *
 /* ---- elm train ---- */
 
 static const char train_usage_head[] =
-    "usage: elm train TASK --data DIR [--valid DIR] --out RUN [options]\n\n"
+    "usage: elm train TASK --data DIR [--valid DIR] [--test DIR] --out RUN [options]\n\n"
     "TASK: neuronio | shd | shd-adding | pathfinder\n\n"
+    "Data: --data trains (and, without --valid, gives the validation data: neuronio holds out\n"
+    "its last file, shd 10 % of shd_train.h5, pathfinder 10 % of the images); --valid selects\n"
+    "the best epoch; --test is scored once, by the best model, at the end. Without --test:\n"
+    "shd tests on DIR/shd_test.h5, pathfinder on 10 % of the images held out from training and\n"
+    "validation, and neuronio has no test data (no test metrics; the validation score is never\n"
+    "reported as a test score). Test data that is training or validation data is refused.\n\n"
     "options:\n"
     "  --config FILE        JSON object of training knobs and model options\n"
     "  --set KEY=VALUE      one knob or model option (repeatable), e.g. --set num_memory=5\n"
@@ -223,8 +229,11 @@ static const char *train_usage(void) {
                  "Plain `elm train neuronio` is the full protocol: 350,000 batches, hours of CPU.\n"
                  "A first try: --epochs 2 --batches-per-epoch 200. Every run prints its budget and\n"
                  "a time estimate before it starts.\n"
-                 "\nRUN receives config.json, metrics.csv/.json, model.safetensors (best on "
-                 "validation),\nmodel_config.json, checkpoint/ and test_metrics.json.\n"
+                 "\nRUN receives config.json, metrics.csv/.json (per epoch: training loss and "
+                 "validation\nmetrics), model.safetensors (best on validation), model_config.json,"
+                 " checkpoint/ and,\nat the end, test_metrics.json: the best model's validation "
+                 "scores (valid_*) and its\ntest scores (test_*), or a note that there was no "
+                 "test data.\n"
                  "\nClusters: `mpirun -np N elm train ...` trains data-parallel over N ranks "
                  "(batch_size is\nthe global batch; the model is bitwise that of one process; "
                  "rank 0 writes RUN).\nThis elm %s.\n",
@@ -314,6 +323,30 @@ static void print_budget(elm_trainer *tr, int quiet) {
             left, left == 1 ? "" : "es", ss_s, in.step ? " left" : "", st ? "?" : eta);
 }
 
+/* The best model's validation score (what selected it) and its test scores, apart: a
+ * validation score is never printed as a test score. */
+static void report_best(elm_trainer *tr, long best_epoch) {
+    cJSON *tm = cJSON_Parse(elm_trainer_test_metrics(tr) ? elm_trainer_test_metrics(tr) : "");
+    elm_task_info ti;
+    elm_task_get_info(elm_trainer_task(tr), &ti);
+    char name[96];
+    snprintf(name, sizeof name, "valid_%s", ti.select_metric);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(tm, name);
+    if (cJSON_IsNumber(v))
+        fprintf(stderr, "elm: best model: epoch %ld, validation %s %.6g\n", best_epoch,
+                ti.select_metric, v->valuedouble);
+    int ntest = 0;
+    for (const cJSON *it = tm ? tm->child : NULL; it; it = it->next)
+        if (cJSON_IsNumber(it) && !strncmp(it->string, "test_", 5))
+            fprintf(stderr, "%s %s %.6g", ntest++ ? "," : "elm: test metrics of the best model:",
+                    it->string + 5, it->valuedouble);
+    if (ntest)
+        fputc('\n', stderr);
+    else if (tm)
+        fprintf(stderr, "elm: no test data (give --test DIR): no test metrics\n");
+    cJSON_Delete(tm);
+}
+
 /* After elm_trainer_run: the outcome on stderr, and the exit status. */
 static int report_run(elm_trainer *tr, elm_status st, const elm_train_spec *s) {
     elm_train_info in;
@@ -343,10 +376,7 @@ static int report_run(elm_trainer *tr, elm_status st, const elm_train_spec *s) {
                 in.step, in.total_steps, in.stopped == 1 ? "signal" : "time limit");
         return in.stopped == 1 ? 130 : 0;
     }
-    const char *tm = elm_trainer_test_metrics(tr);
-    if (tm)
-        fprintf(stderr, "elm: test metrics of the best model (epoch %ld): %s\n", in.best_epoch,
-                tm);
+    report_best(tr, in.best_epoch);
     fprintf(stderr, "elm: done in %.1f s; best model in %s/model.safetensors\n", in.elapsed_s,
             s->out);
     return 0;
@@ -453,13 +483,14 @@ int cmd_train(int argc, char **argv) {
     const char *config = NULL;
     int resume = 0;
     cli_call knob = {set_flag_knob, &s}, set = {set_train, &s};
-    cli_flag flags[8 + NFLAG_KEYS] = {
+    cli_flag flags[9 + NFLAG_KEYS] = {
         {"--config", CLI_STR, &config, 0, 0, 0}, {"--data", CLI_STR, &s.data, 0, 0, 0},
-        {"--valid", CLI_STR, &s.valid, 0, 0, 0}, {"--out", CLI_STR, &s.out, 0, 0, 0},
-        {"--init", CLI_STR, &s.init, 0, 0, 0},   {"--set", CLI_CALL, &set, 0, 0, 0},
-        {"--resume", CLI_SWITCH, &resume, 0, 0, 0}, {"--force", CLI_SWITCH, &s.force, 0, 0, 0},
+        {"--valid", CLI_STR, &s.valid, 0, 0, 0}, {"--test", CLI_STR, &s.test, 0, 0, 0},
+        {"--out", CLI_STR, &s.out, 0, 0, 0},     {"--init", CLI_STR, &s.init, 0, 0, 0},
+        {"--set", CLI_CALL, &set, 0, 0, 0},      {"--resume", CLI_SWITCH, &resume, 0, 0, 0},
+        {"--force", CLI_SWITCH, &s.force, 0, 0, 0},
     };
-    int nflags = 8;
+    int nflags = 9;
     for (int k = 0; k < NFLAG_KEYS; k++)
         flags[nflags++] = (cli_flag){flag_keys[k].flag, CLI_CALL, &knob, 0, 0, 0};
     rc = cli_parse_flags(argc, argv, 2, flags, nflags, train_usage(), "train");

@@ -16,4 +16,5 @@ budget = dict(epochs=1, batches_per_epoch=4, seq_len=200, eval_samples=2, thread
     else dict(epochs=2, batches_per_epoch=200)
 model = elm.train("neuronio", a.data, a.out, num_memory=5, seed=1, force=True, **budget)
 print(f"{model.num_params} parameters; best model in {a.out}/model.safetensors")
-print("test metrics:", json.load(open(os.path.join(a.out, "test_metrics.json"))))
+# valid_*: the scores that selected the model; test_* only with test data (elm train --test).
+print("best model's scores:", json.load(open(os.path.join(a.out, "test_metrics.json"))))

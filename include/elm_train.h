@@ -18,7 +18,11 @@
  *   checkpoint/          step-<N>.model.safetensors, step-<N>.optim.safetensors and state.json;
  *                        state.json is written last and atomically, and names the files of the
  *                        newest complete checkpoint, so a run killed at any moment resumes from it
- *   test_metrics.json    the best model evaluated on the task's test split at the end
+ *   test_metrics.json    written when the run ends (its presence marks a finished run): the
+ *                        best model's validation scores (valid_<metric>, the data that selected
+ *                        it) and, where the task has test data, its scores on that data
+ *                        (test_<metric>); without test data only a "note" saying so, never a
+ *                        validation or training score under a test name
  *
  * Reproducibility: the random generator of batch k is seeded from (seed, k) alone, so a resumed
  * run draws exactly the batches the uninterrupted run would have, and with the same thread count
@@ -61,6 +65,8 @@ typedef struct elm_task elm_task;
 typedef struct elm_task_opts {
     const char *data;       /* the task's data (folder, file or ':'-separated list) */
     const char *valid;      /* separate validation data (optional) */
+    const char *test;       /* separate test data (optional; must not be training or validation
+                               data, which the task refuses) */
     uint64_t seed;
     int threads;            /* 0 = OpenMP's default */
     double input_dropout;   /* SHD: dropout on training inputs, never at evaluation */
@@ -94,6 +100,7 @@ typedef struct elm_task_info {
     const char *select_metric; /* the validation metric that selects the best model */
     int select_larger_is_better;
     int sparse; /* 1: batches come as spike lists (elm_task_batch fills x_sparse) */
+    int has_test; /* 1: the "test" split has data (never the training or validation data) */
 } elm_task_info;
 void elm_task_get_info(const elm_task *t, elm_task_info *out);
 
@@ -109,8 +116,9 @@ elm_status elm_task_batch(elm_task *t, uint64_t seed, long step, int B, float *x
 double elm_task_loss(elm_task *t, const float *y, const float *target, float *dy, int B);
 /*
  * Evaluates `m` on `split` ("valid" or "test"; pathfinder also takes "train" and "all", every
- * image of its folder) and returns the metrics as a JSON object (malloc'd text; free() it),
- * under the reference's metric names. A float64 model is evaluated through a float32 copy.
+ * image of its folder; "test" fails with ELM_ERR_ARG when the task has no test data,
+ * info.has_test) and returns the metrics as a JSON object (malloc'd text; free() it), under the
+ * reference's metric names. A float64 model is evaluated through a float32 copy.
  */
 elm_status elm_task_evaluate(elm_task *t, elm_model *m, const char *split, char **json);
 
@@ -160,7 +168,8 @@ elm_status elm_train_config_set(elm_train_config *tc, elm_config *mc, const char
                                 const char *value, const char *origin);
 /*
  * Applies a JSON file of knobs and model options (one flat object, or sections "train" and
- * "model"; a run's config.json is accepted, its "task", "data", "valid" and "elm" are skipped).
+ * "model"; a run's config.json is accepted, its "task", "data", "valid", "test" and
+ * "elm" are skipped).
  */
 elm_status elm_train_config_load(elm_train_config *tc, elm_config *mc, const char *path);
 /* The knobs' names and one-line descriptions; returns how many. */
@@ -193,6 +202,7 @@ typedef struct elm_train_spec {
     const char *task;  /* a name of elm_task_names() */
     const char *data;  /* elm_task_opts.data */
     const char *valid; /* optional */
+    const char *test;  /* optional: test data (elm_task_opts.test) */
     const char *out;   /* the run folder, created if needed */
     const char *init;  /* optional: start from this model instead of a fresh one */
     /* elm_trainer_create in a folder that holds a run (its files, or a checkpoint) fails unless
@@ -298,7 +308,8 @@ elm_status elm_trainer_end_epoch(elm_trainer *tr);
 elm_status elm_trainer_checkpoint(elm_trainer *tr);
 /*
  * The run to its end: steps, epochs ends, checkpoints every checkpoint_every batches and at
- * each epoch's end, then the best model on the test split (test_metrics.json). Stops early,
+ * each epoch's end, then test_metrics.json: the best model's validation scores and, where the
+ * task has test data, its test scores (info.has_test of the task). Stops early,
  * with a checkpoint, after elm_trainer_request_stop() or the time limit (info.stopped). When no
  * epoch gave a usable model (every validation score non-finite, or every epoch diverged), the
  * end is ELM_ERR_NUMERIC.
@@ -309,7 +320,7 @@ elm_status elm_trainer_run(elm_trainer *tr);
  * another thread. The stop answers the request: calling elm_trainer_run again continues the run.
  */
 void elm_trainer_request_stop(elm_trainer *tr);
-/* After a finished run: the test metrics as JSON text (borrowed), or NULL. */
+/* After a finished run: test_metrics.json's content as JSON text (borrowed), or NULL. */
 const char *elm_trainer_test_metrics(const elm_trainer *tr);
 
 #ifdef __cplusplus

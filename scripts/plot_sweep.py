@@ -197,7 +197,8 @@ def main():
     ap.add_argument("--ref-csv", action="append", default=[],
                     help="reference curve CSV (repeatable; pair each with --ref-label)")
     ap.add_argument("--ref-x", default="model_stats.model_param_count")
-    ap.add_argument("--ref-y", default=None, help="column of the metric (test_results.METRIC)")
+    ap.add_argument("--ref-y", default=None, help="column of the metric (test_results.METRIC, "
+                    "METRIC without its test_ prefix)")
     ap.add_argument("--ref-label", action="append", default=[])
     ap.add_argument("--no-labels", action="store_true", help="do not annotate points")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table, no plot")
@@ -271,7 +272,7 @@ def main():
                 ax.set_xticklabels(cats, rotation=30 if len(cats) > 4 else 0, fontsize=8)
             if xkey == "params":
                 for i, ref in enumerate(a.ref_csv):
-                    rx, ry = read_reference(ref, a.ref_x, a.ref_y or ("test_results." + metric))
+                    rx, ry = read_reference(ref, a.ref_x, a.ref_y or ("test_results." + re.sub(r"^test_", "", metric)))
                     rlabel = a.ref_label[i] if i < len(a.ref_label) else os.path.basename(ref)
                     if rx:
                         ax.plot(rx, ry, "s--", color=("gray", "black", "brown")[i % 3],

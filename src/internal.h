@@ -92,6 +92,9 @@ double elm__now_s(void);
 int elm__ends_with(const char *s, const char *suffix);
 /* 1 if path exists and is a regular file (stat; nothing is opened). */
 int elm__is_file(const char *path);
+/* 1 if both paths exist and are the same file or folder (device and inode, so links and
+ * different spellings of one path match). */
+int elm__same_file(const char *a, const char *b);
 /* Reads and parses a JSON file (at most max_bytes); ELM_ERR_FORMAT names the byte it stops at. */
 elm_status elm__json_read(const char *path, size_t max_bytes, struct cJSON **out);
 /* Writes j as indented JSON and a newline, atomically. */

@@ -723,7 +723,9 @@ static PyGetSetDef Trainer_getset[] = {
     {"info", (getter)Trainer_get_info, NULL, "where the run stands (elm_train_info)", NULL},
     {"task_info", (getter)Trainer_get_task_info, NULL, "the task's sizes (elm_task_info)", NULL},
     {"test_metrics", (getter)Trainer_get_test_metrics, NULL,
-     "after a finished run: the best model's test metrics (dict), else None", NULL},
+     "after a finished run: test_metrics.json (dict): the best model's "
+     "validation scores (valid_*) and test scores (test_*, where the task has test data), "
+     "else None", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject TrainerType = {

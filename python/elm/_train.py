@@ -41,7 +41,8 @@ def train(task, data, out, valid=None, init=None, config=None, force=False, resu
 
     verbose prints one line per epoch to stderr; progress(d) / epoch_end(d) are called after
     each batch / epoch with dicts. Returns the best model on validation (an elm.Model); its
-    test metrics are in OUT/test_metrics.json.
+    validation scores (valid_*) and, where the task has test data, test scores (test_*) are in
+    OUT/test_metrics.json.
     """
     tr = _elm.Trainer(task, data, out, valid=valid, init=init, config=config, force=force,
                       resume=resume, **settings)

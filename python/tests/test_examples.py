@@ -44,7 +44,7 @@ def test_train_then_finetune(tmp_path):
                         "--duration-ms", "2000", "--out", str(nio)], capture_output=True)
     assert r.returncode == 0
     out = run("train_neuronio.py", nio, "run", "--tiny", cwd=tmp_path)
-    assert "test metrics:" in out and "soma_RMSE" in out
+    assert "best model's scores:" in out and "valid_soma_RMSE" in out
     trained = elm.load(str(tmp_path / "run"))
     assert trained.config["num_memory"] == 5
     pytest.importorskip("torch", reason="PyTorch (python3-torch) is not installed")

@@ -27,6 +27,12 @@ int elm__is_file(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+int elm__same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 elm_status elm__json_read(const char *path, size_t max_bytes, struct cJSON **out) {
     *out = NULL;
     char *js;

@@ -6,11 +6,15 @@
  *   training batches   random windows of seq_len (500) steps starting at or after 500 ms
  *                      (start = 500 + uniform[0, T - 500 - 500), the reference's range), each
  *                      from a uniformly drawn simulation of the training files;
- *   "valid" / "test"   the reference evaluation (src/neuronio/metrics.h) on the --valid data;
+ *   "valid"            the reference evaluation (src/neuronio/metrics.h) on the --valid data;
  *                      without --valid, a training run holds out the last file of --data when
  *                      there are two or more files (and never trains on it), else validates on
- *                      its only file (optimistic; a message in the metrics says so). `elm eval`
- *                      evaluates everything in --data.
+ *                      its only file (optimistic; a message in the metrics says so);
+ *   "test"             the same evaluation on the --test data, which shares no file with the
+ *                      training or validation data (refused otherwise). A training run without
+ *                      --test has no test split (has_test 0): the validation score selects the
+ *                      best epoch and is never reported as a test score.
+ * `elm eval` (a task not opened for training) evaluates everything in --data for either split.
  * Inputs get the synapse sign (+1 excitatory, -1 inhibitory) exactly once, when the window is cut
  * (elm_nio_fill_window with apply_sign). Targets (T, 2) per sample: spike bin and scaled soma
  * ((min(v, -55) + 67.7) * 0.1); the loss is elm__loss_neuronio (src/train/losses.c).
@@ -30,6 +34,7 @@
 typedef struct {
     elm_nio_data *data;  /* training files (and, for `elm eval`, everything evaluated) */
     elm_nio_data *valid; /* --valid, the held-out last file of --data, or NULL */
+    elm_nio_data *test;  /* --test, or NULL */
     int n_train;         /* simulations [0, n_train) of data are trained on */
     int same_data;       /* validation on the training data (one file, no --valid) */
     int *train_sims;     /* simulations long enough for a training window */
@@ -114,14 +119,18 @@ static double nio_loss(elm_task *t, const float *y, const float *target, float *
 
 static elm_status nio_evaluate(elm_task *t, elm_model *m, const char *split, cJSON *metrics) {
     nio_ctx *c = t->ctx;
-    (void)split; /* valid and test are the same held-out data (see the file comment) */
+    const int test = !strcmp(split, "test");
+    if (!test && strcmp(split, "valid"))
+        return elm__fail(ELM_ERR_ARG, "neuronio: no split '%s' (valid or test)", split);
+    if (test && t->trainable && !c->test)
+        return elm__fail(ELM_ERR_ARG, "neuronio: no test data (none was given for this run)");
     elm_nio_eval_opts o;
     elm_nio_eval_opts_default(&o);
     if (c->eval_batch > 0)
         o.batch = c->eval_batch;
     if (c->eval_samples > 0)
         o.max_sims = (int)(c->eval_samples < 1 << 30 ? c->eval_samples : 1 << 30);
-    const elm_nio_data *d = c->valid ? c->valid : c->data;
+    const elm_nio_data *d = test ? (c->test ? c->test : c->data) : c->valid ? c->valid : c->data;
     elm_nio_metrics r;
     elm_status st = elm_nio_evaluate(&r, m, d, &o);
     if (st != ELM_OK)
@@ -130,9 +139,21 @@ static elm_status nio_evaluate(elm_task *t, elm_model *m, const char *split, cJS
         cJSON_AddNumberToObject(metrics, elm_nio_metric_names[i], elm_nio_metric_value(&r, i));
     cJSON_AddNumberToObject(metrics, "num_simulations", r.num_simulations);
     cJSON_AddNumberToObject(metrics, "num_kept_simulations", r.num_kept);
-    if (c->same_data)
+    if (c->same_data && !test)
         cJSON_AddStringToObject(metrics, "note", "validated on the training data (one file, no "
                                                  "validation data)");
+    return ELM_OK;
+}
+
+/* Test data must share no file with the training or validation data (a test score on data that
+ * trained or selected the model is no test): ELM_ERR_ARG naming the file, else ELM_OK. */
+static elm_status check_apart(const elm_nio_data *test, const elm_nio_data *d, const char *what) {
+    for (int i = 0; i < elm_nio_data_num_files(test); i++)
+        for (int j = 0; j < elm_nio_data_num_files(d); j++)
+            if (elm__same_file(elm_nio_data_file_path(test, i), elm_nio_data_file_path(d, j)))
+                return elm__fail(ELM_ERR_ARG, "neuronio: %s is both test and %s data; the "
+                                              "test data must be held out from both",
+                                 elm_nio_data_file_path(test, i), what);
     return ELM_OK;
 }
 
@@ -143,6 +164,7 @@ static void nio_free(elm_task *t) {
     if (c) {
         elm_nio_data_free(c->data);
         elm_nio_data_free(c->valid);
+        elm_nio_data_free(c->test);
         free(c->train_sims);
         elm__spike_lists_free(&c->lists);
         free(c->sp_view);
@@ -169,6 +191,12 @@ elm_status elm__task_neuronio_create(elm_task **out, const elm_task_opts *o) {
     elm_status st = elm_nio_data_open_list(&c->data, o->data);
     if (st == ELM_OK && o->valid && *o->valid)
         st = elm_nio_data_open_list(&c->valid, o->valid);
+    if (st == ELM_OK && o->test && *o->test)
+        st = elm_nio_data_open_list(&c->test, o->test);
+    if (st == ELM_OK && c->test)
+        st = check_apart(c->test, c->data, "training");
+    if (st == ELM_OK && c->test && c->valid)
+        st = check_apart(c->test, c->valid, "validation");
     if (st != ELM_OK) {
         nio_free(t);
         return st;
@@ -188,6 +216,13 @@ elm_status elm__task_neuronio_create(elm_task **out, const elm_task_opts *o) {
     t->train_batch_sparse = nio_train_batch_sparse;
     t->loss = nio_loss;
     t->evaluate = nio_evaluate;
+    t->has_test = c->test != NULL || !o->for_training;
+    if (c->test && elm_nio_data_n_in(c->test) != t->num_input) {
+        st = elm__fail(ELM_ERR_SHAPE, "neuronio: the test data has %d inputs, the training data %d",
+                       elm_nio_data_n_in(c->test), t->num_input);
+        nio_free(t);
+        return st;
+    }
     if (c->valid && elm_nio_data_n_in(c->valid) != t->num_input) {
         st = elm__fail(ELM_ERR_SHAPE, "neuronio: the validation data has %d inputs, the training data %d",
                        elm_nio_data_n_in(c->valid), t->num_input);

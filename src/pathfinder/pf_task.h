@@ -11,6 +11,7 @@
 typedef struct {
     elm_pf *data;
     elm_pf *valid; /* the separate validation folder, or NULL */
+    elm_pf *test;  /* the separate test folder (all of it is the test split), or NULL */
     long ntrain;
     long *order;      /* (ntrain) the shuffle of epoch order_epoch */
     long order_epoch; /* -1 before the first shuffle */

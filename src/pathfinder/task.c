@@ -6,7 +6,10 @@
  * (ELM_PF_SPLIT_SEED, whatever --seed says), so every run and every `elm eval` see the same
  * validation and test images. `elm eval pathfinder --data DIR` reports the test split; the
  * evaluator also takes "train" and "all" (every image, for folders kept whole for testing, as
- * `elm eval --split all`). With --valid DIR2 the "valid" metrics come from all of DIR2 instead.
+ * `elm eval --split all`). With --valid DIR2 the "valid" metrics come from all of DIR2 instead,
+ * and with --test DIR3 the "test" metrics from all of DIR3 (which must be neither DIR nor DIR2).
+ * A training set whose test split is empty (a tiny set) and no --test has no test split
+ * (has_test 0).
  *
  * Inputs: one pixel per step, row-major, (p / 255 - 0.5) / 0.5; I = 1, T = size^2, O = 2.
  * Target: the label; loss: cross-entropy of the last step's outputs (elm__loss_ce_last).
@@ -43,6 +46,7 @@ static void pf_task_free(elm_task *t) {
     if (c) {
         elm_pf_free(c->data);
         elm_pf_free(c->valid);
+        elm_pf_free(c->test);
         free(c->order);
         free(c->idx);
         free(c);
@@ -92,7 +96,9 @@ static elm_status pf_evaluate(elm_task *t, elm_model *m, const char *split, cJSO
         if (c->valid)
             src = c->valid;
     } else if (!strcmp(split, "test")) {
-        s = ELM_PF_TEST;
+        s = c->test ? ELM_PF_ALL : ELM_PF_TEST;
+        if (c->test)
+            src = c->test;
     } else if (!strcmp(split, "train")) {
         s = ELM_PF_TRAIN;
     } else if (!strcmp(split, "all")) {
@@ -221,6 +227,26 @@ elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
             goto fail;
         }
     }
+    if (o->test) {
+        if ((st = elm_pf_open(&c->test, o->test, NULL, 0, ELM_PF_SPLIT_SEED)) != ELM_OK)
+            goto fail;
+        const char *tdir = elm_pf_get_info(c->test)->dir;
+        if (elm_pf_get_info(c->test)->image_size != in->image_size) {
+            st = elm__fail(ELM_ERR_SHAPE,
+                           "pathfinder: the test images are %d px, the training images %d px",
+                           elm_pf_get_info(c->test)->image_size, in->image_size);
+            goto fail;
+        }
+        /* All of the test folder is tested on: it must hold no training or validation image. */
+        if (elm__same_file(tdir, in->dir) ||
+            (c->valid && elm__same_file(tdir, elm_pf_get_info(c->valid)->dir))) {
+            st = elm__fail(ELM_ERR_ARG,
+                           "pathfinder: the test folder %s is the %s folder; the test data must "
+                           "be held out from the training and validation data",
+                           tdir, elm__same_file(tdir, in->dir) ? "training" : "validation");
+            goto fail;
+        }
+    }
     c->ntrain = elm_pf_len(c->data, ELM_PF_TRAIN);
     if (o->for_training && (c->ntrain < 1 || (!c->valid && in->split_len[1] < 1))) {
         st = elm__fail(ELM_ERR_FORMAT,
@@ -229,6 +255,7 @@ elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
                        in->dir, in->samples);
         goto fail;
     }
+    t->has_test = c->test != NULL || in->split_len[2] >= 1;
     c->order = malloc(((size_t)c->ntrain + 1) * sizeof *c->order);
     if (!c->order) {
         st = elm__fail(ELM_ERR_NOMEM, "out of memory");

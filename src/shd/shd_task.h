@@ -22,6 +22,7 @@ typedef struct {
     int ntrain;
     shd_set valid, test_set;
     double dropout;
+    int test_is_train; /* DATA/shd_test.h5 is the training file: test metrics carry a note */
     long eval_samples;
     int eval_batch;
     elm__spike_lists train_lists; /* of the last training batch */

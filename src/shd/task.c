@@ -10,7 +10,10 @@
  *               20 %, test pool = the test file; 4000 validation and 16000 test pairs drawn once
  *               (eval_samples overrides both counts); training pairs are drawn fresh each batch.
  * With --valid FILE the validation samples (or pool) come from FILE and the whole training file
- * is trained on.
+ * is trained on. With --test FILE (or a folder holding shd_test.h5) the test samples (or pool)
+ * come from it instead of DATA/shd_test.h5, which is then not needed. A test file that is the
+ * validation file, or a --test file that is the training file, is refused; a folder whose
+ * shd_test.h5 is its shd_train.h5 (one file linked twice) gets a note in its test metrics.
  *
  * Binning: bin_ms (elm_task_opts; the trainer's knob, default 10 ms) over [0, 1 s): the
  * sequence is ceil(1000 / bin_ms) steps per digit, and the task's delta_t is bin_ms. `elm eval`
@@ -210,6 +213,9 @@ static elm_status shd_evaluate(elm_task *t, elm_model *m, const char *split, cJS
     cJSON_AddNumberToObject(metrics, "accuracy", (double)correct / n);
     cJSON_AddNumberToObject(metrics, "loss", loss_sum / n);
     cJSON_AddNumberToObject(metrics, "num_samples", n);
+    if (s == &c->test_set && c->test_is_train)
+        cJSON_AddStringToObject(metrics, "note", "the test file is the training file: not a "
+                                                 "held-out score");
     /* confusion[true][predicted]. */
     cJSON *rows = cJSON_AddArrayToObject(metrics, "confusion");
     for (int r = 0; r < O; r++) {
@@ -328,11 +334,26 @@ elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int addi
     int *held = NULL, nheld = 0;
     int *all = NULL;
 
-    if ((st = load_file(&c->train, o->data, "shd_train.h5", &so)) != ELM_OK ||
-        (st = load_file(&c->test, o->data, "shd_test.h5", &so)) != ELM_OK)
+    if ((st = load_file(&c->train, o->data, "shd_train.h5", &so)) != ELM_OK)
+        goto fail;
+    if (o->test && !elm__is_dir(o->test))
+        st = elm_shd_load(&c->test, o->test, &so);
+    else
+        st = load_file(&c->test, o->test ? o->test : o->data, "shd_test.h5", &so);
+    if (st != ELM_OK)
         goto fail;
     if (o->valid && (st = elm_shd_load(&c->valid_file, o->valid, &so)) != ELM_OK)
         goto fail;
+    /* A score on data that trained or selected the model is no test score. */
+    c->test_is_train = elm__same_file(c->test->path, c->train->path);
+    if ((o->test && c->test_is_train) ||
+        (c->valid_file && elm__same_file(c->test->path, c->valid_file->path))) {
+        st = elm__fail(ELM_ERR_ARG,
+                       "%s: the test file %s is the %s file; the test data must be held out "
+                       "from the training and validation data",
+                       name, c->test->path, c->test_is_train ? "training" : "validation");
+        goto fail;
+    }
 
     /* Training pool and validation samples. */
     const elm_shd *vsrc;
@@ -399,6 +420,7 @@ elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int addi
         goto fail;
     }
     t->delta_t = c->train->bin_ms;
+    t->has_test = 1;
     t->target_len = 1;
     const int bsz = o->batch_size > 0 ? o->batch_size : SHD_REF_BATCH;
     t->batches_per_epoch = o->batches_per_epoch > 0 ? o->batches_per_epoch

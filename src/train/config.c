@@ -285,7 +285,8 @@ elm_status elm_train_config_load(elm_train_config *o, elm_config *c, const char 
             }
             /* Keys the run folder's config.json records but that are not knobs. */
             if (s == 0 && (!strcmp(it->string, "task") || !strcmp(it->string, "data") ||
-                           !strcmp(it->string, "valid") || !strcmp(it->string, "elm")))
+                           !strcmp(it->string, "valid") || !strcmp(it->string, "test") ||
+                           !strcmp(it->string, "elm")))
                 continue;
             char buf[64];
             const char *v;

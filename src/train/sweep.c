@@ -16,7 +16,8 @@
  *   OUT/runs/<point>/point.json     the point's options (a config file for the trainer)
  *   OUT/runs/<point>/...            the run folder (config.json, metrics, model, test_metrics.json)
  *   OUT/runs/<point>/sweep_wall.json  wall time of the point's training, over every invocation
- *   OUT/results.csv, .json          one row per point: varied values, parameters, test metrics
+ *   OUT/results.csv, .json          one row per point: varied values, parameters, the best
+ *                                   model's test (test_*) and validation (valid_*) metrics
  *
  * Invariants: a point is finished exactly when its test_metrics.json exists; a point with a
  * checkpoint is to be resumed; a point whose point.json differs from the grid is refused rather
@@ -374,9 +375,10 @@ static const cJSON *resolved(const cJSON *cfg, const char *key) {
 }
 
 /*
- * Adds "valid_<name>" for every number of the validation row of the best epoch (metrics.json),
- * so a table shows the score the model was selected on beside its test metrics (for SHD-Adding
- * they differ in kind: the validation pool shares the training speakers, the test pool not).
+ * Adds "valid_<name>" for every number of the validation row of the best epoch (metrics.json)
+ * that tm lacks, and its train_loss, so a table shows the score the model was selected on beside
+ * its test metrics (for SHD-Adding they differ in kind: the validation pool shares the training
+ * speakers, the test pool not). A run's own test_metrics.json carries the valid_* already.
  */
 static void add_valid_metrics(cJSON *tm, const char *dir) {
     char path[4096];
@@ -400,7 +402,8 @@ static void add_valid_metrics(cJSON *tm, const char *dir) {
             char name[96];
             snprintf(name, sizeof name, "%s%s", strcmp(it->string, "train_loss") ? "valid_" : "",
                      it->string);
-            cJSON_AddNumberToObject(tm, name, it->valuedouble);
+            if (!cJSON_GetObjectItemCaseSensitive(tm, name))
+                cJSON_AddNumberToObject(tm, name, it->valuedouble);
         }
         break;
     }
@@ -421,9 +424,37 @@ static void cols_add(metric_cols *c, const char *name) {
         snprintf(c->names[c->n++], sizeof c->names[0], "%s", name);
 }
 
-/* A point's test metrics (numbers and notes; arrays such as a confusion matrix stay in the
- * run), with the validation scores of its best epoch and its wall time. */
-static cJSON *point_metrics(const elm__sweep_point *p, metric_cols *cols) {
+/*
+ * test_metrics.json as written before test and validation scores were told apart (no valid_*
+ * key): its scores become test_<name>, except NeuronIO's, which were the validation data's and
+ * are dropped (add_valid_metrics lists them as valid_*).
+ */
+static cJSON *from_legacy(cJSON *tm, const char *task) {
+    cJSON *it;
+    for (it = tm->child; it; it = it->next)
+        if (!strncmp(it->string, "valid_", 6))
+            return tm;
+    cJSON *out = cJSON_CreateObject();
+    for (it = tm->child; it; it = it->next) {
+        const int run_key = !strcmp(it->string, "best_epoch") ||
+                            !strcmp(it->string, "train_seconds") ||
+                            !strcmp(it->string, "num_params");
+        char name[96];
+        snprintf(name, sizeof name, "%s%s", run_key ? "" : "test_", it->string);
+        if (run_key || strcmp(task, "neuronio"))
+            cJSON_AddItemToObject(out, name, cJSON_Duplicate(it, 1));
+    }
+    if (!strcmp(task, "neuronio"))
+        cJSON_AddStringToObject(out, "note", "an older run: its test_metrics.json held the "
+                                             "validation data's scores (listed as valid_*); no "
+                                             "test scores");
+    cJSON_Delete(tm);
+    return out;
+}
+
+/* A point's metrics: the best model's test (test_*) and validation (valid_*) scores, numbers
+ * and notes (arrays such as a confusion matrix stay in the run), and its wall time. */
+static cJSON *point_metrics(const elm__sweep_point *p, const char *task, metric_cols *cols) {
     char path[4096];
     snprintf(path, sizeof path, "%s/test_metrics.json", p->dir);
     cJSON *tm = p->state == ELM__PT_DONE ? read_json(path) : NULL;
@@ -433,6 +464,7 @@ static cJSON *point_metrics(const elm__sweep_point *p, metric_cols *cols) {
             if (!cJSON_IsNumber(it) && !cJSON_IsString(it))
                 cJSON_Delete(cJSON_DetachItemViaPointer(tm, it));
         }
+        tm = from_legacy(tm, task);
         add_valid_metrics(tm, p->dir);
         for (const cJSON *it = tm->child; it; it = it->next)
             if (cJSON_IsNumber(it))
@@ -448,7 +480,8 @@ static cJSON *point_metrics(const elm__sweep_point *p, metric_cols *cols) {
 
 /* One row of results.json: the point, its status, the values of the varied keys as the run
  * resolved them, and its metrics. */
-static cJSON *result_row(const elm__sweep_grid *g, const elm__sweep_point *p, metric_cols *cols) {
+static cJSON *result_row(const elm__sweep_grid *g, const elm__sweep_point *p, const char *task,
+                         metric_cols *cols) {
     cJSON *row = cJSON_CreateObject();
     cJSON_AddStringToObject(row, "point", p->name);
     cJSON_AddStringToObject(row, "status", elm__sweep_state_names[p->state]);
@@ -465,7 +498,7 @@ static cJSON *result_row(const elm__sweep_grid *g, const elm__sweep_point *p, me
         cJSON_AddItemToObject(vals, g->keys[k], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
     }
     cJSON_Delete(cfg);
-    cJSON_AddItemToObject(row, "metrics", point_metrics(p, cols));
+    cJSON_AddItemToObject(row, "metrics", point_metrics(p, task, cols));
     return row;
 }
 
@@ -545,7 +578,7 @@ elm_status elm__sweep_write_results(const elm__sweep_grid *g, const char *out, c
         cols_add(&cols, lead[i]);
     cJSON *rows = cJSON_CreateArray();
     for (int i = 0; i < g->np; i++)
-        cJSON_AddItemToArray(rows, result_row(g, &g->p[i], &cols));
+        cJSON_AddItemToArray(rows, result_row(g, &g->p[i], task, &cols));
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "task", task);
     cJSON_AddStringToObject(doc, "mode", g->mode);

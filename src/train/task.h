@@ -38,6 +38,9 @@ struct elm_task {
     long epoch, batch_in_epoch;
     uint64_t epoch_seed;
     int trainable; /* created with for_training (set by elm_task_create) */
+    /* 1: evaluate(..., "test") has test data, which is never data the task trains or validates
+     * on; 0: it fails, and the trainer writes no test metrics. */
+    int has_test;
 
     /*
      * Fills one training batch: x (B, T, I) and target (B, target_len). A task gives this, the
@@ -55,8 +58,8 @@ struct elm_task {
     /* Mean loss of y (B, T, O) against target; writes dL/dy (B, T, O) of that mean loss. */
     double (*loss)(elm_task *t, const float *y, const float *target, float *dy, int B);
     /*
-     * Evaluates `m` (float32) on `split` ("valid" or "test"; a task with one data folder may
-     * treat both as "everything given") and adds the task's metrics to the JSON object
+     * Evaluates `m` (float32) on `split` ("valid" or "test"; for `elm eval`, a task not opened
+     * for training may treat both as "everything given") and adds the task's metrics to the JSON object
      * `metrics` (numbers, under the reference's metric names).
      */
     elm_status (*evaluate)(elm_task *t, elm_model *m, const char *split, cJSON *metrics);

@@ -61,6 +61,7 @@ void elm_task_get_info(const elm_task *t, elm_task_info *out) {
     out->select_metric = t->select_metric;
     out->select_larger_is_better = t->select_larger_is_better;
     out->sparse = t->train_batch_sparse != NULL;
+    out->has_test = t->has_test;
 }
 
 uint64_t elm__batch_seed(uint64_t seed, long step) {

@@ -199,6 +199,8 @@ static elm_status write_run_config(const elm_trainer *tr) {
     cJSON_AddStringToObject(cfg, "data", tr->spec.data);
     if (tr->spec.valid)
         cJSON_AddStringToObject(cfg, "valid", tr->spec.valid);
+    if (tr->spec.test)
+        cJSON_AddStringToObject(cfg, "test", tr->spec.test);
     cJSON_AddItemToObject(cfg, "train", elm__train_config_json(&tr->spec.train));
     char *mj = elm_config_to_json(elm_model_config(tr->m));
     cJSON_AddItemToObject(cfg, "model", cJSON_Parse(mj));
@@ -213,8 +215,8 @@ static elm_status write_run_config(const elm_trainer *tr) {
 
 static elm_status copy_spec(elm_trainer *tr, const elm_train_spec *s) {
     tr->spec = *s;
-    const char **fields[] = {&tr->spec.task, &tr->spec.data, &tr->spec.valid, &tr->spec.out,
-                             &tr->spec.init};
+    const char **fields[] = {&tr->spec.task, &tr->spec.data, &tr->spec.valid, &tr->spec.test,
+                             &tr->spec.out,  &tr->spec.init};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (*fields[i] && !(*fields[i] = elm__strdup(*fields[i])))
             return elm__fail(ELM_ERR_NOMEM, "out of memory");
@@ -226,6 +228,7 @@ static elm_status open_task(elm_trainer *tr) {
     elm_task_opts *t = &tr->topts;
     t->data = tr->spec.data;
     t->valid = tr->spec.valid;
+    t->test = tr->spec.test;
     t->seed = (uint64_t)o->seed;
     t->threads = (int)o->threads;
     t->input_dropout = o->input_dropout;
@@ -665,6 +668,7 @@ void elm_trainer_free(elm_trainer *tr) {
     free((char *)tr->spec.task);
     free((char *)tr->spec.data);
     free((char *)tr->spec.valid);
+    free((char *)tr->spec.test);
     free((char *)tr->spec.out);
     free((char *)tr->spec.init);
     free(tr);
@@ -1051,7 +1055,38 @@ elm_status elm_trainer_checkpoint(elm_trainer *tr) {
     return ELM_OK;
 }
 
-/* The best model on the test split: test_metrics.json, and tr->test_json. */
+/*
+ * Adds the best epoch's validation metrics (its metrics.json row, the scores the model was
+ * selected on) to tm as valid_<name>; training-side columns (epoch, lr, times, train_loss) are
+ * left out.
+ */
+static void add_best_valid(const elm_trainer *tr, cJSON *tm) {
+    const cJSON *row;
+    cJSON_ArrayForEach(row, tr->history) {
+        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(row, "epoch");
+        if (!cJSON_IsNumber(ep) || ep->valuedouble != (double)tr->best_epoch)
+            continue;
+        for (const cJSON *it = row->child; it; it = it->next) {
+            static const char *const skip[] = {"epoch", "train_loss", "lr", "eval_seconds",
+                                               "elapsed_seconds"};
+            int s = !(cJSON_IsNumber(it) || cJSON_IsString(it));
+            for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++)
+                s |= !strcmp(it->string, skip[k]);
+            if (s)
+                continue;
+            char name[96];
+            snprintf(name, sizeof name, "valid_%s", it->string);
+            cJSON_AddItemToObject(tm, name, cJSON_Duplicate(it, 1));
+        }
+    }
+}
+
+/*
+ * The end of a run: test_metrics.json (and tr->test_json) with the best model's validation
+ * scores as valid_<name> and, where the task has test data, its scores there as test_<name>
+ * (arrays such as a confusion matrix included). Without test data the file says so in "note":
+ * a validation score is never written under a test name.
+ */
 static elm_status test_best(elm_trainer *tr) {
     if (!isfinite(tr->best))
         return elm__fail(ELM_ERR_NUMERIC,
@@ -1068,8 +1103,19 @@ static elm_status test_best(elm_trainer *tr) {
         elm_model_set_threads(bm, (int)tr->spec.train.threads);
         if (distributed(tr))
             elm_model_set_batch_split(bm, &tr->split);
-        cJSON *tm = cJSON_CreateObject();
-        st = elm__task_evaluate_json(tr->task, bm, "test", tm);
+        cJSON *tm = cJSON_CreateObject(), *te = cJSON_CreateObject();
+        if (tr->task->has_test)
+            st = elm__task_evaluate_json(tr->task, bm, "test", te);
+        else
+            cJSON_AddStringToObject(tm, "note", "no test data: only the validation scores that "
+                                                "selected the model (valid_*)");
+        for (cJSON *it = te->child; !st && it; it = it->next) {
+            char name[96];
+            snprintf(name, sizeof name, "test_%s", it->string);
+            cJSON_AddItemToObject(tm, name, cJSON_Duplicate(it, 1));
+        }
+        cJSON_Delete(te);
+        add_best_valid(tr, tm);
         if (!st) {
             char path[4096];
             cJSON_AddNumberToObject(tm, "best_epoch", (double)tr->best_epoch);

@@ -91,7 +91,7 @@ fi
 # Training smoke run (tiny model, 2 epochs) and evaluation of the best model on the test split.
 if "$ELM" train pathfinder --data "$set_a" --out "$tmp/run" --epochs 2 --batch-size 8 \
     --set num_memory=4 --set mlp_hidden_size=6 --threads 2 >"$tmp/train.log" 2>&1; then
-    grep -q '"num_samples":[[:space:]]*6' "$tmp/run/test_metrics.json" ||
+    grep -q '"test_num_samples":[[:space:]]*6' "$tmp/run/test_metrics.json" ||
         bad "test metrics: want 6 test samples: $(cat "$tmp/run/test_metrics.json")"
     ev=$("$ELM" eval pathfinder --data "$set_a" --model "$tmp/run" 2>&1) || bad "eval failed: $ev"
     echo "$ev" | grep -Eq "num_samples +6" || bad "eval: $ev"

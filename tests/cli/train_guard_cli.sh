@@ -27,7 +27,7 @@ grep -q -- "--resume continues it" err && grep -q -- "--force starts over" err &
 cmp -s m0 run/model.safetensors && ok || bad "a refused run changed the model"
 run 0 "removed; starting over" -- "$ELM" train "${A[@]}" --out run --seed 2 --force
 cmp -s m0 run/model.safetensors && bad "--force did not train a new model" || ok
-run 0 "test metrics of the best model" -- "$ELM" train "${A[@]}" --out run --seed 2 --resume
+run 0 "no test data (give --test DIR): no test metrics" -- "$ELM" train "${A[@]}" --out run --seed 2 --resume
 run 2 "give one" -- "$ELM" train "${A[@]}" --out run --resume --force
 # An unfinished run (stopped by --time-limit with a checkpoint) is refused too.
 run 0 "" -- "$ELM" train "${A[@]}" --out half --epochs 3 --set checkpoint_every=1 --time-limit 1e-9

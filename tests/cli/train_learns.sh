@@ -44,7 +44,7 @@ $ELM gen neuronio-teacher --sims 3 --seed 5 --duration-ms 3000 --out "$T/nio" >/
 $ELM gen neuronio-teacher --sims 2 --seed 6 --duration-ms 3000 --out "$T/niov" >/dev/null 2>&1 &&
 $ELM gen pathfinder --n 80 --seed 5 --contour-length 6 --threads 1 --out "$T/pf" >/dev/null 2>&1 ||
     { echo "FAIL: data generation"; exit 1; }
-mkdir -p "$T/shd"; ln -s "$FX" "$T/shd/shd_train.h5"; ln -s "$FX" "$T/shd/shd_test.h5"
+mkdir -p "$T/shd"; ln -s "$FX" "$T/shd/shd_train.h5"; cp "$FX" "$T/shd/shd_test.h5"
 
 common=(--threads 1 --seed 3)
 learns neuronio soma_RMSE ratio 0.75 -- --data "$T/nio" --valid "$T/niov" --epochs 4 \

@@ -6,7 +6,10 @@
  *     training simulations only, starting at or after 500 ms, and is the same for the same
  *     (seed, step) whatever was drawn before;
  *   - the loss's dL/dy against central finite differences;
- *   - evaluation's metrics; errors that name the data and no command-line flag.
+ *   - evaluation's metrics; the test split only on separate test data (none without it: the
+ *     validation data is never evaluated as "test"), and test data sharing a file with the
+ *     training or validation data refused;
+ *   - errors that name the data and no command-line flag.
  */
 #include "elm_train.h"
 #include "neuronio/nio_data.h"
@@ -18,7 +21,7 @@
 enum { NIN = 64, TSIM = 1200, WIN = 40, B = 4 };
 
 static char root[] = "/tmp/elm_test_nio_task_XXXXXX";
-static char data[4096], narrow[4096], shortd[4096];
+static char data[4096], narrow[4096], shortd[4096], testd[4096];
 
 static elm_task_opts opts(const char *d) {
     elm_task_opts o = {.data = d, .seed = 3, .threads = 1, .seq_len = WIN, .batch_size = B,
@@ -157,15 +160,51 @@ static void test_evaluate(void) {
     js = NULL;
     CHECK_OK(elm_model_clone(&m64, m, ELM_F64));
     if (t && m64) {
-        CHECK_OK(elm_task_evaluate(t, m, "test", &js));
-        CHECK_OK(elm_task_evaluate(t, m64, "test", &js64));
+        CHECK_OK(elm_task_evaluate(t, m, "valid", &js));
+        CHECK_OK(elm_task_evaluate(t, m64, "valid", &js64));
         CHECK(js && js64 && !strcmp(js, js64), "float64 evaluation differs");
     }
     free(js);
     free(js64);
+    /* No test data given: no test split, and "test" is an error, not the validation data. */
+    elm_task_info ti;
+    if (t)
+        elm_task_get_info(t, &ti);
+    CHECK(t && !ti.has_test, "a training task without test data says it has some");
+    js = NULL;
+    if (t && m)
+        CHECK(elm_task_evaluate(t, m, "test", &js) == ELM_ERR_ARG && !js &&
+                  strstr(elm_last_error(), "neuronio: no test data") &&
+                  !strstr(elm_last_error(), "--"),
+              "test without test data: %s", elm_last_error());
+    elm_task_free(t);
+    /* With test data: "test" is that data (1 simulation), "valid" still the held-out file. */
+    t = NULL;
+    o.test = testd;
+    CHECK_OK(elm_task_create(&t, "neuronio", &o));
+    if (t)
+        elm_task_get_info(t, &ti);
+    CHECK(t && ti.has_test, "a task with test data says it has none");
+    js = NULL;
+    if (t && m)
+        CHECK_OK(elm_task_evaluate(t, m, "test", &js));
+    CHECK(js && strstr(js, "\"num_simulations\":\t1"), "test metrics: %s", js ? js : "none");
+    free(js);
+    elm_task_free(t);
+    /* Test data sharing a file with the training or the validation data is refused. */
+    t = NULL;
+    o.test = data;
+    CHECK(elm_task_create(&t, "neuronio", &o) == ELM_ERR_ARG && !t &&
+              strstr(elm_last_error(), "is both test and training data") &&
+              !strstr(elm_last_error(), "--"),
+          "test = training data: %s", elm_last_error());
+    o.test = testd;
+    o.valid = testd;
+    CHECK(elm_task_create(&t, "neuronio", &o) == ELM_ERR_ARG && !t &&
+              strstr(elm_last_error(), "is both test and validation data"),
+          "test = validation data: %s", elm_last_error());
     elm_model_free(m);
     elm_model_free(m64);
-    elm_task_free(t);
 }
 
 static void test_errors(void) {
@@ -209,6 +248,8 @@ int main(void) {
     snprintf(data, sizeof data, "%s/data", root);
     snprintf(narrow, sizeof narrow, "%s/narrow", root);
     snprintf(shortd, sizeof shortd, "%s/short", root);
+    snprintf(testd, sizeof testd, "%s/test", root);
+    CHECK_OK(nio_synth_write(testd, "a", 1, TSIM, NIN, 5));
     CHECK_OK(nio_synth_write(data, "a", 3, TSIM, NIN, 1));
     CHECK_OK(nio_synth_write(data, "b", 2, TSIM, NIN, 2));
     CHECK_OK(nio_synth_write(narrow, "a", 1, TSIM, 32, 3));
