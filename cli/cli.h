@@ -97,6 +97,10 @@ int cmd_predict(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+/* `elm train` arguments (argv[0] "train", argv[1] TASK, flags) into *s, as the run takes them;
+ * -1 to go on, else the exit status (the error printed; usage: NULL prints no usage text). */
+struct elm_train_spec;
+int train_parse(int argc, char **argv, struct elm_train_spec *s, int *resume, const char *usage);
 int cmd_eval(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_data(int argc, char **argv);

@@ -8,9 +8,13 @@
  *   elm train TASK --data D [--valid V] [--test T] --out OUT/runs/<point>
  *       --config OUT/runs/<point>/point.json
  *       --threads N [--resume] [the train options given to the sweep]
- * OUT/sweep.json records the grid and the command line of the last invocation. A point with a
- * checkpoint is continued with --resume, so rerunning the same command finishes a half-done
- * sweep; SIGINT / SIGTERM stop the running points (they checkpoint) and exit 130.
+ * OUT/sweep.json records the grid and the command line of the last invocation that ran, and
+ * OUT/runs/<point>/sweep_args.json the effective arguments each point was trained with (as
+ * `elm train` resolves them). A point with a checkpoint is continued with --resume, so rerunning
+ * the same command finishes a half-done sweep; a rerun whose arguments differ from those a
+ * finished or checkpointed point was trained with is refused before anything starts, naming the
+ * differences, unless --force (those points are trained again from scratch). SIGINT / SIGTERM
+ * stop the running points (they checkpoint) and exit 130.
  */
 #include "cli.h"
 #include "elm_train.h"
@@ -35,12 +39,18 @@ typedef elm__sweep_point point;
 static const char sweep_usage[] =
     "usage: elm sweep --task TASK --data DIR [--valid DIR] [--test DIR] --grid GRID.json --out DIR\n"
     "                 [--jobs N] [--threads-per-job N] [--metric NAME] [--dry-run] [--no-plot]\n"
+    "                 [--force]\n"
     "                 [elm train options passed to every point, e.g. --epochs 3 --set lr=1e-3]\n\n"
     "Trains one model per point of GRID.json with `elm train TASK` into DIR/runs/<point>/, up to\n"
     "N at a time, then writes DIR/results.csv, DIR/results.json and DIR/<metric>.png (the main\n"
     "metric against the varied factor; repeated seeds as mean +- std). Rerunning the same\n"
     "command skips finished points and resumes interrupted ones; a failed point is reported and\n"
-    "the others go on. Every point's keys and values are checked before anything starts.\n\n"
+    "the others go on. Every point's keys and values are checked before anything starts.\n"
+    "Each point records the arguments it was trained with (runs/<point>/sweep_args.json); a\n"
+    "rerun whose arguments would change a finished or checkpointed point (other data, epochs,\n"
+    "lr, ...; not --time-limit, threads, checkpoint_every or ckpt_stride) is refused, naming\n"
+    "the differences; --force trains those points again from scratch, and also points whose\n"
+    "point.json differs from the grid.\n\n"
     "GRID.json: {\"base\": {...}, \"vary\": {\"num_memory\": [1, 5, 15]}} (cartesian product),\n"
     "  {\"base\": {...}, \"factors\": {\"KEY\": [...], ...}} (one factor at a time around base),\n"
     "  or {\"base\": {...}, \"points\": [{...}, ...]}; optional \"metric\": main metric name.\n"
@@ -179,7 +189,7 @@ static void flag_key(const char *a, char *key, size_t n) {
 typedef struct {
     const char *task, *data, *valid, *test, *grid, *out, *metric;
     long jobs, tpj;
-    int dry, noplot;
+    int dry, noplot, force;
     char **pass; /* train options passed to every point, as given */
     int npass;
 } sweep_args;
@@ -192,7 +202,7 @@ static int parse_args(int argc, char **argv, sweep_args *a, char **own) {
     int nown = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i]) || !strcmp(argv[i], "--dry-run") ||
-            !strcmp(argv[i], "--no-plot")) {
+            !strcmp(argv[i], "--no-plot") || !strcmp(argv[i], "--force")) {
             own[nown++] = argv[i];
         } else if (is_own_flag(argv[i])) {
             own[nown++] = argv[i];
@@ -223,6 +233,7 @@ static int parse_args(int argc, char **argv, sweep_args *a, char **own) {
         {"--threads-per-job", CLI_INT, &a->tpj, 1, 1024, 0},
         {"--dry-run", CLI_SWITCH, &a->dry, 0, 0, 0},
         {"--no-plot", CLI_SWITCH, &a->noplot, 0, 0, 0},
+        {"--force", CLI_SWITCH, &a->force, 0, 0, 0},
     };
     int rc = cli_parse_flags(nown, own, 0, flags, (int)(sizeof flags / sizeof flags[0]),
                              sweep_usage, "sweep");
@@ -342,11 +353,10 @@ typedef struct {
     int dealt; /* points to run dealt so far, in grid order: under MPI, rank dealt % N runs it */
 } pool;
 
-/* argv of a point into p->cargv: elm train TASK --data D [--valid V] [--test T] --out RUN --config P
- * --threads N [--resume] PASS...; returns its length. */
-static int point_argv(pool *pl, const point *p, char *cfgpath) {
-    const sweep_args *a = pl->a;
-    char **v = pl->cargv;
+/* argv of point p into v (room for npass + 18): elm train TASK --data D [--valid V] [--test T]
+ * --out RUN --config P --threads N [--resume | --force] PASS...; returns its length. */
+static int build_argv(const sweep_args *a, const point *p, char *cfgpath, char *threads,
+                      char **v) {
     int n = 0;
     v[n++] = "elm";
     v[n++] = "train";
@@ -366,7 +376,7 @@ static int point_argv(pool *pl, const point *p, char *cfgpath) {
     v[n++] = "--config";
     v[n++] = cfgpath;
     v[n++] = "--threads";
-    v[n++] = pl->threads;
+    v[n++] = threads;
     /* A point that is not resumed starts over: whatever an earlier, failed attempt left in its
      * folder is the sweep's own, so the trainer may replace it. */
     v[n++] = p->state == ELM__PT_RESUME ? "--resume" : "--force";
@@ -374,6 +384,36 @@ static int point_argv(pool *pl, const point *p, char *cfgpath) {
         v[n++] = a->pass[i];
     v[n] = NULL;
     return n;
+}
+
+static int point_argv(pool *pl, const point *p, char *cfgpath) {
+    return build_argv(pl->a, p, cfgpath, pl->threads, pl->cargv);
+}
+
+/*
+ * The effective arguments of point p (sweep_args.json): its `elm train` command line resolved as
+ * the trainer resolves it (task defaults < OUT/runs/<point>/point.json < flags), so `--lr 0.001`
+ * and `--set lr=1e-3` are the same. NULL after printing the error when they do not parse.
+ */
+static cJSON *effective_args(const sweep_args *a, const point *p) {
+    char cfgpath[4096], threads[] = "1";
+    snprintf(cfgpath, sizeof cfgpath, "%s/point.json", p->dir);
+    char **v = calloc((size_t)a->npass + 18, sizeof *v);
+    if (!v) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    /* Resolved as a fresh run (a --resume would take the run's own config.json instead). */
+    point fresh = *p;
+    fresh.state = ELM__PT_TODO;
+    const int n = build_argv(a, &fresh, cfgpath, threads, v);
+    elm_train_spec s;
+    int resume;
+    cJSON *j = NULL;
+    if (train_parse(n - 1, v + 1, &s, &resume, NULL) < 0)
+        j = elm__sweep_args_json(&s, a->pass, a->npass);
+    free(v);
+    return j;
 }
 
 /* Starts (or, with --dry-run, prints) point p. */
@@ -398,6 +438,19 @@ static void start_point(pool *pl, point *p) {
         st = elm__json_write(cfgpath, p->cfg);
     if (st) {
         fprintf(stderr, "elm: error: %s: %s\n", p->name, elm_last_error());
+        p->state = ELM__PT_FAILED;
+        pl->failed++;
+        return;
+    }
+    /* What this point is trained with, recorded before it starts (checked on reruns). */
+    char argspath[4096];
+    snprintf(argspath, sizeof argspath, "%s/sweep_args.json", p->dir);
+    cJSON *eff = effective_args(pl->a, p);
+    st = eff ? elm__json_write(argspath, eff) : ELM_ERR_ARG;
+    cJSON_Delete(eff);
+    if (st) {
+        if (eff)
+            fprintf(stderr, "elm: error: %s: %s\n", p->name, elm_last_error());
         p->state = ELM__PT_FAILED;
         pl->failed++;
         return;
@@ -593,6 +646,75 @@ static int gather_states(elm__sweep_grid *g, int *failed) {
 }
 
 /*
+ * Finished and checkpointed points are reused only with the arguments they were trained with
+ * (their sweep_args.json): a point whose effective arguments would now differ is refused, each
+ * difference named, and nothing starts (returns 1); with --force such points, and those whose
+ * point.json differs from the grid, start over instead. Points from before sweep_args.json
+ * cannot be checked: a note says so.
+ */
+static int check_recorded(const sweep_args *a, elm__sweep_grid *g, int *finished, int *todo,
+                          int *refused) {
+    int nbad = 0, legacy = 0;
+    for (int i = 0; i < g->np; i++) {
+        point *p = &g->p[i];
+        if (p->state == ELM__PT_SKIPPED && a->force) {
+            fprintf(stderr, "elm: --force: %s/point.json differs from the grid: point '%s' "
+                            "starts over\n",
+                    p->dir, p->name);
+            p->state = ELM__PT_TODO;
+            (*refused)--;
+            (*todo)++;
+            continue;
+        }
+        if (p->state != ELM__PT_DONE && p->state != ELM__PT_RESUME)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/sweep_args.json", p->dir);
+        cJSON *old = NULL;
+        if (!elm__is_file(path)) {
+            legacy++;
+            continue;
+        }
+        if (elm__json_read(path, 1 << 20, &old))
+            return cli_fail(ELM_ERR_FORMAT, "remove that point's folder or use another --out");
+        cJSON *now = effective_args(a, p);
+        char diff[2048];
+        const int nd = now ? elm__sweep_args_diff(old, now, diff, sizeof diff) : -1;
+        cJSON_Delete(old);
+        cJSON_Delete(now);
+        if (nd < 0)
+            return 1;
+        if (nd == 0)
+            continue;
+        if (a->force) {
+            fprintf(stderr, "elm: --force: point '%s' was trained with other arguments (%s): it "
+                            "starts over\n",
+                    p->name, diff);
+            if (p->state == ELM__PT_DONE) {
+                (*finished)--;
+                (*todo)++;
+            }
+            p->state = ELM__PT_TODO;
+            continue;
+        }
+        nbad++;
+        fprintf(stderr, "elm: error: point '%s' was trained with other arguments: %s\n", p->name,
+                diff);
+    }
+    if (legacy)
+        fprintf(stderr, "elm: note: %d point%s predate%s sweep_args.json: the arguments %s "
+                        "trained with cannot be checked\n",
+                legacy, CLI_S(legacy), legacy == 1 ? "s" : "", legacy == 1 ? "it was" : "they were");
+    if (!nbad)
+        return 0;
+    fprintf(stderr, "elm: sweep: %d point%s would be reused with other arguments; nothing was "
+                    "started. Rerun with the arguments they were trained with, or add --force to "
+                    "train them again with these (their runs are replaced)\n",
+            nbad, CLI_S(nbad));
+    return 1;
+}
+
+/*
  * The main metric's column: --metric, else the grid's "metric", else the task's (AUC, accuracy).
  * A bare score name means the test score where the points have test data and the validation
  * score otherwise (NeuronIO without --test), so a validation score is never shown as a test one;
@@ -624,11 +746,13 @@ static int sweep_grid(const sweep_args *a, elm__sweep_grid *g, cJSON *root) {
     int finished, todo, refused;
     if ((st = elm__sweep_scan(g, a->out, &finished, &todo, &refused)))
         return cli_fail(st, NULL);
+    if ((rc = check_recorded(a, g, &finished, &todo, &refused)))
+        return rc;
     for (int i = 0; i < g->np; i++)
         if (g->p[i].state == ELM__PT_SKIPPED)
             fprintf(stderr,
-                    "elm: error: %s/point.json differs from the grid's point '%s'; remove %s or "
-                    "choose another --out\n",
+                    "elm: error: %s/point.json differs from the grid's point '%s'; remove %s, "
+                    "choose another --out, or add --force to train it again\n",
                     g->p[i].dir, g->p[i].name, g->p[i].dir);
     char metric[128];
     main_metric(a, g, metric, sizeof metric);

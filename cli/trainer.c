@@ -468,40 +468,54 @@ static int apply_config_flag(int argc, char **argv, elm_train_spec *s) {
     return 0;
 }
 
+/*
+ * Parses `elm train` arguments (argv[0] "train", argv[1] TASK, then flags) into *s as the run
+ * takes them: task defaults < --config < flags. Strings in *s are borrowed from argv. Returns -1
+ * to go on, else the exit status (the error printed; usage: the text a usage error prints, or
+ * NULL for none, as `elm sweep` resolving a point's arguments wants).
+ */
+int train_parse(int argc, char **argv, elm_train_spec *s, int *resume, const char *usage) {
+    if (check_task("train", argv[1], NULL))
+        return 2;
+    elm_train_spec_default(s, argv[1]);
+    int rc = apply_config_flag(argc, argv, s);
+    if (rc)
+        return rc;
+    const char *config = NULL;
+    *resume = 0;
+    cli_call knob = {set_flag_knob, s}, set = {set_train, s};
+    cli_flag flags[9 + NFLAG_KEYS] = {
+        {"--config", CLI_STR, &config, 0, 0, 0}, {"--data", CLI_STR, &s->data, 0, 0, 0},
+        {"--valid", CLI_STR, &s->valid, 0, 0, 0}, {"--test", CLI_STR, &s->test, 0, 0, 0},
+        {"--out", CLI_STR, &s->out, 0, 0, 0},     {"--init", CLI_STR, &s->init, 0, 0, 0},
+        {"--set", CLI_CALL, &set, 0, 0, 0},       {"--resume", CLI_SWITCH, resume, 0, 0, 0},
+        {"--force", CLI_SWITCH, &s->force, 0, 0, 0},
+    };
+    int nflags = 9;
+    for (int k = 0; k < NFLAG_KEYS; k++)
+        flags[nflags++] = (cli_flag){flag_keys[k].flag, CLI_CALL, &knob, 0, 0, 0};
+    rc = cli_parse_flags(argc, argv, 2, flags, nflags, usage, "train");
+    if (rc >= 0)
+        return rc;
+    if (!s->data || !s->out)
+        return cli_usage_error(NULL, "train: --data and --out are required (see elm train "
+                                     "--help)");
+    if (*resume && s->force)
+        return cli_usage_error(NULL, "train: --resume continues RUN and --force starts it over; "
+                                     "give one");
+    return -1;
+}
+
 int cmd_train(int argc, char **argv) {
     if (argc < 2 || cli_is_help(argv[1])) {
         fputs(train_usage(), argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     elm_train_spec s;
-    if (check_task("train", argv[1], NULL))
-        return 2;
-    elm_train_spec_default(&s, argv[1]);
-    int rc = apply_config_flag(argc, argv, &s);
-    if (rc)
-        return rc;
-    const char *config = NULL;
-    int resume = 0;
-    cli_call knob = {set_flag_knob, &s}, set = {set_train, &s};
-    cli_flag flags[9 + NFLAG_KEYS] = {
-        {"--config", CLI_STR, &config, 0, 0, 0}, {"--data", CLI_STR, &s.data, 0, 0, 0},
-        {"--valid", CLI_STR, &s.valid, 0, 0, 0}, {"--test", CLI_STR, &s.test, 0, 0, 0},
-        {"--out", CLI_STR, &s.out, 0, 0, 0},     {"--init", CLI_STR, &s.init, 0, 0, 0},
-        {"--set", CLI_CALL, &set, 0, 0, 0},      {"--resume", CLI_SWITCH, &resume, 0, 0, 0},
-        {"--force", CLI_SWITCH, &s.force, 0, 0, 0},
-    };
-    int nflags = 9;
-    for (int k = 0; k < NFLAG_KEYS; k++)
-        flags[nflags++] = (cli_flag){flag_keys[k].flag, CLI_CALL, &knob, 0, 0, 0};
-    rc = cli_parse_flags(argc, argv, 2, flags, nflags, train_usage(), "train");
+    int resume;
+    int rc = train_parse(argc, argv, &s, &resume, train_usage());
     if (rc >= 0)
         return rc;
-    if (!s.data || !s.out)
-        return cli_usage_error(NULL, "train: --data and --out are required (see elm train "
-                                     "--help)");
-    if (resume && s.force)
-        return cli_usage_error(NULL, "train: --resume continues RUN and --force starts it over; "
-                                     "give one");
     /* Under mpirun: data-parallel over the job's ranks (cli/mpi.c). */
     if ((rc = cli_mpi_start("train", &argc, &argv)))
         return rc;

@@ -24,6 +24,7 @@
  * than mixed with the old run (elm__sweep_scan).
  */
 #include "train/sweep.h"
+#include "train/train_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +337,76 @@ elm_status elm__sweep_scan(elm__sweep_grid *g, const char *out, int *finished, i
         cJSON_Delete(old);
     }
     return ELM_OK;
+}
+
+/* ---- A point's effective arguments (sweep_args.json) ---- */
+
+/* Knobs that change how a run is carried out, never the model it trains. */
+static const char *const result_neutral[] = {"threads", "time_limit", "checkpoint_every",
+                                             "ckpt_stride"};
+
+cJSON *elm__sweep_args_json(const elm_train_spec *s, char *const *args, int nargs) {
+    cJSON *j = cJSON_CreateObject();
+    const char *const names[] = {"task", "data", "valid", "test", "init"};
+    const char *const vals[] = {s->task, s->data, s->valid, s->test, s->init};
+    for (int k = 0; k < 5; k++)
+        if (vals[k])
+            cJSON_AddStringToObject(j, names[k], vals[k]);
+    cJSON *tr = elm__train_config_json(&s->train);
+    for (size_t k = 0; k < sizeof result_neutral / sizeof result_neutral[0]; k++)
+        cJSON_DeleteItemFromObjectCaseSensitive(tr, result_neutral[k]);
+    cJSON_AddItemToObject(j, "train", tr);
+    char *mj = elm_config_to_json(&s->model);
+    cJSON_AddItemToObject(j, "model", mj ? cJSON_Parse(mj) : cJSON_CreateNull());
+    free(mj);
+    cJSON *a = cJSON_AddArrayToObject(j, "args");
+    for (int i = 0; i < nargs; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(args[i]));
+    return j;
+}
+
+/* Appends "; NAME OLD (now NEW)" for one differing entry (absent: "none"). */
+static void diff_add(char *buf, size_t n, int count, const char *name, const cJSON *o,
+                     const cJSON *w) {
+    char ov[96] = "none", wv[96] = "none";
+    if (o)
+        value_str(o, ov, sizeof ov);
+    if (w)
+        value_str(w, wv, sizeof wv);
+    size_t len = strlen(buf);
+    if (len < n)
+        snprintf(buf + len, n - len, "%s%s %s (now %s)", count ? "; " : "", name, ov, wv);
+}
+
+/* Compares the entries of two objects (keys of both, in order of a then those only in b). */
+static int diff_objects(const cJSON *a, const cJSON *b, int nested, char *buf, size_t n,
+                        int count) {
+    for (int pass = 0; pass < 2; pass++) {
+        const cJSON *x = pass ? b : a, *y = pass ? a : b;
+        for (const cJSON *it = x ? x->child : NULL; it; it = it->next) {
+            const cJSON *other = cJSON_GetObjectItemCaseSensitive(y, it->string);
+            if ((pass && other) || !strcmp(it->string, "args"))
+                continue; /* the second pass only adds keys the first lacks */
+            int skip = 0;
+            for (size_t k = 0; nested && k < sizeof result_neutral / sizeof result_neutral[0];
+                 k++)
+                skip |= !strcmp(it->string, result_neutral[k]);
+            if (skip)
+                continue;
+            const cJSON *o = pass ? other : it, *w = pass ? it : other;
+            if (!nested && cJSON_IsObject(o) && cJSON_IsObject(w))
+                count = diff_objects(o, w, 1, buf, n, count);
+            else if (!o || !w || !cJSON_Compare(o, w, 1))
+                diff_add(buf, n, count++, it->string, o, w);
+        }
+    }
+    return count;
+}
+
+int elm__sweep_args_diff(const cJSON *old, const cJSON *now, char *buf, size_t n) {
+    if (n)
+        buf[0] = 0;
+    return diff_objects(old, now, 0, buf, n, 0);
 }
 
 /* ---- Wall time: the trainer's own train_seconds restarts when a run is resumed ---- */

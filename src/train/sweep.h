@@ -5,6 +5,7 @@
 #ifndef ELM_TRAIN_SWEEP_H
 #define ELM_TRAIN_SWEEP_H
 
+#include "elm_train.h"
 #include "internal.h"
 
 #include <cjson/cJSON.h>
@@ -54,6 +55,20 @@ void elm__sweep_grid_free(elm__sweep_grid *g);
  */
 elm_status elm__sweep_scan(elm__sweep_grid *g, const char *out, int *finished, int *todo,
                            int *refused);
+/*
+ * A point's effective arguments, as OUT/runs/<point>/sweep_args.json records them: the task, its
+ * data (data, valid, test, init as given), the resolved training knobs ("train") and model
+ * options ("model"), and the pass-through command line as given ("args", for reading only).
+ * Knobs that cannot change the trained model are left out: threads, time_limit,
+ * checkpoint_every and ckpt_stride.
+ */
+cJSON *elm__sweep_args_json(const elm_train_spec *s, char *const *args, int nargs);
+/*
+ * How two records of elm__sweep_args_json differ: each differing entry as "NAME OLD (now NEW)",
+ * "; "-separated, into buf; returns how many differ ("args" and the left-out knobs are not
+ * compared).
+ */
+int elm__sweep_args_diff(const cJSON *old, const cJSON *now, char *buf, size_t n);
 /* Adds `secs` to the point's sweep_wall.json. */
 elm_status elm__sweep_wall_add(const char *dir, double secs);
 /* Writes OUT/results.json and OUT/results.csv from the run folders; *rows gets their count. */
