@@ -11,7 +11,8 @@ all: $(BUILD)/CMakeCache.txt
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DELM_WERROR=$(ELM_WERROR) $(CMAKE_FLAGS)
 
-# Installs bin/elm and share/elm/ (the plotting scripts) under PREFIX (default /usr/local).
+# Installs bin/elm, share/elm/ (the plotting scripts), lib/libelm.{so,a}, include/elm*.h and
+# lib/pkgconfig/elm.pc under PREFIX (default /usr/local).
 PREFIX ?= /usr/local
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
@@ -41,7 +42,7 @@ mutate-check:
 blas-compare: all
 	@pkg-config --exists openblas || { echo "blas-compare needs OpenBLAS: apt-get install libopenblas-dev"; exit 1; }
 	$(CC) -O3 -g -std=gnu11 -fopenmp -Wno-unused-function -Iinclude -Isrc -Isrc/core \
-	    $$(pkg-config --cflags openblas) scripts/blas_compare.c $(BUILD)/libelm_core.a \
+	    $$(pkg-config --cflags openblas) scripts/blas_compare.c $(BUILD)/libelm.a \
 	    $$(pkg-config --libs openblas) -lcjson -lm -o $(BUILD)/blas_compare
 	$(BUILD)/blas_compare
 

@@ -30,7 +30,7 @@ static const struct {
 
 static void usage(FILE *f) {
     fprintf(f, "elm %s - the Expressive Leaky Memory neuron\n\nusage: elm COMMAND [ARGS]\n\n",
-            ELM_VERSION_STRING);
+            elm_version());
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n`elm COMMAND --help` describes each command.\n");
@@ -248,7 +248,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("elm %s\n", ELM_VERSION_STRING);
+        printf("elm %s\n", elm_version());
         return 0;
     }
     const size_t n = sizeof commands / sizeof commands[0];

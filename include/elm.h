@@ -50,7 +50,30 @@
 extern "C" {
 #endif
 
+/*
+ * The version of this header. elm_version() gives that of the library actually linked, which a
+ * program using libelm.so may compare with these. The shared library's soname is
+ * libelm.so.ELM_VERSION_MAJOR. CMakeLists.txt takes the project's version from these lines.
+ */
+#define ELM_VERSION_MAJOR  0
+#define ELM_VERSION_MINOR  1
+#define ELM_VERSION_PATCH  0
 #define ELM_VERSION_STRING "0.1.0"
+/* One number for #if: 10000 * major + 100 * minor + patch. */
+#define ELM_VERSION_NUMBER (ELM_VERSION_MAJOR * 10000 + ELM_VERSION_MINOR * 100 + ELM_VERSION_PATCH)
+
+/*
+ * ELM_API marks the calls libelm exports. The library is compiled with -fvisibility=hidden, so
+ * libelm.so exports these and nothing else: the elm__ internals stay private to the library (and
+ * to the static libelm.a's users, the CLI and the tests, which link them directly).
+ */
+#ifndef ELM_API
+#if defined(__GNUC__) || defined(__clang__)
+#define ELM_API __attribute__((visibility("default")))
+#else
+#define ELM_API
+#endif
+#endif
 
 /* ---- Errors ---------------------------------------------------------------------------------- */
 
@@ -72,13 +95,16 @@ typedef enum {
 } elm_status;
 
 /* A static string describing the code. */
-const char *elm_status_str(elm_status s);
+ELM_API const char *elm_status_str(elm_status s);
 /* The detail of the last failure on this thread; valid until the next failing call. */
-const char *elm_last_error(void);
+ELM_API const char *elm_last_error(void);
+/* The library's version, "MAJOR.MINOR.PATCH" (ELM_VERSION_STRING of the build). */
+ELM_API const char *elm_version(void);
 
 /* ---- Configuration --------------------------------------------------------------------------- */
 
-typedef enum { ELM_V1 = 1, ELM_V2 = 2 } elm_version;
+/* The neuron of Spieler et al.: v1 (per-synapse traces) or v2 (per-branch traces). */
+typedef enum { ELM_V1 = 1, ELM_V2 = 2 } elm_neuron_version;
 typedef enum { ELM_ROUTE_NONE = 0, ELM_ROUTE_NEURONIO = 1, ELM_ROUTE_RANDOM = 2 } elm_routing;
 typedef enum { ELM_ACT_RELU = 0, ELM_ACT_SILU = 1 } elm_activation;
 /* The ELM neuron, or the LSTM baseline of the ablations (include/elm_lstm.h) behind the same
@@ -91,7 +117,7 @@ typedef enum { ELM_MODEL_ELM = 0, ELM_MODEL_LSTM = 1 } elm_model_type;
  * reference's None does. tau_s_value is v1's tau_s and v2's tau_b.
  */
 typedef struct elm_config {
-    elm_version version;
+    elm_neuron_version version;
     int num_input;
     int num_output;
     int num_memory;
@@ -116,29 +142,30 @@ typedef struct elm_config {
 } elm_config;
 
 /* The reference defaults for the given sizes (v1, lambda 5, tau_m in [1, 1000], ...). */
-void elm_config_default(elm_config *cfg, int num_input, int num_output, int num_memory);
+ELM_API void elm_config_default(elm_config *cfg, int num_input, int num_output, int num_memory);
 
 /* Checks every value and fills the derived sizes (hidden width, branches). */
-elm_status elm_config_resolve(elm_config *cfg);
+ELM_API elm_status elm_config_resolve(elm_config *cfg);
 
 /*
  * Sets one option from its reference name and a string value ("45", "true", "silu", "null").
- * `elm_version` ("v1"/"v2") is accepted too. An unknown key is ELM_ERR_CONFIG; origin names the
- * file or flag in the message.
+ * The key `elm_version` ("v1"/"v2") is accepted too. An unknown key is ELM_ERR_CONFIG; origin names
+ * the file or flag in the message.
  */
-elm_status elm_config_set(elm_config *cfg, const char *key, const char *value, const char *origin);
+ELM_API elm_status elm_config_set(elm_config *cfg, const char *key, const char *value,
+                                  const char *origin);
 
 /*
  * Parses a JSON object of options (numbers, booleans, strings or null) on top of *cfg. Unknown
  * keys are an error: a misspelt option must never be silently ignored.
  */
-elm_status elm_config_from_json(elm_config *cfg, const char *json, const char *origin);
+ELM_API elm_status elm_config_from_json(elm_config *cfg, const char *json, const char *origin);
 
 /* The resolved configuration as a JSON object (malloc'd; free() it), reference key names. */
-char *elm_config_to_json(const elm_config *cfg);
+ELM_API char *elm_config_to_json(const elm_config *cfg);
 
 /* Derived sizes of a resolved configuration. */
-int elm_config_num_synapse(const elm_config *cfg);
+ELM_API int elm_config_num_synapse(const elm_config *cfg);
 
 /* ---- Model ----------------------------------------------------------------------------------- */
 
@@ -150,9 +177,9 @@ typedef struct elm_model elm_model;
  * Creates a model with fresh parameters initialised as the reference does (PyTorch nn.Linear
  * init, w_s_proto = w_s_value, tau_m_proto log-spaced), drawn from `seed`.
  */
-elm_status elm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dtype,
-                            uint64_t seed);
-void elm_model_free(elm_model *m);
+ELM_API elm_status elm_model_create(elm_model **out, const elm_config *cfg, elm_dtype dtype,
+                                    uint64_t seed);
+ELM_API void elm_model_free(elm_model *m);
 
 /*
  * Loads a model from a .safetensors file, or from a folder holding model.safetensors (and perhaps
@@ -162,7 +189,7 @@ void elm_model_free(elm_model *m);
  * holding neuronio_best_model_state.pt (or one other .pt) and model_config.json, as the
  * authors' released models are.
  */
-elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype);
+ELM_API elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype);
 
 /*
  * Saves the model as safetensors with the reference's tensor names, dtypes (F32 or F64 by the
@@ -172,15 +199,15 @@ elm_status elm_model_load(elm_model **out, const char *path, elm_dtype dtype);
  * If `path` ends in ".pt", writes the state dict in the layout torch.load reads (float tensors,
  * I64 indices) and model_config.json beside it (replacing one there).
  */
-elm_status elm_model_save(const elm_model *m, const char *path);
+ELM_API elm_status elm_model_save(const elm_model *m, const char *path);
 
 /* A deep copy, converted to `dtype`. */
-elm_status elm_model_clone(elm_model **out, const elm_model *m, elm_dtype dtype);
+ELM_API elm_status elm_model_clone(elm_model **out, const elm_model *m, elm_dtype dtype);
 
-const elm_config *elm_model_config(const elm_model *m);
-elm_dtype elm_model_dtype(const elm_model *m);
+ELM_API const elm_config *elm_model_config(const elm_model *m);
+ELM_API elm_dtype elm_model_dtype(const elm_model *m);
 /* Number of trainable scalars (6827 for the released num_memory_15). */
-size_t elm_model_num_params(const elm_model *m);
+ELM_API size_t elm_model_num_params(const elm_model *m);
 
 /*
  * Flat access. Every real-valued tensor lives in one block of elm_model_dtype() elements, the
@@ -193,8 +220,8 @@ size_t elm_model_num_params(const elm_model *m);
  * Borrowed: valid until elm_model_free(). Writing parameters is allowed: call
  * elm_model_refresh() afterwards.
  */
-void *elm_model_params(elm_model *m, size_t *count);
-void *elm_model_grads(elm_model *m, size_t *count);
+ELM_API void *elm_model_params(elm_model *m, size_t *count);
+ELM_API void *elm_model_grads(elm_model *m, size_t *count);
 
 /* One named tensor of the model's parameter table: a view into the blocks. Pointers are borrowed
  * from the model. */
@@ -211,10 +238,10 @@ typedef struct elm_tensor {
 } elm_tensor;
 
 /* The tensors are numbered 0 .. elm_model_num_tensors() - 1 in block order. */
-int elm_model_num_tensors(const elm_model *m);
-elm_status elm_model_tensor(const elm_model *m, int i, elm_tensor *out);
+ELM_API int elm_model_num_tensors(const elm_model *m);
+ELM_API elm_status elm_model_tensor(const elm_model *m, int i, elm_tensor *out);
 /* Index of the tensor called `name`, or -1. */
-int elm_model_find_tensor(const elm_model *m, const char *name);
+ELM_API int elm_model_find_tensor(const elm_model *m, const char *name);
 
 /*
  * Routing of a routed model (input_to_synapse_routing neuronio_routing or random_routing):
@@ -224,24 +251,24 @@ int elm_model_find_tensor(const elm_model *m, const char *name);
  * against num_input before changing anything (ELM_ERR_ARG), treats a nonzero mask as 1 and
  * rebuilds what depends on the routing. Either on an unrouted model: ELM_ERR_ARG.
  */
-int elm_model_num_routes(const elm_model *m);
-elm_status elm_model_get_routing(const elm_model *m, int64_t *idx, double *mask);
-elm_status elm_model_set_routing(elm_model *m, const int64_t *idx, const double *mask);
+ELM_API int elm_model_num_routes(const elm_model *m);
+ELM_API elm_status elm_model_get_routing(const elm_model *m, int64_t *idx, double *mask);
+ELM_API elm_status elm_model_set_routing(elm_model *m, const int64_t *idx, const double *mask);
 
 /*
  * Forward over a batch: x (B, T, I) -> y (B, T, O), raw outputs. The _f32 call needs an ELM_F32
  * model and the _f64 call an ELM_F64 one (ELM_ERR_ARG otherwise).
  */
-elm_status elm_model_forward(elm_model *m, const float *x, float *y, int B, int T);
-elm_status elm_model_forward_f64(elm_model *m, const double *x, double *y, int B, int T);
+ELM_API elm_status elm_model_forward(elm_model *m, const float *x, float *y, int B, int T);
+ELM_API elm_status elm_model_forward_f64(elm_model *m, const double *x, double *y, int B, int T);
 
 /*
  * Training: elm_model_forward_train() is the forward pass that also keeps what BPTT needs;
  * elm_model_backward() then takes dL/dy (B, T, O) and *adds* dL/dparam into the model's gradient
  * buffers (elm_tensor.grad), which elm_model_zero_grad() clears. x and y are in the model's dtype.
  */
-elm_status elm_model_forward_train(elm_model *m, const void *x, void *y, int B, int T);
-elm_status elm_model_backward(elm_model *m, const void *dy);
+ELM_API elm_status elm_model_forward_train(elm_model *m, const void *x, void *y, int B, int T);
+ELM_API elm_status elm_model_backward(elm_model *m, const void *dy);
 
 /*
  * Sparse inputs (spike trains): the nonzero entries of x (B, T, I) as compressed rows, one row per
@@ -258,13 +285,13 @@ typedef struct elm_sparse_input {
 } elm_sparse_input;
 /* Inference (as elm_model_forward / _f64) and training forward (as elm_model_forward_train);
  * y (B, T, O) is in the model's dtype. */
-elm_status elm_model_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
-                                    int T);
-elm_status elm_model_forward_train_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
-                                          int T);
-void elm_model_zero_grad(elm_model *m);
+ELM_API elm_status elm_model_forward_sparse(elm_model *m, const elm_sparse_input *x, void *y, int B,
+                                            int T);
+ELM_API elm_status elm_model_forward_train_sparse(elm_model *m, const elm_sparse_input *x, void *y,
+                                                  int B, int T);
+ELM_API void elm_model_zero_grad(elm_model *m);
 /* Euclidean norm of all trainable gradients; if max_norm > 0, scales them down to it. */
-double elm_model_clip_grad_norm(elm_model *m, double max_norm);
+ELM_API double elm_model_clip_grad_norm(elm_model *m, double max_norm);
 
 /*
  * Memory of the saved activations: BPTT keeps the full state every `stride` steps and recomputes
@@ -272,10 +299,10 @@ double elm_model_clip_grad_norm(elm_model *m, double max_norm);
  * T. 0 (the default) chooses sqrt(T) for sequences longer than 2048 steps and 1 otherwise.
  * Results are bitwise the same for every stride.
  */
-void elm_model_set_checkpoint_stride(elm_model *m, int stride);
+ELM_API void elm_model_set_checkpoint_stride(elm_model *m, int stride);
 
 /* Threads used by forward and backward (OpenMP); 0 = OpenMP's default. */
-void elm_model_set_threads(elm_model *m, int threads);
+ELM_API void elm_model_set_threads(elm_model *m, int threads);
 
 /*
  * Reproducible batch gradients, for data-parallel training. With group_size g (1 .. 8),
@@ -302,7 +329,8 @@ typedef struct elm_grad_reducer {
     elm_status (*max_i32)(void *user, int32_t *v, size_t n);
     elm_status (*sum_i64)(void *user, int64_t *v, size_t n);
 } elm_grad_reducer;
-elm_status elm_model_set_grad_groups(elm_model *m, int group_size, const elm_grad_reducer *r);
+ELM_API elm_status elm_model_set_grad_groups(elm_model *m, int group_size,
+                                             const elm_grad_reducer *r);
 
 /*
  * Inference split over processes, for data-parallel evaluation. With a split set, the inference
@@ -319,33 +347,33 @@ typedef struct elm_batch_split {
     void *user;
     elm_status (*allgather)(void *user, void *buf, const int *counts, size_t item_bytes);
 } elm_batch_split;
-void elm_model_set_batch_split(elm_model *m, const elm_batch_split *s);
+ELM_API void elm_model_set_batch_split(elm_model *m, const elm_batch_split *s);
 
 /*
  * Recomputes what the model derives from its parameters (w_s, kappas). The library does this
  * itself after loading and after each optimiser step; call it after writing parameters directly
  * through elm_tensor.data, before elm_model_step().
  */
-void elm_model_refresh(elm_model *m);
+ELM_API void elm_model_refresh(elm_model *m);
 
 /* ---- Streaming ------------------------------------------------------------------------------- */
 
 typedef struct elm_state elm_state;
 
 /* State for B samples, all starting from zero traces and memory. */
-elm_status elm_state_create(elm_state **out, const elm_model *m, int B);
-void elm_state_reset(elm_state *s);
-void elm_state_free(elm_state *s);
+ELM_API elm_status elm_state_create(elm_state **out, const elm_model *m, int B);
+ELM_API void elm_state_reset(elm_state *s);
+ELM_API void elm_state_free(elm_state *s);
 /*
  * Memory units of sample b in the model's dtype: element j is at index j * stride, with stride
  * from elm_state_memory_stride() (samples are stored interleaved in groups). Borrowed.
  */
-const void *elm_state_memory(const elm_state *s, int b);
-int elm_state_memory_stride(const elm_state *s, int b);
+ELM_API const void *elm_state_memory(const elm_state *s, int b);
+ELM_API int elm_state_memory_stride(const elm_state *s, int b);
 
 /* Advances all B samples by one step: x (B, I) -> y (B, O). Same numbers as the batch forward. */
-elm_status elm_model_step(const elm_model *m, elm_state *s, const float *x, float *y);
-elm_status elm_model_step_f64(const elm_model *m, elm_state *s, const double *x, double *y);
+ELM_API elm_status elm_model_step(const elm_model *m, elm_state *s, const float *x, float *y);
+ELM_API elm_status elm_model_step_f64(const elm_model *m, elm_state *s, const double *x, double *y);
 
 /* ---- Optimisers ------------------------------------------------------------------------------ */
 
@@ -361,17 +389,17 @@ typedef struct elm_optim_config {
 typedef struct elm_optim elm_optim;
 
 /* PyTorch's defaults for the kind: betas (0.9, 0.999), eps 1e-8 (AdamW weight decay 1e-2). */
-void elm_optim_config_default(elm_optim_config *c, elm_optim_kind kind, double lr);
-elm_status elm_optim_create(elm_optim **out, const elm_model *m, const elm_optim_config *c);
-void elm_optim_free(elm_optim *o);
+ELM_API void elm_optim_config_default(elm_optim_config *c, elm_optim_kind kind, double lr);
+ELM_API elm_status elm_optim_create(elm_optim **out, const elm_model *m, const elm_optim_config *c);
+ELM_API void elm_optim_free(elm_optim *o);
 /* One update of every trainable parameter from its gradient, at learning rate `lr`. */
-elm_status elm_optim_step(elm_optim *o, elm_model *m, double lr);
+ELM_API elm_status elm_optim_step(elm_optim *o, elm_model *m, double lr);
 /* Cosine annealing from lr0 to lr_min over `total` steps, as torch's CosineAnnealingLR. */
-double elm_lr_cosine(double lr0, double lr_min, long step, long total);
+ELM_API double elm_lr_cosine(double lr0, double lr_min, long step, long total);
 
 /* Optimiser state (moments, step count) as safetensors, for checkpoints. Written atomically. */
-elm_status elm_optim_save(const elm_optim *o, const elm_model *m, const char *path);
-elm_status elm_optim_load(elm_optim *o, const elm_model *m, const char *path);
+ELM_API elm_status elm_optim_save(const elm_optim *o, const elm_model *m, const char *path);
+ELM_API elm_status elm_optim_load(elm_optim *o, const elm_model *m, const char *path);
 
 #ifdef __cplusplus
 }

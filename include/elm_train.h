@@ -80,14 +80,14 @@ typedef struct elm_task_opts {
 } elm_task_opts;
 
 /* The task names elm_task_create() knows; returns how many (names[0 .. n)). */
-int elm_task_names(const char *const **names);
+ELM_API int elm_task_names(const char *const **names);
 
 /*
  * Creates task `name` ("neuronio", "shd", "shd-adding", "pathfinder") over o->data. Each task
  * validates its data and fails with a message naming the file and the problem.
  */
-elm_status elm_task_create(elm_task **out, const char *name, const elm_task_opts *o);
-void elm_task_free(elm_task *t);
+ELM_API elm_status elm_task_create(elm_task **out, const char *name, const elm_task_opts *o);
+ELM_API void elm_task_free(elm_task *t);
 
 /* The sizes and choices a task fixes. */
 typedef struct elm_task_info {
@@ -102,7 +102,7 @@ typedef struct elm_task_info {
     int sparse; /* 1: batches come as spike lists (elm_task_batch fills x_sparse) */
     int has_test; /* 1: the "test" split has data (never the training or validation data) */
 } elm_task_info;
-void elm_task_get_info(const elm_task *t, elm_task_info *out);
+ELM_API void elm_task_get_info(const elm_task *t, elm_task_info *out);
 
 /*
  * Training batch number `step` (from 0) of a run seeded `seed`, batch_size B: exactly the batch
@@ -110,17 +110,17 @@ void elm_task_get_info(const elm_task *t, elm_task_info *out);
  * set *x_sparse to spike lists owned by the task, valid until its next call (float32 values).
  * Pass both and the task fills the one it has. target: (B, target_len), caller's array.
  */
-elm_status elm_task_batch(elm_task *t, uint64_t seed, long step, int B, float *x,
-                          elm_sparse_input *x_sparse, float *target);
+ELM_API elm_status elm_task_batch(elm_task *t, uint64_t seed, long step, int B, float *x,
+                                  elm_sparse_input *x_sparse, float *target);
 /* Mean loss of y (B, T, O) against target; writes dL/dy (B, T, O) of that mean loss. */
-double elm_task_loss(elm_task *t, const float *y, const float *target, float *dy, int B);
+ELM_API double elm_task_loss(elm_task *t, const float *y, const float *target, float *dy, int B);
 /*
  * Evaluates `m` on `split` ("valid" or "test"; pathfinder also takes "train" and "all", every
  * image of its folder; "test" fails with ELM_ERR_ARG when the task has no test data,
  * info.has_test) and returns the metrics as a JSON object (malloc'd text; free() it), under the
  * reference's metric names. A float64 model is evaluated through a float32 copy.
  */
-elm_status elm_task_evaluate(elm_task *t, elm_model *m, const char *split, char **json);
+ELM_API elm_status elm_task_evaluate(elm_task *t, elm_model *m, const char *split, char **json);
 
 /* ---- Training configuration ------------------------------------------------------------------ */
 
@@ -158,22 +158,22 @@ typedef struct elm_train_config {
  * task's published model uses (num_input and num_output are filled when the trainer sees the
  * data). ELM_ERR_ARG for an unknown task.
  */
-elm_status elm_train_config_default(elm_train_config *tc, elm_config *mc, const char *task);
+ELM_API elm_status elm_train_config_default(elm_train_config *tc, elm_config *mc, const char *task);
 /*
  * Sets one training knob or model option from its name and a string value, checking it ("an
  * integer", "a number", a range, a choice). Unknown keys are ELM_ERR_CONFIG with a suggestion;
  * origin (a file or flag) leads the message. Either tc or mc may be NULL to allow only the other.
  */
-elm_status elm_train_config_set(elm_train_config *tc, elm_config *mc, const char *key,
-                                const char *value, const char *origin);
+ELM_API elm_status elm_train_config_set(elm_train_config *tc, elm_config *mc, const char *key,
+                                        const char *value, const char *origin);
 /*
  * Applies a JSON file of knobs and model options (one flat object, or sections "train" and
  * "model"; a run's config.json is accepted, its "task", "data", "valid", "test" and
  * "elm" are skipped).
  */
-elm_status elm_train_config_load(elm_train_config *tc, elm_config *mc, const char *path);
+ELM_API elm_status elm_train_config_load(elm_train_config *tc, elm_config *mc, const char *path);
 /* The knobs' names and one-line descriptions; returns how many. */
-int elm_train_knobs(const char *const **names, const char *const **help);
+ELM_API int elm_train_knobs(const char *const **names, const char *const **help);
 
 /* ---- Trainer --------------------------------------------------------------------------------- */
 
@@ -214,7 +214,7 @@ typedef struct elm_train_spec {
     const elm_train_dist *dist;
 } elm_train_spec;
 /* Zeroes *s and fills train and model with the task's defaults (elm_train_config_default). */
-elm_status elm_train_spec_default(elm_train_spec *s, const char *task);
+ELM_API elm_status elm_train_spec_default(elm_train_spec *s, const char *task);
 
 typedef struct elm_trainer elm_trainer;
 
@@ -273,20 +273,20 @@ typedef struct elm_train_hooks {
  * holds a run (finished or not) is refused unless s->force is set, which removes that run's
  * files first. lr_min above lr is refused.
  */
-elm_status elm_trainer_create(elm_trainer **out, const elm_train_spec *s);
+ELM_API elm_status elm_trainer_create(elm_trainer **out, const elm_train_spec *s);
 /*
  * Continues the run in s->out from its newest checkpoint (model, optimiser, step, best score,
  * metrics history), with the knobs of *s. Without a checkpoint it starts fresh, as
  * elm_trainer_create; info.resumed says which.
  */
-elm_status elm_trainer_resume(elm_trainer **out, const elm_train_spec *s);
-void elm_trainer_free(elm_trainer *tr);
+ELM_API elm_status elm_trainer_resume(elm_trainer **out, const elm_train_spec *s);
+ELM_API void elm_trainer_free(elm_trainer *tr);
 
-elm_status elm_trainer_set_hooks(elm_trainer *tr, const elm_train_hooks *h);
-void elm_trainer_get_info(const elm_trainer *tr, elm_train_info *out);
+ELM_API elm_status elm_trainer_set_hooks(elm_trainer *tr, const elm_train_hooks *h);
+ELM_API void elm_trainer_get_info(const elm_trainer *tr, elm_train_info *out);
 /* The model being trained (borrowed; the trainer updates it in place). */
-elm_model *elm_trainer_model(elm_trainer *tr);
-elm_task *elm_trainer_task(elm_trainer *tr);
+ELM_API elm_model *elm_trainer_model(elm_trainer *tr);
+ELM_API elm_task *elm_trainer_task(elm_trainer *tr);
 
 /*
  * One training batch: draws batch info.step, forward, loss, backward, grads_ready, clipping and
@@ -295,17 +295,17 @@ elm_task *elm_trainer_task(elm_trainer *tr);
  * 100 times that of the first batch this trainer stepped (the run diverges). An epoch whose mean
  * training loss is over 10 times that first loss is never selected as the best model.
  */
-elm_status elm_trainer_step(elm_trainer *tr, double *loss);
+ELM_API elm_status elm_trainer_step(elm_trainer *tr, double *loss);
 /*
  * Times one batch for an estimate before a run: the next batch run forward and backward but
  * never applied (no optimiser step, no hook, gradients zeroed after), so the run is bitwise what
  * it would be without the call. *seconds: the wall time it took.
  */
-elm_status elm_trainer_time_batch(elm_trainer *tr, double *seconds);
+ELM_API elm_status elm_trainer_time_batch(elm_trainer *tr, double *seconds);
 /* Ends the epoch: validation, metrics.csv/.json, and the best model saved when it improves. */
-elm_status elm_trainer_end_epoch(elm_trainer *tr);
+ELM_API elm_status elm_trainer_end_epoch(elm_trainer *tr);
 /* Writes a checkpoint of the current step (the previous one is removed once it is complete). */
-elm_status elm_trainer_checkpoint(elm_trainer *tr);
+ELM_API elm_status elm_trainer_checkpoint(elm_trainer *tr);
 /*
  * The run to its end: steps, epochs ends, checkpoints every checkpoint_every batches and at
  * each epoch's end, then test_metrics.json: the best model's validation scores and, where the
@@ -314,14 +314,14 @@ elm_status elm_trainer_checkpoint(elm_trainer *tr);
  * epoch gave a usable model (every validation score non-finite, or every epoch diverged), the
  * end is ELM_ERR_NUMERIC.
  */
-elm_status elm_trainer_run(elm_trainer *tr);
+ELM_API elm_status elm_trainer_run(elm_trainer *tr);
 /*
  * Asks elm_trainer_run to stop after the current batch. Safe to call from a signal handler or
  * another thread. The stop answers the request: calling elm_trainer_run again continues the run.
  */
-void elm_trainer_request_stop(elm_trainer *tr);
+ELM_API void elm_trainer_request_stop(elm_trainer *tr);
 /* After a finished run: test_metrics.json's content as JSON text (borrowed), or NULL. */
-const char *elm_trainer_test_metrics(const elm_trainer *tr);
+ELM_API const char *elm_trainer_test_metrics(const elm_trainer *tr);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,15 @@ const char *elm_last_error(void) {
     return last_error[0] ? last_error : "no error";
 }
 
+/* The macros of the header this library was built with, so a program can tell which libelm it
+ * loaded. */
+_Static_assert(ELM_VERSION_NUMBER == ELM_VERSION_MAJOR * 10000 + ELM_VERSION_MINOR * 100 +
+                                         ELM_VERSION_PATCH,
+               "ELM_VERSION_NUMBER");
+const char *elm_version(void) {
+    return ELM_VERSION_STRING;
+}
+
 /* Optimal string alignment distance (Levenshtein plus adjacent transpositions), capped: any
  * distance above `cap` is reported as cap + 1, so long strings cost little. */
 static int edit_distance(const char *a, const char *b, int cap) {

@@ -941,7 +941,8 @@ typedef struct par_err {
 } par_err;
 
 static void par_err_note(par_err *e, long pos, elm_status st) {
-#pragma omp critical(elm_pf_err)
+    /* Unnamed: a named critical is a global symbol that libelm.so would export. */
+#pragma omp critical
     {
         if (e->first < 0 || pos < e->first) {
             e->first = pos;

@@ -1195,7 +1195,8 @@ elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint6
                 }
             }
             if (s != ELM_OK) {
-#pragma omp critical(elm_pf_gen_err)
+                /* Unnamed: a named critical is a global symbol that libelm.so would export. */
+#pragma omp critical
                 {
                     if (err.first < 0 || i < err.first) {
                         err.first = i;

@@ -204,6 +204,20 @@ static void test_invariants(void) {
     elm_model_free(m3);
 }
 
+/* The runtime version is the header's, and the string spells the three numbers. */
+static void test_version(void) {
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", ELM_VERSION_MAJOR, ELM_VERSION_MINOR,
+             ELM_VERSION_PATCH);
+    CHECK(!strcmp(ELM_VERSION_STRING, want), "ELM_VERSION_STRING %s, macros say %s",
+          ELM_VERSION_STRING, want);
+    CHECK(elm_version() && !strcmp(elm_version(), ELM_VERSION_STRING), "elm_version() %s",
+          elm_version() ? elm_version() : "NULL");
+    CHECK(ELM_VERSION_NUMBER ==
+              ELM_VERSION_MAJOR * 10000 + ELM_VERSION_MINOR * 100 + ELM_VERSION_PATCH,
+          "ELM_VERSION_NUMBER %d", ELM_VERSION_NUMBER);
+}
+
 static void test_config(void) {
     elm_config c;
     elm_config_default(&c, 10, 2, 4);
@@ -398,6 +412,7 @@ int main(void) {
     test_fd();
     test_roundtrip();
     test_invariants();
+    test_version();
     test_config();
     test_optim();
     test_training_descends();
