@@ -39,6 +39,21 @@
  * call. Arrays are C-ordered, and shapes are written with the letters B batch, T time, I inputs,
  * S synapses, R branches, M memory units, H MLP hidden width, O outputs. A model is used from one
  * thread at a time (it parallelises internally with OpenMP); distinct models are independent.
+ *
+ * Precision (one rule for every call). A model is float32 or float64, its elm_dtype, chosen once
+ * where it is made (elm_model_create, elm_model_load, elm_model_clone: the dtype argument comes
+ * right after the source) and read back with elm_model_dtype(); no call takes a dtype per array.
+ * Every array of reals a model reads or writes is in the model's dtype, and no model call converts
+ * between float and double behind the caller's back:
+ *   - a call with typed pointers comes as a pair, NAME with float (an ELM_F32 model) and NAME_f64
+ *     with double (an ELM_F64 model); the other pairing is ELM_ERR_ARG (elm_model_forward,
+ *     elm_model_step);
+ *   - a call that serves both dtypes through one signature takes or returns void * and documents
+ *     it as "in the model's dtype" (training forward and backward, sparse inputs and outputs, the
+ *     parameter and gradient blocks, elm_tensor.data/.grad, the streaming state's memory).
+ * Values that are not a model's arrays (configuration, learning rates, norms, losses, routing
+ * masks) are double. elm_train.h's task data (batches, targets, losses) is float32, the data
+ * sets' precision.
  */
 #ifndef ELM_H
 #define ELM_H
@@ -256,8 +271,8 @@ ELM_API elm_status elm_model_get_routing(const elm_model *m, int64_t *idx, doubl
 ELM_API elm_status elm_model_set_routing(elm_model *m, const int64_t *idx, const double *mask);
 
 /*
- * Forward over a batch: x (B, T, I) -> y (B, T, O), raw outputs. The _f32 call needs an ELM_F32
- * model and the _f64 call an ELM_F64 one (ELM_ERR_ARG otherwise).
+ * Forward over a batch: x (B, T, I) -> y (B, T, O), raw outputs. elm_model_forward needs an
+ * ELM_F32 model and elm_model_forward_f64 an ELM_F64 one (ELM_ERR_ARG otherwise).
  */
 ELM_API elm_status elm_model_forward(elm_model *m, const float *x, float *y, int B, int T);
 ELM_API elm_status elm_model_forward_f64(elm_model *m, const double *x, double *y, int B, int T);
@@ -371,7 +386,8 @@ ELM_API void elm_state_free(elm_state *s);
 ELM_API const void *elm_state_memory(const elm_state *s, int b);
 ELM_API int elm_state_memory_stride(const elm_state *s, int b);
 
-/* Advances all B samples by one step: x (B, I) -> y (B, O). Same numbers as the batch forward. */
+/* Advances all B samples by one step: x (B, I) -> y (B, O). Same numbers as the batch forward.
+ * elm_model_step needs an ELM_F32 model and elm_model_step_f64 an ELM_F64 one (ELM_ERR_ARG). */
 ELM_API elm_status elm_model_step(const elm_model *m, elm_state *s, const float *x, float *y);
 ELM_API elm_status elm_model_step_f64(const elm_model *m, elm_state *s, const double *x, double *y);
 

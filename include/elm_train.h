@@ -47,6 +47,10 @@
  *     elm_trainer_free(tr);
  *
  * Conventions as in elm.h: a failing call returns an elm_status and elm_last_error() says why.
+ * Precision: task data, targets, the outputs given to the loss and dL/dy are float32 whatever the
+ * model's dtype (elm.h's rule for data that is not a model's array); the trainer trains a float64
+ * model (elm_train_config.dtype) by converting them at the model's boundary, and
+ * elm_task_evaluate evaluates one through a float32 copy.
  */
 #ifndef ELM_TRAIN_H
 #define ELM_TRAIN_H

@@ -196,6 +196,27 @@ static void test_invariants(void) {
     /* Wrong dtype calls are refused, not misread. */
     double xd[6], yd[2];
     CHECK(elm_model_forward_f64(m, xd, yd, 1, 1) == ELM_ERR_ARG, "f64 call on an f32 model");
+    /* elm.h's precision rule for every typed pair: NAME is float (ELM_F32), NAME_f64 double. */
+    {
+        elm_model *md = NULL;
+        elm_state *s32 = NULL, *s64 = NULL;
+        float xf[6] = {0}, yf[2];
+        for (int i = 0; i < 6; i++)
+            xd[i] = 0;
+        CHECK_OK(elm_model_clone(&md, m, ELM_F64));
+        CHECK(elm_model_dtype(md) == ELM_F64 && elm_model_dtype(m) == ELM_F32, "clone's dtype");
+        CHECK(elm_model_forward(md, xf, yf, 1, 1) == ELM_ERR_ARG, "f32 call on an f64 model");
+        CHECK_OK(elm_model_forward_f64(md, xd, yd, 1, 1));
+        CHECK_OK(elm_state_create(&s32, m, 1));
+        CHECK_OK(elm_state_create(&s64, md, 1));
+        CHECK(elm_model_step_f64(m, s32, xd, yd) == ELM_ERR_ARG, "step_f64 on an f32 model");
+        CHECK(elm_model_step(md, s64, xf, yf) == ELM_ERR_ARG, "step on an f64 model");
+        CHECK_OK(elm_model_step(m, s32, xf, yf));
+        CHECK_OK(elm_model_step_f64(md, s64, xd, yd));
+        elm_state_free(s32);
+        elm_state_free(s64);
+        elm_model_free(md);
+    }
     CHECK(elm_model_backward(m2, y1) == ELM_ERR_ARG, "backward without forward_train");
     CHECK(elm_model_num_params(m) == 6 + (9 * 6 + 6) + (6 * 3 + 3) + (3 * 2 + 2),
           "parameter count %zu", elm_model_num_params(m));
