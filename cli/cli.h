@@ -51,12 +51,27 @@ typedef struct {
 #define CLI_OPEN_HI 2
 
 typedef struct {
-    const char *name;
+    const char *name; /* NULL: the positional entry, a CLI_CALL that gets every argument not
+                       * starting with '-' (flag NULL, value the argument), e.g. SRC... */
     cli_kind kind;
     void *dst;
     double lo, hi; /* CLI_INT, CLI_REAL: the accepted range */
     int open;      /* CLI_REAL: CLI_OPEN_LO and/or CLI_OPEN_HI */
 } cli_flag;
+
+/* A positional entry's handler for a command that takes one PATH: the first argument goes to
+ * *dst, a second one is a usage error ("`what`: unexpected argument"). */
+typedef struct {
+    const char **dst;
+    const char *usage, *what;
+} cli_one_arg;
+int cli_take_one_arg(void *ctx, const char *flag, const char *value);
+
+/*
+ * The first argument of argv[first ..] that is neither a flag of the table nor a flag's value,
+ * or NULL: for handlers that must know whether PATH is theirs before judging their flags.
+ */
+const char *cli_first_arg(int argc, char **argv, int first, const cli_flag *flags, int nflags);
 
 /*
  * Parses argv[first ..]. Returns -1 when every argument was a flag of the table, 0 after printing

@@ -158,6 +158,27 @@ static int in_range(const cli_flag *f, double v) {
     return f->open & CLI_OPEN_HI ? v < f->hi : v <= f->hi;
 }
 
+int cli_take_one_arg(void *ctx, const char *flag, const char *value) {
+    const cli_one_arg *a = ctx;
+    if (*a->dst)
+        return cli_usage_error(a->usage, "%s: unexpected argument '%s'", a->what, value);
+    *a->dst = value;
+    return 0;
+}
+
+const char *cli_first_arg(int argc, char **argv, int first, const cli_flag *flags, int nflags) {
+    for (int i = first; i < argc; i++) {
+        if (argv[i][0] != '-' || !argv[i][1])
+            return argv[i];
+        for (int k = 0; k < nflags; k++)
+            if (flags[k].name && flags[k].kind != CLI_SWITCH && !strcmp(argv[i], flags[k].name)) {
+                i++; /* its value (--name=value is one argument) */
+                break;
+            }
+    }
+    return NULL;
+}
+
 int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int nflags,
                     const char *usage, const char *what) {
     for (int i = first; i < argc; i++) {
@@ -168,7 +189,13 @@ int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int
         const cli_flag *f = NULL;
         const char *v = NULL;
         for (int k = 0; k < nflags && !f; k++) {
-            if (flags[k].kind == CLI_SWITCH) {
+            if (!flags[k].name) {
+                /* The positional entry: an argument that does not look like a flag. */
+                if (argv[i][0] != '-' || !argv[i][1]) {
+                    f = &flags[k];
+                    v = argv[i];
+                }
+            } else if (flags[k].kind == CLI_SWITCH) {
                 if (!strcmp(argv[i], flags[k].name))
                     f = &flags[k];
             } else if (cli_flag_value(argc, argv, &i, flags[k].name, &v)) {
@@ -180,7 +207,8 @@ int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int
             const char *names[64];
             int nn = 0;
             for (int k = 0; k < nflags && nn < 64; k++)
-                names[nn++] = flags[k].name;
+                if (flags[k].name)
+                    names[nn++] = flags[k].name;
             char typed[64];
             snprintf(typed, sizeof typed, "%.*s", (int)strcspn(argv[i], "="), argv[i]);
             return cli_usage_error(usage, "%s: unknown argument '%s'%s", what, argv[i],
@@ -217,7 +245,7 @@ int cli_parse_flags(int argc, char **argv, int first, const cli_flag *flags, int
                 return cli_usage_error(usage, "%s needs an integer >= 0", f->name);
             break;
         case CLI_CALL: {
-            if (!v || !*v)
+            if (f->name && (!v || !*v)) /* a positional argument is the handler's to check */
                 return cli_usage_error(usage, "%s needs a value", f->name);
             const cli_call *c = f->dst;
             int rc = c->fn(c->ctx, f->name, v);

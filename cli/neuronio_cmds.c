@@ -55,38 +55,25 @@ static long long file_bytes(const char *p) {
     return stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
 }
 
-int cmd_data_convert_neuronio(int argc, char **argv) {
-    const char *out = NULL;
-    const char **srcs = calloc((size_t)argc + 1, sizeof *srcs);
-    int n_src = 0;
-    if (!srcs)
-        return cli_error("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (cli_is_help(argv[i])) {
-            free(srcs);
-            fputs(convert_usage, stdout);
-            return 0;
-        }
-        if (cli_flag_value(argc, argv, &i, "--out", &v)) {
-            if (!v) {
-                free(srcs);
-                return cli_usage_error(convert_usage, "--out needs a value");
-            }
-            out = v;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            free(srcs);
-            return cli_usage_error(convert_usage, "convert neuronio: unknown option '%s'",
-                                   argv[i]);
-        } else {
-            srcs[n_src++] = argv[i];
-        }
-    }
-    if (!out || n_src == 0) {
-        free(srcs);
-        return cli_usage_error(convert_usage, "convert neuronio: needs SRC... and --out DIR");
-    }
-    /* Every source file first, so a bad SRC or a name clash fails before any work. */
+/* The SRC arguments of `data convert neuronio`, in order (argc slots). */
+typedef struct src_list {
+    const char **v;
+    int n;
+} src_list;
+
+static int add_src(void *ctx, const char *flag, const char *value) {
+    src_list *l = ctx;
+    l->v[l->n++] = value;
+    return 0;
+}
+
+/*
+ * Every pickle file of the sources, and the name of its cache, in order; checks that no two
+ * caches would have one name. Returns how many (*files and *names hold them, the caller frees
+ * both, even on failure); *rc is 0, or the exit status after printing why not.
+ */
+static int find_sources(const char **srcs, int n_src, const char *out, char ***files_out,
+                        char ***names_out, int *rc_out) {
     char **files = NULL, **names = NULL;
     int n_files = 0, rc = 0;
     for (int s = 0; s < n_src && rc == 0; s++) {
@@ -119,6 +106,34 @@ int cmd_data_convert_neuronio(int argc, char **argv) {
         }
         free(f);
     }
+    *files_out = files;
+    *names_out = names;
+    *rc_out = rc;
+    return n_files;
+}
+
+int cmd_data_convert_neuronio(int argc, char **argv) {
+    const char *out = NULL;
+    src_list src = {calloc((size_t)argc + 1, sizeof *src.v), 0};
+    if (!src.v)
+        return cli_error("out of memory");
+    const cli_call add = {add_src, &src};
+    const cli_flag flags[] = {
+        {"--out", CLI_STR, &out, 0, 0, 0},
+        {NULL, CLI_CALL, (void *)&add, 0, 0, 0},
+    };
+    int prc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                              convert_usage, "convert neuronio");
+    if (prc < 0 && (!out || src.n == 0))
+        prc = cli_usage_error(convert_usage, "convert neuronio: needs SRC... and --out DIR");
+    if (prc >= 0) {
+        free(src.v);
+        return prc;
+    }
+    int rc = 0;
+    char **files = NULL, **names = NULL;
+    int n_files = find_sources(src.v, src.n, out, &files, &names, &rc);
+    free(src.v);
     long total = 0;
     for (int i = 0; i < n_files && rc == 0; i++) {
         elm_nio_sim *sims = NULL;
@@ -157,7 +172,6 @@ int cmd_data_convert_neuronio(int argc, char **argv) {
     }
     free(files);
     free(names);
-    free(srcs);
     return rc;
 }
 
@@ -192,6 +206,52 @@ static elm_status verify_caches(const elm_nio_data *d, int *n_caches) {
             return st;
         (*n_caches)++;
     }
+    return ELM_OK;
+}
+
+/* What `elm data info` says of NeuronIO data, over all its simulations. */
+typedef struct nio_stats {
+    int N;                            /* simulations */
+    long long in_spikes, out_spikes;  /* output spikes as distinct 1 ms bins */
+    int tmin, tmax, omin, omax, kept; /* steps, output spikes per simulation; kept: <= 24 */
+    double vmin, vmax;                /* soma, mV */
+} nio_stats;
+
+static elm_status nio_scan(const elm_nio_data *d, nio_stats *ns) {
+    const int N = elm_nio_data_num_sims(d);
+    long long in_spikes = 0, out_spikes = 0;
+    int tmin = 0, tmax = 0, omin = 0, omax = 0, kept = 0;
+    double vmin = 1e300, vmax = -1e300;
+    elm_status st;
+    for (int k = 0; k < N; k++) {
+        elm_nio_view v;
+        if ((st = elm_nio_data_sim(d, k, &v)) != ELM_OK)
+            return st;
+        in_spikes += v.spike_ptr[v.T];
+        /* Output spikes as the evaluation counts them: distinct 1 ms bins. */
+        int bins = 0, last = -1;
+        for (int i = 0; i < v.n_out_spikes; i++) {
+            int bin = elm_nio_spike_bin((double)v.out_spike_times[i]);
+            bins += bin != last;
+            last = bin;
+        }
+        out_spikes += bins;
+        kept += bins <= 24;
+        if (k == 0 || v.T < tmin)
+            tmin = v.T;
+        if (k == 0 || v.T > tmax)
+            tmax = v.T;
+        if (k == 0 || bins < omin)
+            omin = bins;
+        if (k == 0 || bins > omax)
+            omax = bins;
+        for (int t = 0; t < v.T; t++) {
+            double s = (double)elm_nio_view_soma(&v, t);
+            vmin = s < vmin ? s : vmin;
+            vmax = s > vmax ? s : vmax;
+        }
+    }
+    *ns = (nio_stats){N, in_spikes, out_spikes, tmin, tmax, omin, omax, kept, vmin, vmax};
     return ELM_OK;
 }
 
@@ -236,40 +296,15 @@ int cmd_data_info_neuronio(int argc, char **argv) {
         elm_nio_data_free(d);
         return cli_fail(st, "the cache is damaged: convert the pickles again");
     }
-    const int N = elm_nio_data_num_sims(d);
-    long long in_spikes = 0, out_spikes = 0;
-    int tmin = 0, tmax = 0, omin = 0, omax = 0, kept = 0;
-    double vmin = 1e300, vmax = -1e300;
-    for (int k = 0; k < N; k++) {
-        elm_nio_view v;
-        if ((st = elm_nio_data_sim(d, k, &v)) != ELM_OK) {
-            elm_nio_data_free(d);
-            return cli_fail(st, NULL);
-        }
-        in_spikes += v.spike_ptr[v.T];
-        /* Output spikes as the evaluation counts them: distinct 1 ms bins. */
-        int bins = 0, last = -1;
-        for (int i = 0; i < v.n_out_spikes; i++) {
-            int bin = elm_nio_spike_bin((double)v.out_spike_times[i]);
-            bins += bin != last;
-            last = bin;
-        }
-        out_spikes += bins;
-        kept += bins <= 24;
-        if (k == 0 || v.T < tmin)
-            tmin = v.T;
-        if (k == 0 || v.T > tmax)
-            tmax = v.T;
-        if (k == 0 || bins < omin)
-            omin = bins;
-        if (k == 0 || bins > omax)
-            omax = bins;
-        for (int t = 0; t < v.T; t++) {
-            double s = (double)elm_nio_view_soma(&v, t);
-            vmin = s < vmin ? s : vmin;
-            vmax = s > vmax ? s : vmax;
-        }
+    nio_stats ns;
+    if ((st = nio_scan(d, &ns)) != ELM_OK) {
+        elm_nio_data_free(d);
+        return cli_fail(st, NULL);
     }
+    const int N = ns.N, tmin = ns.tmin, tmax = ns.tmax, omin = ns.omin, omax = ns.omax;
+    const int kept = ns.kept;
+    const long long in_spikes = ns.in_spikes, out_spikes = ns.out_spikes;
+    const double vmin = ns.vmin, vmax = ns.vmax;
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "format", is_cache ? "neuronio-cache" : "neuronio-pickle");

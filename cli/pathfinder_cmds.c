@@ -142,47 +142,27 @@ static elm_status check_all(const elm_pf *p, double *mean) {
 }
 
 int cmd_data_info_pathfinder(int argc, char **argv) {
-    const char *path = NULL, *unknown = NULL, *bad = NULL, *difficulty = NULL;
-    int json = 0, help = 0, check = 0;
+    const char *path = NULL, *difficulty = NULL;
+    int json = 0, check = 0;
     long size = 0;
-    /* Parse everything first, but judge the flags only once the folder is known to be ours:
-     * another format's handler may take flags this one does not. */
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--check")) {
-            check = 1;
-        } else if (cli_is_help(argv[i])) {
-            help = 1;
-        } else if (cli_flag_value(argc, argv, &i, "--size", &v)) {
-            char *end = NULL;
-            if (v)
-                size = strtol(v, &end, 10);
-            if (!v || !*v || *end || size < 0 || size > 65536)
-                bad = "--size";
-        } else if (cli_flag_value(argc, argv, &i, "--difficulty", &v)) {
-            if (!v || !*v)
-                bad = "--difficulty";
-            difficulty = v;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            unknown = unknown ? unknown : argv[i];
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            unknown = unknown ? unknown : argv[i];
-        }
-    }
-    if (!path || !elm_pf_probe(path))
+    const cli_one_arg take_path = {&path, info_usage, "data info"};
+    const cli_call path_arg = {cli_take_one_arg, (void *)&take_path};
+    const cli_flag flags[] = {
+        {"--json", CLI_SWITCH, &json, 0, 0, 0},
+        {"--check", CLI_SWITCH, &check, 0, 0, 0},
+        {"--size", CLI_INT, &size, 0, 65536, 0},
+        {"--difficulty", CLI_STR, &difficulty, 0, 0, 0},
+        {NULL, CLI_CALL, (void *)&path_arg, 0, 0, 0},
+    };
+    const int nflags = (int)(sizeof flags / sizeof flags[0]);
+    /* Judge the flags only once the folder is known to be ours: another format's handler may
+     * take flags this one does not. */
+    const char *first = cli_first_arg(argc, argv, 1, flags, nflags);
+    if (!first || !elm_pf_probe(first))
         return -1;
-    if (help) {
-        fputs(info_usage, stdout);
-        return 0;
-    }
-    if (bad)
-        return cli_usage_error(info_usage, "data info: %s needs a value", bad);
-    if (unknown)
-        return cli_usage_error(info_usage, "data info: unexpected argument '%s'", unknown);
+    int prc = cli_parse_flags(argc, argv, 1, flags, nflags, info_usage, "data info");
+    if (prc >= 0)
+        return prc;
 
     elm_pf *p = NULL;
     elm_status st = elm_pf_open(&p, path, difficulty, (int)size, ELM_PF_SPLIT_SEED);

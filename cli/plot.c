@@ -96,6 +96,161 @@ static int make_tmpdir(char *tmpl, size_t n) {
 
 /* ---- neuronio -------------------------------------------------------------------------------- */
 
+/* Opens the data and simulation `sim` of it, and the model, checking they fit NeuronIO. 0, or the
+ * exit status after printing why not; *d and *m are the caller's to free either way. */
+static int nio_open(elm_nio_data **d, elm_nio_view *v, elm_model **m, const char *data, long sim,
+                    const char *model) {
+    elm_status st;
+    if ((st = elm_nio_data_open_list(d, data)) != ELM_OK)
+        return cli_fail(st, NULL);
+    if (sim >= elm_nio_data_num_sims(*d))
+        return cli_error("%s: --sim %ld out of range: the data has %d simulations (0..%d)", data,
+                         sim, elm_nio_data_num_sims(*d), elm_nio_data_num_sims(*d) - 1);
+    if ((st = elm_nio_data_sim(*d, (int)sim, v)) != ELM_OK)
+        return cli_fail(st, NULL);
+    if ((st = elm_model_load(m, model, ELM_F32)) != ELM_OK)
+        return cli_fail(st, NULL);
+    const elm_config *cfg = elm_model_config(*m);
+    if (cfg->num_input != v->n_in || cfg->num_output < 2)
+        return cli_error("%s: the model takes %d inputs and gives %d outputs; NeuronIO needs %d "
+                         "inputs and 2 outputs (spike logit, scaled soma)",
+                         model, cfg->num_input, cfg->num_output, v->n_in);
+    return 0;
+}
+
+/* The model over the whole simulation as one sequence, inputs times the synapse sign
+ * (nio_data.h), x (T, I) and y (T, O) the caller's; buf (3, T): true soma, predicted soma
+ * (out1 / 0.1 - 67.7 mV), spike probability sigmoid(out0). */
+static elm_status nio_predict(const elm_nio_view *v, elm_model *m, float *x, float *y, float *buf) {
+    const int T = v->T, O = elm_model_config(m)->num_output;
+    elm_status st;
+    if ((st = elm_nio_fill_window(v, 0, T, x, NULL, 1)) != ELM_OK ||
+        (st = elm_model_forward(m, x, y, 1, T)) != ELM_OK)
+        return st;
+    float *soma = buf, *pred = buf + T, *prob = buf + 2 * T;
+    for (int t = 0; t < T; t++) {
+        soma[t] = elm_nio_view_soma(v, t);
+        pred[t] = (float)((double)y[(size_t)t * O + 1] / ELM_NIO_SOMA_SCALE + ELM_NIO_SOMA_BIAS);
+        prob[t] = (float)(1.0 / (1.0 + exp(-(double)y[(size_t)t * O])));
+    }
+    return ELM_OK;
+}
+
+/* The input raster of the first T steps as (step, input id) pairs (malloc'd), or NULL. */
+static int32_t *nio_raster(const elm_nio_view *v, int T) {
+    int64_t nnz = v->spike_ptr[T] - v->spike_ptr[0];
+    int32_t *raster = malloc((size_t)(nnz > 0 ? nnz : 1) * 2 * sizeof *raster);
+    if (!raster)
+        return NULL;
+    for (int t = 0; t < T; t++)
+        for (int64_t q = v->spike_ptr[t]; q < v->spike_ptr[t + 1]; q++) {
+            raster[2 * (q - v->spike_ptr[0])] = t;
+            raster[2 * (q - v->spike_ptr[0]) + 1] = v->spike_idx[q];
+        }
+    return raster;
+}
+
+/*
+ * The memory units' traces over x (T, I): the model streamed step by step (elm_model_step gives
+ * the batch forward's numbers), m_t read after each step, into *mem (T, M); and each unit's tau_m
+ * from its prototype into *taus (M). Both malloc'd and the caller's, even on failure. 0, or the
+ * exit status after printing why not.
+ */
+static int nio_memory_traces(elm_model *m, const char *model, const float *x, int T,
+                             float **mem_out, float **taus_out) {
+    const elm_config *cfg = elm_model_config(m);
+    const int I = cfg->num_input, O = cfg->num_output, M = cfg->num_memory;
+    if (cfg->model_type != ELM_MODEL_ELM)
+        return cli_error("%s: --memory needs an ELM model (this one is an LSTM)", model);
+    float *mem = *mem_out = malloc((size_t)T * M * sizeof *mem);
+    float *taus = *taus_out = malloc((size_t)M * sizeof *taus);
+    float *yt = malloc((size_t)O * sizeof *yt);
+    if (!mem || !taus || !yt) {
+        free(yt);
+        return cli_error("out of memory for %d x %d memory traces", T, M);
+    }
+    elm_state *state = NULL;
+    elm_status st = elm_state_create(&state, m, 1);
+    for (int t = 0; t < T && st == ELM_OK; t++) {
+        st = elm_model_step(m, state, x + (size_t)t * I, yt);
+        const float *mt = elm_state_memory(state, 0);
+        const int stride = elm_state_memory_stride(state, 0);
+        for (int j = 0; j < M && st == ELM_OK; j++)
+            mem[(size_t)t * M + j] = mt[(size_t)j * stride];
+    }
+    free(yt);
+    elm_state_free(state);
+    int ti = elm_model_find_tensor(m, "_proto_tau_m");
+    elm_tensor tt;
+    if (st == ELM_OK &&
+        (ti < 0 || (st = elm_model_tensor(m, ti, &tt)) != ELM_OK || tt.numel != (size_t)M))
+        return st != ELM_OK ? cli_fail(st, NULL)
+                            : cli_error("%s: the model has no _proto_tau_m of %d values", model, M);
+    if (st != ELM_OK)
+        return cli_fail(st, NULL);
+    /* tau_m = tau_min + (tau_max - tau_min) * sigmoid(proto) (docs/MODEL.md section 1). */
+    for (int j = 0; j < M; j++) {
+        double p = (double)((const float *)tt.data)[j];
+        taus[j] = (float)(cfg->memory_tau_min +
+                          (cfg->memory_tau_max - cfg->memory_tau_min) / (1.0 + exp(-p)));
+    }
+    return 0;
+}
+
+/* The arrays plot_neuronio.py reads, as .npy files in dir: buf holds the true soma, predicted soma
+ * and spike probability (T each); mem (T, M) and taus (M) only with --memory (mem not NULL). */
+static elm_status nio_save(const char *dir, const elm_nio_view *v, const float *buf,
+                           const int32_t *raster, int64_t nnz, const float *mem, const float *taus,
+                           int M) {
+    const int T = v->T;
+    int64_t sh_t[1] = {T}, sh_r[2] = {nnz, 2}, sh_s[1] = {v->n_out_spikes};
+    int64_t sh_m[2] = {T, M}, sh_tau[1] = {M};
+    elm_status st;
+    if (mem && ((st = save(dir, "memory.npy", ELM_DT_F32, 2, sh_m, mem)) != ELM_OK ||
+                (st = save(dir, "memory_tau.npy", ELM_DT_F32, 1, sh_tau, taus)) != ELM_OK))
+        return st;
+    float empty = 0;
+    if ((st = save(dir, "soma_true.npy", ELM_DT_F32, 1, sh_t, buf)) != ELM_OK ||
+        (st = save(dir, "soma_pred.npy", ELM_DT_F32, 1, sh_t, buf + T)) != ELM_OK ||
+        (st = save(dir, "spike_prob.npy", ELM_DT_F32, 1, sh_t, buf + 2 * T)) != ELM_OK ||
+        (st = save(dir, "raster.npy", ELM_DT_I32, 2, sh_r, raster)) != ELM_OK ||
+        (st = save(dir, "spike_times.npy", ELM_DT_F32, 1, sh_s,
+                   v->n_out_spikes ? (const void *)v->out_spike_times : &empty)) != ELM_OK)
+        return st;
+    return ELM_OK;
+}
+
+/* Runs plot_neuronio.py over the files in the folder tmp; its exit status. */
+static int nio_draw(const char *python, char *script, char *tmp, const char *out, const char *data,
+                    const char *model, long sim, double t0, double t1, int I, int memory) {
+    char s_t0[32], s_t1[32], s_ni[32], title[1024], b_data[256], b_model[256];
+    base_name(b_data, sizeof b_data, data);
+    base_name(b_model, sizeof b_model, model);
+    snprintf(s_t0, sizeof s_t0, "%g", t0);
+    snprintf(s_t1, sizeof s_t1, "%g", t1);
+    snprintf(s_ni, sizeof s_ni, "%d", I);
+    snprintf(title, sizeof title, "NeuronIO simulation %ld of %s  |  model %s", sim, b_data,
+             b_model);
+    char *args[] = {(char *)python,
+                    script,
+                    "neuronio",
+                    "--dir",
+                    tmp,
+                    "--out",
+                    (char *)out,
+                    "--t0",
+                    s_t0,
+                    "--t1",
+                    s_t1,
+                    "--n-in",
+                    s_ni,
+                    "--title",
+                    title,
+                    memory ? "--memory" : NULL,
+                    NULL};
+    return cli_run_python(python, args);
+}
+
 static int plot_neuronio(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL;
     long sim = -1;
@@ -128,33 +283,14 @@ static int plot_neuronio(int argc, char **argv) {
     elm_model *m = NULL;
     float *x = NULL, *y = NULL, *buf = NULL, *mem = NULL, *taus = NULL;
     int32_t *raster = NULL;
-    elm_state *state = NULL;
     char tmp[4096] = "";
-    if ((st = elm_nio_data_open_list(&d, data)) != ELM_OK) {
-        rc = cli_fail(st, NULL);
-        goto done;
-    }
-    if (sim >= elm_nio_data_num_sims(d)) {
-        rc = cli_error("%s: --sim %ld out of range: the data has %d simulations (0..%d)", data, sim,
-                       elm_nio_data_num_sims(d), elm_nio_data_num_sims(d) - 1);
-        goto done;
-    }
     elm_nio_view v;
-    if ((st = elm_nio_data_sim(d, (int)sim, &v)) != ELM_OK) {
-        rc = cli_fail(st, NULL);
-        goto done;
-    }
-    if ((st = elm_model_load(&m, model, ELM_F32)) != ELM_OK) {
-        rc = cli_fail(st, NULL);
+    const int orc = nio_open(&d, &v, &m, data, sim, model);
+    if (orc) {
+        rc = orc;
         goto done;
     }
     const elm_config *cfg = elm_model_config(m);
-    if (cfg->num_input != v.n_in || cfg->num_output < 2) {
-        rc = cli_error("%s: the model takes %d inputs and gives %d outputs; NeuronIO needs %d "
-                       "inputs and 2 outputs (spike logit, scaled soma)",
-                       model, cfg->num_input, cfg->num_output, v.n_in);
-        goto done;
-    }
     const int T = v.T, I = v.n_in, O = cfg->num_output;
     if (t1 < 0 || t1 > T)
         t1 = T;
@@ -170,109 +306,30 @@ static int plot_neuronio(int argc, char **argv) {
         rc = cli_error("out of memory for a %d x %d simulation", T, I);
         goto done;
     }
-    /* The whole simulation as one sequence, inputs times the synapse sign (nio_data.h). */
-    if ((st = elm_nio_fill_window(&v, 0, T, x, NULL, 1)) != ELM_OK ||
-        (st = elm_model_forward(m, x, y, 1, T)) != ELM_OK) {
+    if ((st = nio_predict(&v, m, x, y, buf)) != ELM_OK) {
         rc = cli_fail(st, NULL);
         goto done;
     }
-    /* buf: true soma, predicted soma (out1 / 0.1 - 67.7 mV), spike probability sigmoid(out0). */
-    float *soma = buf, *pred = buf + T, *prob = buf + 2 * T;
-    for (int t = 0; t < T; t++) {
-        soma[t] = elm_nio_view_soma(&v, t);
-        pred[t] = (float)((double)y[(size_t)t * O + 1] / ELM_NIO_SOMA_SCALE + ELM_NIO_SOMA_BIAS);
-        prob[t] = (float)(1.0 / (1.0 + exp(-(double)y[(size_t)t * O])));
-    }
-    /* Input raster as (step, input id) pairs. */
     int64_t nnz = v.spike_ptr[T] - v.spike_ptr[0];
-    raster = malloc((size_t)(nnz > 0 ? nnz : 1) * 2 * sizeof *raster);
-    if (!raster) {
+    if (!(raster = nio_raster(&v, T))) {
         rc = cli_error("out of memory");
         goto done;
     }
-    for (int t = 0; t < T; t++)
-        for (int64_t q = v.spike_ptr[t]; q < v.spike_ptr[t + 1]; q++) {
-            raster[2 * (q - v.spike_ptr[0])] = t;
-            raster[2 * (q - v.spike_ptr[0]) + 1] = v.spike_idx[q];
-        }
-    /* The memory units' traces: the model streamed step by step (elm_model_step gives the batch
-     * forward's numbers), m_t read after each step; and each unit's tau_m from its prototype. */
     const int M = cfg->num_memory;
-    if (memory) {
-        if (cfg->model_type != ELM_MODEL_ELM) {
-            rc = cli_error("%s: --memory needs an ELM model (this one is an LSTM)", model);
-            goto done;
-        }
-        mem = malloc((size_t)T * M * sizeof *mem);
-        taus = malloc((size_t)M * sizeof *taus);
-        float *yt = malloc((size_t)O * sizeof *yt);
-        if (!mem || !taus || !yt) {
-            free(yt);
-            rc = cli_error("out of memory for %d x %d memory traces", T, M);
-            goto done;
-        }
-        st = elm_state_create(&state, m, 1);
-        for (int t = 0; t < T && st == ELM_OK; t++) {
-            st = elm_model_step(m, state, x + (size_t)t * I, yt);
-            const float *mt = elm_state_memory(state, 0);
-            const int stride = elm_state_memory_stride(state, 0);
-            for (int j = 0; j < M && st == ELM_OK; j++)
-                mem[(size_t)t * M + j] = mt[(size_t)j * stride];
-        }
-        free(yt);
-        int ti = elm_model_find_tensor(m, "_proto_tau_m");
-        elm_tensor tt;
-        if (st == ELM_OK && (ti < 0 || (st = elm_model_tensor(m, ti, &tt)) != ELM_OK ||
-                             tt.numel != (size_t)M)) {
-            rc = st != ELM_OK ? cli_fail(st, NULL)
-                              : cli_error("%s: the model has no _proto_tau_m of %d values", model,
-                                          M);
-            goto done;
-        }
-        if (st != ELM_OK) {
-            rc = cli_fail(st, NULL);
-            goto done;
-        }
-        /* tau_m = tau_min + (tau_max - tau_min) * sigmoid(proto) (docs/MODEL.md section 1). */
-        for (int j = 0; j < M; j++) {
-            double p = (double)((const float *)tt.data)[j];
-            taus[j] = (float)(cfg->memory_tau_min + (cfg->memory_tau_max - cfg->memory_tau_min) /
-                                                        (1.0 + exp(-p)));
-        }
+    const int mrc = memory ? nio_memory_traces(m, model, x, T, &mem, &taus) : 0;
+    if (mrc) {
+        rc = mrc;
+        goto done;
     }
     if (make_tmpdir(tmp, sizeof tmp)) {
         tmp[0] = 0;
         goto done;
     }
-    int64_t sh_t[1] = {T}, sh_r[2] = {nnz, 2}, sh_s[1] = {v.n_out_spikes};
-    int64_t sh_m[2] = {T, M}, sh_tau[1] = {M};
-    if (memory && ((st = save(tmp, "memory.npy", ELM_DT_F32, 2, sh_m, mem)) != ELM_OK ||
-                   (st = save(tmp, "memory_tau.npy", ELM_DT_F32, 1, sh_tau, taus)) != ELM_OK)) {
+    if ((st = nio_save(tmp, &v, buf, raster, nnz, memory ? mem : NULL, taus, M)) != ELM_OK) {
         rc = cli_fail(st, NULL);
         goto done;
     }
-    float empty = 0;
-    if ((st = save(tmp, "soma_true.npy", ELM_DT_F32, 1, sh_t, soma)) != ELM_OK ||
-        (st = save(tmp, "soma_pred.npy", ELM_DT_F32, 1, sh_t, pred)) != ELM_OK ||
-        (st = save(tmp, "spike_prob.npy", ELM_DT_F32, 1, sh_t, prob)) != ELM_OK ||
-        (st = save(tmp, "raster.npy", ELM_DT_I32, 2, sh_r, raster)) != ELM_OK ||
-        (st = save(tmp, "spike_times.npy", ELM_DT_F32, 1, sh_s,
-                   v.n_out_spikes ? (const void *)v.out_spike_times : &empty)) != ELM_OK) {
-        rc = cli_fail(st, NULL);
-        goto done;
-    }
-    char s_t0[32], s_t1[32], s_ni[32], title[1024], b_data[256], b_model[256];
-    base_name(b_data, sizeof b_data, data);
-    base_name(b_model, sizeof b_model, model);
-    snprintf(s_t0, sizeof s_t0, "%g", t0);
-    snprintf(s_t1, sizeof s_t1, "%g", t1);
-    snprintf(s_ni, sizeof s_ni, "%d", I);
-    snprintf(title, sizeof title, "NeuronIO simulation %ld of %s  |  model %s", sim, b_data,
-             b_model);
-    char *args[] = {(char *)python, script, "neuronio", "--dir",   tmp,   "--out", (char *)out,
-                    "--t0",         s_t0,   "--t1",     s_t1,      "--n-in", s_ni,  "--title",
-                    title,          memory ? "--memory" : NULL, NULL};
-    rc = cli_run_python(python, args);
+    rc = nio_draw(python, script, tmp, out, data, model, sim, t0, t1, I, memory);
     int shown = 0;
     for (int k = 0; k < v.n_out_spikes; k++)
         shown += (double)v.out_spike_times[k] >= t0 && (double)v.out_spike_times[k] < t1;
@@ -289,13 +346,60 @@ done:
     free(mem);
     free(taus);
     free(raster);
-    elm_state_free(state);
     elm_model_free(m);
     elm_nio_data_free(d);
     return rc;
 }
 
 /* ---- pathfinder ------------------------------------------------------------------------------ */
+
+/* --split NAME -> *split; -1 for a name that is none of all, train, valid, test. */
+static int pf_split_named(const char *name, elm_pf_split *split) {
+    if (!strcmp(name, "all"))
+        *split = ELM_PF_ALL;
+    else if (!strcmp(name, "train"))
+        *split = ELM_PF_TRAIN;
+    else if (!strcmp(name, "valid"))
+        *split = ELM_PF_VALID;
+    else if (!strcmp(name, "test"))
+        *split = ELM_PF_TEST;
+    else
+        return -1;
+    return 0;
+}
+
+/* Writes the image (S, S) and P(class 1) after each pixel (S * S) for plot_neuronio.py's
+ * pathfinder mode in a temporary folder and runs it; the exit status. */
+static int pf_draw(const char *python, char *script, const char *out, const char *model,
+                   const elm_pf *pf, elm_pf_split split, const char *split_s, long index,
+                   const uint8_t *pix, const float *prob, int label) {
+    const int S = elm_pf_get_info(pf)->image_size, T = S * S;
+    char tmp[4096];
+    if (make_tmpdir(tmp, sizeof tmp))
+        return 1;
+    int rc;
+    elm_status st;
+    int64_t sh_img[2] = {S, S}, sh_t[1] = {T};
+    if ((st = save(tmp, "image.npy", ELM_DT_U8, 2, sh_img, pix)) != ELM_OK ||
+        (st = save(tmp, "prob.npy", ELM_DT_F32, 1, sh_t, prob)) != ELM_OK) {
+        rc = cli_fail(st, NULL);
+        goto done;
+    }
+    char s_label[16], title[1024], b_model[256];
+    snprintf(s_label, sizeof s_label, "%d", label);
+    base_name(b_model, sizeof b_model, model);
+    snprintf(title, sizeof title, "Pathfinder: %s image %ld (%s)  |  model %s", split_s, index,
+             elm_pf_image_path(pf, split, index), b_model);
+    char *args[] = {(char *)python, script,    "pathfinder", "--dir",   tmp,   "--out",
+                    (char *)out,    "--label", s_label,      "--title", title, NULL};
+    rc = cli_run_python(python, args);
+    if (rc == 0)
+        printf("wrote %s (label %d, P(class 1) at the last pixel %.3f)\n", out, label,
+               (double)prob[T - 1]);
+done:
+    remove_tmpdir(tmp);
+    return rc;
+}
 
 static int plot_pathfinder(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL, *split_s = "all";
@@ -315,15 +419,7 @@ static int plot_pathfinder(int argc, char **argv) {
         return cli_usage_error(plot_usage,
                                "plot pathfinder needs --model, --data, --index K (>= 0), --out");
     elm_pf_split split;
-    if (!strcmp(split_s, "all"))
-        split = ELM_PF_ALL;
-    else if (!strcmp(split_s, "train"))
-        split = ELM_PF_TRAIN;
-    else if (!strcmp(split_s, "valid"))
-        split = ELM_PF_VALID;
-    else if (!strcmp(split_s, "test"))
-        split = ELM_PF_TEST;
-    else
+    if (pf_split_named(split_s, &split))
         return cli_usage_error(plot_usage, "--split must be all, train, valid or test, got '%s'",
                                split_s);
     const char *python = cli_python(0);
@@ -337,7 +433,6 @@ static int plot_pathfinder(int argc, char **argv) {
     elm_model *m = NULL;
     float *x = NULL, *y = NULL, *prob = NULL;
     uint8_t *pix = NULL;
-    char tmp[4096] = "";
     if ((st = elm_pf_open(&pf, data, NULL, 0, ELM_PF_SPLIT_SEED)) != ELM_OK) {
         rc = cli_fail(st, NULL);
         goto done;
@@ -378,30 +473,8 @@ static int plot_pathfinder(int argc, char **argv) {
     /* softmax(y)[1] = sigmoid(y1 - y0), the readout if the sequence ended at that pixel. */
     for (int t = 0; t < T; t++)
         prob[t] = (float)(1.0 / (1.0 + exp((double)y[2 * t] - (double)y[2 * t + 1])));
-    if (make_tmpdir(tmp, sizeof tmp)) {
-        tmp[0] = 0;
-        goto done;
-    }
-    int64_t sh_img[2] = {S, S}, sh_t[1] = {T};
-    if ((st = save(tmp, "image.npy", ELM_DT_U8, 2, sh_img, pix)) != ELM_OK ||
-        (st = save(tmp, "prob.npy", ELM_DT_F32, 1, sh_t, prob)) != ELM_OK) {
-        rc = cli_fail(st, NULL);
-        goto done;
-    }
-    char s_label[16], title[1024], b_model[256];
-    snprintf(s_label, sizeof s_label, "%d", label);
-    base_name(b_model, sizeof b_model, model);
-    snprintf(title, sizeof title, "Pathfinder: %s image %ld (%s)  |  model %s", split_s, index,
-             elm_pf_image_path(pf, split, index), b_model);
-    char *args[] = {(char *)python, script,    "pathfinder", "--dir",   tmp,   "--out",
-                    (char *)out,    "--label", s_label,      "--title", title, NULL};
-    rc = cli_run_python(python, args);
-    if (rc == 0)
-        printf("wrote %s (label %d, P(class 1) at the last pixel %.3f)\n", out, label,
-               (double)prob[T - 1]);
+    rc = pf_draw(python, script, out, model, pf, split, split_s, index, pix, prob, label);
 done:
-    if (tmp[0])
-        remove_tmpdir(tmp);
     free(script);
     free(x);
     free(y);
@@ -414,34 +487,38 @@ done:
 
 /* ---- curves ---------------------------------------------------------------------------------- */
 
+/* The --metric NAMEs of `plot curves`, in order. */
+enum { MAX_METRICS = 16 };
+typedef struct metric_list {
+    const char *v[MAX_METRICS];
+    int n;
+} metric_list;
+
+static int add_metric(void *ctx, const char *flag, const char *value) {
+    metric_list *l = ctx;
+    if (l->n == MAX_METRICS)
+        return cli_usage_error(plot_usage, "at most %d --metric", MAX_METRICS);
+    l->v[l->n++] = value;
+    return 0;
+}
+
 static int plot_curves(int argc, char **argv) {
     const char *out = NULL, *run = NULL;
-    enum { MAX_METRICS = 16 };
-    const char *metrics[MAX_METRICS];
-    int nm = 0;
-    /* RUN is the one positional argument; --metric repeats, so it is taken here, and the rest
-     * goes through the flag table. */
-    char *rest[64];
-    int nrest = 0;
-    rest[nrest++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (cli_flag_value(argc, argv, &i, "--metric", &v)) {
-            if (!v || !*v)
-                return cli_usage_error(plot_usage, "--metric needs a value");
-            if (nm == MAX_METRICS)
-                return cli_usage_error(plot_usage, "at most %d --metric", MAX_METRICS);
-            metrics[nm++] = v;
-        } else if (argv[i][0] != '-' && !run && (i == 1 || strcmp(argv[i - 1], "--out"))) {
-            run = argv[i];
-        } else if (nrest < 63) {
-            rest[nrest++] = argv[i];
-        }
-    }
-    const cli_flag flags[] = {{"--out", CLI_STR, &out, 0, 0, 0}};
-    int prc = cli_parse_flags(nrest, rest, 1, flags, 1, plot_usage, "plot curves");
+    metric_list ml = {{NULL}, 0};
+    const char **metrics = ml.v;
+    const cli_call metric = {add_metric, &ml};
+    const cli_one_arg take_run = {&run, plot_usage, "plot curves"};
+    const cli_call run_arg = {cli_take_one_arg, (void *)&take_run};
+    const cli_flag flags[] = {
+        {"--out", CLI_STR, &out, 0, 0, 0},
+        {"--metric", CLI_CALL, (void *)&metric, 0, 0, 0},
+        {NULL, CLI_CALL, (void *)&run_arg, 0, 0, 0},
+    };
+    int prc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                              plot_usage, "plot curves");
     if (prc >= 0)
         return prc;
+    const int nm = ml.n;
     if (!run || !out)
         return cli_usage_error(plot_usage, "plot curves needs RUN (a training run's folder) and "
                                            "--out FIG.png");
