@@ -29,6 +29,35 @@ static const char gen_usage[] =
 /* Declared in dispatch.c, the caller; repeated for -Wmissing-prototypes. */
 int cmd_gen_neuronio_teacher(int argc, char **argv);
 
+/* What `gen neuronio-teacher` reports of the simulations it wrote. */
+typedef struct gen_stats {
+    long total_spikes, kept;  /* output spikes; simulations with 0..24 of them */
+    double vsum, in_spikes;   /* sum of mean soma voltages; input spikes */
+    double sim_wall, sim_cpu; /* seconds simulating: wall, CPU of all threads */
+} gen_stats;
+
+static void gen_stats_add(gen_stats *g, const elm_nio_sim *s) {
+    double m = 0;
+    for (int t = 0; t < s->T; t++)
+        m += (double)s->soma[t];
+    g->vsum += m / s->T;
+    g->total_spikes += s->n_out_spikes;
+    g->kept += s->n_out_spikes <= 24;
+    g->in_spikes += (double)s->spike_ptr[s->T];
+}
+
+static void gen_stats_print(const gen_stats *g, long sims, long duration, double secs) {
+    const double sim_s = (double)sims * (double)duration / 1000.0;
+    printf("  output rate      %.3f Hz (%ld spikes)\n", (double)g->total_spikes / sim_s,
+           g->total_spikes);
+    printf("  mean soma        %.2f mV\n", g->vsum / (double)sims);
+    printf("  0..24 spikes     %.3f of simulations\n", (double)g->kept / (double)sims);
+    printf("  input spikes     %.2f per ms\n", g->in_spikes / ((double)sims * (double)duration));
+    printf("  time             %.2f s in all, %.2f s simulating (%d threads); CPU %.1f ms per "
+           "simulated second\n",
+           secs, g->sim_wall, omp_get_max_threads(), 1000.0 * g->sim_cpu / sim_s);
+}
+
 int cmd_gen_neuronio_teacher(int argc, char **argv) {
     long sims = -1, duration = 6000, threads = 0;
     unsigned long long seed = 1;
@@ -79,8 +108,8 @@ int cmd_gen_neuronio_teacher(int argc, char **argv) {
         free(errs);
         return cli_error("out of memory");
     }
-    long total_spikes = 0, kept = 0;
-    double vsum = 0, in_spikes = 0, t0 = elm__now_s(), sim_wall = 0, sim_cpu = 0;
+    gen_stats g = {0};
+    const double t0 = elm__now_s();
     for (long k0 = 0; k0 < sims && st == ELM_OK; k0 += chunk) {
         int n = (int)(sims - k0 < chunk ? sims - k0 : chunk);
         double ts = elm__now_s();
@@ -93,23 +122,16 @@ int cmd_gen_neuronio_teacher(int argc, char **argv) {
             if (sts[j] != ELM_OK)
                 snprintf(errs[j], sizeof errs[j], "%s", elm_last_error());
         }
-        sim_wall += elm__now_s() - ts;
-        sim_cpu += (double)(clock() - cs) / CLOCKS_PER_SEC;
+        g.sim_wall += elm__now_s() - ts;
+        g.sim_cpu += (double)(clock() - cs) / CLOCKS_PER_SEC;
         for (int j = 0; j < n; j++) {
             if (st == ELM_OK && sts[j] != ELM_OK) {
                 st = sts[j];
                 fprintf(stderr, "elm: error: simulation %ld: %s\n", k0 + j, errs[j]);
             }
             if (st == ELM_OK) {
-                const elm_nio_sim *s = &batch[j];
-                double m = 0;
-                for (int t = 0; t < s->T; t++)
-                    m += (double)s->soma[t];
-                vsum += m / s->T;
-                total_spikes += s->n_out_spikes;
-                kept += s->n_out_spikes <= 24;
-                in_spikes += (double)s->spike_ptr[s->T];
-                st = elm_nio_writer_add(w, s);
+                gen_stats_add(&g, &batch[j]);
+                st = elm_nio_writer_add(w, &batch[j]);
                 if (st != ELM_OK)
                     cli_fail(st, NULL);
             }
@@ -126,15 +148,9 @@ int cmd_gen_neuronio_teacher(int argc, char **argv) {
     st = elm_nio_writer_close(w);
     if (st != ELM_OK)
         return cli_fail(st, NULL);
-    double secs = elm__now_s() - t0, sim_s = (double)sims * (double)duration / 1000.0;
+    const double secs = elm__now_s() - t0;
     printf("wrote %ld simulations of %ld ms to %s/%s.nioc (seed %llu)\n", sims, duration, out, name,
            seed);
-    printf("  output rate      %.3f Hz (%ld spikes)\n", (double)total_spikes / sim_s, total_spikes);
-    printf("  mean soma        %.2f mV\n", vsum / (double)sims);
-    printf("  0..24 spikes     %.3f of simulations\n", (double)kept / (double)sims);
-    printf("  input spikes     %.2f per ms\n", in_spikes / ((double)sims * (double)duration));
-    printf("  time             %.2f s in all, %.2f s simulating (%d threads); CPU %.1f ms per "
-           "simulated second\n",
-           secs, sim_wall, omp_get_max_threads(), 1000.0 * sim_cpu / sim_s);
+    gen_stats_print(&g, sims, duration, secs);
     return 0;
 }

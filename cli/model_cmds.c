@@ -172,6 +172,73 @@ static const char grad_usage[] =
     "Writes dL/dparam of L = sum(Y * G) for every trainable parameter, under the reference's\n"
     "tensor names, F32 (F64, computed in float64, with --f64). G has Y's shape [B, T, n_out].\n";
 
+/* dL/dY from the .npy file `dloss` (float32 or float64, Y's shape (B, T, O), or (T, O) when the
+ * input was one sequence) into *g_out (malloc'd, the model's dtype; the caller's even on
+ * failure). 0, or the exit status after printing why not. */
+static int load_dloss(const char *dloss, int B, int T, int O, int sq, int f64, void **g_out) {
+    const size_t rs = f64 ? sizeof(double) : sizeof(float);
+    const size_t ny = (size_t)B * (size_t)T * (size_t)O;
+    elm__array ga;
+    elm_status st = elm__npy_load(dloss, &ga);
+    if (st)
+        return cli_fail(st, NULL);
+    int shape_ok = (ga.ndim == 3 && ga.shape[0] == B && ga.shape[1] == T && ga.shape[2] == O) ||
+                   (sq && ga.ndim == 2 && ga.shape[0] == T && ga.shape[1] == O);
+    if (!shape_ok || (ga.dtype != ELM_DT_F32 && ga.dtype != ELM_DT_F64)) {
+        char shp[160];
+        int rc =
+            cli_error("%s: dloss must be float32 or float64 of Y's shape [%d, %d, %d], not %s %s",
+                      dloss, B, T, O, npy_type_name(ga.dtype), shape_str(&ga, shp, sizeof shp));
+        elm__array_free(&ga);
+        return rc;
+    }
+    void *g = *g_out = malloc(rs * ny);
+    for (size_t i = 0; g && i < ny; i++) {
+        double gv = elm__array_get(&ga, i);
+        if (!isfinite(gv)) {
+            elm__array_free(&ga);
+            return cli_error("%s: non-finite value at element %zu", dloss, i);
+        }
+        if (f64)
+            ((double *)g)[i] = gv;
+        else
+            ((float *)g)[i] = (float)gv;
+    }
+    elm__array_free(&ga);
+    if (!g)
+        return cli_error("out of memory");
+    return 0;
+}
+
+/* The gradients of the trainable tensors as safetensors at `output`, with the loss sum(y * g)
+ * (ny elements, the model's dtype) in __metadata__. */
+static elm_status write_grads(const elm_model *m, const char *output, const void *y, const void *g,
+                              size_t ny) {
+    const int f64 = elm_model_dtype(m) == ELM_F64;
+    elm__st_out outs[64];
+    int n = 0;
+    for (int i = 0; i < elm_model_num_tensors(m) && n < 64; i++) {
+        elm_tensor t;
+        elm_model_tensor(m, i, &t);
+        if (!t.trainable)
+            continue;
+        outs[n] = (elm__st_out){.name = t.name,
+                                .dtype = f64 ? ELM_DT_F64 : ELM_DT_F32,
+                                .ndim = t.ndim,
+                                .shape = {t.shape[0], t.shape[1]},
+                                .data = t.grad};
+        n++;
+    }
+    double L = 0;
+    for (size_t i = 0; i < ny; i++)
+        L += f64 ? ((const double *)y)[i] * ((const double *)g)[i]
+                 : (double)((const float *)y)[i] * (double)((const float *)g)[i];
+    char lbuf[64];
+    snprintf(lbuf, sizeof lbuf, "%.17g", L);
+    const char *kv[] = {"loss", lbuf, "written_by", "elm " ELM_VERSION_STRING};
+    return elm__st_write(output, outs, n, kv, 2);
+}
+
 static int predict_or_grad(int argc, char **argv, int grad) {
     const char *usage = grad ? grad_usage : predict_usage;
     const char *model = NULL, *input = NULL, *output = NULL, *dloss = NULL;
@@ -224,40 +291,8 @@ static int predict_or_grad(int argc, char **argv, int grad) {
             rc = cli_fail(st, NULL);
         goto done;
     }
-    /* grad: G must have Y's shape. */
-    elm__array ga;
-    st = elm__npy_load(dloss, &ga);
-    if (st) {
-        rc = cli_fail(st, NULL);
+    if ((rc = load_dloss(dloss, B, T, O, sq, f64, &g)) != 0)
         goto done;
-    }
-    int shape_ok = (ga.ndim == 3 && ga.shape[0] == B && ga.shape[1] == T && ga.shape[2] == O) ||
-                   (sq && ga.ndim == 2 && ga.shape[0] == T && ga.shape[1] == O);
-    if (!shape_ok || (ga.dtype != ELM_DT_F32 && ga.dtype != ELM_DT_F64)) {
-        char shp[160];
-        rc = cli_error("%s: dloss must be float32 or float64 of Y's shape [%d, %d, %d], not %s %s",
-                       dloss, B, T, O, npy_type_name(ga.dtype), shape_str(&ga, shp, sizeof shp));
-        elm__array_free(&ga);
-        goto done;
-    }
-    g = malloc(rs * ny);
-    for (size_t i = 0; g && i < ny; i++) {
-        double gv = elm__array_get(&ga, i);
-        if (!isfinite(gv)) {
-            elm__array_free(&ga);
-            rc = cli_error("%s: non-finite value at element %zu", dloss, i);
-            goto done;
-        }
-        if (f64)
-            ((double *)g)[i] = gv;
-        else
-            ((float *)g)[i] = (float)gv;
-    }
-    elm__array_free(&ga);
-    if (!g) {
-        rc = cli_error("out of memory");
-        goto done;
-    }
     elm_model_zero_grad(m);
     st = elm_model_forward_train(m, x, y, B, T);
     if (!st)
@@ -266,30 +301,8 @@ static int predict_or_grad(int argc, char **argv, int grad) {
         rc = cli_fail(st, NULL);
         goto done;
     }
-    {
-        elm__st_out outs[64];
-        int n = 0;
-        for (int i = 0; i < elm_model_num_tensors(m) && n < 64; i++) {
-            elm_tensor t;
-            elm_model_tensor(m, i, &t);
-            if (!t.trainable)
-                continue;
-            outs[n] = (elm__st_out){.name = t.name, .dtype = f64 ? ELM_DT_F64 : ELM_DT_F32,
-                                    .ndim = t.ndim, .shape = {t.shape[0], t.shape[1]},
-                                    .data = t.grad};
-            n++;
-        }
-        double L = 0;
-        for (size_t i = 0; i < ny; i++)
-            L += f64 ? ((double *)y)[i] * ((double *)g)[i]
-                     : (double)((float *)y)[i] * (double)((float *)g)[i];
-        char lbuf[64];
-        snprintf(lbuf, sizeof lbuf, "%.17g", L);
-        const char *kv[] = {"loss", lbuf, "written_by", "elm " ELM_VERSION_STRING};
-        st = elm__st_write(output, outs, n, kv, 2);
-        if (st)
-            rc = cli_fail(st, NULL);
-    }
+    if ((st = write_grads(m, output, y, g, ny)) != ELM_OK)
+        rc = cli_fail(st, NULL);
 done:
     free(x);
     free(y);
