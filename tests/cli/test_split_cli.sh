@@ -5,16 +5,8 @@
 # training or validation data refused (NeuronIO files, SHD files, Pathfinder folders), and the
 # sweep's tables and main metric. Tiny generated data; each run takes well under a second.
 set -u
-ELM=${ELM_CLI:-build/elm}
-SRC=${ELM_SOURCE_DIR:-.}
-[ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
-ELM=$(cd "$(dirname "$ELM")" && pwd)/$(basename "$ELM")
-FIX=$(cd "$SRC/tests/fixtures" && pwd)
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../testlib.sh"
+cli_test_in_tmp
 run() { # run RC PATTERN-IN-STDERR -- CMD...
     local rc=$1 pe=$2; shift 3
     "$@" >out 2>err; local got=$?
