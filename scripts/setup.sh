@@ -10,6 +10,7 @@ PKGS=(build-essential cmake pkg-config
       libzip-dev                               # PyTorch .pt archives
       espeak-ng                                # speech for the built-in SHD generator
       python3-numpy python3-matplotlib python3-h5py   # plots and format cross-checks
+      python3-pil                              # scripts/pf_position_probe.py reads PNGs
       python3-dev python3-pytest               # the Python package (python/) and its tests
       python3-torch                            # elm.torch; tests: torch.load reads what elm writes
       libopenmpi-dev openmpi-bin               # data-parallel training (mpirun -np N elm train)
