@@ -48,6 +48,91 @@ static PyObject *dict_of(const char *const *keys, PyObject **vals, int n) {
 
 /* ---- NeuronIO --------------------------------------------------------------------------------- */
 
+/* Every simulation's length (*T, one for all) and spike count (*nnz), each view verified. Runs
+ * without the GIL. */
+static elm_status nio_shape(const elm_nio_data *d, int S, int *T, int64_t *nnz) {
+    elm_nio_view v;
+    elm_status st = ELM_OK;
+    *T = -1;
+    *nnz = 0;
+    for (int k = 0; k < S && !st; k++) {
+        st = elm_nio_data_sim(d, k, &v);
+        if (st)
+            break;
+        if (*T < 0)
+            *T = v.T;
+        else if (v.T != *T) {
+            char name[512];
+            st = elm__fail(ELM_ERR_FORMAT,
+                           "%s: %d steps, but the simulations before it have %d (elm.data reads "
+                           "simulations of one length; read the files one by one)",
+                           elm_nio_view_name(&v, name, sizeof name), v.T, *T);
+            break;
+        }
+        *nnz += v.spike_ptr[v.T];
+    }
+    return st;
+}
+
+/* The (S, T) soma voltages and output-spike targets, and the inputs: dense (xd, (S, T, n_in))
+ * or as spike lists (pp, ip). Runs without the GIL. */
+static elm_status nio_fill(const elm_nio_data *d, int S, int T, int n_in, float *so,
+                           npy_bool *sp, npy_bool *xd, int64_t *pp, int32_t *ip) {
+    elm_nio_view v;
+    elm_status st = ELM_OK;
+    int64_t at = 0;
+    if (pp)
+        pp[0] = 0;
+    for (int k = 0; k < S && !st; k++) {
+        if ((st = elm_nio_data_sim(d, k, &v)))
+            break;
+        for (int t = 0; t < T; t++) {
+            so[(size_t)k * T + t] = elm_nio_view_soma(&v, t);
+            for (int64_t j = v.spike_ptr[t]; j < v.spike_ptr[t + 1]; j++) {
+                if (xd)
+                    xd[((size_t)k * T + t) * (size_t)n_in + v.spike_idx[j]] = 1;
+                else
+                    ip[at++] = v.spike_idx[j];
+            }
+            if (pp)
+                pp[(size_t)k * T + t + 1] = at;
+        }
+        /* The reference's spike target: 1 in the 1 ms bin of each output spike. */
+        for (int j = 0; j < v.n_out_spikes; j++) {
+            int b = elm_nio_spike_bin((double)v.out_spike_times[j]);
+            if (b >= 0 && b < T)
+                sp[(size_t)k * T + b] = 1;
+        }
+    }
+    return st;
+}
+
+/* The files as (path, first simulation, count) and each simulation's output spike times, into
+ * the lists files and times; 0, or -1 with a Python error set or *st an elm error. */
+static int nio_lists(const elm_nio_data *d, int S, PyObject *files, PyObject *times,
+                     elm_status *st) {
+    for (int f = 0; f < elm_nio_data_num_files(d); f++) {
+        PyObject *t = Py_BuildValue("(Nii)", PyUnicode_DecodeFSDefault(elm_nio_data_file_path(d, f)),
+                                    elm_nio_data_file_first(d, f), elm_nio_data_file_count(d, f));
+        if (!t)
+            return -1;
+        PyList_SET_ITEM(files, f, t);
+    }
+    elm_nio_view v;
+    for (int k = 0; k < S; k++) {
+        if ((*st = elm_nio_data_sim(d, k, &v)))
+            return -1;
+        npy_intp dt[1] = {v.n_out_spikes};
+        PyObject *a = new_array(1, dt, NPY_FLOAT32);
+        if (!a)
+            return -1;
+        if (v.n_out_spikes)
+            memcpy(DATA(a), v.out_spike_times, sizeof(float) * (size_t)v.n_out_spikes);
+        PyList_SET_ITEM(times, k, a);
+    }
+    return 0;
+}
+
 /*
  * _elm.neuronio_read(path, dense) -> dict. path: a pickle, a folder of pickles (glob *sim__*),
  * a .nioc cache or a folder of them. Every simulation must have the same length T.
@@ -74,24 +159,8 @@ static PyObject *py_neuronio_read(PyObject *mod, PyObject *args, PyObject *kw) {
     const int S = elm_nio_data_num_sims(d), n_in = elm_nio_data_n_in(d);
     int T = -1;
     int64_t nnz = 0;
-    elm_nio_view v;
     /* Shapes first: every simulation's view (which verifies it) and its spike count. */
-    Py_BEGIN_ALLOW_THREADS for (int k = 0; k < S && !st; k++) {
-        st = elm_nio_data_sim(d, k, &v);
-        if (st)
-            break;
-        if (T < 0)
-            T = v.T;
-        else if (v.T != T) {
-            char name[512];
-            st = elm__fail(ELM_ERR_FORMAT,
-                           "%s: %d steps, but the simulations before it have %d (elm.data reads "
-                           "simulations of one length; read the files one by one)",
-                           elm_nio_view_name(&v, name, sizeof name), v.T, T);
-            break;
-        }
-        nnz += v.spike_ptr[v.T];
-    }
+    Py_BEGIN_ALLOW_THREADS st = nio_shape(d, S, &T, &nnz);
     Py_END_ALLOW_THREADS if (st) goto fail;
     if (S == 0) {
         st = elm__fail(ELM_ERR_FORMAT, "%s: no NeuronIO simulations", path);
@@ -111,53 +180,14 @@ static PyObject *py_neuronio_read(PyObject *mod, PyObject *args, PyObject *kw) {
     files = PyList_New(elm_nio_data_num_files(d));
     if (!soma || !spk || !times || !files || (dense ? !x : (!ptr || !idx)))
         goto fail_py;
-    for (int f = 0; f < elm_nio_data_num_files(d); f++) {
-        PyObject *t = Py_BuildValue("(Nii)", PyUnicode_DecodeFSDefault(elm_nio_data_file_path(d, f)),
-                                    elm_nio_data_file_first(d, f), elm_nio_data_file_count(d, f));
-        if (!t)
-            goto fail_py;
-        PyList_SET_ITEM(files, f, t);
-    }
-    for (int k = 0; k < S; k++) {
-        if ((st = elm_nio_data_sim(d, k, &v)))
-            goto fail;
-        npy_intp dt[1] = {v.n_out_spikes};
-        PyObject *a = new_array(1, dt, NPY_FLOAT32);
-        if (!a)
-            goto fail_py;
-        if (v.n_out_spikes)
-            memcpy(DATA(a), v.out_spike_times, sizeof(float) * (size_t)v.n_out_spikes);
-        PyList_SET_ITEM(times, k, a);
-    }
+    if (nio_lists(d, S, files, times, &st))
+        goto fail_or_py;
     {
         float *so = DATA(soma);
         npy_bool *sp = DATA(spk), *xd = dense ? DATA(x) : NULL;
         int64_t *pp = dense ? NULL : DATA(ptr);
         int32_t *ip = dense ? NULL : DATA(idx);
-        Py_BEGIN_ALLOW_THREADS int64_t at = 0;
-        if (pp)
-            pp[0] = 0;
-        for (int k = 0; k < S && !st; k++) {
-            if ((st = elm_nio_data_sim(d, k, &v)))
-                break;
-            for (int t = 0; t < T; t++) {
-                so[(size_t)k * T + t] = elm_nio_view_soma(&v, t);
-                for (int64_t j = v.spike_ptr[t]; j < v.spike_ptr[t + 1]; j++) {
-                    if (xd)
-                        xd[((size_t)k * T + t) * (size_t)n_in + v.spike_idx[j]] = 1;
-                    else
-                        ip[at++] = v.spike_idx[j];
-                }
-                if (pp)
-                    pp[(size_t)k * T + t + 1] = at;
-            }
-            /* The reference's spike target: 1 in the 1 ms bin of each output spike. */
-            for (int j = 0; j < v.n_out_spikes; j++) {
-                int b = elm_nio_spike_bin((double)v.out_spike_times[j]);
-                if (b >= 0 && b < T)
-                    sp[(size_t)k * T + b] = 1;
-            }
-        }
+        Py_BEGIN_ALLOW_THREADS st = nio_fill(d, S, T, n_in, so, sp, xd, pp, ip);
         Py_END_ALLOW_THREADS if (st) goto fail;
     }
     {
@@ -170,6 +200,9 @@ static PyObject *py_neuronio_read(PyObject *mod, PyObject *args, PyObject *kw) {
     elm_nio_data_free(d);
     Py_DECREF(pb);
     return res;
+fail_or_py:
+    if (!st)
+        goto fail_py;
 fail:
     elm_py_raise(st);
 fail_py:
@@ -186,6 +219,38 @@ fail_py:
 }
 
 /* ---- SHD -------------------------------------------------------------------------------------- */
+
+/* The samples of d as spike lists: row pointers into ptr ((n * T + 1), made by the caller),
+ * entries into *idx and *cnt, made here; 0, or -1 with the error set. */
+static int shd_lists(const elm_shd *d, PyObject *ptr, PyObject **idx, PyObject **cnt) {
+    const int n = d->n, T = d->num_bins;
+    /* Each kept spike is at most one entry (entries are per (bin, channel)), so kept_spikes
+     * bounds the lists; they are cut to the entries written. */
+    npy_intp dn[1] = {(npy_intp)d->kept_spikes};
+    *idx = new_array(1, dn, NPY_INT32);
+    *cnt = new_array(1, dn, NPY_FLOAT32);
+    if (!*idx || !*cnt)
+        return -1;
+    int64_t *pp = DATA(ptr);
+    int32_t *ip = DATA(*idx);
+    float *vp = DATA(*cnt);
+    pp[0] = 0;
+    elm_status st = ELM_OK;
+    Py_BEGIN_ALLOW_THREADS for (int i = 0; i < n && !st; i++) st =
+        elm_shd_fill_sparse(d, i, pp[(size_t)i * T], pp + (size_t)i * T + 1, ip, vp,
+                            (size_t)d->kept_spikes);
+    Py_END_ALLOW_THREADS if (st) {
+        elm_py_raise(st);
+        return -1;
+    }
+    npy_intp used = (npy_intp)pp[(size_t)n * T];
+    PyArray_Dims nd = {&used, 1};
+    PyObject *a = PyArray_Resize((PyArrayObject *)*idx, &nd, 0, NPY_CORDER);
+    PyObject *b = a ? PyArray_Resize((PyArrayObject *)*cnt, &nd, 0, NPY_CORDER) : NULL;
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return a && b ? 0 : -1;
+}
 
 /* _elm.shd_read(path, dense, bin_ms, duration_ms) -> dict (binned as elm's SHD task bins). */
 static PyObject *py_shd_read(PyObject *mod, PyObject *args, PyObject *kw) {
@@ -235,33 +300,8 @@ static PyObject *py_shd_read(PyObject *mod, PyObject *args, PyObject *kw) {
         Py_BEGIN_ALLOW_THREADS for (int i = 0; i < n; i++)
             elm_shd_fill(d, i, xd + (size_t)i * T * C);
         Py_END_ALLOW_THREADS
-    } else {
-        /* Each kept spike is at most one entry (entries are per (bin, channel)), so kept_spikes
-         * bounds the lists; they are cut to the entries written. */
-        npy_intp dn[1] = {(npy_intp)d->kept_spikes};
-        idx = new_array(1, dn, NPY_INT32);
-        cnt = new_array(1, dn, NPY_FLOAT32);
-        if (!idx || !cnt)
-            goto fail_py;
-        int64_t *pp = DATA(ptr);
-        int32_t *ip = DATA(idx);
-        float *vp = DATA(cnt);
-        pp[0] = 0;
-        Py_BEGIN_ALLOW_THREADS for (int i = 0; i < n && !st; i++) st =
-            elm_shd_fill_sparse(d, i, pp[(size_t)i * T], pp + (size_t)i * T + 1, ip, vp,
-                                (size_t)d->kept_spikes);
-        Py_END_ALLOW_THREADS if (st) {
-            elm_py_raise(st);
-            goto fail_py;
-        }
-        npy_intp used = (npy_intp)pp[(size_t)n * T];
-        PyArray_Dims nd = {&used, 1};
-        PyObject *a = PyArray_Resize((PyArrayObject *)idx, &nd, 0, NPY_CORDER);
-        PyObject *b = a ? PyArray_Resize((PyArrayObject *)cnt, &nd, 0, NPY_CORDER) : NULL;
-        Py_XDECREF(a);
-        Py_XDECREF(b);
-        if (!a || !b)
-            goto fail_py;
+    } else if (shd_lists(d, ptr, &idx, &cnt)) {
+        goto fail_py;
     }
     {
         static const char *const keys[] = {"labels", "speakers", "keys", "inputs", "spike_ptr",

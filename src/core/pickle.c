@@ -864,6 +864,65 @@ static elm_status torch_reduce(parser *P, int g, const elm_pk_val *a, size_t na)
     }
 }
 
+/* numpy's scalar(dtype, bytes): one value of the dtype. */
+static elm_status reduce_scalar(parser *P, const elm_pk_val *a, size_t na) {
+    if (na != 2 || a[0].type != ELM_PK_DTYPE || !is_strlike(&a[1]))
+        return perr(P, ELM_ERR_FORMAT, "numpy scalar() needs (dtype, bytes)");
+    const elm_pk_array *d = a[0].u.o->arr;
+    size_t size = elm__dtype_size((elm__dtype)d->dtype);
+    if (a[1].u.o->len != size)
+        return perr(P, ELM_ERR_FORMAT, "numpy scalar of %zu-byte dtype holds %zu bytes", size,
+                    a[1].u.o->len);
+    elm_pk_val v = {ELM_PK_INT, {0}};
+    const uint8_t *p = a[1].u.o->bytes;
+    if (d->dtype == ELM_DT_F16 || d->dtype == ELM_DT_F32 || d->dtype == ELM_DT_F64) {
+        v.type = ELM_PK_FLOAT;
+        v.u.f = decode_elem(p, d->dtype, d->swap);
+    } else if (d->dtype == ELM_DT_BOOL) {
+        v.type = ELM_PK_BOOL;
+        v.u.i = p[0] != 0;
+    } else if (d->dtype == ELM_DT_I64) {
+        v.u.i = (int64_t)load_swapped(p, 8, d->swap);
+    } else {
+        v.u.i = (int64_t)decode_elem(p, d->dtype, d->swap);
+    }
+    return push(P, v);
+}
+
+/* _codecs.encode(text, 'latin1'): each code point 0..255 becomes one byte. */
+static elm_status reduce_encode(parser *P, const elm_pk_val *a, size_t na) {
+    if (na != 2 || a[0].type != ELM_PK_STR || !a[0].u.o->unicode ||
+        !(str_eq(&a[1], "latin1") || str_eq(&a[1], "latin-1") || str_eq(&a[1], "iso-8859-1")))
+        return perr(P, ELM_ERR_UNSUPPORTED,
+                    "_codecs.encode is only accepted as encode(text, 'latin1')");
+    const uint8_t *s = a[0].u.o->bytes;
+    size_t n = a[0].u.o->len, k = 0;
+    uint8_t *d = arena_alloc(P->pk, n + 1);
+    if (!d)
+        return nomem(P);
+    for (size_t i = 0; i < n;) {
+        if (s[i] < 0x80) {
+            d[k++] = s[i++];
+        } else if ((s[i] & 0xe0) == 0xc0 && i + 1 < n && (s[i + 1] & 0xc0) == 0x80) {
+            unsigned cp = ((unsigned)(s[i] & 0x1f) << 6) | (s[i + 1] & 0x3f);
+            if (cp > 0xff)
+                return perr(P, ELM_ERR_FORMAT, "code point U+%04X cannot be encoded as latin1", cp);
+            d[k++] = (uint8_t)cp;
+            i += 2;
+        } else {
+            return perr(P, ELM_ERR_FORMAT,
+                        "text for latin1 encoding holds a character beyond U+00FF or "
+                        "invalid UTF-8");
+        }
+    }
+    elm_pk_obj *o = new_obj(P->pk, ELM_PK_BYTES);
+    if (!o)
+        return nomem(P);
+    o->bytes = d;
+    o->len = k;
+    return push_obj(P, o);
+}
+
 static elm_status do_reduce(parser *P) {
     elm_pk_val args = {0}, fn = {0};
     elm_status st = pop(P, &args);
@@ -882,6 +941,10 @@ static elm_status do_reduce(parser *P) {
     if (P->pk->dialect == ELM_PK_TORCH)
         return torch_reduce(P, fn.u.o->global, a, na);
     switch (fn.u.o->global) {
+    case G_SCALAR:
+        return reduce_scalar(P, a, na);
+    case G_ENCODE:
+        return reduce_encode(P, a, na);
     case G_RECONSTRUCT: {
         /* _reconstruct(ndarray, (0,), b'b'): an empty array that BUILD fills in. */
         if (na != 3 || a[0].type != ELM_PK_GLOBAL || a[0].u.o->global != G_NDARRAY)
@@ -901,63 +964,6 @@ static elm_status do_reduce(parser *P) {
             return nomem(P);
         o->arr->dtype = dt;
         o->arr->swap = swap;
-        return push_obj(P, o);
-    }
-    case G_SCALAR: {
-        if (na != 2 || a[0].type != ELM_PK_DTYPE || !is_strlike(&a[1]))
-            return perr(P, ELM_ERR_FORMAT, "numpy scalar() needs (dtype, bytes)");
-        const elm_pk_array *d = a[0].u.o->arr;
-        size_t size = elm__dtype_size((elm__dtype)d->dtype);
-        if (a[1].u.o->len != size)
-            return perr(P, ELM_ERR_FORMAT, "numpy scalar of %zu-byte dtype holds %zu bytes", size,
-                        a[1].u.o->len);
-        elm_pk_val v = {ELM_PK_INT, {0}};
-        const uint8_t *p = a[1].u.o->bytes;
-        if (d->dtype == ELM_DT_F16 || d->dtype == ELM_DT_F32 || d->dtype == ELM_DT_F64) {
-            v.type = ELM_PK_FLOAT;
-            v.u.f = decode_elem(p, d->dtype, d->swap);
-        } else if (d->dtype == ELM_DT_BOOL) {
-            v.type = ELM_PK_BOOL;
-            v.u.i = p[0] != 0;
-        } else if (d->dtype == ELM_DT_I64) {
-            v.u.i = (int64_t)load_swapped(p, 8, d->swap);
-        } else {
-            v.u.i = (int64_t)decode_elem(p, d->dtype, d->swap);
-        }
-        return push(P, v);
-    }
-    case G_ENCODE: {
-        /* _codecs.encode(text, 'latin1'): each code point 0..255 becomes one byte. */
-        if (na != 2 || a[0].type != ELM_PK_STR || !a[0].u.o->unicode ||
-            !(str_eq(&a[1], "latin1") || str_eq(&a[1], "latin-1") || str_eq(&a[1], "iso-8859-1")))
-            return perr(P, ELM_ERR_UNSUPPORTED,
-                        "_codecs.encode is only accepted as encode(text, 'latin1')");
-        const uint8_t *s = a[0].u.o->bytes;
-        size_t n = a[0].u.o->len, k = 0;
-        uint8_t *d = arena_alloc(P->pk, n + 1);
-        if (!d)
-            return nomem(P);
-        for (size_t i = 0; i < n;) {
-            if (s[i] < 0x80) {
-                d[k++] = s[i++];
-            } else if ((s[i] & 0xe0) == 0xc0 && i + 1 < n && (s[i + 1] & 0xc0) == 0x80) {
-                unsigned cp = ((unsigned)(s[i] & 0x1f) << 6) | (s[i + 1] & 0x3f);
-                if (cp > 0xff)
-                    return perr(P, ELM_ERR_FORMAT,
-                                "code point U+%04X cannot be encoded as latin1", cp);
-                d[k++] = (uint8_t)cp;
-                i += 2;
-            } else {
-                return perr(P, ELM_ERR_FORMAT,
-                            "text for latin1 encoding holds a character beyond U+00FF or "
-                            "invalid UTF-8");
-            }
-        }
-        elm_pk_obj *o = new_obj(P->pk, ELM_PK_BYTES);
-        if (!o)
-            return nomem(P);
-        o->bytes = d;
-        o->len = k;
         return push_obj(P, o);
     }
     case G_BYTES: {
@@ -1071,6 +1077,428 @@ static elm_status push_int(parser *P, int type, int64_t i) {
     return push(P, v);
 }
 
+/* MARK, POP, POP_MARK and DUP: the stack itself. */
+static elm_status op_stack(parser *P) {
+    elm_status st = ELM_OK;
+    switch (P->op) {
+    case '(':
+        if (P->n_marks == P->marks_cap) {
+            if (P->marks_cap >= MAX_MARKS)
+                return perr(P, ELM_ERR_FORMAT, "more than %zu nested MARKs", MAX_MARKS);
+            size_t nc = P->marks_cap ? P->marks_cap * 2 : 64;
+            size_t *nm = realloc(P->marks, nc * sizeof *nm);
+            if (!nm)
+                return nomem(P);
+            P->marks = nm;
+            P->marks_cap = nc;
+        }
+        P->marks[P->n_marks++] = P->sp;
+        break;
+    case '0': { /* POP */
+        elm_pk_val v = {0};
+        if (P->sp > mark_floor(P))
+            st = pop(P, &v);
+        else {
+            size_t s = 0;
+            st = pop_mark(P, &s);
+        }
+        break;
+    }
+    case '1': { /* POP_MARK */
+        size_t s = 0;
+        if ((st = pop_mark(P, &s)) == ELM_OK)
+            P->sp = s;
+        break;
+    }
+    case '2': { /* DUP */
+        elm_pk_val *t = NULL;
+        if ((st = top(P, &t)) == ELM_OK)
+            st = push(P, *t);
+        break;
+    }
+    }
+    return st;
+}
+
+/* None, booleans and integers. */
+static elm_status op_int(parser *P) {
+    elm_status st = ELM_OK;
+    const uint8_t *b = NULL;
+    switch (P->op) {
+    case 'N':
+        st = push_int(P, ELM_PK_NONE, 0);
+        break;
+    case 0x88:
+    case 0x89:
+        st = push_int(P, ELM_PK_BOOL, P->op == 0x88);
+        break;
+    case 'K':
+        if ((st = need(P, 1, &b)) == ELM_OK)
+            st = push_int(P, ELM_PK_INT, b[0]);
+        break;
+    case 'M':
+        if ((st = need(P, 2, &b)) == ELM_OK)
+            st = push_int(P, ELM_PK_INT, (int64_t)le(b, 2));
+        break;
+    case 'J':
+        if ((st = need(P, 4, &b)) == ELM_OK)
+            st = push_int(P, ELM_PK_INT, (int32_t)(uint32_t)le(b, 4));
+        break;
+    case 0x8a: { /* LONG1: n bytes of little-endian two's complement */
+        if ((st = need(P, 1, &b)) != ELM_OK)
+            break;
+        int n = b[0];
+        if (n > 8) {
+            st = perr(P, ELM_ERR_UNSUPPORTED, "integer of %d bytes does not fit 64 bits", n);
+            break;
+        }
+        if ((st = need(P, (size_t)n, &b)) != ELM_OK)
+            break;
+        uint64_t u = le(b, n);
+        if (n > 0 && n < 8 && (b[n - 1] & 0x80))
+            u |= ~(uint64_t)0 << (8 * n);
+        st = push_int(P, ELM_PK_INT, (int64_t)u);
+        break;
+    }
+    case 'I':
+    case 'L': {
+        size_t n = 0;
+        if ((st = read_line(P, &b, &n)) != ELM_OK)
+            break;
+        if (P->op == 'I' && n == 2 && b[0] == '0' && (b[1] == '0' || b[1] == '1')) {
+            st = push_int(P, ELM_PK_BOOL, b[1] == '1');
+            break;
+        }
+        int64_t v;
+        if ((st = parse_decimal(P, b, n, P->op == 'L', &v)) == ELM_OK)
+            st = push_int(P, ELM_PK_INT, v);
+        break;
+    }
+    }
+    return st;
+}
+
+/* Floats: binary (big-endian) and text. */
+static elm_status op_float(parser *P) {
+    elm_status st = ELM_OK;
+    const uint8_t *b = NULL;
+    switch (P->op) {
+    case 'G': {
+        if ((st = need(P, 8, &b)) != ELM_OK)
+            break;
+        uint64_t u = 0;
+        for (int i = 0; i < 8; i++)
+            u = (u << 8) | b[i];
+        elm_pk_val v = {ELM_PK_FLOAT, {0}};
+        memcpy(&v.u.f, &u, 8);
+        st = push(P, v);
+        break;
+    }
+    case 'F': {
+        size_t n = 0;
+        if ((st = read_line(P, &b, &n)) != ELM_OK)
+            break;
+        char buf[64];
+        if (n == 0 || n >= sizeof buf) {
+            st = perr(P, ELM_ERR_FORMAT, "malformed float");
+            break;
+        }
+        memcpy(buf, b, n);
+        buf[n] = 0;
+        char *end;
+        elm_pk_val v = {ELM_PK_FLOAT, {0}};
+        v.u.f = strtod(buf, &end);
+        if (*end)
+            st = perr(P, ELM_ERR_FORMAT, "malformed float '%s'", buf);
+        else
+            st = push(P, v);
+        break;
+    }
+    }
+    return st;
+}
+
+/* Strings and bytes: counted binary, and quoted text lines. */
+static elm_status op_string(parser *P) {
+    elm_status st = ELM_OK;
+    const uint8_t *b = NULL;
+    switch (P->op) {
+    case 'X':
+    case 0x8c:
+    case 'T':
+    case 'U':
+    case 'B':
+    case 'C': {
+        int lenbytes = (P->op == 'X' || P->op == 'T' || P->op == 'B') ? 4 : 1;
+        if ((st = need(P, (size_t)lenbytes, &b)) != ELM_OK)
+            break;
+        uint64_t n = le(b, lenbytes);
+        if (P->op == 'T' && (n & 0x80000000u)) {
+            st = perr(P, ELM_ERR_FORMAT, "negative string length");
+            break;
+        }
+        if ((st = need(P, (size_t)n, &b)) != ELM_OK)
+            break;
+        int unicode = P->op == 'X' || P->op == 0x8c;
+        int type = (P->op == 'B' || P->op == 'C') ? ELM_PK_BYTES : ELM_PK_STR;
+        st = push_str(P, b, (size_t)n, type, unicode);
+        break;
+    }
+    case 'S':
+    case 'V': {
+        size_t n = 0;
+        elm_pk_obj *o = NULL;
+        if ((st = read_line(P, &b, &n)) != ELM_OK)
+            break;
+        st = P->op == 'S' ? parse_string0(P, b, n, &o) : parse_unicode0(P, b, n, &o);
+        if (st == ELM_OK)
+            st = push_obj(P, o);
+        break;
+    }
+    }
+    return st;
+}
+
+/* New dicts, lists and tuples: empty, from the stack above a MARK, or from its top 1-3. */
+static elm_status op_new_container(parser *P) {
+    elm_pk *pk = P->pk;
+    elm_status st = ELM_OK;
+    switch (P->op) {
+    case '}':
+    case ']': {
+        elm_pk_obj *o = new_obj(pk, P->op == '}' ? ELM_PK_DICT : ELM_PK_LIST);
+        st = push_obj(P, o);
+        break;
+    }
+    case ')':
+        st = push_obj(P, new_tuple(P, NULL, 0));
+        break;
+    case 't':
+    case 'l':
+    case 'd': {
+        size_t s = 0;
+        if ((st = pop_mark(P, &s)) != ELM_OK)
+            break;
+        size_t n = P->sp - s;
+        elm_pk_obj *o;
+        if (P->op == 't') {
+            o = new_tuple(P, n ? P->stack + s : NULL, n);
+        } else {
+            if (P->op == 'd' && n % 2) {
+                st = perr(P, ELM_ERR_FORMAT, "DICT with an odd number of items");
+                break;
+            }
+            o = new_obj(pk, P->op == 'd' ? ELM_PK_DICT : ELM_PK_LIST);
+            if (o && n && (st = seq_append(P, o, P->stack + s, n)) != ELM_OK)
+                break;
+        }
+        P->sp = s;
+        st = push_obj(P, o);
+        break;
+    }
+    case 0x85:
+    case 0x86:
+    case 0x87: {
+        size_t n = (size_t)(P->op - 0x84);
+        if (P->sp < mark_floor(P) + n) {
+            st = perr(P, ELM_ERR_FORMAT, "stack underflow");
+            break;
+        }
+        elm_pk_obj *o = new_tuple(P, n ? P->stack + P->sp - n : NULL, n);
+        P->sp -= n;
+        st = push_obj(P, o);
+        break;
+    }
+    }
+    return st;
+}
+
+/* APPEND, SETITEM, APPENDS and SETITEMS: into the list or dict below. */
+static elm_status op_fill_container(parser *P) {
+    elm_status st = ELM_OK;
+    switch (P->op) {
+    case 'a': {
+        elm_pk_val v = {0}, *t = NULL;
+        if ((st = pop(P, &v)) != ELM_OK || (st = top(P, &t)) != ELM_OK)
+            break;
+        if (t->type != ELM_PK_LIST)
+            st = perr(P, ELM_ERR_FORMAT, "APPEND to a %s", elm_pk_type_name(t->type));
+        else
+            st = seq_append(P, t->u.o, &v, 1);
+        break;
+    }
+    case 's': {
+        elm_pk_val kv[2] = {{0}}, *t = NULL;
+        if ((st = pop(P, &kv[1])) != ELM_OK || (st = pop(P, &kv[0])) != ELM_OK ||
+            (st = top(P, &t)) != ELM_OK)
+            break;
+        if (t->type != ELM_PK_DICT)
+            st = perr(P, ELM_ERR_FORMAT, "SETITEM on a %s", elm_pk_type_name(t->type));
+        else
+            st = seq_append(P, t->u.o, kv, 2);
+        break;
+    }
+    case 'e':
+    case 'u': {
+        size_t s = 0;
+        if ((st = pop_mark(P, &s)) != ELM_OK)
+            break;
+        if (s == 0 || s <= mark_floor(P)) {
+            st = perr(P, ELM_ERR_FORMAT, "no container below the MARK");
+            break;
+        }
+        elm_pk_val *t = &P->stack[s - 1];
+        size_t n = P->sp - s;
+        int want = P->op == 'e' ? ELM_PK_LIST : ELM_PK_DICT;
+        if (val_type(t) != want)
+            st = perr(P, ELM_ERR_FORMAT, "%s on a %s", op_name(P->op), elm_pk_type_name(t->type));
+        else if (P->op == 'u' && n % 2)
+            st = perr(P, ELM_ERR_FORMAT, "SETITEMS with an odd number of items");
+        else if (n)
+            st = seq_append(P, t->u.o, P->stack + s, n);
+        P->sp = s;
+        break;
+    }
+    }
+    return st;
+}
+
+/* The memo: PUT, MEMOIZE and GET in their text and binary forms. */
+static elm_status op_memo(parser *P) {
+    elm_status st = ELM_OK;
+    const uint8_t *b = NULL;
+    switch (P->op) {
+    case 'q':
+    case 'r':
+    case 'p': {
+        uint64_t idx;
+        if (P->op == 'p') {
+            size_t n = 0;
+            int64_t v;
+            if ((st = read_line(P, &b, &n)) != ELM_OK ||
+                (st = parse_decimal(P, b, n, 0, &v)) != ELM_OK)
+                break;
+            if (v < 0) {
+                st = perr(P, ELM_ERR_FORMAT, "negative memo index");
+                break;
+            }
+            idx = (uint64_t)v;
+        } else {
+            int nb = P->op == 'q' ? 1 : 4;
+            if ((st = need(P, (size_t)nb, &b)) != ELM_OK)
+                break;
+            idx = le(b, nb);
+        }
+        st = memo_put(P, idx);
+        break;
+    }
+    case 0x94: /* MEMOIZE: the next index is the memo's size */
+        st = memo_put(P, P->memo_n);
+        break;
+    case 'h':
+    case 'j':
+    case 'g': {
+        uint64_t idx;
+        if (P->op == 'g') {
+            size_t n = 0;
+            int64_t v;
+            if ((st = read_line(P, &b, &n)) != ELM_OK ||
+                (st = parse_decimal(P, b, n, 0, &v)) != ELM_OK)
+                break;
+            idx = v < 0 ? UINT64_MAX : (uint64_t)v;
+        } else {
+            int nb = P->op == 'h' ? 1 : 4;
+            if ((st = need(P, (size_t)nb, &b)) != ELM_OK)
+                break;
+            idx = le(b, nb);
+        }
+        st = memo_get(P, idx);
+        break;
+    }
+    }
+    return st;
+}
+
+/* GLOBAL and STACK_GLOBAL: a name looked up in the dialect's allowed list. */
+static elm_status op_global(parser *P) {
+    elm_status st = ELM_OK;
+    switch (P->op) {
+    case 'c': {
+        const uint8_t *mod = NULL, *name = NULL;
+        size_t nm = 0, nn = 0;
+        if ((st = read_line(P, &mod, &nm)) != ELM_OK || (st = read_line(P, &name, &nn)) != ELM_OK)
+            break;
+        st = lookup_global(P, mod, nm, name, nn);
+        break;
+    }
+    case 0x93: { /* STACK_GLOBAL */
+        elm_pk_val mod = {0}, name = {0};
+        if ((st = pop(P, &name)) != ELM_OK || (st = pop(P, &mod)) != ELM_OK)
+            break;
+        if (mod.type != ELM_PK_STR || name.type != ELM_PK_STR) {
+            st = perr(P, ELM_ERR_FORMAT, "STACK_GLOBAL needs two strings");
+            break;
+        }
+        st = lookup_global(P, mod.u.o->bytes, mod.u.o->len, name.u.o->bytes, name.u.o->len);
+        break;
+    }
+    }
+    return st;
+}
+
+/* The handler of each opcode the readers accept, by family; PROTO, FRAME, STOP and BINPERSID
+ * are run's own. */
+typedef elm_status (*op_handler)(parser *P);
+static const op_handler op_handlers[256] = {
+    ['('] = op_stack,
+    ['0'] = op_stack,
+    ['1'] = op_stack,
+    ['2'] = op_stack,
+    ['N'] = op_int,
+    [0x88] = op_int,
+    [0x89] = op_int,
+    ['K'] = op_int,
+    ['M'] = op_int,
+    ['J'] = op_int,
+    [0x8a] = op_int,
+    ['I'] = op_int,
+    ['L'] = op_int,
+    ['G'] = op_float,
+    ['F'] = op_float,
+    ['X'] = op_string,
+    [0x8c] = op_string,
+    ['T'] = op_string,
+    ['U'] = op_string,
+    ['B'] = op_string,
+    ['C'] = op_string,
+    ['S'] = op_string,
+    ['V'] = op_string,
+    ['}'] = op_new_container,
+    [']'] = op_new_container,
+    [')'] = op_new_container,
+    ['t'] = op_new_container,
+    ['l'] = op_new_container,
+    ['d'] = op_new_container,
+    [0x85] = op_new_container,
+    [0x86] = op_new_container,
+    [0x87] = op_new_container,
+    ['a'] = op_fill_container,
+    ['s'] = op_fill_container,
+    ['e'] = op_fill_container,
+    ['u'] = op_fill_container,
+    ['q'] = op_memo,
+    ['r'] = op_memo,
+    ['p'] = op_memo,
+    [0x94] = op_memo,
+    ['h'] = op_memo,
+    ['j'] = op_memo,
+    ['g'] = op_memo,
+    ['c'] = op_global,
+    [0x93] = op_global,
+    ['R'] = do_reduce,
+    ['b'] = do_build,
+};
+
 static elm_status run(parser *P) {
     elm_pk *pk = P->pk;
     elm_status st = ELM_OK;
@@ -1098,314 +1526,6 @@ static elm_status run(parser *P) {
             pk->root = v;
             return ELM_OK;
         }
-        case '(':
-            if (P->n_marks == P->marks_cap) {
-                if (P->marks_cap >= MAX_MARKS)
-                    return perr(P, ELM_ERR_FORMAT, "more than %zu nested MARKs", MAX_MARKS);
-                size_t nc = P->marks_cap ? P->marks_cap * 2 : 64;
-                size_t *nm = realloc(P->marks, nc * sizeof *nm);
-                if (!nm)
-                    return nomem(P);
-                P->marks = nm;
-                P->marks_cap = nc;
-            }
-            P->marks[P->n_marks++] = P->sp;
-            break;
-        case '0': { /* POP */
-            elm_pk_val v = {0};
-            if (P->sp > mark_floor(P))
-                st = pop(P, &v);
-            else {
-                size_t s = 0;
-                st = pop_mark(P, &s);
-            }
-            break;
-        }
-        case '1': { /* POP_MARK */
-            size_t s = 0;
-            if ((st = pop_mark(P, &s)) == ELM_OK)
-                P->sp = s;
-            break;
-        }
-        case '2': { /* DUP */
-            elm_pk_val *t = NULL;
-            if ((st = top(P, &t)) == ELM_OK)
-                st = push(P, *t);
-            break;
-        }
-        case 'N':
-            st = push_int(P, ELM_PK_NONE, 0);
-            break;
-        case 0x88:
-        case 0x89:
-            st = push_int(P, ELM_PK_BOOL, P->op == 0x88);
-            break;
-        case 'K':
-            if ((st = need(P, 1, &b)) == ELM_OK)
-                st = push_int(P, ELM_PK_INT, b[0]);
-            break;
-        case 'M':
-            if ((st = need(P, 2, &b)) == ELM_OK)
-                st = push_int(P, ELM_PK_INT, (int64_t)le(b, 2));
-            break;
-        case 'J':
-            if ((st = need(P, 4, &b)) == ELM_OK)
-                st = push_int(P, ELM_PK_INT, (int32_t)(uint32_t)le(b, 4));
-            break;
-        case 0x8a: { /* LONG1: n bytes of little-endian two's complement */
-            if ((st = need(P, 1, &b)) != ELM_OK)
-                break;
-            int n = b[0];
-            if (n > 8) {
-                st = perr(P, ELM_ERR_UNSUPPORTED, "integer of %d bytes does not fit 64 bits", n);
-                break;
-            }
-            if ((st = need(P, (size_t)n, &b)) != ELM_OK)
-                break;
-            uint64_t u = le(b, n);
-            if (n > 0 && n < 8 && (b[n - 1] & 0x80))
-                u |= ~(uint64_t)0 << (8 * n);
-            st = push_int(P, ELM_PK_INT, (int64_t)u);
-            break;
-        }
-        case 'I':
-        case 'L': {
-            size_t n = 0;
-            if ((st = read_line(P, &b, &n)) != ELM_OK)
-                break;
-            if (P->op == 'I' && n == 2 && b[0] == '0' && (b[1] == '0' || b[1] == '1')) {
-                st = push_int(P, ELM_PK_BOOL, b[1] == '1');
-                break;
-            }
-            int64_t v;
-            if ((st = parse_decimal(P, b, n, P->op == 'L', &v)) == ELM_OK)
-                st = push_int(P, ELM_PK_INT, v);
-            break;
-        }
-        case 'G': {
-            if ((st = need(P, 8, &b)) != ELM_OK)
-                break;
-            uint64_t u = 0;
-            for (int i = 0; i < 8; i++)
-                u = (u << 8) | b[i];
-            elm_pk_val v = {ELM_PK_FLOAT, {0}};
-            memcpy(&v.u.f, &u, 8);
-            st = push(P, v);
-            break;
-        }
-        case 'F': {
-            size_t n = 0;
-            if ((st = read_line(P, &b, &n)) != ELM_OK)
-                break;
-            char buf[64];
-            if (n == 0 || n >= sizeof buf) {
-                st = perr(P, ELM_ERR_FORMAT, "malformed float");
-                break;
-            }
-            memcpy(buf, b, n);
-            buf[n] = 0;
-            char *end;
-            elm_pk_val v = {ELM_PK_FLOAT, {0}};
-            v.u.f = strtod(buf, &end);
-            if (*end)
-                st = perr(P, ELM_ERR_FORMAT, "malformed float '%s'", buf);
-            else
-                st = push(P, v);
-            break;
-        }
-        case 'X':
-        case 0x8c:
-        case 'T':
-        case 'U':
-        case 'B':
-        case 'C': {
-            int lenbytes = (P->op == 'X' || P->op == 'T' || P->op == 'B') ? 4 : 1;
-            if ((st = need(P, (size_t)lenbytes, &b)) != ELM_OK)
-                break;
-            uint64_t n = le(b, lenbytes);
-            if (P->op == 'T' && (n & 0x80000000u)) {
-                st = perr(P, ELM_ERR_FORMAT, "negative string length");
-                break;
-            }
-            if ((st = need(P, (size_t)n, &b)) != ELM_OK)
-                break;
-            int unicode = P->op == 'X' || P->op == 0x8c;
-            int type = (P->op == 'B' || P->op == 'C') ? ELM_PK_BYTES : ELM_PK_STR;
-            st = push_str(P, b, (size_t)n, type, unicode);
-            break;
-        }
-        case 'S':
-        case 'V': {
-            size_t n = 0;
-            elm_pk_obj *o = NULL;
-            if ((st = read_line(P, &b, &n)) != ELM_OK)
-                break;
-            st = P->op == 'S' ? parse_string0(P, b, n, &o) : parse_unicode0(P, b, n, &o);
-            if (st == ELM_OK)
-                st = push_obj(P, o);
-            break;
-        }
-        case '}':
-        case ']': {
-            elm_pk_obj *o = new_obj(pk, P->op == '}' ? ELM_PK_DICT : ELM_PK_LIST);
-            st = push_obj(P, o);
-            break;
-        }
-        case ')':
-            st = push_obj(P, new_tuple(P, NULL, 0));
-            break;
-        case 't':
-        case 'l':
-        case 'd': {
-            size_t s = 0;
-            if ((st = pop_mark(P, &s)) != ELM_OK)
-                break;
-            size_t n = P->sp - s;
-            elm_pk_obj *o;
-            if (P->op == 't') {
-                o = new_tuple(P, n ? P->stack + s : NULL, n);
-            } else {
-                if (P->op == 'd' && n % 2) {
-                    st = perr(P, ELM_ERR_FORMAT, "DICT with an odd number of items");
-                    break;
-                }
-                o = new_obj(pk, P->op == 'd' ? ELM_PK_DICT : ELM_PK_LIST);
-                if (o && n && (st = seq_append(P, o, P->stack + s, n)) != ELM_OK)
-                    break;
-            }
-            P->sp = s;
-            st = push_obj(P, o);
-            break;
-        }
-        case 0x85:
-        case 0x86:
-        case 0x87: {
-            size_t n = (size_t)(P->op - 0x84);
-            if (P->sp < mark_floor(P) + n) {
-                st = perr(P, ELM_ERR_FORMAT, "stack underflow");
-                break;
-            }
-            elm_pk_obj *o = new_tuple(P, n ? P->stack + P->sp - n : NULL, n);
-            P->sp -= n;
-            st = push_obj(P, o);
-            break;
-        }
-        case 'a': {
-            elm_pk_val v = {0}, *t = NULL;
-            if ((st = pop(P, &v)) != ELM_OK || (st = top(P, &t)) != ELM_OK)
-                break;
-            if (t->type != ELM_PK_LIST)
-                st = perr(P, ELM_ERR_FORMAT, "APPEND to a %s", elm_pk_type_name(t->type));
-            else
-                st = seq_append(P, t->u.o, &v, 1);
-            break;
-        }
-        case 's': {
-            elm_pk_val kv[2] = {{0}}, *t = NULL;
-            if ((st = pop(P, &kv[1])) != ELM_OK || (st = pop(P, &kv[0])) != ELM_OK ||
-                (st = top(P, &t)) != ELM_OK)
-                break;
-            if (t->type != ELM_PK_DICT)
-                st = perr(P, ELM_ERR_FORMAT, "SETITEM on a %s", elm_pk_type_name(t->type));
-            else
-                st = seq_append(P, t->u.o, kv, 2);
-            break;
-        }
-        case 'e':
-        case 'u': {
-            size_t s = 0;
-            if ((st = pop_mark(P, &s)) != ELM_OK)
-                break;
-            if (s == 0 || s <= mark_floor(P)) {
-                st = perr(P, ELM_ERR_FORMAT, "no container below the MARK");
-                break;
-            }
-            elm_pk_val *t = &P->stack[s - 1];
-            size_t n = P->sp - s;
-            int want = P->op == 'e' ? ELM_PK_LIST : ELM_PK_DICT;
-            if (val_type(t) != want)
-                st = perr(P, ELM_ERR_FORMAT, "%s on a %s", op_name(P->op),
-                          elm_pk_type_name(t->type));
-            else if (P->op == 'u' && n % 2)
-                st = perr(P, ELM_ERR_FORMAT, "SETITEMS with an odd number of items");
-            else if (n)
-                st = seq_append(P, t->u.o, P->stack + s, n);
-            P->sp = s;
-            break;
-        }
-        case 'q':
-        case 'r':
-        case 'p': {
-            uint64_t idx;
-            if (P->op == 'p') {
-                size_t n = 0;
-                int64_t v;
-                if ((st = read_line(P, &b, &n)) != ELM_OK ||
-                    (st = parse_decimal(P, b, n, 0, &v)) != ELM_OK)
-                    break;
-                if (v < 0) {
-                    st = perr(P, ELM_ERR_FORMAT, "negative memo index");
-                    break;
-                }
-                idx = (uint64_t)v;
-            } else {
-                int nb = P->op == 'q' ? 1 : 4;
-                if ((st = need(P, (size_t)nb, &b)) != ELM_OK)
-                    break;
-                idx = le(b, nb);
-            }
-            st = memo_put(P, idx);
-            break;
-        }
-        case 0x94: /* MEMOIZE: the next index is the memo's size */
-            st = memo_put(P, P->memo_n);
-            break;
-        case 'h':
-        case 'j':
-        case 'g': {
-            uint64_t idx;
-            if (P->op == 'g') {
-                size_t n = 0;
-                int64_t v;
-                if ((st = read_line(P, &b, &n)) != ELM_OK ||
-                    (st = parse_decimal(P, b, n, 0, &v)) != ELM_OK)
-                    break;
-                idx = v < 0 ? UINT64_MAX : (uint64_t)v;
-            } else {
-                int nb = P->op == 'h' ? 1 : 4;
-                if ((st = need(P, (size_t)nb, &b)) != ELM_OK)
-                    break;
-                idx = le(b, nb);
-            }
-            st = memo_get(P, idx);
-            break;
-        }
-        case 'c': {
-            const uint8_t *mod = NULL, *name = NULL;
-            size_t nm = 0, nn = 0;
-            if ((st = read_line(P, &mod, &nm)) != ELM_OK ||
-                (st = read_line(P, &name, &nn)) != ELM_OK)
-                break;
-            st = lookup_global(P, mod, nm, name, nn);
-            break;
-        }
-        case 0x93: { /* STACK_GLOBAL */
-            elm_pk_val mod = {0}, name = {0};
-            if ((st = pop(P, &name)) != ELM_OK || (st = pop(P, &mod)) != ELM_OK)
-                break;
-            if (mod.type != ELM_PK_STR || name.type != ELM_PK_STR) {
-                st = perr(P, ELM_ERR_FORMAT, "STACK_GLOBAL needs two strings");
-                break;
-            }
-            st = lookup_global(P, mod.u.o->bytes, mod.u.o->len, name.u.o->bytes, name.u.o->len);
-            break;
-        }
-        case 'R':
-            st = do_reduce(P);
-            break;
-        case 'b':
-            st = do_build(P);
-            break;
         case 'Q': /* BINPERSID */
             if (pk->dialect == ELM_PK_TORCH) {
                 st = torch_persid(P);
@@ -1413,6 +1533,10 @@ static elm_status run(parser *P) {
             }
             /* fall through */
         default:
+            if (op_handlers[P->op]) {
+                st = op_handlers[P->op](P);
+                break;
+            }
             if (pk->dialect == ELM_PK_TORCH)
                 return perr(P, ELM_ERR_UNSUPPORTED,
                             "opcode not accepted in a torch state dict (only plain data, "

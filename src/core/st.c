@@ -113,178 +113,177 @@ elm_status elm__st_parse(elm__st_file *f, char *buf, size_t len, const char *pat
     return parse(f, buf, len, len, path);
 }
 
-/* Parses buf[0, len), the first len bytes of a file of file_len bytes that holds at least the
- * header; tensor data pointers are set when buf holds the whole file. */
-static elm_status parse(elm__st_file *f, char *buf, size_t len, size_t file_len,
-                        const char *path) {
-    memset(f, 0, sizeof *f);
-    f->path = path;
-    f->buf = buf;
-    f->len = len;
-    elm_status st = ELM_OK;
-    cJSON *root = NULL;
-    char *hdr = NULL;
-    const elm__st_tensor **order = NULL;
-    if (file_len < 8) {
-        st = elm__fail(ELM_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", path,
-                       file_len);
-        goto fail;
-    }
-    uint64_t n = 0;
+/* The header of f->buf (file_len bytes in the file) as a JSON object, and its length *n. */
+static elm_status parse_header(const elm__st_file *f, size_t file_len, const char *path,
+                               cJSON **root, uint64_t *n) {
+    *root = NULL;
+    if (file_len < 8)
+        return elm__fail(ELM_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", path,
+                         file_len);
+    *n = 0;
     for (int i = 7; i >= 0; i--)
-        n = (n << 8) | (unsigned char)f->buf[i];
-    if (n > ST_MAX_HEADER || n > file_len - 8) {
-        st = elm__fail(ELM_ERR_FORMAT,
-                       "%s: header length %llu does not fit in the file (%zu bytes): truncated "
-                       "or not a safetensors file",
-                       path, (unsigned long long)n, file_len);
-        goto fail;
-    }
-    hdr = malloc((size_t)n + 1);
-    if (!hdr) {
-        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    memcpy(hdr, f->buf + 8, (size_t)n);
-    hdr[n] = 0;
-    root = cJSON_Parse(hdr);
-    if (!cJSON_IsObject(root)) {
-        st = elm__fail(ELM_ERR_FORMAT, "%s: header is not a JSON object", path);
-        goto fail;
-    }
-    const int has_data = len == file_len;
-    const char *data = f->buf + 8 + n;
-    size_t dlen = file_len - 8 - (size_t)n;
-    int count = cJSON_GetArraySize(root);
-    f->t = calloc((size_t)count + 1, sizeof *f->t);
-    if (!f->t) {
-        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
+        *n = (*n << 8) | (unsigned char)f->buf[i];
+    if (*n > ST_MAX_HEADER || *n > file_len - 8)
+        return elm__fail(ELM_ERR_FORMAT,
+                         "%s: header length %llu does not fit in the file (%zu bytes): truncated "
+                         "or not a safetensors file",
+                         path, (unsigned long long)*n, file_len);
+    char *hdr = malloc((size_t)*n + 1);
+    if (!hdr)
+        return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(hdr, f->buf + 8, (size_t)*n);
+    hdr[*n] = 0;
+    *root = cJSON_Parse(hdr);
+    free(hdr);
+    if (!cJSON_IsObject(*root))
+        return elm__fail(ELM_ERR_FORMAT, "%s: header is not a JSON object", path);
+    return ELM_OK;
+}
+
+/* The header's __metadata__ (an object of strings), if any, detached from root into f->meta. */
+static elm_status take_metadata(elm__st_file *f, cJSON *root, const char *path) {
     for (cJSON *it = root->child; it; it = it->next) {
         if (!strcmp(it->string, "__metadata__")) {
-            if (!cJSON_IsObject(it)) {
-                st = elm__fail(ELM_ERR_FORMAT, "%s: __metadata__ is not an object", path);
-                goto fail;
-            }
+            if (!cJSON_IsObject(it))
+                return elm__fail(ELM_ERR_FORMAT, "%s: __metadata__ is not an object", path);
             for (cJSON *kv = it->child; kv; kv = kv->next)
-                if (!cJSON_IsString(kv)) {
-                    st = elm__fail(ELM_ERR_FORMAT, "%s: __metadata__['%s'] is not a string", path,
-                                   kv->string);
-                    goto fail;
-                }
+                if (!cJSON_IsString(kv))
+                    return elm__fail(ELM_ERR_FORMAT, "%s: __metadata__['%s'] is not a string",
+                                     path, kv->string);
             f->meta = cJSON_DetachItemViaPointer(root, it);
             break;
         }
     }
-    for (cJSON *it = root->child; it; it = it->next) {
-        elm__st_tensor *t = &f->t[f->n];
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
-        const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
-        if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) ||
-            cJSON_GetArraySize(off) != 2) {
-            st = elm__fail(ELM_ERR_FORMAT,
-                           "%s: tensor '%s' lacks a dtype, shape or two data_offsets", path,
-                           it->string);
-            goto fail;
-        }
-        if (!elm__dtype_parse(dt->valuestring, &t->dtype)) {
-            st = elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has unsupported dtype '%s'", path,
-                           it->string, dt->valuestring);
-            goto fail;
-        }
-        int nd = cJSON_GetArraySize(sh);
-        if (nd > 8) {
-            st = elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has %d dimensions (at most 8)", path,
-                           it->string, nd);
-            goto fail;
-        }
-        size_t numel = 1;
-        for (int d = 0; d < nd; d++) {
-            uint64_t v;
-            if (!get_u64(cJSON_GetArrayItem(sh, d), &v) || v > ELM_MAX_ALLOC ||
-                (v && numel > ELM_MAX_ALLOC / v)) {
-                st = elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has an invalid or absurd shape",
-                               path, it->string);
-                goto fail;
-            }
-            t->shape[d] = (int64_t)v;
-            numel *= (size_t)v;
-        }
-        uint64_t b, e;
-        if (!get_u64(cJSON_GetArrayItem(off, 0), &b) || !get_u64(cJSON_GetArrayItem(off, 1), &e) ||
-            e < b || e > dlen) {
-            st = elm__fail(ELM_ERR_FORMAT,
-                           "%s: tensor '%s' has data_offsets outside the %zu data bytes "
-                           "(truncated file?)",
-                           path, it->string, dlen);
-            goto fail;
-        }
-        if (e - b != numel * elm__dtype_size(t->dtype)) {
-            st = elm__fail(ELM_ERR_FORMAT,
-                           "%s: tensor '%s' spans %llu bytes but its shape and dtype need %zu",
-                           path, it->string, (unsigned long long)(e - b),
-                           numel * elm__dtype_size(t->dtype));
-            goto fail;
-        }
-        t->name = elm__strdup(it->string);
-        if (!t->name) {
-            st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
-            goto fail;
-        }
-        t->ndim = nd;
-        t->numel = numel;
-        t->offset = (size_t)b;
-        t->data = has_data ? data + b : NULL;
-        f->n++;
-    }
-    /* Tensors may not share bytes (the format forbids it, and it would let a small file pose as
-     * many large tensors): sorted by offset, each must start at or after the previous end. */
-    if (f->n > 1) {
-        order = malloc(sizeof *order * (size_t)f->n);
-        if (!order) {
-            st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
-            goto fail;
-        }
-        for (int i = 0; i < f->n; i++)
-            order[i] = &f->t[i];
-        qsort(order, (size_t)f->n, sizeof *order, cmp_offset);
-        size_t end = 0;
-        const elm__st_tensor *prev = NULL;
-        for (int i = 0; i < f->n; i++) {
-            const elm__st_tensor *t = order[i];
-            size_t bytes = t->numel * elm__dtype_size(t->dtype);
-            if (!bytes)
-                continue;
-            if (prev && t->offset < end) {
-                st = elm__fail(ELM_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data",
-                               path, prev->name, t->name);
-                goto fail;
-            }
-            end = t->offset + bytes;
-            prev = t;
-        }
-        /* Names must be unique (D13): elm took the first of two, Python readers the last, so
-         * one file was two models. Sorted by name, a repeat sits next to its twin. */
-        qsort(order, (size_t)f->n, sizeof *order, cmp_name);
-        for (int i = 1; i < f->n; i++)
-            if (!strcmp(order[i]->name, order[i - 1]->name)) {
-                st = elm__fail(ELM_ERR_FORMAT, "%s: the tensor '%s' appears twice in the header",
-                               path, order[i]->name);
-                goto fail;
-            }
-        free(order);
-        order = NULL;
-    }
-    free(hdr);
-    cJSON_Delete(root);
     return ELM_OK;
-fail:
+}
+
+/* The dtype and shape of header entry `it` into t; *numel gets the shape's product. */
+static elm_status parse_dtype_shape(elm__st_tensor *t, const cJSON *it, const char *path,
+                                    size_t *numel) {
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+    if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) ||
+        cJSON_GetArraySize(off) != 2)
+        return elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' lacks a dtype, shape or two data_offsets",
+                         path, it->string);
+    if (!elm__dtype_parse(dt->valuestring, &t->dtype))
+        return elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has unsupported dtype '%s'", path,
+                         it->string, dt->valuestring);
+    int nd = cJSON_GetArraySize(sh);
+    if (nd > 8)
+        return elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has %d dimensions (at most 8)", path,
+                         it->string, nd);
+    *numel = 1;
+    for (int d = 0; d < nd; d++) {
+        uint64_t v;
+        if (!get_u64(cJSON_GetArrayItem(sh, d), &v) || v > ELM_MAX_ALLOC ||
+            (v && *numel > ELM_MAX_ALLOC / v))
+            return elm__fail(ELM_ERR_FORMAT, "%s: tensor '%s' has an invalid or absurd shape",
+                             path, it->string);
+        t->shape[d] = (int64_t)v;
+        *numel *= (size_t)v;
+    }
+    t->ndim = nd;
+    return ELM_OK;
+}
+
+/* Header entry `it` into t: dtype, shape and a data range inside the dlen data bytes (at data,
+ * or NULL when only the header was read) of exactly shape x dtype bytes. */
+static elm_status parse_tensor(elm__st_tensor *t, const cJSON *it, const char *path,
+                               const char *data, size_t dlen) {
+    size_t numel = 0;
+    elm_status st = parse_dtype_shape(t, it, path, &numel);
+    if (st != ELM_OK)
+        return st;
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+    uint64_t b, e;
+    if (!get_u64(cJSON_GetArrayItem(off, 0), &b) || !get_u64(cJSON_GetArrayItem(off, 1), &e) ||
+        e < b || e > dlen)
+        return elm__fail(ELM_ERR_FORMAT,
+                         "%s: tensor '%s' has data_offsets outside the %zu data bytes "
+                         "(truncated file?)",
+                         path, it->string, dlen);
+    if (e - b != numel * elm__dtype_size(t->dtype))
+        return elm__fail(ELM_ERR_FORMAT,
+                         "%s: tensor '%s' spans %llu bytes but its shape and dtype need %zu", path,
+                         it->string, (unsigned long long)(e - b),
+                         numel * elm__dtype_size(t->dtype));
+    t->name = elm__strdup(it->string);
+    if (!t->name)
+        return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+    t->numel = numel;
+    t->offset = (size_t)b;
+    t->data = data ? data + b : NULL;
+    return ELM_OK;
+}
+
+/*
+ * Tensors may not share bytes (the format forbids it, and it would let a small file pose as many
+ * large tensors): sorted by offset, each must start at or after the previous end. Names must be
+ * unique (D13): elm took the first of two, Python readers the last, so one file was two models.
+ */
+static elm_status check_layout(const elm__st_file *f, const char *path) {
+    if (f->n < 2)
+        return ELM_OK;
+    const elm__st_tensor **order = malloc(sizeof *order * (size_t)f->n);
+    if (!order)
+        return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < f->n; i++)
+        order[i] = &f->t[i];
+    qsort(order, (size_t)f->n, sizeof *order, cmp_offset);
+    elm_status st = ELM_OK;
+    size_t end = 0;
+    const elm__st_tensor *prev = NULL;
+    for (int i = 0; i < f->n && st == ELM_OK; i++) {
+        const elm__st_tensor *t = order[i];
+        size_t bytes = t->numel * elm__dtype_size(t->dtype);
+        if (!bytes)
+            continue;
+        if (prev && t->offset < end)
+            st = elm__fail(ELM_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data", path,
+                           prev->name, t->name);
+        end = t->offset + bytes;
+        prev = t;
+    }
+    /* Sorted by name, a repeat sits next to its twin. */
+    if (st == ELM_OK)
+        qsort(order, (size_t)f->n, sizeof *order, cmp_name);
+    for (int i = 1; i < f->n && st == ELM_OK; i++)
+        if (!strcmp(order[i]->name, order[i - 1]->name))
+            st = elm__fail(ELM_ERR_FORMAT, "%s: the tensor '%s' appears twice in the header",
+                           path, order[i]->name);
     free(order);
-    free(hdr);
+    return st;
+}
+
+/* Parses buf[0, len), the first len bytes of a file of file_len bytes that holds at least the
+ * header; tensor data pointers are set when buf holds the whole file. */
+static elm_status parse(elm__st_file *f, char *buf, size_t len, size_t file_len, const char *path) {
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    f->buf = buf;
+    f->len = len;
+    cJSON *root = NULL;
+    uint64_t n = 0;
+    elm_status st = parse_header(f, file_len, path, &root, &n);
+    if (st == ELM_OK) {
+        f->t = calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *f->t);
+        st = f->t ? take_metadata(f, root, path)
+                  : elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (st == ELM_OK) {
+        const char *data = len == file_len ? f->buf + 8 + n : NULL;
+        const size_t dlen = file_len - 8 - (size_t)n;
+        for (cJSON *it = root->child; it && st == ELM_OK; it = it->next)
+            if ((st = parse_tensor(&f->t[f->n], it, path, data, dlen)) == ELM_OK)
+                f->n++;
+    }
+    if (st == ELM_OK)
+        st = check_layout(f, path);
     cJSON_Delete(root);
-    elm__st_free(f);
+    if (st != ELM_OK)
+        elm__st_free(f);
     return st;
 }
 

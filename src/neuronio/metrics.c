@@ -318,152 +318,202 @@ elm_status elm_nio_metrics_compute(elm_nio_metrics *out, const uint8_t *spike_gt
 
 /* ---- the whole evaluation ------------------------------------------------------------------ */
 
-elm_status elm_nio_evaluate(elm_nio_metrics *out, elm_model *m, const elm_nio_data *d,
-                            const elm_nio_eval_opts *o) {
-    memset(out, 0, sizeof *out);
-    const elm_config *cfg = elm_model_config(m);
-    const int n_in = elm_nio_data_n_in(d);
-    if (elm_model_dtype(m) != ELM_F32)
+/* One evaluation's state: the windows' geometry, targets and predictions (N x T each). */
+typedef struct {
+    elm_model *m;
+    const elm_nio_data *d;
+    int N, T, win, burn, stride, W, O, B;
+    uint8_t *sg;          /* spike targets */
+    double *sh, *vg, *vh; /* spike probabilities, soma targets, soma predictions */
+    elm__spike_lists L;   /* a batch of windows as spike lists */
+    float *y;             /* (B, win, O) model outputs */
+    int *job_sim, *job_k; /* (B) each window's simulation and index in it */
+} nio_eval;
+
+/* The model, options and data fit together: e gets N (simulations used), T and the windows. */
+static elm_status eval_check(nio_eval *e, const elm_nio_eval_opts *o) {
+    const elm_config *cfg = elm_model_config(e->m);
+    const int n_in = elm_nio_data_n_in(e->d);
+    if (elm_model_dtype(e->m) != ELM_F32)
         return elm__fail(ELM_ERR_ARG, "NeuronIO evaluation needs a float32 model");
     if (cfg->num_input != n_in || cfg->num_output < 2)
-        return elm__fail(ELM_ERR_SHAPE, "NeuronIO evaluation: the model has %d inputs and %d "
-                                        "outputs; the data needs %d inputs and 2 outputs",
+        return elm__fail(ELM_ERR_SHAPE,
+                         "NeuronIO evaluation: the model has %d inputs and %d "
+                         "outputs; the data needs %d inputs and 2 outputs",
                          cfg->num_input, cfg->num_output, n_in);
-    const int win = o->window, burn = o->burn_in, stride = win - burn;
+    const int win = e->win = o->window, burn = e->burn = o->burn_in;
+    const int stride = e->stride = win - burn;
     if (win <= 0 || burn < 0 || stride <= 0 || o->batch <= 0)
         return elm__fail(ELM_ERR_ARG, "NeuronIO evaluation: window %d, burn-in %d, batch %d", win,
                          burn, o->batch);
-    int N = elm_nio_data_num_sims(d);
+    int N = elm_nio_data_num_sims(e->d);
     if (o->max_sims > 0 && o->max_sims < N)
         N = o->max_sims;
     elm_nio_view v;
-    elm_status st = elm_nio_data_sim(d, 0, &v);
+    elm_status st = elm_nio_data_sim(e->d, 0, &v);
     if (st != ELM_OK)
         return st;
     const int T = v.T;
     char name[600];
     if (T < win)
-        return elm__fail(ELM_ERR_SHAPE, "NeuronIO evaluation: %s has %d ms, shorter than the %d "
-                                        "ms window (the simulations of a data set are all as "
-                                        "long as its first)",
+        return elm__fail(ELM_ERR_SHAPE,
+                         "NeuronIO evaluation: %s has %d ms, shorter than the %d "
+                         "ms window (the simulations of a data set are all as "
+                         "long as its first)",
                          elm_nio_view_name(&v, name, sizeof name), T, win);
     for (int s = 1; s < N; s++) {
-        if ((st = elm_nio_data_sim(d, s, &v)) != ELM_OK)
+        if ((st = elm_nio_data_sim(e->d, s, &v)) != ELM_OK)
             return st;
         if (v.T != T)
-            return elm__fail(ELM_ERR_SHAPE, "NeuronIO evaluation: %s has %d ms, the data set's "
-                                            "first simulation %d",
+            return elm__fail(ELM_ERR_SHAPE,
+                             "NeuronIO evaluation: %s has %d ms, the data set's "
+                             "first simulation %d",
                              elm_nio_view_name(&v, name, sizeof name), v.T, T);
     }
+    e->N = N;
+    e->T = T;
     /* The reference's num_test_splits = int(2 + (T - window) / (window - burn_in)). */
-    const int W = (int)(2.0 + (double)(T - win) / (double)stride);
-    const size_t NT = (size_t)N * (size_t)T;
-    const int O = cfg->num_output, B = o->batch;
-    uint8_t *sg = calloc(NT, 1);
-    double *sh = calloc(NT, sizeof *sh), *vg = calloc(NT, sizeof *vg), *vh = calloc(NT, sizeof *vh);
-    /* The windows go to the model as spike lists (bitwise the dense windows' results). */
-    elm__spike_lists L = {0};
-    float *y = malloc((size_t)B * (size_t)win * (size_t)O * sizeof *y);
-    int *job_sim = malloc((size_t)B * sizeof *job_sim), *job_k = malloc((size_t)B * sizeof *job_k);
-    if (!sg || !sh || !vg || !vh || !y || !job_sim || !job_k) {
-        st = elm__fail(ELM_ERR_NOMEM, "NeuronIO evaluation of %d simulations: out of memory", N);
-        goto done;
-    }
-    /* Targets. */
-    for (int s = 0; s < N && st == ELM_OK; s++) {
-        if ((st = elm_nio_data_sim(d, s, &v)) != ELM_OK)
+    e->W = (int)(2.0 + (double)(T - win) / (double)stride);
+    e->O = cfg->num_output;
+    e->B = o->batch;
+    return ELM_OK;
+}
+
+/* The targets: the clipped, centred soma voltage and the 1 ms bins of the output spikes. */
+static elm_status eval_targets(nio_eval *e) {
+    const int T = e->T;
+    elm_nio_view v;
+    elm_status st = ELM_OK;
+    for (int s = 0; s < e->N && st == ELM_OK; s++) {
+        if ((st = elm_nio_data_sim(e->d, s, &v)) != ELM_OK)
             break;
         const size_t row = (size_t)s * (size_t)T;
         for (int t = 0; t < T; t++) {
             double u = (double)elm_nio_view_soma(&v, t);
             if (u > ELM_NIO_SOMA_THRESHOLD)
                 u = ELM_NIO_SOMA_THRESHOLD;
-            vg[row + (size_t)t] = u - ELM_NIO_SOMA_BIAS;
+            e->vg[row + (size_t)t] = u - ELM_NIO_SOMA_BIAS;
         }
         for (int i = 0; i < v.n_out_spikes; i++) {
             int bin = elm_nio_spike_bin((double)v.out_spike_times[i]);
             if (bin >= 0 && bin < T)
-                sg[row + (size_t)bin] = 1;
+                e->sg[row + (size_t)bin] = 1;
         }
     }
+    return st;
+}
+
+/* Windows j0 .. j0 + nb - 1 (window j: simulation j / W, index j % W) as spike lists in e->L. */
+static elm_status eval_fill(nio_eval *e, long j0, int nb) {
+    const int win = e->win;
+    elm_nio_view v;
+    elm_status st = elm__spike_lists_rows(&e->L, (size_t)nb * (size_t)win);
+    for (int b = 0; b < nb && st == ELM_OK; b++) {
+        e->job_sim[b] = (int)((j0 + b) / e->W);
+        e->job_k[b] = (int)((j0 + b) % e->W);
+        if ((st = elm_nio_data_sim(e->d, e->job_sim[b], &v)) != ELM_OK)
+            break;
+        int64_t *ptr = e->L.ptr + (size_t)b * (size_t)win;
+        int64_t nnz = elm_nio_window_nnz(&v, e->job_k[b] * e->stride, win);
+        if (nnz < 0) {
+            char vname[600];
+            st = elm__fail(ELM_ERR_FORMAT, "%s: corrupt row pointers",
+                           elm_nio_view_name(&v, vname, sizeof vname));
+            break;
+        }
+        if ((st = elm__spike_lists_reserve(&e->L, (size_t)ptr[0] + (size_t)nnz)) == ELM_OK)
+            st = elm_nio_fill_window_sparse(&v, e->job_k[b] * e->stride, win, ptr[0], ptr + 1,
+                                            e->L.idx, e->L.val, e->L.cap, NULL, 1);
+    }
+    return st;
+}
+
+/* The predictions of the nb windows in e->y into sh and vh: a window's steps after the burn-in
+ * (all of the first window's, and the last one's up to T). */
+static elm_status eval_store(nio_eval *e, int nb) {
+    const int T = e->T, W = e->W, win = e->win, burn = e->burn, O = e->O;
+    for (int b = 0; b < nb; b++) {
+        const int k = e->job_k[b], start = k * e->stride;
+        int lo, hi, src;
+        if (k == 0) {
+            lo = 0;
+            hi = win;
+            src = 0;
+        } else {
+            lo = start + burn;
+            hi = k == W - 1 ? T : start + win;
+            src = burn;
+        }
+        if (hi > T)
+            hi = T;
+        const size_t row = (size_t)e->job_sim[b] * (size_t)T;
+        const float *yb = e->y + (size_t)b * (size_t)win * (size_t)O;
+        for (int t = lo; t < hi; t++) {
+            const float *yt = yb + (size_t)(src + t - lo) * (size_t)O;
+            /* float32 as torch.sigmoid and the division by the 0.1 scale are computed */
+            float p = 1.0f / (1.0f + expf(-yt[0]));
+            float vs = yt[1] / (float)ELM_NIO_SOMA_SCALE;
+            if (!isfinite(yt[0]) || !isfinite(yt[1]))
+                return elm__fail(ELM_ERR_NUMERIC,
+                                 "NeuronIO evaluation: the model output is "
+                                 "not finite (simulation %d, step %d)",
+                                 e->job_sim[b], t);
+            e->sh[row + (size_t)t] = (double)p;
+            e->vh[row + (size_t)t] = (double)vs;
+        }
+    }
+    return ELM_OK;
+}
+
+elm_status elm_nio_evaluate(elm_nio_metrics *out, elm_model *m, const elm_nio_data *d,
+                            const elm_nio_eval_opts *o) {
+    memset(out, 0, sizeof *out);
+    nio_eval e = {.m = m, .d = d};
+    elm_status st = eval_check(&e, o);
+    if (st != ELM_OK)
+        return st;
+    const int N = e.N, T = e.T, B = e.B;
+    const size_t NT = (size_t)N * (size_t)T;
+    e.sg = calloc(NT, 1);
+    e.sh = calloc(NT, sizeof *e.sh);
+    e.vg = calloc(NT, sizeof *e.vg);
+    e.vh = calloc(NT, sizeof *e.vh);
+    /* The windows go to the model as spike lists (bitwise the dense windows' results). */
+    e.y = malloc((size_t)B * (size_t)e.win * (size_t)e.O * sizeof *e.y);
+    e.job_sim = malloc((size_t)B * sizeof *e.job_sim);
+    e.job_k = malloc((size_t)B * sizeof *e.job_k);
+    if (!e.sg || !e.sh || !e.vg || !e.vh || !e.y || !e.job_sim || !e.job_k)
+        st = elm__fail(ELM_ERR_NOMEM, "NeuronIO evaluation of %d simulations: out of memory", N);
+    if (st == ELM_OK)
+        st = eval_targets(&e);
     /* Predictions, B windows at a time (each window starts from a zero state). */
-    const long jobs = (long)N * W;
+    const long jobs = (long)N * e.W;
     for (long j0 = 0; j0 < jobs && st == ELM_OK; j0 += B) {
         int nb = (int)(jobs - j0 < B ? jobs - j0 : B);
-        st = elm__spike_lists_rows(&L, (size_t)nb * (size_t)win);
-        for (int b = 0; b < nb && st == ELM_OK; b++) {
-            job_sim[b] = (int)((j0 + b) / W);
-            job_k[b] = (int)((j0 + b) % W);
-            if ((st = elm_nio_data_sim(d, job_sim[b], &v)) != ELM_OK)
-                break;
-            int64_t *ptr = L.ptr + (size_t)b * (size_t)win;
-            int64_t nnz = elm_nio_window_nnz(&v, job_k[b] * stride, win);
-            if (nnz < 0) {
-                char vname[600];
-                st = elm__fail(ELM_ERR_FORMAT, "%s: corrupt row pointers",
-                               elm_nio_view_name(&v, vname, sizeof vname));
-                break;
-            }
-            if ((st = elm__spike_lists_reserve(&L, (size_t)ptr[0] + (size_t)nnz)) == ELM_OK)
-                st = elm_nio_fill_window_sparse(&v, job_k[b] * stride, win, ptr[0], ptr + 1,
-                                                L.idx, L.val, L.cap, NULL, 1);
-        }
-        elm_sparse_input xs = elm__spike_lists_input(&L);
-        if (st != ELM_OK || (st = elm_model_forward_sparse(m, &xs, y, nb, win)) != ELM_OK)
-            break;
-        for (int b = 0; b < nb; b++) {
-            const int k = job_k[b], start = k * stride;
-            int lo, hi, src;
-            if (k == 0) {
-                lo = 0;
-                hi = win;
-                src = 0;
-            } else {
-                lo = start + burn;
-                hi = k == W - 1 ? T : start + win;
-                src = burn;
-            }
-            if (hi > T)
-                hi = T;
-            const size_t row = (size_t)job_sim[b] * (size_t)T;
-            const float *yb = y + (size_t)b * (size_t)win * (size_t)O;
-            for (int t = lo; t < hi; t++) {
-                const float *yt = yb + (size_t)(src + t - lo) * (size_t)O;
-                /* float32 as torch.sigmoid and the division by the 0.1 scale are computed */
-                float p = 1.0f / (1.0f + expf(-yt[0]));
-                float vs = yt[1] / (float)ELM_NIO_SOMA_SCALE;
-                if (!isfinite(yt[0]) || !isfinite(yt[1])) {
-                    st = elm__fail(ELM_ERR_NUMERIC, "NeuronIO evaluation: the model output is "
-                                                    "not finite (simulation %d, step %d)",
-                                   job_sim[b], t);
-                    goto done;
-                }
-                sh[row + (size_t)t] = (double)p;
-                vh[row + (size_t)t] = (double)vs;
-            }
-        }
+        st = eval_fill(&e, j0, nb);
+        elm_sparse_input xs = elm__spike_lists_input(&e.L);
+        if (st == ELM_OK && (st = elm_model_forward_sparse(m, &xs, e.y, nb, e.win)) == ELM_OK)
+            st = eval_store(&e, nb);
     }
-    if (st != ELM_OK)
-        goto done;
     /* The per-file rescale of the predicted soma (the reference's kept quirk). */
-    for (int f = 0; f < elm_nio_data_num_files(d); f++) {
+    for (int f = 0; f < elm_nio_data_num_files(d) && st == ELM_OK; f++) {
         int first = elm_nio_data_file_first(d, f), cnt = elm_nio_data_file_count(d, f);
         if (first >= N)
             break;
         if (first + cnt > N)
             cnt = N - first;
         size_t off = (size_t)first * (size_t)T, len = (size_t)cnt * (size_t)T;
-        elm_nio_rescale(vh + off, vg + off, len);
+        elm_nio_rescale(e.vh + off, e.vg + off, len);
     }
-    st = elm_nio_metrics_compute(out, sg, sh, vg, vh, N, T, o);
-done:
-    free(sg);
-    free(sh);
-    free(vg);
-    free(vh);
-    elm__spike_lists_free(&L);
-    free(y);
-    free(job_sim);
-    free(job_k);
+    if (st == ELM_OK)
+        st = elm_nio_metrics_compute(out, e.sg, e.sh, e.vg, e.vh, N, T, o);
+    free(e.sg);
+    free(e.sh);
+    free(e.vg);
+    free(e.vh);
+    elm__spike_lists_free(&e.L);
+    free(e.y);
+    free(e.job_sim);
+    free(e.job_k);
     return st;
 }

@@ -750,6 +750,57 @@ void elm_pf_free(elm_pf *p) {
     free(p);
 }
 
+/* Every image p's metadata names exists (a missing file is reported now, not mid-training),
+ * and all are *nn x *nn: the size of the pathfinderNN folder above, or else of the first
+ * image; and `size` if that is not 0. */
+static elm_status check_images(const elm_pf *p, int size, int *nn) {
+    const char *chosen = p->dir;
+    for (long i = 0; i < p->n; i++) {
+        struct stat sb;
+        const char *ip = p->pool + p->path_off[i];
+        int bad = stat(ip, &sb) != 0 ? errno : (!S_ISREG(sb.st_mode) ? EISDIR : 0);
+        if (bad)
+            return elm__fail(ELM_ERR_IO, "%s: image listed in %s/metadata is missing: %s", ip,
+                             chosen, strerror(bad));
+    }
+    *nn = size_from_parent(chosen);
+    if (!*nn) {
+        /* No pathfinderNN name to go by: the first image sets the size for all. */
+        uint8_t *px = NULL;
+        int w = 0, h = 0;
+        elm_status st = png_decode(p->pool + p->path_off[0], 0, NULL, &px, &w, &h);
+        free(px);
+        if (st != ELM_OK)
+            return st;
+        if (w != h)
+            return elm__fail(ELM_ERR_SHAPE, "%s: image is %dx%d; Pathfinder images are square",
+                             p->pool + p->path_off[0], w, h);
+        *nn = w;
+    }
+    if (size && *nn != size)
+        return elm__fail(ELM_ERR_SHAPE, "%s: images are %dx%d, expected %dx%d", chosen, *nn, *nn,
+                         size, size);
+    return ELM_OK;
+}
+
+/* The split's order p->perm: Fisher-Yates over metadata order with a fixed seed (80/10/10). */
+static elm_status shuffle(elm_pf *p, uint64_t split_seed) {
+    p->perm = malloc((size_t)p->n * sizeof *p->perm);
+    if (!p->perm)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    for (long i = 0; i < p->n; i++)
+        p->perm[i] = i;
+    elm__rng rng;
+    elm__rng_seed(&rng, split_seed);
+    for (long i = p->n - 1; i > 0; i--) {
+        long j = (long)elm__rng_below(&rng, (uint64_t)i + 1);
+        long t = p->perm[i];
+        p->perm[i] = p->perm[j];
+        p->perm[j] = t;
+    }
+    return ELM_OK;
+}
+
 elm_status elm_pf_open(elm_pf **out, const char *dir, const char *difficulty, int size,
                        uint64_t split_seed) {
     *out = NULL;
@@ -787,56 +838,9 @@ elm_status elm_pf_open(elm_pf **out, const char *dir, const char *difficulty, in
     b.off = NULL;
     b.labels = NULL;
 
-    /* Every image named must exist: a missing file is reported now, not mid-training. */
-    for (long i = 0; i < p->n; i++) {
-        struct stat sb;
-        const char *ip = p->pool + p->path_off[i];
-        int bad = stat(ip, &sb) != 0 ? errno : (!S_ISREG(sb.st_mode) ? EISDIR : 0);
-        if (bad) {
-            st = elm__fail(ELM_ERR_IO, "%s: image listed in %s/metadata is missing: %s", ip, chosen,
-                           strerror(bad));
-            goto fail;
-        }
-    }
-
-    int nn = size_from_parent(chosen);
-    if (!nn) {
-        /* No pathfinderNN name to go by: the first image sets the size for all. */
-        uint8_t *px = NULL;
-        int w = 0, h = 0;
-        st = png_decode(p->pool + p->path_off[0], 0, NULL, &px, &w, &h);
-        free(px);
-        if (st != ELM_OK)
-            goto fail;
-        if (w != h) {
-            st = elm__fail(ELM_ERR_SHAPE, "%s: image is %dx%d; Pathfinder images are square",
-                           p->pool + p->path_off[0], w, h);
-            goto fail;
-        }
-        nn = w;
-    }
-    if (size && nn != size) {
-        st = elm__fail(ELM_ERR_SHAPE, "%s: images are %dx%d, expected %dx%d", chosen, nn, nn, size,
-                       size);
+    int nn = 0;
+    if ((st = check_images(p, size, &nn)) != ELM_OK || (st = shuffle(p, split_seed)) != ELM_OK)
         goto fail;
-    }
-
-    /* Split: Fisher-Yates over metadata order with a fixed seed; 80/10/10. */
-    p->perm = malloc((size_t)p->n * sizeof *p->perm);
-    if (!p->perm) {
-        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (long i = 0; i < p->n; i++)
-        p->perm[i] = i;
-    elm__rng rng;
-    elm__rng_seed(&rng, split_seed);
-    for (long i = p->n - 1; i > 0; i--) {
-        long j = (long)elm__rng_below(&rng, (uint64_t)i + 1);
-        long t = p->perm[i];
-        p->perm[i] = p->perm[j];
-        p->perm[j] = t;
-    }
 
     elm_pf_info *in = &p->info;
     in->dir = p->dir;

@@ -1121,32 +1121,14 @@ typedef struct gen_err {
     char msg[512];
 } gen_err;
 
-elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint64_t seed,
-                            int batch_size, int threads, int force) {
-    const elm_pf_gen_params *p = &g->p;
-    if (!root || n < 1 || batch_size < 1)
-        return elm__fail(ELM_ERR_ARG, "pathfinder generator: need n >= 1 and batch size >= 1");
-    char diff[64], sub[96];
-    elm_pf_gen_difficulty(p->contour_length, diff, sizeof diff);
-    snprintf(sub, sizeof sub, "pathfinder%d/%s", p->size, diff);
-    char *dir = elm__path_join(root, sub);
-    char *mdir = dir ? elm__path_join(dir, "metadata") : NULL;
-    int *labels = malloc((size_t)n * sizeof(int));
-    int *margins = malloc((size_t)n * sizeof(int));
-    char *text = NULL;
+/* DIR/imgs/0 .. nb - 1 and DIR/metadata; a folder that holds a set already needs force. */
+static elm_status make_folders(const char *dir, const char *mdir, long nb, int force) {
+    if (!force && elm__is_dir(mdir))
+        return elm__fail(ELM_ERR_ARG,
+                         "%s already holds a Pathfinder set (metadata/ exists); "
+                         "choose another --out or pass --force",
+                         dir);
     elm_status st = ELM_OK;
-    if (!dir || !mdir || !labels || !margins) {
-        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if (!force && elm__is_dir(mdir)) {
-        st = elm__fail(ELM_ERR_ARG,
-                       "%s already holds a Pathfinder set (metadata/ exists); "
-                       "choose another --out or pass --force",
-                       dir);
-        goto done;
-    }
-    long nb = (n + batch_size - 1) / batch_size;
     for (long b = 0; b < nb && st == ELM_OK; b++) {
         char rel[64];
         snprintf(rel, sizeof rel, "imgs/%ld", b);
@@ -1154,12 +1136,11 @@ elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint6
         st = bd ? elm__mkdir_p(bd) : elm__fail(ELM_ERR_NOMEM, "out of memory");
         free(bd);
     }
-    if (st == ELM_OK)
-        st = elm__mkdir_p(mdir);
-    if (st != ELM_OK)
-        goto done;
+    return st == ELM_OK ? elm__mkdir_p(mdir) : st;
+}
 
-    /* Balanced labels: n/2 of each (odd n: the seed picks the extra one), shuffled. */
+/* Balanced labels: n/2 of each (odd n: the seed picks the extra one), shuffled. */
+static void draw_labels(int *labels, long n, uint64_t seed) {
     elm__rng rng;
     elm__rng_seed(&rng, seed ^ 0x5bd1e9955bd1e995ULL);
     for (long i = 0; i < n; i++)
@@ -1172,7 +1153,13 @@ elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint6
         labels[i] = labels[j];
         labels[j] = t;
     }
+}
 
+/* The n images as DIR/imgs/BATCH/sample_K.png, in parallel; margins[i] gets image i's margin.
+ * A failure names the first image that failed. */
+static elm_status draw_images(const elm_pf_gen *g, const char *dir, long n, uint64_t seed,
+                              int batch_size, int threads, const int *labels, int *margins) {
+    const elm_pf_gen_params *p = &g->p;
     gen_err err = {.first = -1, .st = ELM_OK};
     int nt = threads > 0 ? threads : 0;
 #pragma omp parallel num_threads(nt > 0 ? nt : omp_get_max_threads())
@@ -1209,21 +1196,24 @@ elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint6
         free(px);
         free(fpath);
     }
-    if (err.first >= 0) {
-        st = elm__fail(err.st, "image %ld: %s", err.first, err.msg);
-        goto done;
-    }
+    if (err.first >= 0)
+        return elm__fail(err.st, "image %ld: %s", err.first, err.msg);
+    return ELM_OK;
+}
 
-    /* Metadata last, one file per batch, each written atomically. */
+/* Metadata last, one file per batch (MDIR/BATCH.npy, LRA's text lines), each written
+ * atomically. */
+static elm_status write_metadata(const elm_pf_gen_params *p, const char *mdir, long n,
+                                 int batch_size, const int *labels, const int *margins) {
     char cont[32], thick[32];
     pyfloat(cont, sizeof cont, p->continuity);
     pyfloat(thick, sizeof thick, p->paddle_thickness);
     size_t cap = (size_t)batch_size * 160 + 64;
-    text = malloc(cap);
-    if (!text) {
-        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
+    char *text = malloc(cap);
+    if (!text)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    elm_status st = ELM_OK;
+    const long nb = (n + batch_size - 1) / batch_size;
     for (long b = 0; b < nb && st == ELM_OK; b++) {
         size_t len = 0;
         for (long i = b * batch_size; i < n && i < (b + 1) * batch_size; i++) {
@@ -1245,8 +1235,33 @@ elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint6
         st = mp ? elm__write_file_atomic(mp, text, len) : elm__fail(ELM_ERR_NOMEM, "out of memory");
         free(mp);
     }
-done:
     free(text);
+    return st;
+}
+
+elm_status elm_pf_gen_write(const elm_pf_gen *g, const char *root, long n, uint64_t seed,
+                            int batch_size, int threads, int force) {
+    const elm_pf_gen_params *p = &g->p;
+    if (!root || n < 1 || batch_size < 1)
+        return elm__fail(ELM_ERR_ARG, "pathfinder generator: need n >= 1 and batch size >= 1");
+    char diff[64], sub[96];
+    elm_pf_gen_difficulty(p->contour_length, diff, sizeof diff);
+    snprintf(sub, sizeof sub, "pathfinder%d/%s", p->size, diff);
+    char *dir = elm__path_join(root, sub);
+    char *mdir = dir ? elm__path_join(dir, "metadata") : NULL;
+    int *labels = malloc((size_t)n * sizeof(int));
+    int *margins = malloc((size_t)n * sizeof(int));
+    elm_status st = ELM_OK;
+    if (!dir || !mdir || !labels || !margins)
+        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
+    if (st == ELM_OK)
+        st = make_folders(dir, mdir, (n + batch_size - 1) / batch_size, force);
+    if (st == ELM_OK) {
+        draw_labels(labels, n, seed);
+        st = draw_images(g, dir, n, seed, batch_size, threads, labels, margins);
+    }
+    if (st == ELM_OK)
+        st = write_metadata(p, mdir, n, batch_size, labels, margins);
     free(labels);
     free(margins);
     free(mdir);

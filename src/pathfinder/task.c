@@ -195,6 +195,86 @@ static size_t cache_limit(void) {
     return (size_t)mb << 20;
 }
 
+/* The training folder, and the --valid and --test folders if given: images of one size, and a
+ * test folder that is neither of the others. */
+static elm_status open_sets(pf_ctx *c, const elm_task_opts *o) {
+    elm_status st = elm_pf_open(&c->data, o->data, NULL, 0, ELM_PF_SPLIT_SEED);
+    if (st != ELM_OK)
+        return st;
+    const elm_pf_info *in = elm_pf_get_info(c->data);
+    if (o->valid) {
+        if ((st = elm_pf_open(&c->valid, o->valid, NULL, 0, ELM_PF_SPLIT_SEED)) != ELM_OK)
+            return st;
+        if (elm_pf_get_info(c->valid)->image_size != in->image_size)
+            return elm__fail(ELM_ERR_SHAPE,
+                             "pathfinder: the validation images are %d px, the "
+                             "training images %d px",
+                             elm_pf_get_info(c->valid)->image_size, in->image_size);
+    }
+    if (o->test) {
+        if ((st = elm_pf_open(&c->test, o->test, NULL, 0, ELM_PF_SPLIT_SEED)) != ELM_OK)
+            return st;
+        const char *tdir = elm_pf_get_info(c->test)->dir;
+        if (elm_pf_get_info(c->test)->image_size != in->image_size)
+            return elm__fail(ELM_ERR_SHAPE,
+                             "pathfinder: the test images are %d px, the training images %d px",
+                             elm_pf_get_info(c->test)->image_size, in->image_size);
+        /* All of the test folder is tested on: it must hold no training or validation image. */
+        if (elm__same_file(tdir, in->dir) ||
+            (c->valid && elm__same_file(tdir, elm_pf_get_info(c->valid)->dir)))
+            return elm__fail(ELM_ERR_ARG,
+                             "pathfinder: the test folder %s is the %s folder; the test data "
+                             "must be held out from the training and validation data",
+                             tdir, elm__same_file(tdir, in->dir) ? "training" : "validation");
+    }
+    return ELM_OK;
+}
+
+/* The task's shape (fixed by the images), epoch length and methods; the training images
+ * decoded once when they fit (training reads every image every epoch). */
+static elm_status set_task(elm_task *t, pf_ctx *c, const elm_task_opts *o) {
+    const elm_pf_info *in = elm_pf_get_info(c->data);
+    c->ntrain = elm_pf_len(c->data, ELM_PF_TRAIN);
+    if (o->for_training && (c->ntrain < 1 || (!c->valid && in->split_len[1] < 1)))
+        return elm__fail(ELM_ERR_FORMAT,
+                         "pathfinder: %s has %ld images: too few for an 80/10/10 split with a "
+                         "training and a validation image",
+                         in->dir, in->samples);
+    t->has_test = c->test != NULL || in->split_len[2] >= 1;
+    c->order = malloc(((size_t)c->ntrain + 1) * sizeof *c->order);
+    if (!c->order)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    c->order_epoch = -1;
+    t->name = "pathfinder";
+    t->num_input = 1;
+    t->num_output = 2;
+    t->seq_len = in->image_size * in->image_size;
+    t->delta_t = 1.0;
+    t->target_len = 1;
+    t->select_metric = "accuracy";
+    t->select_larger_is_better = 1;
+    if (o->seq_len && o->seq_len != t->seq_len)
+        return elm__fail(ELM_ERR_CONFIG,
+                         "pathfinder: seq_len %d: this task's length is fixed by the images at "
+                         "%d x %d = %d steps",
+                         o->seq_len, in->image_size, in->image_size, t->seq_len);
+    t->batches_per_epoch = o->batches_per_epoch > 0
+                               ? o->batches_per_epoch
+                               : (c->ntrain + pf_batch(o) - 1) / pf_batch(o);
+    if (t->batches_per_epoch < 1)
+        t->batches_per_epoch = 1;
+    if (o->for_training) {
+        int cached = 0;
+        elm_status st = elm_pf_cache(c->data, cache_limit(), o->threads, &cached);
+        if (st != ELM_OK)
+            return st;
+    }
+    t->train_batch = pf_train_batch;
+    t->loss = pf_loss;
+    t->evaluate = pf_evaluate;
+    return ELM_OK;
+}
+
 elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
     *out = NULL;
     if (!o->data)
@@ -212,88 +292,13 @@ elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
     c->eval_samples = o->eval_samples;
     c->eval_batch = o->eval_batch > 0 ? o->eval_batch : 32;
     c->threads = o->threads;
-    elm_status st = elm_pf_open(&c->data, o->data, NULL, 0, ELM_PF_SPLIT_SEED);
-    if (st != ELM_OK)
-        goto fail;
-    const elm_pf_info *in = elm_pf_get_info(c->data);
-    if (o->valid) {
-        if ((st = elm_pf_open(&c->valid, o->valid, NULL, 0, ELM_PF_SPLIT_SEED)) != ELM_OK)
-            goto fail;
-        if (elm_pf_get_info(c->valid)->image_size != in->image_size) {
-            st = elm__fail(ELM_ERR_SHAPE,
-                           "pathfinder: the validation images are %d px, the "
-                           "training images %d px",
-                           elm_pf_get_info(c->valid)->image_size, in->image_size);
-            goto fail;
-        }
+    elm_status st = open_sets(c, o);
+    if (st == ELM_OK)
+        st = set_task(t, c, o);
+    if (st != ELM_OK) {
+        pf_task_free(t);
+        return st;
     }
-    if (o->test) {
-        if ((st = elm_pf_open(&c->test, o->test, NULL, 0, ELM_PF_SPLIT_SEED)) != ELM_OK)
-            goto fail;
-        const char *tdir = elm_pf_get_info(c->test)->dir;
-        if (elm_pf_get_info(c->test)->image_size != in->image_size) {
-            st = elm__fail(ELM_ERR_SHAPE,
-                           "pathfinder: the test images are %d px, the training images %d px",
-                           elm_pf_get_info(c->test)->image_size, in->image_size);
-            goto fail;
-        }
-        /* All of the test folder is tested on: it must hold no training or validation image. */
-        if (elm__same_file(tdir, in->dir) ||
-            (c->valid && elm__same_file(tdir, elm_pf_get_info(c->valid)->dir))) {
-            st = elm__fail(ELM_ERR_ARG,
-                           "pathfinder: the test folder %s is the %s folder; the test data must "
-                           "be held out from the training and validation data",
-                           tdir, elm__same_file(tdir, in->dir) ? "training" : "validation");
-            goto fail;
-        }
-    }
-    c->ntrain = elm_pf_len(c->data, ELM_PF_TRAIN);
-    if (o->for_training && (c->ntrain < 1 || (!c->valid && in->split_len[1] < 1))) {
-        st = elm__fail(ELM_ERR_FORMAT,
-                       "pathfinder: %s has %ld images: too few for an 80/10/10 split with a "
-                       "training and a validation image",
-                       in->dir, in->samples);
-        goto fail;
-    }
-    t->has_test = c->test != NULL || in->split_len[2] >= 1;
-    c->order = malloc(((size_t)c->ntrain + 1) * sizeof *c->order);
-    if (!c->order) {
-        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    c->order_epoch = -1;
-    t->name = "pathfinder";
-    t->num_input = 1;
-    t->num_output = 2;
-    t->seq_len = in->image_size * in->image_size;
-    t->delta_t = 1.0;
-    t->target_len = 1;
-    t->select_metric = "accuracy";
-    t->select_larger_is_better = 1;
-    if (o->seq_len && o->seq_len != t->seq_len) {
-        st = elm__fail(ELM_ERR_CONFIG,
-                       "pathfinder: seq_len %d: this task's length is fixed by the images at "
-                       "%d x %d = %d steps",
-                       o->seq_len, in->image_size, in->image_size, t->seq_len);
-        goto fail;
-    }
-    t->batches_per_epoch = o->batches_per_epoch > 0
-                               ? o->batches_per_epoch
-                               : (c->ntrain + pf_batch(o) - 1) / pf_batch(o);
-    if (t->batches_per_epoch < 1)
-        t->batches_per_epoch = 1;
-    /* Decode once when it fits (training reads every image every epoch). */
-    if (o->for_training) {
-        int cached = 0;
-        if ((st = elm_pf_cache(c->data, cache_limit(), o->threads, &cached)) != ELM_OK)
-            goto fail;
-    }
-    t->train_batch = pf_train_batch;
-    t->loss = pf_loss;
-    t->evaluate = pf_evaluate;
     *out = t;
     return ELM_OK;
-fail:
-    pf_task_free(t);
-    return st;
 }

@@ -237,9 +237,9 @@ static int write_strings(hid_t loc, const char *name, const char *const *s, size
     return ok;
 }
 
-elm_status elm_shd_write(const char *path, size_t S, const elm_spike_train *trains,
-                         const uint8_t *labels, const uint8_t *speakers,
-                         const elm_shd_speaker_meta *meta, int P) {
+/* The samples are what an SHD file can hold: 1..256 speakers, labels 0..19, ascending times. */
+static elm_status check_samples(const char *path, size_t S, const elm_spike_train *trains,
+                                const uint8_t *labels, const uint8_t *speakers, int P) {
     if (P < 1 || P > 256)
         return elm__fail(ELM_ERR_ARG, "%s: %d speakers; SHD files hold 1..256", path, P);
     for (size_t i = 0; i < S; i++) {
@@ -251,6 +251,48 @@ elm_status elm_shd_write(const char *path, size_t S, const elm_spike_train *trai
                 return elm__fail(ELM_ERR_ARG, "%s: sample %zu: spike times are not ascending", path,
                                  i);
     }
+    return ELM_OK;
+}
+
+/* SHD's groups and datasets in file f (times of file type vth, units of vu16: ragged rows vt
+ * and vu); 1, or 0 when HDF5 failed. */
+static int write_datasets(hid_t f, hid_t vth, hid_t vu16, size_t S, const hvl_t *vt,
+                          const hvl_t *vu, const uint8_t *labels, const uint8_t *speakers, int P,
+                          const char **genders, const uint8_t *ages, const float *heights) {
+    hid_t g_sp = H5Gcreate2(f, "spikes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g_ex = H5Gcreate2(f, "extra", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g_meta =
+        g_ex >= 0 ? H5Gcreate2(g_ex, "meta_info", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    int ok = g_sp >= 0 && g_ex >= 0 && g_meta >= 0;
+    /* Memory types: the half bits are already IEEE binary16; uint16 in native order. */
+    hid_t vu16_mem = ok ? H5Tvlen_create(H5T_NATIVE_UINT16) : -1;
+    ok = ok && vu16_mem >= 0;
+    ok = ok && write_1d(g_sp, "times", vth, vth, S, vt);
+    ok = ok && write_1d(g_sp, "units", vu16, vu16_mem, S, vu);
+    ok = ok && write_1d(f, "labels", H5T_STD_U8LE, H5T_NATIVE_UINT8, S, labels);
+    ok = ok && write_1d(g_ex, "speaker", H5T_STD_U8LE, H5T_NATIVE_UINT8, S, speakers);
+    ok = ok && write_strings(g_ex, "keys", elm_shd_label_names, 20);
+    ok = ok && write_strings(g_meta, "gender", genders, (size_t)P);
+    ok = ok && write_1d(g_meta, "age", H5T_STD_U8LE, H5T_NATIVE_UINT8, (size_t)P, ages);
+    ok =
+        ok && write_1d(g_meta, "body_height", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, (size_t)P, heights);
+    if (vu16_mem >= 0)
+        H5Tclose(vu16_mem);
+    if (g_meta >= 0)
+        H5Gclose(g_meta);
+    if (g_ex >= 0)
+        H5Gclose(g_ex);
+    if (g_sp >= 0)
+        H5Gclose(g_sp);
+    return ok;
+}
+
+elm_status elm_shd_write(const char *path, size_t S, const elm_spike_train *trains,
+                         const uint8_t *labels, const uint8_t *speakers,
+                         const elm_shd_speaker_meta *meta, int P) {
+    elm_status st = check_samples(path, S, trains, labels, speakers, P);
+    if (st != ELM_OK)
+        return st;
     size_t plen = strlen(path) + 32;
     char *tmp = malloc(plen);
     hvl_t *vt = calloc(S ? S : 1, sizeof *vt), *vu = calloc(S ? S : 1, sizeof *vu);
@@ -262,7 +304,6 @@ elm_status elm_shd_write(const char *path, size_t S, const elm_spike_train *trai
         return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
     }
     snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
-    elm_status st = ELM_OK;
     for (size_t i = 0; i < S && st == ELM_OK; i++) {
         size_t n = trains[i].n;
         uint16_t *h = malloc((n ? n : 1) * sizeof *h);
@@ -288,7 +329,7 @@ elm_status elm_shd_write(const char *path, size_t S, const elm_spike_train *trai
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = -1, g_sp = -1, g_ex = -1, g_meta = -1, th = -1, vth = -1, vu16 = -1;
+    hid_t f = -1, th = -1, vth = -1, vu16 = -1;
     if (st == ELM_OK) {
         f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
         th = half_type();
@@ -297,34 +338,8 @@ elm_status elm_shd_write(const char *path, size_t S, const elm_spike_train *trai
         if (f < 0 || th < 0 || vth < 0 || vu16 < 0)
             st = elm__fail(ELM_ERR_IO, "%s: cannot create the HDF5 file", tmp);
     }
-    int ok = st == ELM_OK;
-    if (ok) {
-        g_sp = H5Gcreate2(f, "spikes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        g_ex = H5Gcreate2(f, "extra", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        g_meta =
-            g_ex >= 0 ? H5Gcreate2(g_ex, "meta_info", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
-        ok = g_sp >= 0 && g_ex >= 0 && g_meta >= 0;
-    }
-    /* Memory types: the half bits are already IEEE binary16; uint16 in native order. */
-    hid_t vu16_mem = ok ? H5Tvlen_create(H5T_NATIVE_UINT16) : -1;
-    ok = ok && vu16_mem >= 0;
-    ok = ok && write_1d(g_sp, "times", vth, vth, S, vt);
-    ok = ok && write_1d(g_sp, "units", vu16, vu16_mem, S, vu);
-    ok = ok && write_1d(f, "labels", H5T_STD_U8LE, H5T_NATIVE_UINT8, S, labels);
-    ok = ok && write_1d(g_ex, "speaker", H5T_STD_U8LE, H5T_NATIVE_UINT8, S, speakers);
-    ok = ok && write_strings(g_ex, "keys", elm_shd_label_names, 20);
-    ok = ok && write_strings(g_meta, "gender", genders, (size_t)P);
-    ok = ok && write_1d(g_meta, "age", H5T_STD_U8LE, H5T_NATIVE_UINT8, (size_t)P, ages);
-    ok =
-        ok && write_1d(g_meta, "body_height", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, (size_t)P, heights);
-    if (vu16_mem >= 0)
-        H5Tclose(vu16_mem);
-    if (g_meta >= 0)
-        H5Gclose(g_meta);
-    if (g_ex >= 0)
-        H5Gclose(g_ex);
-    if (g_sp >= 0)
-        H5Gclose(g_sp);
+    int ok = st == ELM_OK &&
+             write_datasets(f, vth, vu16, S, vt, vu, labels, speakers, P, genders, ages, heights);
     if (vu16 >= 0)
         H5Tclose(vu16);
     if (vth >= 0)

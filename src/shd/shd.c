@@ -359,82 +359,51 @@ static elm_status take_chunk(elm_shd *d, size_t *cap, int first, int count, cons
     return ELM_OK;
 }
 
-elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opts) {
-    *out = NULL;
-    hdf5_quiet();
-    elm_shd_opts o;
+/* The loading options (opts, or the defaults) checked, into *o. */
+static elm_status load_opts(const char *path, const elm_shd_opts *opts, elm_shd_opts *o) {
     if (opts)
-        o = *opts;
+        *o = *opts;
     else
-        elm_shd_opts_default(&o);
-    if (!(o.bin_ms > 0) || !(o.duration_ms > 0) || !isfinite(o.bin_ms) ||
-        !isfinite(o.duration_ms) || o.duration_ms / o.bin_ms > 65535.0)
+        elm_shd_opts_default(o);
+    if (!(o->bin_ms > 0) || !(o->duration_ms > 0) || !isfinite(o->bin_ms) ||
+        !isfinite(o->duration_ms) || o->duration_ms / o->bin_ms > 65535.0)
         return elm__fail(ELM_ERR_ARG, "%s: bins of %g ms over %g ms: need 1..65535 bins", path,
-                         o.bin_ms, o.duration_ms);
-    if (o.num_channels < 1 || o.num_channels > 65536)
-        return elm__fail(ELM_ERR_ARG, "%s: %d channels: need 1..65536", path, o.num_channels);
-    if (o.num_classes < 1)
-        return elm__fail(ELM_ERR_ARG, "%s: %d classes: need at least 1", path, o.num_classes);
-    if (o.read_chunk < 1)
-        o.read_chunk = 256;
+                         o->bin_ms, o->duration_ms);
+    if (o->num_channels < 1 || o->num_channels > 65536)
+        return elm__fail(ELM_ERR_ARG, "%s: %d channels: need 1..65536", path, o->num_channels);
+    if (o->num_classes < 1)
+        return elm__fail(ELM_ERR_ARG, "%s: %d classes: need at least 1", path, o->num_classes);
+    if (o->read_chunk < 1)
+        o->read_chunk = 256;
+    return ELM_OK;
+}
 
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return elm__fail(ELM_ERR_IO, "%s: not a regular file", path);
-    if (shd_is_hdf5(path) <= 0)
-        return elm__fail(ELM_ERR_FORMAT, "%s: not an HDF5 file (SHD files are HDF5)", path);
-
+/* An empty elm_shd for `path` binned as o says. */
+static elm_status new_shd(elm_shd **out, const char *path, const elm_shd_opts *o) {
     elm_shd *d = calloc(1, sizeof *d);
     if (!d || !(d->path = elm__strdup(path))) {
         free(d);
         return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
     }
-    d->bin_ms = o.bin_ms;
-    d->duration_ms = o.duration_ms;
-    d->num_channels = o.num_channels;
-    d->num_classes = o.num_classes;
-    d->num_bins = (int)floor(o.duration_ms / o.bin_ms);
-    if (d->num_bins * o.bin_ms < o.duration_ms)
+    d->bin_ms = o->bin_ms;
+    d->duration_ms = o->duration_ms;
+    d->num_channels = o->num_channels;
+    d->num_classes = o->num_classes;
+    d->num_bins = (int)floor(o->duration_ms / o->bin_ms);
+    if (d->num_bins * o->bin_ms < o->duration_ms)
         d->num_bins++; /* a last, partial bin */
     d->max_channel = -1;
     d->last_min_s = INFINITY;
     d->last_max_s = -INFINITY;
+    *out = d;
+    return ELM_OK;
+}
 
-    elm_status st = ELM_OK;
-    hid_t f = H5I_INVALID_HID, dt = H5I_INVALID_HID, du = H5I_INVALID_HID, dl = H5I_INVALID_HID;
-    hid_t mt_t = H5I_INVALID_HID, mt_u = H5I_INVALID_HID;
-    hvl_t *tv = NULL, *uv = NULL;
-    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) {
-        st = elm__fail(ELM_ERR_FORMAT, "%s: HDF5 cannot open the file", path);
-        goto fail;
-    }
-    hsize_t nt = 0, nu = 0, nl = 0;
-    if ((st = open_1d(f, path, "spikes/times", H5T_VLEN, H5T_FLOAT, &dt, &nt)) != ELM_OK ||
-        (st = open_1d(f, path, "spikes/units", H5T_VLEN, H5T_INTEGER, &du, &nu)) != ELM_OK ||
-        (st = open_1d(f, path, "labels", H5T_INTEGER, H5T_NO_CLASS, &dl, &nl)) != ELM_OK)
-        goto fail;
-    if (nt != nu || nt != nl) {
-        st = elm__fail(
-            ELM_ERR_SHAPE, "%s: lengths differ: spikes/times %llu, spikes/units %llu, labels %llu",
-            path, (unsigned long long)nt, (unsigned long long)nu, (unsigned long long)nl);
-        goto fail;
-    }
-    /* Each sample's ragged times take at least a 16-byte heap reference in the file: a count the
-     * file cannot hold is a lie, refused before anything is allocated for it. */
-    if (nt > (hsize_t)INT_MAX || nt > (hsize_t)sb.st_size / 16) {
-        st = elm__fail(ELM_ERR_FORMAT,
-                       "%s: declares %llu samples, more than a file of %lld bytes can hold", path,
-                       (unsigned long long)nt, (long long)sb.st_size);
-        goto fail;
-    }
-    d->n = (int)nt;
-
-    /* Labels. */
-    if ((st = read_ints(dl, path, "labels", d->n, 0, d->num_classes - 1, &d->labels)) != ELM_OK)
-        goto fail;
+/* The labels (dataset dl, d->n of them) and their range. */
+static elm_status load_labels(elm_shd *d, hid_t dl) {
+    elm_status st = read_ints(dl, d->path, "labels", d->n, 0, d->num_classes - 1, &d->labels);
+    if (st != ELM_OK)
+        return st;
     d->label_min = INT_MAX;
     d->label_max = INT_MIN;
     for (int i = 0; i < d->n; i++) {
@@ -444,85 +413,109 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
     }
     if (d->n == 0)
         d->label_min = d->label_max = -1;
+    return ELM_OK;
+}
 
-    /* Optional metadata. */
-    if (link_exists(f, "extra/speaker")) {
-        hid_t ds = H5I_INVALID_HID;
-        hsize_t ns = 0;
-        if ((st = open_1d(f, path, "extra/speaker", H5T_INTEGER, H5T_NO_CLASS, &ds, &ns)) != ELM_OK)
-            goto fail;
-        if (ns != nl) {
-            H5Dclose(ds);
-            st = elm__fail(ELM_ERR_SHAPE, "%s: extra/speaker has %llu entries but labels %llu",
-                           path, (unsigned long long)ns, (unsigned long long)nl);
-            goto fail;
-        }
-        st = read_ints(ds, path, "extra/speaker", d->n, INT_MIN, INT_MAX, &d->speakers);
+/* The optional extra/speaker dataset (nl entries, as labels) and its count of speakers. */
+static elm_status load_speakers(elm_shd *d, hid_t f, hsize_t nl) {
+    const char *path = d->path;
+    if (!link_exists(f, "extra/speaker"))
+        return ELM_OK;
+    hid_t ds = H5I_INVALID_HID;
+    hsize_t ns = 0;
+    elm_status st;
+    if ((st = open_1d(f, path, "extra/speaker", H5T_INTEGER, H5T_NO_CLASS, &ds, &ns)) != ELM_OK)
+        return st;
+    if (ns != nl) {
         H5Dclose(ds);
-        if (st != ELM_OK)
-            goto fail;
-        int *tmp = malloc((size_t)(d->n ? d->n : 1) * sizeof(int));
-        if (!tmp) {
-            st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
-            goto fail;
-        }
-        memcpy(tmp, d->speakers, (size_t)d->n * sizeof(int));
-        qsort(tmp, (size_t)d->n, sizeof(int), cmp_int);
-        for (int i = 0; i < d->n; i++)
-            d->num_speakers += i == 0 || tmp[i] != tmp[i - 1];
-        free(tmp);
+        return elm__fail(ELM_ERR_SHAPE, "%s: extra/speaker has %llu entries but labels %llu", path,
+                         (unsigned long long)ns, (unsigned long long)nl);
     }
-    read_keys(f, d);
-    d->has_meta_info = link_exists(f, "extra/meta_info");
+    st = read_ints(ds, path, "extra/speaker", d->n, INT_MIN, INT_MAX, &d->speakers);
+    H5Dclose(ds);
+    if (st != ELM_OK)
+        return st;
+    int *tmp = malloc((size_t)(d->n ? d->n : 1) * sizeof(int));
+    if (!tmp)
+        return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(tmp, d->speakers, (size_t)d->n * sizeof(int));
+    qsort(tmp, (size_t)d->n, sizeof(int), cmp_int);
+    for (int i = 0; i < d->n; i++)
+        d->num_speakers += i == 0 || tmp[i] != tmp[i - 1];
+    free(tmp);
+    return ELM_OK;
+}
 
-    /* Spikes, a chunk of samples at a time. The kept arrays start at the most a file of this
-     * size can hold with 2-byte times and 2-byte units (the released layout), so a real SHD file
-     * needs no regrowth and never more memory than its own size; untouched pages cost nothing,
-     * and the arrays are trimmed at the end. */
+/* Reading the ragged spike datasets a chunk of samples at a time. */
+typedef struct {
+    hid_t dt, du;     /* spikes/times, spikes/units */
+    hid_t mt_t, mt_u; /* their vlen memory types (double; 64-bit integers) */
+    int units_uns;    /* units read as unsigned */
+    int chunk;        /* rows of tv and uv */
+    hvl_t *tv, *uv;
+    size_t cap; /* spikes d->bin and d->chan hold */
+} spike_reader;
+
+/* Samples first .. first + cnt - 1, read and binned. */
+static elm_status load_chunk(elm_shd *d, spike_reader *r, int first, hsize_t cnt) {
+    hsize_t start[1] = {(hsize_t)first}, count[1] = {cnt};
+    hid_t ms = H5Screate_simple(1, count, NULL);
+    hid_t fs_t = H5Dget_space(r->dt), fs_u = H5Dget_space(r->du);
+    H5Sselect_hyperslab(fs_t, H5S_SELECT_SET, start, NULL, count, NULL);
+    H5Sselect_hyperslab(fs_u, H5S_SELECT_SET, start, NULL, count, NULL);
+    memset(r->tv, 0, (size_t)r->chunk * sizeof *r->tv);
+    memset(r->uv, 0, (size_t)r->chunk * sizeof *r->uv);
+    herr_t e1 = H5Dread(r->dt, r->mt_t, ms, fs_t, H5P_DEFAULT, r->tv);
+    herr_t e2 = e1 < 0 ? -1 : H5Dread(r->du, r->mt_u, ms, fs_u, H5P_DEFAULT, r->uv);
+    elm_status st;
+    if (e1 < 0 || e2 < 0)
+        st = elm__fail(ELM_ERR_FORMAT, "%s: cannot read %s of samples %d..%llu", d->path,
+                       e1 < 0 ? "spikes/times" : "spikes/units", first,
+                       (unsigned long long)(first + cnt - 1));
+    else
+        st = take_chunk(d, &r->cap, first, (int)cnt, r->tv, r->uv, r->units_uns);
+    /* Rows HDF5 did not fill are still {0, NULL} from the memset: safe to reclaim. */
+    if (e1 >= 0)
+        shd_vlen_reclaim(r->mt_t, ms, r->tv);
+    if (e2 >= 0)
+        shd_vlen_reclaim(r->mt_u, ms, r->uv);
+    H5Sclose(ms);
+    H5Sclose(fs_t);
+    H5Sclose(fs_u);
+    return st;
+}
+
+/*
+ * Spikes, a chunk of samples at a time. The kept arrays start at the most a file of this size
+ * can hold with 2-byte times and 2-byte units (the released layout), so a real SHD file needs no
+ * regrowth and never more memory than its own size; untouched pages cost nothing, and the
+ * arrays are trimmed at the end.
+ */
+static elm_status load_spikes(elm_shd *d, hid_t dt, hid_t du, int read_chunk, off_t file_size) {
+    const char *path = d->path;
+    elm_status st = ELM_OK;
+    spike_reader r = {.dt = dt, .du = du, .mt_t = H5I_INVALID_HID, .mt_u = H5I_INVALID_HID};
     d->ptr = calloc((size_t)d->n + 1, sizeof *d->ptr);
-    size_t cap = 0;
-    if (!d->ptr || (st = grow(d, &cap, (size_t)sb.st_size / 4 + 1)) != ELM_OK) {
+    if (!d->ptr || (st = grow(d, &r.cap, (size_t)file_size / 4 + 1)) != ELM_OK)
+        return elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
+    r.units_uns = int_is_unsigned(du);
+    r.mt_t = H5Tvlen_create(H5T_NATIVE_DOUBLE);
+    r.mt_u = H5Tvlen_create(r.units_uns ? H5T_NATIVE_ULLONG : H5T_NATIVE_LLONG);
+    const int chunk = r.chunk = read_chunk < d->n ? read_chunk : (d->n ? d->n : 1);
+    r.tv = calloc((size_t)chunk, sizeof *r.tv);
+    r.uv = calloc((size_t)chunk, sizeof *r.uv);
+    if (r.mt_t < 0 || r.mt_u < 0 || !r.tv || !r.uv)
         st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    int units_uns = int_is_unsigned(du);
-    mt_t = H5Tvlen_create(H5T_NATIVE_DOUBLE);
-    mt_u = H5Tvlen_create(units_uns ? H5T_NATIVE_ULLONG : H5T_NATIVE_LLONG);
-    int chunk = o.read_chunk < d->n ? o.read_chunk : (d->n ? d->n : 1);
-    tv = calloc((size_t)chunk, sizeof *tv);
-    uv = calloc((size_t)chunk, sizeof *uv);
-    if (mt_t < 0 || mt_u < 0 || !tv || !uv) {
-        st = elm__fail(ELM_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    for (int first = 0; first < d->n; first += chunk) {
-        hsize_t start[1] = {(hsize_t)first};
-        hsize_t cnt[1] = {(hsize_t)(d->n - first < chunk ? d->n - first : chunk)};
-        hid_t ms = H5Screate_simple(1, cnt, NULL);
-        hid_t fs_t = H5Dget_space(dt), fs_u = H5Dget_space(du);
-        H5Sselect_hyperslab(fs_t, H5S_SELECT_SET, start, NULL, cnt, NULL);
-        H5Sselect_hyperslab(fs_u, H5S_SELECT_SET, start, NULL, cnt, NULL);
-        memset(tv, 0, (size_t)chunk * sizeof *tv);
-        memset(uv, 0, (size_t)chunk * sizeof *uv);
-        herr_t e1 = H5Dread(dt, mt_t, ms, fs_t, H5P_DEFAULT, tv);
-        herr_t e2 = e1 < 0 ? -1 : H5Dread(du, mt_u, ms, fs_u, H5P_DEFAULT, uv);
-        if (e1 < 0 || e2 < 0)
-            st = elm__fail(ELM_ERR_FORMAT, "%s: cannot read %s of samples %d..%llu", path,
-                           e1 < 0 ? "spikes/times" : "spikes/units", first,
-                           (unsigned long long)(first + cnt[0] - 1));
-        else
-            st = take_chunk(d, &cap, first, (int)cnt[0], tv, uv, units_uns);
-        /* Rows HDF5 did not fill are still {0, NULL} from the memset: safe to reclaim. */
-        if (e1 >= 0)
-            shd_vlen_reclaim(mt_t, ms, tv);
-        if (e2 >= 0)
-            shd_vlen_reclaim(mt_u, ms, uv);
-        H5Sclose(ms);
-        H5Sclose(fs_t);
-        H5Sclose(fs_u);
-        if (st != ELM_OK)
-            goto fail;
-    }
+    for (int first = 0; st == ELM_OK && first < d->n; first += chunk)
+        st = load_chunk(d, &r, first, (hsize_t)(d->n - first < chunk ? d->n - first : chunk));
+    free(r.tv);
+    free(r.uv);
+    if (r.mt_t >= 0)
+        H5Tclose(r.mt_t);
+    if (r.mt_u >= 0)
+        H5Tclose(r.mt_u);
+    if (st != ELM_OK)
+        return st;
     d->kept_spikes = d->ptr[d->n];
     /* Trim to size (realloc to a smaller size keeps the data; failure leaves it as it was). */
     size_t keep = d->kept_spikes ? (size_t)d->kept_spikes : 1;
@@ -534,18 +527,67 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
         d->chan = c;
     if (d->n == d->empty_samples)
         d->last_min_s = d->last_max_s = 0; /* no spike in the whole file */
-    goto done;
+    return ELM_OK;
+}
 
-fail:
-    elm_shd_free(d);
-    d = NULL;
-done:
-    free(tv);
-    free(uv);
-    if (mt_t >= 0)
-        H5Tclose(mt_t);
-    if (mt_u >= 0)
-        H5Tclose(mt_u);
+/* The file's datasets: times, units and labels, of one length that the file can hold. */
+static elm_status open_datasets(elm_shd *d, hid_t f, off_t file_size, hid_t *dt, hid_t *du,
+                                hid_t *dl, hsize_t *nl) {
+    const char *path = d->path;
+    hsize_t nt = 0, nu = 0;
+    elm_status st;
+    if ((st = open_1d(f, path, "spikes/times", H5T_VLEN, H5T_FLOAT, dt, &nt)) != ELM_OK ||
+        (st = open_1d(f, path, "spikes/units", H5T_VLEN, H5T_INTEGER, du, &nu)) != ELM_OK ||
+        (st = open_1d(f, path, "labels", H5T_INTEGER, H5T_NO_CLASS, dl, nl)) != ELM_OK)
+        return st;
+    if (nt != nu || nt != *nl)
+        return elm__fail(
+            ELM_ERR_SHAPE, "%s: lengths differ: spikes/times %llu, spikes/units %llu, labels %llu",
+            path, (unsigned long long)nt, (unsigned long long)nu, (unsigned long long)*nl);
+    /* Each sample's ragged times take at least a 16-byte heap reference in the file: a count the
+     * file cannot hold is a lie, refused before anything is allocated for it. */
+    if (nt > (hsize_t)INT_MAX || nt > (hsize_t)file_size / 16)
+        return elm__fail(ELM_ERR_FORMAT,
+                         "%s: declares %llu samples, more than a file of %lld bytes can hold", path,
+                         (unsigned long long)nt, (long long)file_size);
+    d->n = (int)nt;
+    return ELM_OK;
+}
+
+elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opts) {
+    *out = NULL;
+    hdf5_quiet();
+    elm_shd_opts o;
+    elm_status st = load_opts(path, opts, &o);
+    if (st != ELM_OK)
+        return st;
+
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return elm__fail(ELM_ERR_IO, "%s: not a regular file", path);
+    if (shd_is_hdf5(path) <= 0)
+        return elm__fail(ELM_ERR_FORMAT, "%s: not an HDF5 file (SHD files are HDF5)", path);
+
+    elm_shd *d = NULL;
+    if ((st = new_shd(&d, path, &o)) != ELM_OK)
+        return st;
+    hid_t f = H5I_INVALID_HID, dt = H5I_INVALID_HID, du = H5I_INVALID_HID, dl = H5I_INVALID_HID;
+    hsize_t nl = 0;
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        st = elm__fail(ELM_ERR_FORMAT, "%s: HDF5 cannot open the file", path);
+    else if ((st = open_datasets(d, f, sb.st_size, &dt, &du, &dl, &nl)) == ELM_OK &&
+             (st = load_labels(d, dl)) == ELM_OK && (st = load_speakers(d, f, nl)) == ELM_OK) {
+        read_keys(f, d);
+        d->has_meta_info = link_exists(f, "extra/meta_info");
+        st = load_spikes(d, dt, du, o.read_chunk, sb.st_size);
+    }
+    if (st != ELM_OK) {
+        elm_shd_free(d);
+        d = NULL;
+    }
     if (dt >= 0)
         H5Dclose(dt);
     if (du >= 0)

@@ -290,9 +290,8 @@ static int *iota(int n) {
     return p;
 }
 
-elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int adding) {
-    *out = NULL;
-    const char *name = adding ? "shd-adding" : "shd";
+/* The options' checks, and the binning they ask for in *so. */
+static elm_status check_opts(const char *name, const elm_task_opts *o, elm_shd_opts *so) {
     if (!o->data)
         return elm__fail(ELM_ERR_ARG,
                          "%s: no data folder given (a folder with shd_train.h5 "
@@ -306,16 +305,138 @@ elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int addi
     /* Bins: 0 is the released protocol's 10 ms. Spike times are float16 seconds (0.5 ms apart
      * near 1 s), so narrower bins than 1 ms only split rounding; one bin per second is the
      * widest that still has a sequence (2 steps for shd-adding). */
-    elm_shd_opts so;
-    elm_shd_opts_default(&so);
+    elm_shd_opts_default(so);
     if (o->bin_ms != 0) {
-        if (!(o->bin_ms >= 1 && o->bin_ms <= so.duration_ms))
+        if (!(o->bin_ms >= 1 && o->bin_ms <= so->duration_ms))
             return elm__fail(ELM_ERR_CONFIG,
                              "%s: bin_ms %g is outside [1, %g] ms (float16 spike times resolve "
                              "0.5 ms near 1 s; the window is %g ms)",
-                             name, o->bin_ms, so.duration_ms, so.duration_ms);
-        so.bin_ms = o->bin_ms;
+                             name, o->bin_ms, so->duration_ms, so->duration_ms);
+        so->bin_ms = o->bin_ms;
     }
+    return ELM_OK;
+}
+
+/* The training, test and (--valid) validation files; a test file that trained or selected the
+ * model is refused. */
+static elm_status load_files(shd_ctx *c, const char *name, const elm_task_opts *o,
+                             const elm_shd_opts *so) {
+    elm_status st;
+    if ((st = load_file(&c->train, o->data, "shd_train.h5", so)) != ELM_OK)
+        return st;
+    if (o->test && !elm__is_dir(o->test))
+        st = elm_shd_load(&c->test, o->test, so);
+    else
+        st = load_file(&c->test, o->test ? o->test : o->data, "shd_test.h5", so);
+    if (st != ELM_OK)
+        return st;
+    if (o->valid && (st = elm_shd_load(&c->valid_file, o->valid, so)) != ELM_OK)
+        return st;
+    /* A score on data that trained or selected the model is no test score. */
+    c->test_is_train = elm__same_file(c->test->path, c->train->path);
+    if ((o->test && c->test_is_train) ||
+        (c->valid_file && elm__same_file(c->test->path, c->valid_file->path)))
+        return elm__fail(ELM_ERR_ARG,
+                         "%s: the test file %s is the %s file; the test data must be held out "
+                         "from the training and validation data",
+                         name, c->test->path, c->test_is_train ? "training" : "validation");
+    return ELM_OK;
+}
+
+/* Training pool (c->train_pool) and the validation samples: *held (n *nheld) indices into
+ * *vsrc, the --valid file whole or the seeded held-out share of the training file. */
+static elm_status split_pools(shd_ctx *c, const char *name, const elm_task_opts *o,
+                              const elm_shd **vsrc, int **held, int *nheld) {
+    elm_status st;
+    if (c->valid_file) {
+        c->train_pool = iota(c->train->n);
+        c->ntrain = c->train->n;
+        *vsrc = c->valid_file;
+        *held = iota((*vsrc)->n);
+        *nheld = (*vsrc)->n;
+        if (!c->train_pool || !*held)
+            return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    } else {
+        *vsrc = c->train;
+        if ((st = elm_shd_split(c->train->n, c->adding ? SHD_ADD_VALID_FRAC : SHD_VALID_FRAC,
+                                SHD_DATA_SEED, &c->train_pool, &c->ntrain, held, nheld)) != ELM_OK)
+            return st;
+    }
+    if (c->ntrain < 1 || *nheld < 1 || c->test->n < 1)
+        return elm__fail(ELM_ERR_FORMAT,
+                         "%s: too few samples: %d to train on, %d to validate on, "
+                         "%d to test on (%s)",
+                         name, c->ntrain, *nheld, c->test->n, o->data);
+    return ELM_OK;
+}
+
+/* The fixed validation and test sets (pairs drawn by seed for shd-adding); every file must bin
+ * to the training file's frames. */
+static elm_status make_eval_sets(shd_ctx *c, const char *name, const elm_task_opts *o,
+                                 const elm_shd *vsrc, const int *held, int nheld) {
+    long nv = o->eval_samples > 0 ? o->eval_samples : SHD_ADD_VALID_PAIRS;
+    long nt = o->eval_samples > 0 ? o->eval_samples : SHD_ADD_TEST_PAIRS;
+    if (c->adding && (nv > 100000000 || nt > 100000000))
+        return elm__fail(ELM_ERR_CONFIG, "%s: %ld evaluation pairs is too many", name, nv);
+    int *all = iota(c->test->n);
+    if (!all)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    elm_status st;
+    if ((st = make_set(&c->valid, vsrc, held, nheld, c->adding, nv, SHD_DATA_SEED + 1)) != ELM_OK ||
+        (st = make_set(&c->test_set, c->test, all, c->test->n, c->adding, nt, SHD_DATA_SEED + 2)) !=
+            ELM_OK) {
+        free(all);
+        return st;
+    }
+    free(all);
+
+    /* Every file must bin to the same frames. */
+    const elm_shd *files[2] = {c->test, c->valid_file};
+    for (int k = 0; k < 2; k++)
+        if (files[k] && (files[k]->num_bins != c->train->num_bins ||
+                         files[k]->num_channels != c->train->num_channels))
+            return elm__fail(ELM_ERR_SHAPE, "%s: %s bins to %d x %d, the training file to %d x %d",
+                             name, files[k]->path, files[k]->num_bins, files[k]->num_channels,
+                             c->train->num_bins, c->train->num_channels);
+    return ELM_OK;
+}
+
+/* The task's shape (fixed by the binning), epoch length and methods. */
+static elm_status set_task(elm_task *t, const shd_ctx *c, const char *name,
+                           const elm_task_opts *o) {
+    const int adding = c->adding;
+    t->name = name;
+    t->num_input = c->train->num_channels;
+    t->num_output = adding ? ELM_SHD_ADD_CLASSES : ELM_SHD_CLASSES;
+    t->seq_len = c->train->num_bins * (adding ? 2 : 1);
+    if (o->seq_len && o->seq_len != t->seq_len)
+        return elm__fail(ELM_ERR_CONFIG,
+                         "%s: seq_len %d: this task's length is fixed by the binning at %d steps "
+                         "of %g ms",
+                         name, o->seq_len, t->seq_len, c->train->bin_ms);
+    t->delta_t = c->train->bin_ms;
+    t->has_test = 1;
+    t->target_len = 1;
+    const int bsz = o->batch_size > 0 ? o->batch_size : SHD_REF_BATCH;
+    t->batches_per_epoch = o->batches_per_epoch > 0 ? o->batches_per_epoch
+                           : adding                 ? SHD_ADD_BATCHES
+                                                    : (c->ntrain + bsz - 1) / bsz;
+    t->select_metric = "accuracy";
+    t->select_larger_is_better = 1;
+    t->train_batch = shd_train_batch;
+    t->train_batch_sparse = shd_train_batch_sparse;
+    t->loss = shd_loss;
+    t->evaluate = shd_evaluate;
+    return ELM_OK;
+}
+
+elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int adding) {
+    *out = NULL;
+    const char *name = adding ? "shd-adding" : "shd";
+    elm_shd_opts so;
+    elm_status st = check_opts(name, o, &so);
+    if (st != ELM_OK)
+        return st;
 
     elm_task *t = calloc(1, sizeof *t);
     shd_ctx *c = calloc(1, sizeof *c);
@@ -330,116 +451,18 @@ elm_status elm__task_shd_create(elm_task **out, const elm_task_opts *o, int addi
     c->dropout = o->input_dropout;
     c->eval_samples = o->eval_samples;
     c->eval_batch = o->eval_batch > 0 ? o->eval_batch : 32;
-    elm_status st;
+
+    const elm_shd *vsrc = NULL;
     int *held = NULL, nheld = 0;
-    int *all = NULL;
-
-    if ((st = load_file(&c->train, o->data, "shd_train.h5", &so)) != ELM_OK)
-        goto fail;
-    if (o->test && !elm__is_dir(o->test))
-        st = elm_shd_load(&c->test, o->test, &so);
-    else
-        st = load_file(&c->test, o->test ? o->test : o->data, "shd_test.h5", &so);
-    if (st != ELM_OK)
-        goto fail;
-    if (o->valid && (st = elm_shd_load(&c->valid_file, o->valid, &so)) != ELM_OK)
-        goto fail;
-    /* A score on data that trained or selected the model is no test score. */
-    c->test_is_train = elm__same_file(c->test->path, c->train->path);
-    if ((o->test && c->test_is_train) ||
-        (c->valid_file && elm__same_file(c->test->path, c->valid_file->path))) {
-        st = elm__fail(ELM_ERR_ARG,
-                       "%s: the test file %s is the %s file; the test data must be held out "
-                       "from the training and validation data",
-                       name, c->test->path, c->test_is_train ? "training" : "validation");
-        goto fail;
+    if ((st = load_files(c, name, o, &so)) != ELM_OK ||
+        (st = split_pools(c, name, o, &vsrc, &held, &nheld)) != ELM_OK ||
+        (st = make_eval_sets(c, name, o, vsrc, held, nheld)) != ELM_OK ||
+        (st = set_task(t, c, name, o)) != ELM_OK) {
+        free(held);
+        shd_task_free(t);
+        return st;
     }
-
-    /* Training pool and validation samples. */
-    const elm_shd *vsrc;
-    if (c->valid_file) {
-        c->train_pool = iota(c->train->n);
-        c->ntrain = c->train->n;
-        vsrc = c->valid_file;
-        held = iota(vsrc->n);
-        nheld = vsrc->n;
-        if (!c->train_pool || !held) {
-            st = elm__fail(ELM_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-    } else {
-        vsrc = c->train;
-        if ((st = elm_shd_split(c->train->n, adding ? SHD_ADD_VALID_FRAC : SHD_VALID_FRAC,
-                                SHD_DATA_SEED, &c->train_pool, &c->ntrain, &held, &nheld)) !=
-            ELM_OK)
-            goto fail;
-    }
-    if (c->ntrain < 1 || nheld < 1 || c->test->n < 1) {
-        st = elm__fail(ELM_ERR_FORMAT,
-                       "%s: too few samples: %d to train on, %d to validate on, "
-                       "%d to test on (%s)",
-                       name, c->ntrain, nheld, c->test->n, o->data);
-        goto fail;
-    }
-    long nv = o->eval_samples > 0 ? o->eval_samples : SHD_ADD_VALID_PAIRS;
-    long nt = o->eval_samples > 0 ? o->eval_samples : SHD_ADD_TEST_PAIRS;
-    if (adding && (nv > 100000000 || nt > 100000000)) {
-        st = elm__fail(ELM_ERR_CONFIG, "%s: %ld evaluation pairs is too many", name, nv);
-        goto fail;
-    }
-    all = iota(c->test->n);
-    if (!all) {
-        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    if ((st = make_set(&c->valid, vsrc, held, nheld, adding, nv, SHD_DATA_SEED + 1)) != ELM_OK ||
-        (st = make_set(&c->test_set, c->test, all, c->test->n, adding, nt, SHD_DATA_SEED + 2)) !=
-            ELM_OK)
-        goto fail;
-
-    /* Every file must bin to the same frames. */
-    const elm_shd *files[2] = {c->test, c->valid_file};
-    for (int k = 0; k < 2; k++)
-        if (files[k] && (files[k]->num_bins != c->train->num_bins ||
-                         files[k]->num_channels != c->train->num_channels)) {
-            st = elm__fail(ELM_ERR_SHAPE, "%s: %s bins to %d x %d, the training file to %d x %d",
-                           name, files[k]->path, files[k]->num_bins, files[k]->num_channels,
-                           c->train->num_bins, c->train->num_channels);
-            goto fail;
-        }
-
-    t->name = name;
-    t->num_input = c->train->num_channels;
-    t->num_output = adding ? ELM_SHD_ADD_CLASSES : ELM_SHD_CLASSES;
-    t->seq_len = c->train->num_bins * (adding ? 2 : 1);
-    if (o->seq_len && o->seq_len != t->seq_len) {
-        st = elm__fail(ELM_ERR_CONFIG,
-                       "%s: seq_len %d: this task's length is fixed by the binning at %d steps "
-                       "of %g ms",
-                       name, o->seq_len, t->seq_len, c->train->bin_ms);
-        goto fail;
-    }
-    t->delta_t = c->train->bin_ms;
-    t->has_test = 1;
-    t->target_len = 1;
-    const int bsz = o->batch_size > 0 ? o->batch_size : SHD_REF_BATCH;
-    t->batches_per_epoch = o->batches_per_epoch > 0 ? o->batches_per_epoch
-                           : adding                 ? SHD_ADD_BATCHES
-                                                    : (c->ntrain + bsz - 1) / bsz;
-    t->select_metric = "accuracy";
-    t->select_larger_is_better = 1;
-    t->train_batch = shd_train_batch;
-    t->train_batch_sparse = shd_train_batch_sparse;
-    t->loss = shd_loss;
-    t->evaluate = shd_evaluate;
     free(held);
-    free(all);
     *out = t;
     return ELM_OK;
-
-fail:
-    free(held);
-    free(all);
-    shd_task_free(t);
-    return st;
 }
