@@ -296,8 +296,10 @@ ELM_API elm_task *elm_trainer_task(elm_trainer *tr);
  * One training batch: draws batch info.step, forward, loss, backward, grads_ready, clipping and
  * the optimiser step at the cosine learning rate. *loss (may be NULL) receives the batch's loss.
  * A non-finite loss or gradient is ELM_ERR_NUMERIC, the model left unchanged; so is a loss over
- * 100 times that of the first batch this trainer stepped (the run diverges). An epoch whose mean
- * training loss is over 10 times that first loss is never selected as the best model.
+ * 100 times that of the run's first batch (the run diverges). An epoch whose mean training loss
+ * is over 10 times that first loss is never selected as the best model. The first loss is kept
+ * in the checkpoint, so a resumed run judges as the uninterrupted one (checkpoints written
+ * before it was kept: the first batch after the resume).
  */
 ELM_API elm_status elm_trainer_step(elm_trainer *tr, double *loss);
 /*

@@ -36,3 +36,36 @@ cli_test_in_tmp() {
     T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
     cd "$T" || exit 1
 }
+# Whether two run folders hold the same metrics: metrics.csv without its time columns
+# (*_seconds) and test_metrics.json without train_seconds (absent in both is equal). Every row of
+# a metrics.csv must have the header's number of fields. Prints the differences; status 1 if any.
+run_metrics_same() {
+    /usr/bin/python3 - "$1" "$2" <<'EOF'
+import csv, json, os, sys
+bad = []
+def table(run):
+    with open(os.path.join(run, "metrics.csv")) as f:
+        r = list(csv.reader(f))
+    if len({len(x) for x in r}) != 1:
+        bad.append(f"{run}/metrics.csv: rows of {[len(x) for x in r]} fields")
+    keep = [i for i, k in enumerate(r[0]) if not k.endswith("_seconds")]
+    return [[x[i] if i < len(x) else "" for i in keep] for x in r]
+def tests(run):
+    p = os.path.join(run, "test_metrics.json")
+    if not os.path.exists(p):
+        return None
+    t = json.load(open(p))
+    t.pop("train_seconds", None)
+    return t
+a, b = sys.argv[1:3]
+ta, tb = table(a), table(b)
+if ta != tb:
+    bad.append("metrics.csv differs:\n  " + "\n  ".join(",".join(x) for x in ta) +
+               "\n against\n  " + "\n  ".join(",".join(x) for x in tb))
+ja, jb = tests(a), tests(b)
+if ja != jb:
+    bad.append(f"test_metrics.json differs:\n  {ja}\n against\n  {jb}")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+}

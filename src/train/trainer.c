@@ -27,11 +27,12 @@
 #include <unistd.h>
 
 /*
- * Divergence. The loss of the first batch a trainer steps (the model as created, loaded or
- * resumed, before any update of this process) sets the scale, with a floor for losses that start
- * near 0: a batch loss above DIVERGE_STOP times it stops the run, and an epoch whose mean
- * training loss is above DIVERGE_EPOCH times it is never selected as the best, whatever its
- * validation score. A healthy run's losses stay within a small factor of where they started;
+ * Divergence. The loss of the run's first batch (the model as created or loaded, before any
+ * update; kept in checkpoint/state.json as "scale", so that a resumed run, whose epoch means
+ * count batches from before the resume, judges as the uninterrupted run) sets the scale, with a
+ * floor for losses that start near 0: a batch loss above DIVERGE_STOP times it stops the run,
+ * and an epoch whose mean training loss is above DIVERGE_EPOCH times it is never selected as the
+ * best, whatever its validation score. A healthy run's losses stay within a small factor of where they started;
  * these factors are far outside that, while a run that diverges passes them within a few
  * batches.
  */
@@ -57,7 +58,7 @@ struct elm_trainer {
     long epoch_n;
     double best;
     long best_epoch;
-    double scale; /* divergence scale: this process's first batch loss (floored); NAN before */
+    double scale; /* divergence scale: the run's first batch loss (floored); NAN before */
     cJSON *history;
     char *ckdir, *state_path;
     char last_files[2][128]; /* the checkpoint the next one replaces (and removes) */
@@ -89,33 +90,56 @@ static elm_status dist_barrier(elm_trainer *tr) {
 
 /* ---- Run folder files ---- */
 
-/* metrics.csv: one row per epoch, the numeric columns of the first epoch's object. */
+/* A metrics.csv column: a key that is a number, or null (NaN: metrics.json and state.json
+ * write NaN as null), in some epoch's object. */
+static int csv_column(const cJSON *k) {
+    return cJSON_IsNumber(k) || cJSON_IsNull(k);
+}
+
+/*
+ * metrics.csv: one row per epoch. The columns are every key that is a number (or null) in some
+ * epoch, in order of first appearance, so the header and the column count do not depend on
+ * which epoch's metric was NaN or missing, nor on whether the history came back from
+ * state.json (a resume), where NaN is stored as null. A NaN, null or missing value is written
+ * `nan`, which numpy (loadtxt, genfromtxt) and pandas (read_csv) read back as NaN.
+ */
 static elm_status write_metrics_csv(const char *path, const cJSON *history) {
-    const cJSON *first = cJSON_GetArrayItem(history, 0);
-    if (!first)
+    int cap = 0, nc = 0;
+    for (const cJSON *row = history->child; row; row = row->next)
+        cap += cJSON_GetArraySize(row);
+    if (!cap)
         return ELM_OK;
+    const char **cols = malloc(sizeof(char *) * (size_t)cap);
+    if (!cols)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    for (const cJSON *row = history->child; row; row = row->next)
+        for (const cJSON *k = row->child; k; k = k->next) {
+            int seen = !csv_column(k);
+            for (int c = 0; c < nc && !seen; c++)
+                seen = !strcmp(cols[c], k->string);
+            if (!seen)
+                cols[nc++] = k->string;
+        }
     elm__atomic_file af;
     elm_status st = elm__atomic_open(&af, path);
-    if (st)
+    if (st) {
+        free(cols);
         return st;
-    const char *sep = "";
-    for (const cJSON *k = first->child; k; k = k->next)
-        if (cJSON_IsNumber(k)) {
-            fprintf(af.f, "%s%s", sep, k->string);
-            sep = ",";
-        }
+    }
+    for (int c = 0; c < nc; c++)
+        fprintf(af.f, "%s%s", c ? "," : "", cols[c]);
     fputc('\n', af.f);
     for (const cJSON *row = history->child; row; row = row->next) {
-        sep = "";
-        for (const cJSON *k = first->child; k; k = k->next) {
-            if (!cJSON_IsNumber(k))
-                continue;
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, k->string);
-            fprintf(af.f, "%s%.9g", sep, cJSON_IsNumber(v) ? v->valuedouble : (double)NAN);
-            sep = ",";
+        for (int c = 0; c < nc; c++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, cols[c]);
+            if (cJSON_IsNumber(v) && !isnan(v->valuedouble))
+                fprintf(af.f, "%s%.9g", c ? "," : "", v->valuedouble);
+            else
+                fprintf(af.f, "%snan", c ? "," : ""); /* printf may write "-nan" */
         }
         fputc('\n', af.f);
     }
+    free(cols);
     return elm__atomic_commit(&af);
 }
 
@@ -372,7 +396,7 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
     }
     static const char *const fields[] = {"model",   "optim",      "step",       "threads",
                                          "best",    "best_epoch", "history",    "epoch_loss",
-                                         "epoch_batches"};
+                                         "epoch_batches", "scale"};
     const int nf = (int)(sizeof fields / sizeof fields[0]);
     char why[512] = "";
     for (const cJSON *it = cJSON_IsObject(state) ? state->child : NULL; it && !why[0];
@@ -388,6 +412,7 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
     cJSON *hist = cJSON_GetObjectItem(state, "history");
     cJSON *bj = cJSON_GetObjectItem(state, "best"), *el = cJSON_GetObjectItem(state, "epoch_loss");
     cJSON *eb = cJSON_GetObjectItem(state, "epoch_batches");
+    cJSON *sc = cJSON_GetObjectItem(state, "scale");
     long step = 0, best_epoch = -1, threads = 0, ebn = 0, in_epoch = 0;
     char want[2][128];
     if (why[0]) {
@@ -421,6 +446,10 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
         snprintf(why, sizeof why, "'epoch_loss' must be finite and 'epoch_batches' an integer "
                                   "in [0, %ld], both or neither",
                  in_epoch);
+    } else if (sc && (!cJSON_IsNumber(sc) || !(sc->valuedouble >= DIVERGE_FLOOR) ||
+                      !isfinite(sc->valuedouble))) {
+        snprintf(why, sizeof why, "'scale' must be a finite number of at least %g",
+                 DIVERGE_FLOOR);
     }
     for (const cJSON *r = cJSON_IsArray(hist) ? hist->child : NULL; r && !why[0]; r = r->next)
         if (!cJSON_IsObject(r))
@@ -449,6 +478,9 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
         tr->epoch_loss = el->valuedouble;
         tr->epoch_n = ebn;
     }
+    /* Checkpoints written before "scale" existed: the first batch after the resume sets it. */
+    if (sc)
+        tr->scale = sc->valuedouble;
     tr->history = cJSON_DetachItemFromObject(state, "history");
     snprintf(optim_path, n, "%s/%s", tr->ckdir, of);
     if (tr->writer)
@@ -1016,6 +1048,13 @@ static elm_status write_state(elm_trainer *tr, const char *mf, const char *of) {
     snprintf(num, sizeof num, "%.17g", tr->epoch_loss);
     cJSON_AddRawToObject(sj, "epoch_loss", num);
     cJSON_AddNumberToObject(sj, "epoch_batches", (double)tr->epoch_n);
+    /* The divergence scale is the run's, not this process's: a resumed run compares its losses
+     * (and the resumed epoch's mean, which counts the batches before the resume) with the
+     * first batch's loss of the run, as the uninterrupted run does. */
+    if (isfinite(tr->scale)) {
+        snprintf(num, sizeof num, "%.17g", tr->scale);
+        cJSON_AddRawToObject(sj, "scale", num);
+    }
     cJSON_AddItemToObject(sj, "history", cJSON_Duplicate(tr->history, 1));
     elm_status st = elm__json_write(tr->state_path, sj);
     cJSON_Delete(sj);
@@ -1069,7 +1108,8 @@ static void add_best_valid(const elm_trainer *tr, cJSON *tm) {
         for (const cJSON *it = row->child; it; it = it->next) {
             static const char *const skip[] = {"epoch", "train_loss", "lr", "eval_seconds",
                                                "elapsed_seconds"};
-            int s = !(cJSON_IsNumber(it) || cJSON_IsString(it));
+            /* null: a NaN score, as state.json gives back a resumed run's history */
+            int s = !(cJSON_IsNumber(it) || cJSON_IsString(it) || cJSON_IsNull(it));
             for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++)
                 s |= !strcmp(it->string, skip[k]);
             if (s)
@@ -1099,35 +1139,44 @@ static elm_status test_best(elm_trainer *tr) {
     if (st)
         return st;
     char *dir = elm__path_join(tr->spec.out, "");
-    if (dir && elm_model_load(&bm, dir, tr->spec.train.dtype) == ELM_OK) {
-        elm_model_set_threads(bm, (int)tr->spec.train.threads);
-        if (distributed(tr))
-            elm_model_set_batch_split(bm, &tr->split);
-        cJSON *tm = cJSON_CreateObject(), *te = cJSON_CreateObject();
-        if (tr->task->has_test)
-            st = elm__task_evaluate_json(tr->task, bm, "test", te);
-        else
-            cJSON_AddStringToObject(tm, "note", "no test data: only the validation scores that "
-                                                "selected the model (valid_*)");
-        for (cJSON *it = te->child; !st && it; it = it->next) {
-            char name[96];
-            snprintf(name, sizeof name, "test_%s", it->string);
-            cJSON_AddItemToObject(tm, name, cJSON_Duplicate(it, 1));
-        }
-        cJSON_Delete(te);
-        add_best_valid(tr, tm);
-        if (!st) {
-            char path[4096];
-            cJSON_AddNumberToObject(tm, "best_epoch", (double)tr->best_epoch);
-            cJSON_AddNumberToObject(tm, "train_seconds", elm__now_s() - tr->t_start);
-            cJSON_AddNumberToObject(tm, "num_params", (double)elm_model_num_params(bm));
-            if (tr->writer)
-                st = elm__json_write(run_path(tr, "test_metrics.json", path, sizeof path), tm);
-            free(tr->test_json);
-            tr->test_json = cJSON_PrintUnformatted(tm);
-        }
-        cJSON_Delete(tm);
+    if (!dir)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    /* A best model that cannot be read back is an error, not a run that ends without test
+     * metrics (under MPI, a rank that skipped the evaluation would leave the others waiting). */
+    if ((st = elm_model_load(&bm, dir, tr->spec.train.dtype))) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", elm_last_error());
+        free(dir);
+        return elm__fail(st, "%s (the best model, read back to score it at the end of the run)",
+                         msg);
     }
+    elm_model_set_threads(bm, (int)tr->spec.train.threads);
+    if (distributed(tr))
+        elm_model_set_batch_split(bm, &tr->split);
+    cJSON *tm = cJSON_CreateObject(), *te = cJSON_CreateObject();
+    if (tr->task->has_test)
+        st = elm__task_evaluate_json(tr->task, bm, "test", te);
+    else
+        cJSON_AddStringToObject(tm, "note", "no test data: only the validation scores that "
+                                        "selected the model (valid_*)");
+    for (cJSON *it = te->child; !st && it; it = it->next) {
+        char name[96];
+        snprintf(name, sizeof name, "test_%s", it->string);
+        cJSON_AddItemToObject(tm, name, cJSON_Duplicate(it, 1));
+    }
+    cJSON_Delete(te);
+    add_best_valid(tr, tm);
+    if (!st) {
+        char path[4096];
+        cJSON_AddNumberToObject(tm, "best_epoch", (double)tr->best_epoch);
+        cJSON_AddNumberToObject(tm, "train_seconds", elm__now_s() - tr->t_start);
+        cJSON_AddNumberToObject(tm, "num_params", (double)elm_model_num_params(bm));
+        if (tr->writer)
+            st = elm__json_write(run_path(tr, "test_metrics.json", path, sizeof path), tm);
+        free(tr->test_json);
+        tr->test_json = cJSON_PrintUnformatted(tm);
+    }
+    cJSON_Delete(tm);
     elm_model_free(bm);
     free(dir);
     return st;

@@ -3,7 +3,8 @@
 # is an error naming it, never a silent restart (D5); every field of state.json is type- and
 # range-checked (D6); --resume takes the run's own settings from RUN/config.json and refuses
 # flags that would change them (D7); the train_loss of the epoch a resume falls in averages all
-# of its batches, as in an uninterrupted run (D8).
+# of its batches, as in an uninterrupted run (D8), and so it is judged against the run's first
+# batch loss ("scale", issue 18).
 set -u
 ELM=${ELM_CLI:-build/elm}
 PY=/usr/bin/python3
@@ -95,6 +96,10 @@ edit_state 'del s["best"]'
 try_state 'best missing' "malformed checkpoint state: 'best' must be a finite number"
 edit_state 's["epoch_batches"] = 2'
 try_state 'epoch_batches 2' "malformed checkpoint state: 'epoch_loss' must be finite and 'epoch_batches' an integer in \[0, 1\]"
+for case in 's["scale"] = -1' 's["scale"] = 0.001' 's["scale"] = "1"' 's["scale"] = None'; do
+    edit_state "$case"
+    try_state "$case" "malformed checkpoint state: 'scale' must be a finite number of at least 0.01"
+done
 edit_state 's["stepp"] = 4'
 try_state 'unknown field' "malformed checkpoint state: unknown field 'stepp'"
 edit_state 's = "[1, 2]"'

@@ -3,8 +3,11 @@
 # kill timing: --time-limit 1e-9 stops every run after exactly one batch with a checkpoint. A run
 # that resumes continues from its checkpoint's batch and so writes the checkpoint of the next
 # batch; a run that silently restarted from scratch would write batch 1's again. The stepwise run
-# then finishes with exactly the model of an uninterrupted run, and a --resume with no
-# checkpoint says that it starts from scratch.
+# then finishes with exactly the model of an uninterrupted run and the same metrics.csv and
+# test_metrics.json (time columns aside; issue 18): each epoch's train_loss averages all its
+# batches, those before and after each resume, and the validation metrics that are NaN here (the
+# AUCs of an evaluation window without output spikes) keep their columns, written `nan`, which
+# numpy reads back as NaN. A --resume with no checkpoint says that it starts from scratch.
 set -u
 ELM=${ELM_CLI:-build/elm}
 [ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
@@ -44,4 +47,11 @@ grep -q "resuming .* at batch 5\$" "$T/s6.log" && ok || bad "final resume not at
 cmp -s "$T/ref/model.safetensors" "$T/step/model.safetensors" && ok \
     || bad "the run resumed batch by batch differs from the uninterrupted one"
 [ -f "$T/step/test_metrics.json" ] && ok || bad "the resumed run did not finish"
+d=$(run_metrics_same "$T/ref" "$T/step") && ok \
+    || bad "the run resumed batch by batch wrote other metrics than the uninterrupted one: $d"
+# The NaN metrics: 15 columns in every row, the 5 AUC/TP columns NaN in both epochs.
+got=$(/usr/bin/python3 -c 'import numpy as np, sys
+a = np.loadtxt(sys.argv[1], delimiter=",", skiprows=1, ndmin=2)
+print(a.shape, int(np.isnan(a).sum()))' "$T/step/metrics.csv" 2>&1)
+[ "$got" = "(2, 15) 10" ] && ok || bad "numpy reads the resumed metrics.csv as $got, want (2, 15) 10"
 finish

@@ -8,7 +8,12 @@
  *   - the grads_ready hook sits between backward and the optimiser step (zeroing the gradients
  *     there leaves Adam's parameters unchanged), and its error stops the step;
  *   - the training knobs are checked when set, with messages naming the knob;
- *   - a float64 run trains and writes float64 checkpoints.
+ *   - a float64 run trains and writes float64 checkpoints;
+ *   - a resumed run judges divergence against the run's first batch, as the uninterrupted run
+ *     does, not against its own first batch (issue 18: the resumed epoch's mean loss counts
+ *     batches from before the resume);
+ *   - a best model that cannot be read back at the end is an error naming it, not a run that
+ *     ends without test metrics.
  */
 #include "elm_train.h"
 #include "internal.h"
@@ -362,6 +367,89 @@ static void test_float64(void) {
     elm_model_free(m);
 }
 
+/* The epoch hook's verdicts: diverged[k] for epoch k + 1. */
+static int diverged[2], verdicts;
+static void note_epoch(void *user, const elm_train_epoch *e) {
+    (void)user;
+    if (e->epoch >= 1 && e->epoch <= 2)
+        diverged[e->epoch - 1] = e->diverged;
+    verdicts++;
+}
+
+/*
+ * The divergence scale survives a resume. After batch 1 (loss l1) the soma output's bias is
+ * raised so that the loss becomes about 30 x l1 (0.5 d^2 of the soma MSE = 30 l1): batches 2 and
+ * 3 stay under the stop at 100 x l1, and epoch 1's mean, about 20 x l1, is over 10 x l1: not
+ * eligible as the best. A run resumed at batch 2 must say the same; with its own first batch
+ * (batch 3, about 30 x l1) as the scale it called the epoch healthy.
+ */
+static void test_resume_keeps_scale(void) {
+    elm_train_spec s = spec("scale");
+    elm_trainer *tr = NULL;
+    CHECK_OK(elm_trainer_create(&tr, &s));
+    if (!tr)
+        return;
+    elm_train_hooks h = {.epoch_end = note_epoch};
+    CHECK_OK(elm_trainer_set_hooks(tr, &h));
+    double l[3] = {NAN, NAN, NAN}, l3 = NAN;
+    CHECK_OK(elm_trainer_step(tr, &l[0]));
+    elm_model *m = elm_trainer_model(tr);
+    elm_tensor t;
+    CHECK_OK(elm_model_tensor(m, elm_model_find_tensor(m, "w_y.bias"), &t));
+    ((float *)t.data)[1] += (float)sqrt(2 * 30 * l[0]);
+    elm_model_refresh(m);
+    CHECK_OK(elm_trainer_step(tr, &l[1]));
+    CHECK_OK(elm_trainer_checkpoint(tr));
+    CHECK_OK(elm_trainer_step(tr, &l[2]));
+    CHECK_OK(elm_trainer_end_epoch(tr));
+    const int uninterrupted = diverged[0];
+    CHECK(verdicts == 1 && uninterrupted && l[1] > 10 * l[0] && l[1] < 100 * l[0] &&
+              l[2] < 100 * l[0],
+          "setup: losses %g %g %g, epoch 1 diverged %d (want 1)", l[0], l[1], l[2],
+          uninterrupted);
+    elm_trainer_free(tr);
+    tr = NULL;
+    CHECK_OK(elm_trainer_resume(&tr, &s));
+    if (!tr)
+        return;
+    CHECK_OK(elm_trainer_set_hooks(tr, &h));
+    diverged[0] = -1;
+    CHECK_OK(elm_trainer_step(tr, &l3));
+    CHECK_OK(elm_trainer_end_epoch(tr));
+    CHECK(l3 == l[2], "resumed at batch 2: batch 3's loss %.17g, want %.17g", l3, l[2]);
+    CHECK(diverged[0] == uninterrupted,
+          "resumed at batch 2: epoch 1 (mean loss about 20 x the run's first batch) judged "
+          "diverged %d, the uninterrupted run %d",
+          diverged[0], uninterrupted);
+    elm_trainer_free(tr);
+}
+
+/* The best model is read back at the end of the run to score it: if that fails (here the epoch
+ * hook of the last epoch truncates it), the run fails naming the file. */
+static void truncate_best(void *user, const elm_train_epoch *e) {
+    if (e->epoch == 2)
+        CHECK(truncate(user, 10) == 0, "cannot truncate %s", (const char *)user);
+}
+
+static void test_best_unreadable(void) {
+    elm_train_spec s = spec("unreadable");
+    char best[4096];
+    snprintf(best, sizeof best, "%s/model.safetensors", s.out);
+    elm_trainer *tr = NULL;
+    CHECK_OK(elm_trainer_create(&tr, &s));
+    if (!tr)
+        return;
+    elm_train_hooks h = {.user = best, .epoch_end = truncate_best};
+    CHECK_OK(elm_trainer_set_hooks(tr, &h));
+    elm_status st = elm_trainer_run(tr);
+    CHECK(st != ELM_OK && strstr(elm_last_error(), "model.safetensors") &&
+              strstr(elm_last_error(), "the best model"),
+          "an unreadable best model: status %d, '%s'", st, st ? elm_last_error() : "");
+    CHECK(!exists("unreadable", "test_metrics.json") && !elm_trainer_test_metrics(tr),
+          "test metrics written without the best model");
+    elm_trainer_free(tr);
+}
+
 int main(void) {
     if (!mkdtemp(root)) {
         perror("mkdtemp");
@@ -378,6 +466,8 @@ int main(void) {
     test_request_stop();
     test_grads_hook();
     test_float64();
+    test_resume_keeps_scale();
+    test_best_unreadable();
     rm_rf(root);
     return test_end();
 }
