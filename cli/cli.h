@@ -143,8 +143,10 @@ int cli_mpi_finish(int rc);
 /* The training library's data-parallel calls over MPI_COMM_WORLD (elm_train.h). */
 struct elm_train_dist;
 void cli_mpi_train_dist(struct elm_train_dist *d);
-/* Seconds, bytes and calls of the gradient allreduces so far (this process). */
+/* Seconds, bytes and calls of the gradient allreduces so far (this process); reset: zeroes them
+ * (after the batch timed for the budget, which is no training batch). */
 void cli_mpi_stats(double *secs, double *bytes, long *calls);
+void cli_mpi_stats_reset(void);
 /* In place over the ranks: the elementwise max of v (n), the sum of *sum; 0 or 1 (error). */
 int cli_mpi_max_ints(int *v, int n, int *sum);
 

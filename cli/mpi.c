@@ -171,6 +171,11 @@ void cli_mpi_stats(double *secs, double *bytes, long *calls) {
     *calls = stat_calls;
 }
 
+void cli_mpi_stats_reset(void) {
+    stat_secs = stat_bytes = 0;
+    stat_calls = 0;
+}
+
 int cli_mpi_max_ints(int *v, int n, int *sum) {
 #ifdef ELM_MPI
     if (mpi_started) {

@@ -627,7 +627,8 @@ static int check_points(const sweep_args *a, const elm__sweep_grid *g) {
 
 /* Under mpirun: every rank learns how each point ended (whichever rank ran it) and the number
  * of failures; this waits for all ranks, so their points' files are complete. */
-static int g_gathered; /* every rank got past gather_states: MPI ends without MPI_Abort */
+static int g_gathered; /* every rank got past gather_states (or learnt that the folder is
+                        * another sweep's): MPI ends without MPI_Abort */
 static int gather_states(elm__sweep_grid *g, int *failed) {
     int *st = malloc(sizeof(int) * (size_t)(g->np + 1));
     if (!st)
@@ -759,7 +760,20 @@ static int sweep_grid(const sweep_args *a, elm__sweep_grid *g, cJSON *root) {
     /* Under mpirun, rank 0 holds the folder, speaks and tabulates; every rank runs its points. */
     const int lead = cli_mpi_rank == 0;
     int lock_fd = -1;
-    if (!a->dry && lead && (rc = lock_folder(a->out, &lock_fd)))
+    if (!a->dry && lead)
+        rc = lock_folder(a->out, &lock_fd);
+    /* No rank starts a point before rank 0 holds the folder: the others would otherwise train
+     * into a folder another sweep is using until rank 0's MPI_Abort reached them. All learn
+     * whether it does, and end together (no MPI_Abort) when it does not. */
+    if (cli_mpi_size > 1 && !a->dry) {
+        int no_lock = rc != 0, unused = 0;
+        int mrc = cli_mpi_max_ints(&no_lock, 1, &unused);
+        if (mrc || no_lock) {
+            g_gathered = !mrc;
+            return mrc ? mrc : 1;
+        }
+    }
+    if (rc)
         return rc;
     if (lead)
         print_plan(a, g, finished, todo, metric);

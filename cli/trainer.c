@@ -422,6 +422,7 @@ static int run_train(const elm_train_spec *s, int resume) {
                         "them)\n",
                 cli_mpi_size, in.batch_size);
     print_budget(tr, quiet); /* a collective under MPI: every rank times the batch */
+    cli_mpi_stats_reset();   /* the allreduce statistics count training batches only */
     progress pg = {.tty = isatty(2), .epochs = in.epochs, .nb = in.batches_per_epoch};
     elm_train_hooks h = {.user = &pg, .progress = on_progress, .epoch_end = on_epoch};
     if (quiet)

@@ -2,7 +2,8 @@
 # `mpirun -np N elm sweep` (issue 18): the grid's points are dealt over the ranks, one point per
 # rank at a time (point k of those to run goes to rank k mod N); rank 0 alone prints the plan,
 # holds the folder and tabulates every rank's results; a point that fails is reported by rank 0
-# and the job exits 1 without MPI_Abort; each point runs as a plain single-process `elm train`
+# and the job exits 1 without MPI_Abort; a folder another sweep holds is refused before any rank
+# starts a point; each point runs as a plain single-process `elm train`
 # (the launcher's variables kept out of its environment). Its models equal those of a local
 # `elm sweep --jobs 1`.
 set -u
@@ -53,4 +54,20 @@ EOF
 [ $rc = 1 ] && ok || bad "sweep with a failing point: rc $rc, want 1"
 grep -q "1 of 2 points finished, 1 failed" err.txt && ok || bad "failure not tabulated: $(tail -3 err.txt)"
 grep -q "MPI_ABORT" err.txt && bad "a failed point aborted the job" || ok
+
+# A folder another sweep holds (its sweep.lock locked): refused by rank 0, and no rank starts a
+# point there (rank 1 once trained point b into it before rank 0's MPI_Abort reached it).
+mkdir -p held/runs
+/usr/bin/python3 -c 'import fcntl, os, sys, time
+f = open("held/sweep.lock", "a+"); fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+open("locked", "w").close(); time.sleep(60)' &
+holder=$!
+for _ in $(seq 50); do [ -e locked ] && break; sleep 0.1; done
+"${MPI[@]}" -np 2 "$ELM" sweep --task shd --data data --grid pts.json --out held "${small[@]}" \
+    >out.txt 2>err.txt; rc=$?
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+[ $rc = 1 ] && grep -q "held/sweep.lock: another elm sweep is running in this folder" err.txt \
+    && ok || { bad "locked folder: rc $rc"; tail -3 err.txt; }
+[ -z "$(ls held/runs)" ] && ok || bad "points started in a locked folder: $(ls held/runs)"
+grep -q "MPI_ABORT" err.txt && bad "a locked folder aborted the job" || ok
 finish

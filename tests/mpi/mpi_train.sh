@@ -65,6 +65,10 @@ for b in 1 2 3 4; do
         2>"$T/tl$b.log" && grep -q "stopped at batch $b of 6 (time limit)" "$T/tl$b.log" && ok \
         || { bad "-np $np $resume --time-limit to batch $b"; tail -3 "$T/tl$b.log"; }
 done
+# The allreduce statistics of one batch: the exponents, the sums and the stop flag (the batch
+# timed for the budget is not counted).
+grep -q "allreduce [0-9.]* ms and [0-9]* bytes per batch (3.0 calls, rank 0)" "$T/tl1.log" && ok \
+    || bad "allreduce statistics of one batch: $(grep 'elm: MPI:' "$T/tl1.log")"
 "${MPI[@]}" -np 3 $ELM train "${NIO[@]}" --threads 1 --out "$T/tl" --resume 2>"$T/tl5.log" && ok \
     || { bad "resume on -np 3"; tail -3 "$T/tl5.log"; }
 same_run "$T/NIO-1" "$T/tl" "stopped after batches 1-4 on -np 2 and 3, resumed on -np 3"
