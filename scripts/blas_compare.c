@@ -80,7 +80,16 @@ int main(void) {
         float *A = filled((size_t)K * lda, 1), *W = filled((size_t)N * (size_t)K, 2);
         float *in = filled((size_t)K * (size_t)G, 3), *inT = filled((size_t)G * (size_t)K, 3);
         float *out = filled((size_t)N * (size_t)G, 4), *bias = filled((size_t)N, 5);
-        gemm_t_bc p = {out, (size_t)N, 0, bias, NULL, A, lda, in, (size_t)G, 1, N, K};
+        gemm_t_bc p = {.out = out,
+                       .ldo = (size_t)N,
+                       .bias = bias,
+                       .A = A,
+                       .lda = lda,
+                       .in = in,
+                       .isk = (size_t)G,
+                       .isg = 1,
+                       .N = N,
+                       .Kd = K};
         const double f = 2.0 * N * K * G;
         double e = RATE(f, 20000, products8(&p));
         /* BLAS: out (G x N) = inT (G x K) W^T + bias, one sgemm per step. */
