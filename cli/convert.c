@@ -40,23 +40,17 @@ static int fits_f32(const elm_model *m) {
 int cmd_convert(int argc, char **argv) {
     const char *model = NULL, *out = NULL;
     int f64 = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(convert_usage, stdout);
-            return 0;
-        }
-        if (cli_flag_value(argc, argv, &i, "--out", &out)) {
-            if (!out)
-                return cli_usage_error(convert_usage, "convert: --out needs a FILE");
-        } else if (!strcmp(argv[i], "--f64"))
-            f64 = 1;
-        else if (argv[i][0] == '-')
-            return cli_usage_error(convert_usage, "convert: unknown option '%s'", argv[i]);
-        else if (!model)
-            model = argv[i];
-        else
-            return cli_usage_error(convert_usage, "convert: more than one MODEL given");
-    }
+    const cli_one_arg take_model = {&model, convert_usage, "convert"};
+    const cli_call model_arg = {cli_take_one_arg, (void *)&take_model};
+    const cli_flag flags[] = {
+        {"--out", CLI_STR, &out, 0, 0, 0},
+        {"--f64", CLI_SWITCH, &f64, 0, 0, 0},
+        {NULL, CLI_CALL, (void *)&model_arg, 0, 0, 0},
+    };
+    int prc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                              convert_usage, "convert");
+    if (prc >= 0)
+        return prc;
     if (!model)
         return cli_usage_error(convert_usage, "convert: MODEL is required");
     if (!out)

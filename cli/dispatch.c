@@ -93,10 +93,7 @@ int cmd_data(int argc, char **argv) {
             if (rc >= 0)
                 return rc;
         }
-        const char *path = NULL; /* the first argument that is not a flag */
-        for (int i = 2; i < argc && !path; i++)
-            if (argv[i][0] != '-')
-                path = argv[i];
+        const char *path = cli_first_arg(argc, argv, 2, NULL, 0); /* not a flag */
         if (!path)
             return cli_usage_error(data_usage, "data info needs a PATH");
         struct stat sb;

@@ -23,19 +23,16 @@ static const char info_usage[] =
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(info_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (argv[i][0] == '-')
-            return cli_usage_error(info_usage, "info: unknown option '%s'", argv[i]);
-        else if (!path)
-            path = argv[i];
-        else
-            return cli_usage_error(info_usage, "info: more than one MODEL given");
-    }
+    const cli_one_arg take_model = {&path, info_usage, "info"};
+    const cli_call model_arg = {cli_take_one_arg, (void *)&take_model};
+    const cli_flag flags[] = {
+        {"--json", CLI_SWITCH, &json, 0, 0, 0},
+        {NULL, CLI_CALL, (void *)&model_arg, 0, 0, 0},
+    };
+    int prc = cli_parse_flags(argc, argv, 1, flags, (int)(sizeof flags / sizeof flags[0]),
+                              info_usage, "info");
+    if (prc >= 0)
+        return prc;
     if (!path)
         return cli_usage_error(info_usage, "info: MODEL is required");
     elm_model *m = NULL;

@@ -256,36 +256,35 @@ static elm_status nio_scan(const elm_nio_data *d, nio_stats *ns) {
 }
 
 int cmd_data_info_neuronio(int argc, char **argv) {
-    if (argc < 2)
-        return -1;
-    const char *path = argv[1];
+    const char *path = NULL;
+    int json = 0;
+    const cli_one_arg take_path = {&path, info_usage, "data info"};
+    const cli_call path_arg = {cli_take_one_arg, (void *)&take_path};
+    const cli_flag flags[] = {
+        {"--json", CLI_SWITCH, &json, 0, 0, 0},
+        {NULL, CLI_CALL, (void *)&path_arg, 0, 0, 0},
+    };
+    const int nflags = (int)(sizeof flags / sizeof flags[0]);
+    /* Judge the flags only once PATH is known to be NeuronIO data (see cmd_data_info_shd). */
+    const char *first = cli_first_arg(argc, argv, 1, flags, nflags);
     struct stat sb;
-    if (stat(path, &sb) != 0)
+    if (!first || stat(first, &sb) != 0)
         return -1;
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
+    const char *b = strrchr(first, '/');
+    b = b ? b + 1 : first;
     int is_cache = 0;
     if (S_ISDIR(sb.st_mode)) {
-        is_cache = dir_has(path, "*.nioc");
-        if (!is_cache && !dir_has(path, "*sim__*"))
+        is_cache = dir_has(first, "*.nioc");
+        if (!is_cache && !dir_has(first, "*sim__*"))
             return -1;
-    } else if (elm__ends_with(path, ".nioc")) {
+    } else if (elm__ends_with(first, ".nioc")) {
         is_cache = 1;
     } else if (fnmatch("*sim__*", b, 0) != 0) {
         return -1;
     }
-    int json = 0;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (cli_is_help(argv[i])) {
-            fputs(info_usage, stdout);
-            return 0;
-        } else
-            return cli_usage_error(info_usage, "data info: unknown argument '%s' for NeuronIO "
-                                               "data",
-                                   argv[i]);
-    }
+    int prc = cli_parse_flags(argc, argv, 1, flags, nflags, info_usage, "data info");
+    if (prc >= 0)
+        return prc;
     elm_nio_data *d = NULL;
     elm_status st = elm_nio_data_open(&d, &path, 1);
     if (st != ELM_OK)

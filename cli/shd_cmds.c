@@ -11,6 +11,7 @@
 #include "shd/shd.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -204,75 +205,58 @@ static int describe_folder(const char *dir, const elm_shd_opts *o, int json) {
 int cmd_data_info_shd(int argc, char **argv);
 
 int cmd_data_info_shd(int argc, char **argv) {
-    const char *path = NULL, *unknown = NULL, *bad = NULL;
-    int json = 0, help = 0;
+    const char *path = NULL;
+    int json = 0;
     elm_shd_opts o;
     elm_shd_opts_default(&o);
-    /* Parse everything first, but judge the flags only once the file is known to be SHD:
-     * another format's handler may take flags this one does not. */
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        long n = 0;
-        if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (cli_is_help(argv[i])) {
-            help = 1;
-        } else if (cli_flag_value(argc, argv, &i, "--bin-ms", &v)) {
-            if (!v || !cli_parse_double("--bin-ms", v, &o.bin_ms))
-                bad = "--bin-ms";
-        } else if (cli_flag_value(argc, argv, &i, "--duration-ms", &v)) {
-            if (!v || !cli_parse_double("--duration-ms", v, &o.duration_ms))
-                bad = "--duration-ms";
-        } else if (cli_flag_value(argc, argv, &i, "--channels", &v)) {
-            if (!v || !cli_parse_int("--channels", v, &n))
-                bad = "--channels";
-            o.num_channels = (int)(n > 65536 || n < 0 ? -1 : n);
-        } else if (cli_flag_value(argc, argv, &i, "--classes", &v)) {
-            if (!v || !cli_parse_int("--classes", v, &n))
-                bad = "--classes";
-            o.num_classes = (int)(n > 1000000 || n < 0 ? -1 : n);
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            unknown = unknown ? unknown : argv[i];
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            unknown = unknown ? unknown : argv[i];
-        }
-    }
-    if (!path)
+    long channels = o.num_channels, classes = o.num_classes;
+    /* Values out of range are elm_shd_load's to refuse (its messages name the file). */
+    const cli_one_arg take_path = {&path, info_usage, "data info"};
+    const cli_call path_arg = {cli_take_one_arg, (void *)&take_path};
+    const cli_flag flags[] = {
+        {"--json", CLI_SWITCH, &json, 0, 0, 0},
+        {"--bin-ms", CLI_REAL, &o.bin_ms, -HUGE_VAL, HUGE_VAL, 0},
+        {"--duration-ms", CLI_REAL, &o.duration_ms, -HUGE_VAL, HUGE_VAL, 0},
+        {"--channels", CLI_INT, &channels, -HUGE_VAL, HUGE_VAL, 0},
+        {"--classes", CLI_INT, &classes, -HUGE_VAL, HUGE_VAL, 0},
+        {NULL, CLI_CALL, (void *)&path_arg, 0, 0, 0},
+    };
+    const int nflags = (int)(sizeof flags / sizeof flags[0]);
+    /* Judge the flags only once PATH is known to be SHD: another format's handler may take
+     * flags this one does not. */
+    const char *first = cli_first_arg(argc, argv, 1, flags, nflags);
+    if (!first)
         return -1;
     struct stat dsb;
-    const int is_dir = stat(path, &dsb) == 0 && S_ISDIR(dsb.st_mode) && is_shd_folder(path);
-    cJSON *jout = NULL;
-    if (!is_dir && !elm_shd_probe(path)) {
+    const int is_dir = stat(first, &dsb) == 0 && S_ISDIR(dsb.st_mode) && is_shd_folder(first);
+    const int broken = !is_dir && !elm_shd_probe(first);
+    if (broken) {
         /* Named like an SHD file but not readable as one: say why here, rather than let the
          * dispatcher answer "unknown format". Anything else: let it try the other formats. */
-        if (!elm__is_file(path))
+        if (!elm__is_file(first))
             return -1;
-        if (elm__ends_with(path, ".h5.gz") || elm__ends_with(path, ".hdf5.gz"))
+        if (elm__ends_with(first, ".h5.gz") || elm__ends_with(first, ".hdf5.gz"))
             return cli_error("%s: a gzip-compressed file; elm reads SHD files uncompressed\n"
                              "hint: gunzip %s",
-                             path, path);
-        if (elm__ends_with(path, ".h5") || elm__ends_with(path, ".hdf5")) {
-            elm_shd *d = NULL;
-            elm_status st = elm_shd_load(&d, path, &o);
-            if (st == ELM_OK) { /* cannot happen: the probe said it is not SHD */
-                elm_shd_free(d);
-                return cli_error("%s: not an SHD file (no spikes group, no labels)", path);
-            }
-            return cli_fail(st, NULL);
+                             first, first);
+        if (!elm__ends_with(first, ".h5") && !elm__ends_with(first, ".hdf5"))
+            return -1;
+    }
+    int prc = cli_parse_flags(argc, argv, 1, flags, nflags, info_usage, "data info");
+    if (prc >= 0)
+        return prc;
+    o.num_channels = (int)(channels > 65536 || channels < 0 ? -1 : channels);
+    o.num_classes = (int)(classes > 1000000 || classes < 0 ? -1 : classes);
+    if (broken) {
+        elm_shd *d = NULL;
+        elm_status st = elm_shd_load(&d, path, &o);
+        if (st == ELM_OK) { /* cannot happen: the probe said it is not SHD */
+            elm_shd_free(d);
+            return cli_error("%s: not an SHD file (no spikes group, no labels)", path);
         }
-        return -1;
+        return cli_fail(st, NULL);
     }
-    if (help) {
-        fputs(info_usage, stdout);
-        return 0;
-    }
-    if (bad)
-        return cli_usage_error(info_usage, "data info: %s needs a number", bad);
-    if (unknown)
-        return cli_usage_error(info_usage, "data info: unexpected argument '%s'", unknown);
-
+    cJSON *jout = NULL;
     if (is_dir)
         return describe_folder(path, &o, json);
     return describe(path, &o, json ? &jout : NULL) || (json && print_json(jout));

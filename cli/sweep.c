@@ -155,17 +155,6 @@ static void plot(const char *out, const char *metric) {
     free(script);
 }
 
-static int is_own_flag(const char *a) {
-    static const char *own[] = {"--task", "--data",   "--valid",           "--test", "--grid",
-                                "--out",  "--jobs",   "--metric",          "--threads-per-job"};
-    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
-        size_t n = strlen(own[i]);
-        if (!strncmp(a, own[i], n) && (a[n] == 0 || a[n] == '='))
-            return 1;
-    }
-    return 0;
-}
-
 /* The option a passed-through train flag sets ("--batch-size" -> batch_size), or NULL. */
 static void flag_key(const char *a, char *key, size_t n) {
     key[0] = 0;
@@ -199,28 +188,6 @@ typedef struct {
  * passed through as they are (with their values). Returns -1 to go on, else the exit status.
  */
 static int parse_args(int argc, char **argv, sweep_args *a, char **own) {
-    int nown = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i]) || !strcmp(argv[i], "--dry-run") ||
-            !strcmp(argv[i], "--no-plot") || !strcmp(argv[i], "--force")) {
-            own[nown++] = argv[i];
-        } else if (is_own_flag(argv[i])) {
-            own[nown++] = argv[i];
-            if (!strchr(argv[i], '=') && i + 1 < argc)
-                own[nown++] = argv[++i];
-        } else {
-            static const char *refused[] = {"--config", "--resume", "--threads"};
-            for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
-                size_t n = strlen(refused[k]);
-                if (!strncmp(argv[i], refused[k], n) && (!argv[i][n] || argv[i][n] == '='))
-                    return cli_usage_error(sweep_usage,
-                                           "sweep: %s is set by the sweep itself (use "
-                                           "--threads-per-job for threads)",
-                                           refused[k]);
-            }
-            a->pass[a->npass++] = argv[i];
-        }
-    }
     const cli_flag flags[] = {
         {"--task", CLI_STR, &a->task, 0, 0, 0},
         {"--data", CLI_STR, &a->data, 0, 0, 0},
@@ -235,8 +202,35 @@ static int parse_args(int argc, char **argv, sweep_args *a, char **own) {
         {"--no-plot", CLI_SWITCH, &a->noplot, 0, 0, 0},
         {"--force", CLI_SWITCH, &a->force, 0, 0, 0},
     };
-    int rc = cli_parse_flags(nown, own, 0, flags, (int)(sizeof flags / sizeof flags[0]),
-                             sweep_usage, "sweep");
+    const int nflags = (int)(sizeof flags / sizeof flags[0]);
+    int nown = 0;
+    for (int i = 1; i < argc; i++) {
+        /* The table's flags (a switch as it is, the others as --name VALUE or --name=VALUE). */
+        const cli_flag *f = NULL;
+        for (int k = 0; k < nflags && !f; k++) {
+            size_t n = strlen(flags[k].name);
+            if (!strncmp(argv[i], flags[k].name, n) &&
+                (!argv[i][n] || (argv[i][n] == '=' && flags[k].kind != CLI_SWITCH)))
+                f = &flags[k];
+        }
+        if (cli_is_help(argv[i]) || f) {
+            own[nown++] = argv[i];
+            if (f && f->kind != CLI_SWITCH && !strchr(argv[i], '=') && i + 1 < argc)
+                own[nown++] = argv[++i];
+        } else {
+            static const char *refused[] = {"--config", "--resume", "--threads"};
+            for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+                size_t n = strlen(refused[k]);
+                if (!strncmp(argv[i], refused[k], n) && (!argv[i][n] || argv[i][n] == '='))
+                    return cli_usage_error(sweep_usage,
+                                           "sweep: %s is set by the sweep itself (use "
+                                           "--threads-per-job for threads)",
+                                           refused[k]);
+            }
+            a->pass[a->npass++] = argv[i];
+        }
+    }
+    int rc = cli_parse_flags(nown, own, 0, flags, nflags, sweep_usage, "sweep");
     if (rc >= 0)
         return rc;
     if (!a->task || !a->data || !a->grid || !a->out)

@@ -440,23 +440,45 @@ static int run_train(const elm_train_spec *s, int resume) {
     return rc;
 }
 
+/* A flag of the first pass, which only takes --config, --out and --resume. */
+static int skip_flag(void *ctx, const char *flag, const char *value) {
+    (void)ctx;
+    (void)flag;
+    (void)value;
+    return 0;
+}
+
 /*
  * The settings files, applied before the flags. Precedence: defaults < RUN/config.json (with
  * --resume: the run continues with its own settings, D7 of issue 15) < --config FILE < flags;
- * the trainer refuses a resume whose settings then differ from the run's.
+ * the trainer refuses a resume whose settings then differ from the run's. A first pass over
+ * argv with train's table (flags) takes --config, --out and --resume and only checks the rest.
+ * Returns -1 to go on, else the exit status.
  */
-static int apply_config_flag(int argc, char **argv, elm_train_spec *s) {
-    const char *cfgfile = NULL, *out = NULL, *v;
+static int apply_config_flag(int argc, char **argv, const cli_flag *flags, int nflags,
+                             elm_train_spec *s, const char *usage) {
+    const char *cfgfile = NULL, *out = NULL;
     int resume = 0;
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--resume"))
-            resume = 1;
-        else if (cli_flag_value(argc, argv, &i, "--config", &v)) {
-            if (!v)
-                return cli_usage_error(NULL, "--config needs a file");
-            cfgfile = v;
-        } else if (cli_flag_value(argc, argv, &i, "--out", &v))
-            out = v;
+    union {
+        const char *s;
+        long l;
+        double d;
+        unsigned long long u;
+        int i;
+    } scratch;
+    const cli_call skip = {skip_flag, NULL};
+    cli_flag pre[9 + NFLAG_KEYS];
+    for (int k = 0; k < nflags; k++) {
+        pre[k] = flags[k];
+        pre[k].dst = !strcmp(flags[k].name, "--config") ? (void *)&cfgfile
+                     : !strcmp(flags[k].name, "--out")  ? (void *)&out
+                     : !strcmp(flags[k].name, "--resume") ? (void *)&resume
+                     : flags[k].kind == CLI_CALL          ? (void *)&skip
+                                                          : (void *)&scratch;
+    }
+    int rc = cli_parse_flags(argc, argv, 2, pre, nflags, usage, "train");
+    if (rc >= 0)
+        return rc;
     char *run_cfg = resume && out ? elm__path_join(out, "config.json") : NULL;
     /* --time-limit bounds one invocation, not the run: a stop by it is not inherited. */
     const double time_limit = s->train.time_limit;
@@ -466,7 +488,7 @@ static int apply_config_flag(int argc, char **argv, elm_train_spec *s) {
     free(run_cfg);
     if (bad || (cfgfile && elm_train_config_load(&s->train, &s->model, cfgfile)))
         return cli_fail(ELM_ERR_CONFIG, NULL);
-    return 0;
+    return -1;
 }
 
 /*
@@ -479,9 +501,6 @@ int train_parse(int argc, char **argv, elm_train_spec *s, int *resume, const cha
     if (check_task("train", argv[1], NULL))
         return 2;
     elm_train_spec_default(s, argv[1]);
-    int rc = apply_config_flag(argc, argv, s);
-    if (rc)
-        return rc;
     const char *config = NULL;
     *resume = 0;
     cli_call knob = {set_flag_knob, s}, set = {set_train, s};
@@ -495,6 +514,9 @@ int train_parse(int argc, char **argv, elm_train_spec *s, int *resume, const cha
     int nflags = 9;
     for (int k = 0; k < NFLAG_KEYS; k++)
         flags[nflags++] = (cli_flag){flag_keys[k].flag, CLI_CALL, &knob, 0, 0, 0};
+    int rc = apply_config_flag(argc, argv, flags, nflags, s, usage);
+    if (rc >= 0)
+        return rc;
     rc = cli_parse_flags(argc, argv, 2, flags, nflags, usage, "train");
     if (rc >= 0)
         return rc;
