@@ -129,10 +129,8 @@ typedef struct {
 /* Wall time, or the process's CPU time: with one thread, CPU time is what the reference's
  * figures are (and it is steady on a machine shared with other jobs); with several threads only
  * wall time measures the speed-up. */
-static double now_s(int cpu) {
-    struct timespec ts;
-    clock_gettime(cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+static double bench_time(int cpu) {
+    return cpu ? elm__cpu_s(0) : elm__now_s();
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -155,29 +153,12 @@ static double derived_flops(const elm_config *c) {
     return f + 2.0 * c->num_memory * c->num_output + 6.0 * c->num_memory;
 }
 
-static char *read_text(const char *path) {
-    FILE *f;
-    if (elm__fopen_regular(path, &f) != ELM_OK)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static int case_config(const bench_case *bc, elm_config *cfg, char *err, size_t errn) {
     elm_config_default(cfg, 0, 0, 0);
-    char *text = bc->file ? read_text(bc->file) : NULL;
-    if (bc->file && !text) {
-        snprintf(err, errn, "%s: cannot read the config file", bc->file);
+    char *text = NULL;
+    size_t len;
+    if (bc->file && elm__read_file(bc->file, 1 << 20, &text, &len) != ELM_OK) {
+        snprintf(err, errn, "%s", elm_last_error());
         return 0;
     }
     elm_status st =
@@ -345,9 +326,9 @@ static int time_reps(const bench_case *bc, case_bufs *b, bench_result *r) {
     int n = 0;
     const int cpu = bc->wall < 0 || (bc->threads == 1 && !bc->wall);
     for (int rep = -1; rep < maxreps; rep++) { /* rep -1 is the warm-up */
-        double t0 = now_s(cpu);
+        double t0 = bench_time(cpu);
         elm_status s = one_rep(bc, b);
-        double dtm = now_s(cpu) - t0;
+        double dtm = bench_time(cpu) - t0;
         if (s != ELM_OK) {
             free(times);
             return 0;
@@ -473,12 +454,12 @@ typedef struct {
 /* Repeats fn(arg, rep) until min_time of process CPU time has passed (at least 3 times). */
 static double time_rate(int (*fn)(void *, int), void *arg, double min_time, int *ok) {
     *ok = fn(arg, 0); /* warm-up */
-    double t0 = now_s(1), t = 0;
+    double t0 = bench_time(1), t = 0;
     int n = 0;
     while (*ok && (n < 3 || t < min_time)) {
         *ok = fn(arg, n + 1);
         n++;
-        t = now_s(1) - t0;
+        t = bench_time(1) - t0;
     }
     return t > 0 ? n / t : 0;
 }

@@ -10,8 +10,7 @@
  * Timed with the thread's CPU clock, so time other jobs take from this core is not counted.
  */
 #include "cli.h"
-
-#include <time.h>
+#include "internal.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -87,12 +86,6 @@ static double muladd_sse(long n, float *sink) {
 
 static volatile float peak_sink;
 
-static double thread_cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 double bench_peak_gflops(const char **how) {
     *how = "not measured (not x86-64)";
     double best = 0;
@@ -110,9 +103,9 @@ double bench_peak_gflops(const char **how) {
     kernel(1000000, &sink); /* warm-up: clocks up, code paged in */
     /* Best of 5 short runs: the peak is a maximum, not a typical value. */
     for (int r = 0; r < 5; r++) {
-        double t0 = thread_cpu_s();
+        double t0 = elm__cpu_s(1);
         double flops = kernel(4000000, &sink); /* ~20 ms at 100 GFLOP/s */
-        double dt = thread_cpu_s() - t0;
+        double dt = elm__cpu_s(1) - t0;
         if (dt > 0 && flops / dt * 1e-9 > best)
             best = flops / dt * 1e-9;
     }

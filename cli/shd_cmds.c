@@ -227,8 +227,7 @@ int cmd_data_info_shd(int argc, char **argv) {
     const char *first = cli_first_arg(argc, argv, 1, flags, nflags);
     if (!first)
         return -1;
-    struct stat dsb;
-    const int is_dir = stat(first, &dsb) == 0 && S_ISDIR(dsb.st_mode) && is_shd_folder(first);
+    const int is_dir = elm__is_dir(first) && is_shd_folder(first);
     const int broken = !is_dir && !elm_shd_probe(first);
     if (broken) {
         /* Named like an SHD file but not readable as one: say why here, rather than let the

@@ -88,6 +88,8 @@ char *elm__strdup(const char *s);
 struct cJSON;
 /* Seconds on the monotonic clock. */
 double elm__now_s(void);
+/* CPU seconds used so far by this process (thread 0) or by the calling thread (thread 1). */
+double elm__cpu_s(int thread);
 /* 1 if s ends with suffix. */
 int elm__ends_with(const char *s, const char *suffix);
 /* 1 if path exists and is a regular file (stat; nothing is opened). */
@@ -99,6 +101,9 @@ int elm__same_file(const char *a, const char *b);
 elm_status elm__json_read(const char *path, size_t max_bytes, struct cJSON **out);
 /* Writes j as indented JSON and a newline, atomically. */
 elm_status elm__json_write(const char *path, const struct cJSON *j);
+/* Writes the JSON text js and a newline, atomically (js is borrowed for the write: its NUL
+ * becomes the newline meanwhile). */
+elm_status elm__json_write_text(const char *path, char *js);
 /*
  * The first member of object a whose value differs from the member of the same name in b,
  * values compared as cJSON prints them; members b lacks, and those skip(name) accepts (skip may

@@ -1,6 +1,7 @@
 /*
  * helpers.c - small helpers every area and the CLI share, so that each exists once: a monotonic
- * clock, a suffix test, a regular-file test, JSON files read and written whole (atomically), and
+ * clock and CPU-time clocks, a suffix test, a regular-file test, JSON files read and written whole
+ * (atomically), and
  * the first difference between two JSON objects.
  */
 #include "internal.h"
@@ -11,10 +12,18 @@
 #include <sys/stat.h>
 #include <time.h>
 
-double elm__now_s(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double elm__now_s(void) {
+    return clock_s(CLOCK_MONOTONIC);
+}
+
+double elm__cpu_s(int thread) {
+    return clock_s(thread ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID);
 }
 
 int elm__ends_with(const char *s, const char *suffix) {
@@ -53,16 +62,16 @@ elm_status elm__json_write(const char *path, const struct cJSON *j) {
     char *s = cJSON_Print(j);
     if (!s)
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
-    size_t n = strlen(s);
-    char *t = realloc(s, n + 2);
-    if (!t) {
-        free(s);
-        return elm__fail(ELM_ERR_NOMEM, "out of memory");
-    }
-    t[n] = '\n';
-    t[n + 1] = 0;
-    elm_status st = elm__write_file_atomic(path, t, n + 1);
-    free(t);
+    elm_status st = elm__json_write_text(path, s);
+    free(s);
+    return st;
+}
+
+elm_status elm__json_write_text(const char *path, char *js) {
+    size_t n = strlen(js);
+    js[n] = '\n'; /* in place of the NUL: the text and a newline in one write */
+    elm_status st = elm__write_file_atomic(path, js, n + 1);
+    js[n] = 0;
     return st;
 }
 

@@ -460,12 +460,8 @@ elm_status elm_model_save(const elm_model *m, const char *path) {
     char *q = elm__path_join(path, "model_config.json");
     char *js = elm_config_to_json(&m->cfg);
     st = (!p || !q || !js) ? elm__fail(ELM_ERR_NOMEM, "out of memory") : m->ops->to_st(m, p);
-    if (!st) {
-        size_t n = strlen(js);
-        js[n] = '\n'; /* replace the NUL: write the JSON with a final newline */
-        st = elm__write_file_atomic(q, js, n + 1);
-        js[n] = 0;
-    }
+    if (!st)
+        st = elm__json_write_text(q, js);
     free(p);
     free(q);
     free(js);

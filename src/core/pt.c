@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <zip.h>
 
 #define PT_MAX_FILE ((size_t)16 << 30)
@@ -486,17 +485,12 @@ elm_status elm__tensors_read(elm__st_file *f, const char *path) {
 
 /* ---- model folders ---------------------------------------------------------------------------- */
 
-static int is_file(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 char *elm__model_file_in_dir(const char *dir) {
     char *p = elm__path_join(dir, "model.safetensors");
-    if (!p || is_file(p))
+    if (!p || elm__is_file(p))
         return p;
     char *q = elm__path_join(dir, "neuronio_best_model_state.pt");
-    if (!q || is_file(q)) {
+    if (!q || elm__is_file(q)) {
         free(p);
         return q;
     }
@@ -510,7 +504,7 @@ char *elm__model_file_in_dir(const char *dir) {
         if (l < 4 || strcmp(e->d_name + l - 3, ".pt"))
             continue;
         char *c = elm__path_join(dir, e->d_name);
-        if (c && is_file(c) && ++n == 1) {
+        if (c && elm__is_file(c) && ++n == 1) {
             found = c;
             continue;
         }
@@ -711,10 +705,7 @@ elm_status elm__pt_write_config(const elm_model *m, const char *pt_path) {
     if (!q || !js) {
         st = elm__fail(ELM_ERR_NOMEM, "out of memory");
     } else {
-        size_t n = strlen(js);
-        js[n] = '\n'; /* replace the NUL: the JSON with a final newline */
-        st = elm__write_file_atomic(q, js, n + 1);
-        js[n] = 0;
+        st = elm__json_write_text(q, js);
     }
     free(js);
     free(q);

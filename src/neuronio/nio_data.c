@@ -384,8 +384,7 @@ static elm_status list_dir(const char *dir, const char *pattern, int pickles, ch
                         strstr(e->d_name, ".tmp.")))
             continue;
         char *p = elm__path_join(dir, e->d_name);
-        struct stat sb;
-        if (p && (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+        if (p && !elm__is_file(p)) {
             free(p);
             continue;
         }

@@ -12,13 +12,12 @@
  */
 #include "shd/shd.h"
 
-#include <errno.h>
 #include <hdf5.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 /* HDF5 1.12 renamed two calls this file uses; the old names are deprecated there. */
 #if H5_VERSION_GE(1, 12, 0)
@@ -63,8 +62,7 @@ static int link_exists(hid_t f, const char *name) {
 
 int elm_shd_probe(const char *path) {
     hdf5_quiet();
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || shd_is_hdf5(path) <= 0)
+    if (!elm__is_file(path) || shd_is_hdf5(path) <= 0)
         return 0;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
@@ -491,7 +489,7 @@ static elm_status load_chunk(elm_shd *d, spike_reader *r, int first, hsize_t cnt
  * regrowth and never more memory than its own size; untouched pages cost nothing, and the
  * arrays are trimmed at the end.
  */
-static elm_status load_spikes(elm_shd *d, hid_t dt, hid_t du, int read_chunk, off_t file_size) {
+static elm_status load_spikes(elm_shd *d, hid_t dt, hid_t du, int read_chunk, size_t file_size) {
     const char *path = d->path;
     elm_status st = ELM_OK;
     spike_reader r = {.dt = dt, .du = du, .mt_t = H5I_INVALID_HID, .mt_u = H5I_INVALID_HID};
@@ -531,7 +529,7 @@ static elm_status load_spikes(elm_shd *d, hid_t dt, hid_t du, int read_chunk, of
 }
 
 /* The file's datasets: times, units and labels, of one length that the file can hold. */
-static elm_status open_datasets(elm_shd *d, hid_t f, off_t file_size, hid_t *dt, hid_t *du,
+static elm_status open_datasets(elm_shd *d, hid_t f, size_t file_size, hid_t *dt, hid_t *du,
                                 hid_t *dl, hsize_t *nl) {
     const char *path = d->path;
     hsize_t nt = 0, nu = 0;
@@ -562,11 +560,11 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
     if (st != ELM_OK)
         return st;
 
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return elm__fail(ELM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return elm__fail(ELM_ERR_IO, "%s: not a regular file", path);
+    int fd;
+    size_t size;
+    if ((st = elm__open_regular(path, &fd, &size)) != ELM_OK)
+        return st;
+    close(fd);
     if (shd_is_hdf5(path) <= 0)
         return elm__fail(ELM_ERR_FORMAT, "%s: not an HDF5 file (SHD files are HDF5)", path);
 
@@ -578,11 +576,11 @@ elm_status elm_shd_load(elm_shd **out, const char *path, const elm_shd_opts *opt
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         st = elm__fail(ELM_ERR_FORMAT, "%s: HDF5 cannot open the file", path);
-    else if ((st = open_datasets(d, f, sb.st_size, &dt, &du, &dl, &nl)) == ELM_OK &&
+    else if ((st = open_datasets(d, f, size, &dt, &du, &dl, &nl)) == ELM_OK &&
              (st = load_labels(d, dl)) == ELM_OK && (st = load_speakers(d, f, nl)) == ELM_OK) {
         read_keys(f, d);
         d->has_meta_info = link_exists(f, "extra/meta_info");
-        st = load_spikes(d, dt, du, o.read_chunk, sb.st_size);
+        st = load_spikes(d, dt, du, o.read_chunk, size);
     }
     if (st != ELM_OK) {
         elm_shd_free(d);
