@@ -48,19 +48,29 @@ static int npy_type(const elm_model *m) {
     return elm_model_dtype(m) == ELM_F64 ? NPY_FLOAT64 : NPY_FLOAT32;
 }
 
+PyObject *elm_py_not_initialised(const char *what) {
+    return PyErr_Format(PyExc_ValueError, "the %s is not initialised", what);
+}
+
+int elm_py_claim(int *busy, const void *handle, const char *what, const char *busy_why) {
+    if (!handle) {
+        elm_py_not_initialised(what);
+        return -1;
+    }
+    if (*busy) {
+        PyErr_Format(PyExc_RuntimeError, "the %s is in use %s", what, busy_why);
+        return -1;
+    }
+    *busy = 1;
+    return 0;
+}
+
 /* Enters a model for C work; refuses a model busy in another thread. */
 static int enter(ModelObject *self) {
-    if (!self->m) {
-        PyErr_SetString(PyExc_ValueError, "the model is not initialised");
+    if (elm_py_claim(&self->busy, self->m, "model",
+                     "by another thread (an elm model runs one call at a time; use one model "
+                     "per thread)"))
         return -1;
-    }
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "the model is in use by another thread (an elm model runs one call at a "
-                        "time; use one model per thread)");
-        return -1;
-    }
-    self->busy = 1;
     elm_model_set_threads(self->m, elm_py_threads);
     return 0;
 }
@@ -216,7 +226,7 @@ int elm_py_dict_put(PyObject *d, const char *k, PyObject *v) {
 
 static PyObject *Model_get_config(ModelObject *self, void *closure) {
     if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+        return elm_py_not_initialised("model");
     char *s = elm_config_to_json(elm_model_config(self->m));
     if (!s)
         return PyErr_NoMemory();
@@ -234,13 +244,13 @@ static PyObject *Model_get_config(ModelObject *self, void *closure) {
 
 static PyObject *Model_get_num_params(ModelObject *self, void *closure) {
     if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+        return elm_py_not_initialised("model");
     return PyLong_FromSize_t(elm_model_num_params(self->m));
 }
 
 static PyObject *Model_get_dtype(ModelObject *self, void *closure) {
     if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+        return elm_py_not_initialised("model");
     return PyUnicode_FromString(elm_model_dtype(self->m) == ELM_F64 ? "float64" : "float32");
 }
 
@@ -256,7 +266,7 @@ static PyObject *tensor_array(ModelObject *self, const elm_tensor *t, int grad) 
 
 static PyObject *Model_parameters(ModelObject *self, PyObject *unused) {
     if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+        return elm_py_not_initialised("model");
     PyObject *d = PyDict_New();
     if (!d)
         return NULL;
@@ -407,8 +417,13 @@ static PyObject *Model_set_parameters(ModelObject *self, PyObject *d) {
     Py_RETURN_NONE;
 }
 
-/* x as [B, T, I] (a 2-D x is one sample); returns the array with *B, *T set, or NULL. */
+/* x as [B, T, I] (a 2-D x is one sample); returns the array with *B, *T set, or NULL (also
+ * for a model that is not initialised). */
 static PyArrayObject *batch_input(ModelObject *self, PyObject *xo, int *B, int *T) {
+    if (!self->m) {
+        elm_py_not_initialised("model");
+        return NULL;
+    }
     PyArrayObject *x = as_real(self, xo, 2, 3, "x");
     if (!x)
         return NULL;
@@ -433,18 +448,54 @@ static PyArrayObject *batch_input(ModelObject *self, PyObject *xo, int *B, int *
     return x;
 }
 
+/* dloss as the outputs' shape [B, T, O] (a 2-D dloss when B = 1), or NULL. */
+static PyArrayObject *dloss_input(ModelObject *self, PyObject *dyo, int B, int T) {
+    const int O = elm_model_config(self->m)->num_output;
+    PyArrayObject *dy = as_real(self, dyo, 2, 3, "dloss");
+    if (!dy)
+        return NULL;
+    int nd = PyArray_NDIM(dy);
+    if ((nd == 3 ? PyArray_DIM(dy, 0) : 1) != B || PyArray_DIM(dy, nd - 2) != T ||
+        PyArray_DIM(dy, nd - 1) != O) {
+        Py_DECREF(dy);
+        PyErr_Format(PyExc_ValueError, "dloss must have the outputs' shape [%d, %d, %d]", B, T, O);
+        return NULL;
+    }
+    return dy;
+}
+
+/* A fresh output array of the model's dtype, [rows, steps, num_output] (steps 0: [rows,
+ * num_output]), with the model entered for C work (enter()); NULL with the error set and
+ * nothing entered. */
+static PyArrayObject *output_entered(ModelObject *self, npy_intp rows, npy_intp steps) {
+    const npy_intp O = elm_model_config(self->m)->num_output;
+    npy_intp d3[3] = {rows, steps, O}, d2[2] = {rows, O};
+    PyArrayObject *y = (PyArrayObject *)(steps > 0 ? PyArray_SimpleNew(3, d3, npy_type(self->m))
+                                                   : PyArray_SimpleNew(2, d2, npy_type(self->m)));
+    if (y && enter(self))
+        Py_CLEAR(y);
+    return y;
+}
+
+/* The end of a call that ran the model on x into y: drops x; y, or NULL with elm's error (y
+ * dropped) when st failed. The model's busy flag is already cleared. */
+static PyObject *run_result(elm_status st, PyArrayObject *x, PyArrayObject *y) {
+    Py_XDECREF(x);
+    if (st) {
+        Py_DECREF(y);
+        return elm_py_raise(st);
+    }
+    return (PyObject *)y;
+}
+
 static PyObject *Model_forward(ModelObject *self, PyObject *xo) {
-    if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
     int B, T;
     PyArrayObject *x = batch_input(self, xo, &B, &T);
     if (!x)
         return NULL;
-    npy_intp dims[3] = {B, T, elm_model_config(self->m)->num_output};
-    PyArrayObject *y = (PyArrayObject *)PyArray_SimpleNew(3, dims, npy_type(self->m));
-    if (!y || enter(self)) {
+    PyArrayObject *y = output_entered(self, B, T);
+    if (!y) {
         Py_DECREF(x);
-        Py_XDECREF(y);
         return NULL;
     }
     elm_status st;
@@ -454,12 +505,7 @@ static PyObject *Model_forward(ModelObject *self, PyObject *xo) {
     Py_BEGIN_ALLOW_THREADS st = f64 ? elm_model_forward_f64(self->m, xp, yp, B, T)
                                     : elm_model_forward(self->m, xp, yp, B, T);
     Py_END_ALLOW_THREADS self->busy = 0;
-    Py_DECREF(x);
-    if (st) {
-        Py_DECREF(y);
-        return elm_py_raise(st);
-    }
-    return (PyObject *)y;
+    return run_result(st, x, y);
 }
 
 /* Every trainable tensor's gradient, by name (fresh arrays). */
@@ -481,17 +527,13 @@ static PyObject *grads_dict(ModelObject *self) {
  * anything else before backward (forward, grad, step, another forward_train).
  */
 static PyObject *Model_forward_train(ModelObject *self, PyObject *xo) {
-    if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
     int B, T;
     PyArrayObject *x = batch_input(self, xo, &B, &T);
     if (!x)
         return NULL;
-    npy_intp dims[3] = {B, T, elm_model_config(self->m)->num_output};
-    PyArrayObject *y = (PyArrayObject *)PyArray_SimpleNew(3, dims, npy_type(self->m));
-    if (!y || enter(self)) {
+    PyArrayObject *y = output_entered(self, B, T);
+    if (!y) {
         Py_DECREF(x);
-        Py_XDECREF(y);
         return NULL;
     }
     elm_status st;
@@ -500,15 +542,13 @@ static PyObject *Model_forward_train(ModelObject *self, PyObject *xo) {
     self->train_token = 0;
     Py_BEGIN_ALLOW_THREADS st = elm_model_forward_train(self->m, xp, yp, B, T);
     Py_END_ALLOW_THREADS self->busy = 0;
-    Py_DECREF(x);
-    if (st) {
-        Py_DECREF(y);
-        return elm_py_raise(st);
-    }
+    PyObject *r = run_result(st, x, y);
+    if (!r)
+        return NULL;
     self->train_token = token;
     self->train_B = B;
     self->train_T = T;
-    return Py_BuildValue("(NK)", (PyObject *)y, token);
+    return Py_BuildValue("(NK)", r, token);
 }
 
 /* m.backward(dloss, token) -> dict: the gradients of sum(Y * dloss), Y of forward_train. */
@@ -518,23 +558,15 @@ static PyObject *Model_backward(ModelObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OK", &dyo, &token))
         return NULL;
     if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+        return elm_py_not_initialised("model");
     if (!token || token != self->train_token || token != self->runs)
         return PyErr_Format(PyExc_ValueError,
                             "backward: the token is not that of the model's last forward_train "
                             "(the model ran since, or backward was already called): call "
                             "forward_train again, or use grad(x, dloss)");
-    const int B = self->train_B, T = self->train_T, O = elm_model_config(self->m)->num_output;
-    PyArrayObject *dy = as_real(self, dyo, 2, 3, "dloss");
+    PyArrayObject *dy = dloss_input(self, dyo, self->train_B, self->train_T);
     if (!dy)
         return NULL;
-    int nd = PyArray_NDIM(dy);
-    if ((nd == 3 ? PyArray_DIM(dy, 0) : 1) != B || PyArray_DIM(dy, nd - 2) != T ||
-        PyArray_DIM(dy, nd - 1) != O) {
-        Py_DECREF(dy);
-        return PyErr_Format(PyExc_ValueError, "dloss must have the outputs' shape [%d, %d, %d]",
-                            B, T, O);
-    }
     if (enter(self)) {
         Py_DECREF(dy);
         return NULL;
@@ -567,7 +599,7 @@ static PyObject *Model_forward_spikes(ModelObject *self, PyObject *args, PyObjec
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOn|p", kwlist, &po, &io, &vo, &steps, &train))
         return NULL;
     if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+        return elm_py_not_initialised("model");
     PyArrayObject *ptr = (PyArrayObject *)PyArray_FROMANY(po, NPY_INT64, 1, 1,
                                                           NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
     PyArrayObject *idx = ptr ? (PyArrayObject *)PyArray_FROMANY(io, NPY_INT32, 1, 1,
@@ -614,9 +646,7 @@ static PyObject *Model_forward_spikes(ModelObject *self, PyObject *args, PyObjec
             }
     }
     const int B = (int)(rows / steps), T = (int)steps;
-    npy_intp dims[3] = {B, T, elm_model_config(self->m)->num_output};
-    y = (PyArrayObject *)PyArray_SimpleNew(3, dims, npy_type(self->m));
-    if (!y || enter(self))
+    if (!(y = output_entered(self, B, T)))
         goto done;
     elm_sparse_input xs = {pp, ip, val ? PyArray_DATA(val) : NULL};
     void *yp = PyArray_DATA(y);
@@ -661,33 +691,11 @@ static PyObject *Model_grad(ModelObject *self, PyObject *args, PyObject *kw) {
     int ret_y = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|p", kwlist, &xo, &dyo, &ret_y))
         return NULL;
-    if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
     int B, T;
-    PyArrayObject *x = batch_input(self, xo, &B, &T);
-    if (!x)
-        return NULL;
-    int O = elm_model_config(self->m)->num_output;
-    PyArrayObject *dy = as_real(self, dyo, 2, 3, "dloss");
-    if (!dy) {
-        Py_DECREF(x);
-        return NULL;
-    }
-    int nd = PyArray_NDIM(dy);
-    if ((nd == 3 ? PyArray_DIM(dy, 0) : 1) != B || PyArray_DIM(dy, nd - 2) != T ||
-        PyArray_DIM(dy, nd - 1) != O) {
-        PyErr_Format(PyExc_ValueError, "dloss must have the outputs' shape [%d, %d, %d]", B, T,
-                     O);
-        Py_DECREF(x);
-        Py_DECREF(dy);
-        return NULL;
-    }
-    npy_intp dims[3] = {B, T, O};
-    PyArrayObject *y = (PyArrayObject *)PyArray_SimpleNew(3, dims, npy_type(self->m));
-    if (!y || enter(self)) {
-        Py_DECREF(x);
-        Py_DECREF(dy);
-        Py_XDECREF(y);
+    PyArrayObject *x = batch_input(self, xo, &B, &T), *dy = NULL, *y = NULL;
+    if (!x || !(dy = dloss_input(self, dyo, B, T)) || !(y = output_entered(self, B, T))) {
+        Py_XDECREF(x);
+        Py_XDECREF(dy);
         return NULL;
     }
     elm_status st;
@@ -698,12 +706,9 @@ static PyObject *Model_grad(ModelObject *self, PyObject *args, PyObject *kw) {
     if (!st)
         st = elm_model_backward(self->m, dp);
     Py_END_ALLOW_THREADS self->busy = 0;
-    Py_DECREF(x);
     Py_DECREF(dy);
-    if (st) {
-        Py_DECREF(y);
-        return elm_py_raise(st);
-    }
+    if (!run_result(st, x, y))
+        return NULL;
     PyObject *d = grads_dict(self);
     if (!d || !ret_y) {
         Py_DECREF(y);
@@ -718,7 +723,7 @@ static PyObject *Model_state(ModelObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|n", kwlist, &batch))
         return NULL;
     if (!self->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
+        return elm_py_not_initialised("model");
     if (check_int(batch, "the batch size"))
         return NULL;
     elm_state *s = NULL;
@@ -753,7 +758,7 @@ static PyObject *Model_step(ModelObject *self, PyObject *args) {
     PyArrayObject *x = as_real(self, xo, 1, 2, "x_t");
     if (!x)
         return NULL;
-    int I = elm_model_config(self->m)->num_input, O = elm_model_config(self->m)->num_output;
+    int I = elm_model_config(self->m)->num_input;
     int nd = PyArray_NDIM(x);
     npy_intp b = nd == 2 ? PyArray_DIM(x, 0) : 1;
     if (b != s->batch || PyArray_DIM(x, nd - 1) != I) {
@@ -762,11 +767,9 @@ static PyObject *Model_step(ModelObject *self, PyObject *args) {
         Py_DECREF(x);
         return NULL;
     }
-    npy_intp dims[2] = {s->batch, O};
-    PyArrayObject *y = (PyArrayObject *)PyArray_SimpleNew(2, dims, npy_type(self->m));
-    if (!y || enter(self)) {
+    PyArrayObject *y = output_entered(self, s->batch, 0);
+    if (!y) {
         Py_DECREF(x);
-        Py_XDECREF(y);
         return NULL;
     }
     elm_status st;
@@ -776,12 +779,7 @@ static PyObject *Model_step(ModelObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS st = f64 ? elm_model_step_f64(self->m, s->s, xp, yp)
                                     : elm_model_step(self->m, s->s, xp, yp);
     Py_END_ALLOW_THREADS self->busy = 0;
-    Py_DECREF(x);
-    if (st) {
-        Py_DECREF(y);
-        return elm_py_raise(st);
-    }
-    return (PyObject *)y;
+    return run_result(st, x, y);
 }
 
 static PyMethodDef Model_methods[] = {

@@ -39,6 +39,16 @@ PyObject *elm_py_raise(elm_status st);
 PyObject *elm_py_wrap_model(elm_model *m);
 /* Puts v under key k and drops the reference to v; -1 (error set) when v is NULL or on failure. */
 int elm_py_dict_put(PyObject *d, const char *k, PyObject *v);
+/* ValueError "the WHAT is not initialised" (an object whose __init__ failed or never ran);
+ * returns NULL. */
+PyObject *elm_py_not_initialised(const char *what);
+/*
+ * Claims an object (a model, task or trainer: `handle` its C object, *busy its flag) for one
+ * call: ValueError when handle is NULL, RuntimeError "the WHAT is in use BUSY_WHY" when *busy
+ * (another thread, or a run in progress), else sets *busy; 0, or -1 with the error set. The
+ * caller clears *busy when the call ends.
+ */
+int elm_py_claim(int *busy, const void *handle, const char *what, const char *busy_why);
 
 /* The other files' functions and types, added to the module by PyInit__elm. */
 extern PyMethodDef elm_py_data_methods[];

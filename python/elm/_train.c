@@ -96,6 +96,42 @@ static PyObject *from_json(const char *s) {
     return r;
 }
 
+/*
+ * Splits a constructor's arguments: up to `npos` positionals, then the keywords named in
+ * fixed[0..n), go to vals[0..n) (which hold the defaults; NULL: required, checked by the
+ * caller); every other keyword goes to the dict returned, the settings. NULL with the error set:
+ * `too_many` is the message for more than npos positionals; `who` names the type when a fixed
+ * argument is given twice.
+ */
+static PyObject *split_args(PyObject *args, PyObject *kw, const char *who, const char *too_many,
+                            const char *const *fixed, int n, Py_ssize_t npos, PyObject **vals) {
+    Py_ssize_t na = PyTuple_GET_SIZE(args);
+    if (na > npos) {
+        PyErr_SetString(PyExc_TypeError, too_many);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < na; i++)
+        vals[i] = PyTuple_GET_ITEM(args, i);
+    PyObject *settings = PyDict_New();
+    PyObject *key, *val;
+    Py_ssize_t pos = 0;
+    while (settings && kw && PyDict_Next(kw, &pos, &key, &val)) {
+        const char *k = PyUnicode_AsUTF8(key);
+        int j = 0;
+        while (k && j < n && strcmp(k, fixed[j]))
+            j++;
+        if (k && j < n) {
+            if (j < na) {
+                PyErr_Format(PyExc_TypeError, "%s got '%s' twice", who, k);
+                Py_CLEAR(settings);
+            } else
+                vals[j] = val;
+        } else if (!k || PyDict_SetItem(settings, key, val))
+            Py_CLEAR(settings);
+    }
+    return settings;
+}
+
 /* ---- Task ------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -110,35 +146,10 @@ static int Task_init(TaskObject *self, PyObject *args, PyObject *kw) {
     /* Task(name, data, valid=None, config=None, for_training=True, **settings) */
     static const char *const fixed[] = {"name", "data", "valid", "config", "for_training"};
     PyObject *vals[5] = {NULL, NULL, Py_None, Py_None, Py_True};
-    Py_ssize_t na = PyTuple_GET_SIZE(args);
-    if (na > 5) {
-        PyErr_SetString(PyExc_TypeError, "Task takes at most 5 positional arguments");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < na; i++)
-        vals[i] = PyTuple_GET_ITEM(args, i);
-    PyObject *settings = PyDict_New();
+    PyObject *settings = split_args(args, kw, "Task", "Task takes at most 5 positional arguments",
+                                    fixed, 5, 5, vals);
     if (!settings)
         return -1;
-    PyObject *key, *val;
-    Py_ssize_t pos = 0;
-    while (kw && PyDict_Next(kw, &pos, &key, &val)) {
-        const char *k = PyUnicode_AsUTF8(key);
-        int j = 0;
-        while (k && j < 5 && strcmp(k, fixed[j]))
-            j++;
-        if (k && j < 5) {
-            if (j < na) {
-                PyErr_Format(PyExc_TypeError, "Task got '%s' twice", k);
-                Py_DECREF(settings);
-                return -1;
-            }
-            vals[j] = val;
-        } else if (!k || PyDict_SetItem(settings, key, val)) {
-            Py_DECREF(settings);
-            return -1;
-        }
-    }
     PyObject *data_b = NULL, *valid_b = NULL;
     int rc = -1;
     if (!vals[0] || !PyUnicode_Check(vals[0]) || !vals[1]) {
@@ -189,16 +200,7 @@ static void Task_dealloc(TaskObject *self) {
 }
 
 static int task_enter(TaskObject *self) {
-    if (!self->t) {
-        PyErr_SetString(PyExc_ValueError, "the task is not initialised");
-        return -1;
-    }
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "the task is in use by another thread");
-        return -1;
-    }
-    self->busy = 1;
-    return 0;
+    return elm_py_claim(&self->busy, self->t, "task", "by another thread");
 }
 
 static PyObject *task_info_dict(const elm_task_info *in) {
@@ -213,7 +215,7 @@ static PyObject *task_info_dict(const elm_task_info *in) {
 
 static PyObject *Task_get_info(TaskObject *self, void *closure) {
     if (!self->t)
-        return PyErr_Format(PyExc_ValueError, "the task is not initialised");
+        return elm_py_not_initialised("task");
     elm_task_info in;
     elm_task_get_info(self->t, &in);
     return task_info_dict(&in);
@@ -232,7 +234,7 @@ static PyObject *Task_batch(TaskObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "l|OOp", kwlist, &step, &bo, &so, &dense))
         return NULL;
     if (!self->t)
-        return PyErr_Format(PyExc_ValueError, "the task is not initialised");
+        return elm_py_not_initialised("task");
     long B = bo == Py_None ? self->tc.batch_size : PyLong_AsLong(bo);
     if (B == -1 && PyErr_Occurred())
         return NULL;
@@ -307,7 +309,7 @@ static PyObject *Task_loss(TaskObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OO", &yo, &to))
         return NULL;
     if (!self->t)
-        return PyErr_Format(PyExc_ValueError, "the task is not initialised");
+        return elm_py_not_initialised("task");
     elm_task_info in;
     elm_task_get_info(self->t, &in);
     PyArrayObject *y = (PyArrayObject *)PyArray_FROMANY(yo, NPY_FLOAT32, 3, 3,
@@ -358,13 +360,12 @@ static PyObject *Task_evaluate(TaskObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|s", kwlist, &elm_py_ModelType, &mo, &split))
         return NULL;
     ModelObject *m = (ModelObject *)mo;
-    if (!m->m)
-        return PyErr_Format(PyExc_ValueError, "the model is not initialised");
-    if (m->busy)
-        return PyErr_Format(PyExc_RuntimeError, "the model is in use by another thread");
-    if (task_enter(self))
+    if (elm_py_claim(&m->busy, m->m, "model", "by another thread"))
         return NULL;
-    m->busy = 1;
+    if (task_enter(self)) {
+        m->busy = 0;
+        return NULL;
+    }
     m->runs++;
     elm_model_set_threads(m->m, (int)self->tc.threads ? (int)self->tc.threads : elm_py_threads);
     char *json = NULL;
@@ -423,36 +424,12 @@ static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
                                         "config", "force", "resume"};
     enum { NFIXED = 8 };
     PyObject *vals[NFIXED] = {NULL, NULL, NULL, Py_None, Py_None, Py_None, Py_False, Py_False};
-    Py_ssize_t na = PyTuple_GET_SIZE(args);
-    if (na > 3) {
-        PyErr_SetString(PyExc_TypeError, "Trainer takes 3 positional arguments (task, data, "
-                                         "out); the rest are keywords");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < na; i++)
-        vals[i] = PyTuple_GET_ITEM(args, i);
-    PyObject *settings = PyDict_New();
+    PyObject *settings = split_args(args, kw, "Trainer",
+                                    "Trainer takes 3 positional arguments (task, data, out); the "
+                                    "rest are keywords",
+                                    fixed, NFIXED, 3, vals);
     if (!settings)
         return -1;
-    PyObject *key, *val;
-    Py_ssize_t pos = 0;
-    while (kw && PyDict_Next(kw, &pos, &key, &val)) {
-        const char *k = PyUnicode_AsUTF8(key);
-        int j = 0;
-        while (k && j < NFIXED && strcmp(k, fixed[j]))
-            j++;
-        if (k && j < NFIXED) {
-            if (j < na) {
-                PyErr_Format(PyExc_TypeError, "Trainer got '%s' twice", k);
-                Py_DECREF(settings);
-                return -1;
-            }
-            vals[j] = val;
-        } else if (!k || PyDict_SetItem(settings, key, val)) {
-            Py_DECREF(settings);
-            return -1;
-        }
-    }
     PyObject *b[5] = {NULL, NULL, NULL, NULL, NULL}; /* data, out, valid, init as bytes */
     int rc = -1;
     if (!vals[0] || !PyUnicode_Check(vals[0]) || !vals[1] || !vals[2]) {
@@ -513,21 +490,12 @@ static void Trainer_dealloc(TrainerObject *self) {
 }
 
 static int trainer_enter(TrainerObject *self) {
-    if (!self->tr) {
-        PyErr_SetString(PyExc_ValueError, "the trainer is not initialised");
-        return -1;
-    }
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "the trainer is in use (run() or another thread)");
-        return -1;
-    }
-    self->busy = 1;
-    return 0;
+    return elm_py_claim(&self->busy, self->tr, "trainer", "(run() or another thread)");
 }
 
 static PyObject *Trainer_get_info(TrainerObject *self, void *closure) {
     if (!self->tr)
-        return PyErr_Format(PyExc_ValueError, "the trainer is not initialised");
+        return elm_py_not_initialised("trainer");
     elm_train_info in;
     elm_trainer_get_info(self->tr, &in);
     static const char *const stops[] = {"finished", "request_stop", "time_limit"};
@@ -688,7 +656,7 @@ static PyObject *Trainer_model(TrainerObject *self, PyObject *unused) {
 
 static PyObject *Trainer_get_task_info(TrainerObject *self, void *closure) {
     if (!self->tr)
-        return PyErr_Format(PyExc_ValueError, "the trainer is not initialised");
+        return elm_py_not_initialised("trainer");
     elm_task_info in;
     elm_task_get_info(elm_trainer_task(self->tr), &in);
     return task_info_dict(&in);
