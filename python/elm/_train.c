@@ -143,22 +143,23 @@ typedef struct {
 static PyTypeObject TaskType;
 
 static int Task_init(TaskObject *self, PyObject *args, PyObject *kw) {
-    /* Task(name, data, valid=None, config=None, for_training=True, **settings) */
-    static const char *const fixed[] = {"name", "data", "valid", "config", "for_training"};
-    PyObject *vals[5] = {NULL, NULL, Py_None, Py_None, Py_True};
+    /* Task(name, data, valid=None, config=None, for_training=True, test=None, **settings) */
+    static const char *const fixed[] = {"name", "data", "valid", "config", "for_training", "test"};
+    PyObject *vals[6] = {NULL, NULL, Py_None, Py_None, Py_True, Py_None};
     PyObject *settings = split_args(args, kw, "Task", "Task takes at most 5 positional arguments",
-                                    fixed, 5, 5, vals);
+                                    fixed, 6, 5, vals);
     if (!settings)
         return -1;
-    PyObject *data_b = NULL, *valid_b = NULL;
+    PyObject *data_b = NULL, *valid_b = NULL, *test_b = NULL;
     int rc = -1;
     if (!vals[0] || !PyUnicode_Check(vals[0]) || !vals[1]) {
         PyErr_SetString(PyExc_TypeError, "Task(name: str, data, valid=None, config=None, "
-                                         "for_training=True, **settings)");
+                                         "for_training=True, test=None, **settings)");
         goto done;
     }
     if (!PyUnicode_FSConverter(vals[1], &data_b) ||
-        (vals[2] != Py_None && !PyUnicode_FSConverter(vals[2], &valid_b)))
+        (vals[2] != Py_None && !PyUnicode_FSConverter(vals[2], &valid_b)) ||
+        (vals[5] != Py_None && !PyUnicode_FSConverter(vals[5], &test_b)))
         goto done;
     const char *name = PyUnicode_AsUTF8(vals[0]);
     elm_config mc;
@@ -167,6 +168,7 @@ static int Task_init(TaskObject *self, PyObject *args, PyObject *kw) {
     const elm_train_config *o = &self->tc;
     elm_task_opts to = {.data = PyBytes_AS_STRING(data_b),
                         .valid = valid_b ? PyBytes_AS_STRING(valid_b) : NULL,
+                        .test = test_b ? PyBytes_AS_STRING(test_b) : NULL,
                         .seed = (uint64_t)o->seed,
                         .threads = (int)o->threads,
                         .input_dropout = o->input_dropout,
@@ -190,6 +192,7 @@ static int Task_init(TaskObject *self, PyObject *args, PyObject *kw) {
 done:
     Py_XDECREF(data_b);
     Py_XDECREF(valid_b);
+    Py_XDECREF(test_b);
     Py_DECREF(settings);
     return rc;
 }
@@ -398,8 +401,9 @@ static PyTypeObject TaskType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "elm.Task",
     .tp_basicsize = sizeof(TaskObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Task(name, data, valid=None, config=None, for_training=True, **settings): a "
-              "training task's data, batches, loss and evaluation (elm_train.h).",
+    .tp_doc = "Task(name, data, valid=None, config=None, for_training=True, test=None, "
+              "**settings): a training task's data, batches, loss and evaluation "
+              "(elm_train.h); test: separate test data, as `elm train --test DIR`.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Task_init,
     .tp_dealloc = (destructor)Task_dealloc,
@@ -420,26 +424,31 @@ typedef struct {
 static PyTypeObject TrainerType;
 
 static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
-    static const char *const fixed[] = {"task", "data", "out", "valid", "init",
-                                        "config", "force", "resume"};
-    enum { NFIXED = 8 };
-    PyObject *vals[NFIXED] = {NULL, NULL, NULL, Py_None, Py_None, Py_None, Py_False, Py_False};
+    static const char *const fixed[] = {"task",   "data",  "out",    "valid", "init",
+                                        "config", "force", "resume", "test"};
+    enum { NFIXED = 9 };
+    PyObject *vals[NFIXED] = {NULL,    NULL,     NULL,     Py_None, Py_None,
+                              Py_None, Py_False, Py_False, Py_None};
     PyObject *settings = split_args(args, kw, "Trainer",
                                     "Trainer takes 3 positional arguments (task, data, out); the "
                                     "rest are keywords",
                                     fixed, NFIXED, 3, vals);
     if (!settings)
         return -1;
-    PyObject *b[5] = {NULL, NULL, NULL, NULL, NULL}; /* data, out, valid, init as bytes */
+    /* data, out, valid, init and test (vals[1..4], vals[8]) as bytes, in b[1..5] */
+    PyObject *b[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
     int rc = -1;
     if (!vals[0] || !PyUnicode_Check(vals[0]) || !vals[1] || !vals[2]) {
         PyErr_SetString(PyExc_TypeError, "Trainer(task: str, data, out, valid=None, init=None, "
-                                         "config=None, force=False, resume=False, **settings)");
+                                         "config=None, force=False, resume=False, test=None, "
+                                         "**settings)");
         goto done;
     }
-    for (int i = 1; i <= 4; i++)
-        if (vals[i] != Py_None && !PyUnicode_FSConverter(vals[i], &b[i]))
+    for (int i = 1; i <= 5; i++) {
+        PyObject *v = vals[i == 5 ? 8 : i];
+        if (v != Py_None && !PyUnicode_FSConverter(v, &b[i]))
             goto done;
+    }
     const char *task = PyUnicode_AsUTF8(vals[0]);
     if (!task)
         goto done;
@@ -452,6 +461,7 @@ static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
     s.out = PyBytes_AS_STRING(b[2]);
     s.valid = b[3] ? PyBytes_AS_STRING(b[3]) : NULL;
     s.init = b[4] ? PyBytes_AS_STRING(b[4]) : NULL;
+    s.test = b[5] ? PyBytes_AS_STRING(b[5]) : NULL;
     s.force = PyObject_IsTrue(vals[6]);
     const int resume = PyObject_IsTrue(vals[7]);
     if (s.force < 0 || resume < 0)
@@ -473,7 +483,7 @@ static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
     self->busy = 0;
     rc = 0;
 done:
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         Py_XDECREF(b[i]);
     Py_DECREF(settings);
     return rc;
@@ -701,7 +711,8 @@ static PyTypeObject TrainerType = {
     .tp_basicsize = sizeof(TrainerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Trainer(task, data, out, valid=None, init=None, config=None, force=False, "
-              "resume=False, **settings): a training run in folder `out`, as `elm train`.",
+              "resume=False, test=None, **settings): a training run in folder `out`, as `elm "
+              "train` (test: its --test DIR).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Trainer_init,
     .tp_dealloc = (destructor)Trainer_dealloc,

@@ -208,6 +208,64 @@ def test_bad_settings(nio_data, tmp_path):
         elm.Trainer("neuronio", nio_data, run, force=True, resume=True, **SETTINGS)
 
 
+@pytest.fixture(scope="module")
+def pf_data(tmp_path_factory):
+    """Two tiny generated Pathfinder folders: training (40 images) and separate test (20)."""
+    d = tmp_path_factory.mktemp("pf")
+    for name, n, seed in (("train", 40, 5), ("test", 20, 6)):
+        r = subprocess.run([cli_path(), "gen", "pathfinder", "--n", str(n), "--seed", str(seed),
+                            "--contour-length", "6", "--threads", "1", "--out", str(d / name)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    return str(d / "train"), str(d / "test")
+
+
+PF_SETTINGS = dict(epochs=1, batches_per_epoch=1, batch_size=4, num_memory=2,
+                   mlp_hidden_size=4, threads=1)
+
+
+def test_train_test_data(pf_data, tmp_path):
+    """elm.train(test=DIR) is `elm train --test DIR`: the best model scores all of DIR once at
+    the end (test_* in test_metrics.json, beside valid_*), the same scores `elm eval --split all`
+    gives for that model and folder, and elm.Task(test=DIR).evaluate(m, "test") too. Test data
+    that is the training or validation folder is refused with elm's message, writing nothing.
+
+    Tolerance: both sides run the same evaluation of the same model on the same images with one
+    thread; the only difference is the JSON round trip of the numbers (printed with 17
+    significant digits), so they agree to 1e-12 relative."""
+    train, test = pf_data
+    run = str(tmp_path / "run")
+    m = elm.train("pathfinder", train, run, test=test, verbose=False, **PF_SETTINGS)
+    t = json.load(open(os.path.join(run, "test_metrics.json")))
+    assert json.load(open(os.path.join(run, "config.json")))["test"] == test
+    assert t["test_num_samples"] == 20, t  # all of the test folder
+    assert "valid_accuracy" in t and "note" not in t, t
+    r = subprocess.run([cli_path(), "eval", "pathfinder", "--model", run, "--data", test,
+                        "--split", "all", "--json", "--threads", "1"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    e = json.loads(r.stdout)
+    task = elm.Task("pathfinder", train, test=test, **PF_SETTINGS)
+    via_task = task.evaluate(m, "test")
+    compared = 0
+    for k, v in e.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            assert abs(t["test_" + k] - v) <= 1e-12 * max(1, abs(v)), (k, t, e)
+            assert abs(via_task[k] - v) <= 1e-12 * max(1, abs(v)), (k, via_task, e)
+            compared += 1
+    assert compared >= 3 and "accuracy" in e and "num_samples" in e, e
+
+    refused = str(tmp_path / "refused")
+    with pytest.raises(ValueError, match=r"the test folder .* is the training folder"):
+        elm.train("pathfinder", train, refused, test=train, verbose=False, **PF_SETTINGS)
+    with pytest.raises(ValueError, match=r"the test folder .* is the validation folder"):
+        elm.train("pathfinder", train, refused, valid=test, test=test, verbose=False,
+                  **PF_SETTINGS)
+    with pytest.raises(ValueError, match="is the training folder"):
+        elm.Task("pathfinder", train, test=train, **PF_SETTINGS)
+    assert not os.path.exists(os.path.join(refused, "config.json"))
+
+
 def test_callback_exception_stops_the_run(nio_data, tmp_path):
     def boom(p):
         if p["step"] == 2:
