@@ -41,8 +41,10 @@ ext = Extension(
     include_dirs=[os.path.join(root, "include"), os.path.join(root, "src"),
                   os.path.join(root, "src", "core"), numpy.get_include()] + hdf5_inc,
     library_dirs=hdf5_dirs,
-    define_macros=[("_POSIX_C_SOURCE", "200809L")],
-    extra_compile_args=["-std=c11", "-O3", "-fopenmp"],
+    # Only PyInit__elm is exported: everything is compiled hidden, elm's API (ELM_API) too, so
+    # that a process that also loads libelm.so binds each to its own copy.
+    define_macros=[("_POSIX_C_SOURCE", "200809L"), ("ELM_API", "")],
+    extra_compile_args=["-std=c11", "-O3", "-fopenmp", "-fvisibility=hidden"],
     extra_link_args=["-fopenmp"],
     libraries=["cjson", "zip", "png"] + hdf5_libs + ["m"],
 )

@@ -2,6 +2,8 @@
 against finite differences, save/load, set_num_threads, and bad input raising ValueError,
 TypeError or OSError with elm's message instead of crashing."""
 import os
+import shutil
+import subprocess
 import threading
 
 import numpy as np
@@ -261,3 +263,16 @@ def test_forward_spikes():
         a.update(change)
         with pytest.raises(ValueError, match=msg):
             m.forward_spikes(**a)
+
+
+def test_extension_exports_only_pyinit():
+    """The extension links elm statically and hides it (and its own helpers): its only dynamic
+    symbol is PyInit__elm, so a process that also loads libelm.so never binds to this copy."""
+    nm = shutil.which("nm")
+    if not nm:
+        pytest.skip("nm (binutils) is not installed")
+    r = subprocess.run([nm, "-D", "--defined-only", elm._elm.__file__], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[-1] for line in r.stdout.splitlines() if line.strip()]
+    assert names == ["PyInit__elm"], names
