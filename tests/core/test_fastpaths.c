@@ -22,6 +22,7 @@
 #include "internal.h"
 #include "model_internal.h"
 #include "test.h"
+#include "test_models.h"
 
 /* float64 results of two exact-in-maths evaluation orders differ by rounding only: a few ulps of
  * the largest term per sum, accumulated over T = 40 steps of recurrence. 1e-11 of the tensor's
@@ -33,51 +34,6 @@
  * rounding (6e-8 relative) adds up, and the recurrence over T steps amplifies it by at most
  * 1 / (1 - kappa) (~5 here); measured worst ~1e-5 of the tensor's max; 1e-3 allows 100x. */
 #define TOL_F32_VS_F64 1e-3
-
-enum { K_NIO = 0, K_SHD = 1, K_PF = 2 };
-static const char *kind_name[] = {"nio-like", "shd-like", "pathfinder-like"};
-
-static elm_model *make(int kind, elm_dtype dt) {
-    elm_config c;
-    if (kind == K_NIO) {
-        elm_config_default(&c, 60, 2, 6);
-        c.num_branch = 8;
-        c.num_synapse_per_branch = 12;
-        c.input_to_synapse_routing = ELM_ROUTE_RANDOM;
-        c.mlp_num_layers = 2;
-        c.mlp_hidden_size = 12;
-        c.mlp_activation = ELM_ACT_SILU;
-        c.learn_memory_tau = 1;
-        c.memory_tau_max = 150;
-    } else if (kind == K_SHD) {
-        elm_config_default(&c, 160, 5, 10);
-        c.mlp_hidden_size = 20;
-        c.memory_tau_max = 500;
-        c.delta_t = 10;
-    } else {
-        /* Widths over 4 blocks of 16 floats / 8 doubles: the multi-block products run. */
-        elm_config_default(&c, 1, 2, 40);
-        c.mlp_hidden_size = 72;
-    }
-    elm_model *m = NULL;
-    CHECK_OK(elm_model_create(&m, &c, dt, 7));
-    if (!m)
-        exit(1);
-    /* Mixed-sign synapse weights so that the relu on w_s is exercised. */
-    elm_tensor t;
-    elm_model_tensor(m, elm_model_find_tensor(m, "_proto_w_s"), &t);
-    elm__rng r;
-    elm__rng_seed(&r, 3);
-    for (size_t i = 0; i < t.numel; i++) {
-        double v = -0.3 + 1.5 * elm__rng_uniform(&r);
-        if (dt == ELM_F64)
-            ((double *)t.data)[i] = v;
-        else
-            ((float *)t.data)[i] = (float)v;
-    }
-    elm_model_refresh(m);
-    return m;
-}
 
 /* Inputs (B, T, I) in double: spikes (p = 0.05, some of them -0.0 "non-spikes") or uniform. */
 static double *inputs(int kind, int B, int T, int I) {
@@ -212,15 +168,16 @@ static void check_model(int kind, elm_dtype dt) {
     char label[128];
     const char *dn = dt == ELM_F64 ? "f64" : "f32";
     const double tol = dt == ELM_F64 ? TOL_REORDER_F64 : TOL_REORDER_F32;
-    elm_model *m = make(kind, dt);
+    elm_model *m = test_model_make(kind, dt);
     const elm_config *c = elm_model_config(m);
     const int I = c->num_input, O = c->num_output;
     double *x = inputs(kind, B, T, I);
     size_t ny = (size_t)B * (size_t)T * (size_t)O, rowy = (size_t)T * (size_t)O, where = 0;
     int paths = dt == ELM_F64 ? elm__fast_paths_f64(m) : elm__fast_paths_f32(m);
-    CHECK(paths & ELM_FAST_NO_PACKED, "%s %s: packed weights not in use", kind_name[kind], dn);
+    CHECK(paths & ELM_FAST_NO_PACKED, "%s %s: packed weights not in use", test_model_name[kind],
+          dn);
     CHECK(!(paths & ELM_FAST_NO_PROJ) == (kind != K_SHD), "%s %s: projected traces %s in use",
-          kind_name[kind], dn, kind == K_SHD ? "not" : "");
+          test_model_name[kind], dn, kind == K_SHD ? "not" : "");
 
     /* Lanes: batch of 11 (G = 8 + 3) vs each row alone (G = 1). */
     elm_model_set_threads(m, 1);
@@ -228,19 +185,19 @@ static void check_model(int kind, elm_dtype dt) {
     for (int b = 0; b < B; b++) {
         double *y1 = fwd(m, x, b, 1, T);
         CHECK(same_bits(y1, y + (size_t)b * rowy, rowy, &where),
-              "%s %s: row %d alone differs from the batch at %zu: %.17g vs %.17g", kind_name[kind],
-              dn, b, where, y1[where], y[(size_t)b * rowy + where]);
+              "%s %s: row %d alone differs from the batch at %zu: %.17g vs %.17g",
+              test_model_name[kind], dn, b, where, y1[where], y[(size_t)b * rowy + where]);
         free(y1);
     }
     /* Two threads (groups of 6 and 5 lanes), and 8 rows on two threads (4 + 4). */
     elm_model_set_threads(m, 2);
     double *y2 = fwd(m, x, 0, B, T);
-    CHECK(same_bits(y2, y, ny, &where), "%s %s: 2 threads differ from 1 at %zu", kind_name[kind],
-          dn, where);
+    CHECK(same_bits(y2, y, ny, &where), "%s %s: 2 threads differ from 1 at %zu",
+          test_model_name[kind], dn, where);
     free(y2);
     y2 = fwd(m, x, 0, 8, T);
     CHECK(same_bits(y2, y, (size_t)8 * rowy, &where), "%s %s: B=8 on 2 threads differs at %zu",
-          kind_name[kind], dn, where);
+          test_model_name[kind], dn, where);
     free(y2);
     elm_model_set_threads(m, 1);
 
@@ -272,7 +229,7 @@ static void check_model(int kind, elm_dtype dt) {
                     same &= memcmp(&a, &e, sizeof a) == 0;
                 }
         }
-        CHECK(same, "%s %s: streaming differs from the batch forward", kind_name[kind], dn);
+        CHECK(same, "%s %s: streaming differs from the batch forward", test_model_name[kind], dn);
         free(xt);
         free(yt);
         elm_state_free(s);
@@ -294,7 +251,7 @@ static void check_model(int kind, elm_dtype dt) {
             double a = get(ys, i, dt);
             same &= memcmp(&a, &y[i], sizeof a) == 0;
         }
-        CHECK(same, "%s %s: sparse-input forward differs from dense", kind_name[kind], dn);
+        CHECK(same, "%s %s: sparse-input forward differs from dense", test_model_name[kind], dn);
         double *wgt = malloc(sizeof(double) * ny);
         for (size_t i = 0; i < ny; i++)
             wgt[i] = sin(0.37 * (double)i) / (double)T;
@@ -313,15 +270,15 @@ static void check_model(int kind, elm_dtype dt) {
                     gsame &= k < ng && memcmp(&a, &g[k], sizeof a) == 0;
                 }
         }
-        CHECK(gsame && k == ng, "%s %s: sparse-input gradients differ from dense", kind_name[kind],
-              dn);
+        CHECK(gsame && k == ng, "%s %s: sparse-input gradients differ from dense",
+              test_model_name[kind], dn);
         /* Malformed rows are refused, naming the row. */
         if (cs.ptr[1] > 0) {
             int32_t keep = cs.idx[0];
             cs.idx[0] = I;
             CHECK(elm_model_forward_sparse(m, &sp, ys, B, T) == ELM_ERR_ARG &&
                       strstr(elm_last_error(), "row 0"),
-                  "%s %s: an input id out of range was accepted", kind_name[kind], dn);
+                  "%s %s: an input id out of range was accepted", test_model_name[kind], dn);
             cs.idx[0] = keep;
         }
         free(wgt);
@@ -338,8 +295,8 @@ static void check_model(int kind, elm_dtype dt) {
         elm_model_set_checkpoint_stride(m, strides[k]);
         double *gc = grads(m, x, B, T, &n2);
         CHECK(n2 == ng && same_bits(gc, g, ng, &where),
-              "%s %s: checkpoint stride %d changes gradient %zu: %.17g vs %.17g", kind_name[kind],
-              dn, strides[k], where, gc[where], g[where]);
+              "%s %s: checkpoint stride %d changes gradient %zu: %.17g vs %.17g",
+              test_model_name[kind], dn, strides[k], where, gc[where], g[where]);
         free(gc);
     }
     elm_model_set_checkpoint_stride(m, 0);
@@ -350,13 +307,13 @@ static void check_model(int kind, elm_dtype dt) {
     double *yp = fwd(m, x, 0, B, T);
     if (kind != K_SHD) {
         CHECK(same_bits(yp, y, ny, &where), "%s %s: plain products differ at %zu: %.17g vs %.17g",
-              kind_name[kind], dn, where, yp[where], y[where]);
+              test_model_name[kind], dn, where, yp[where], y[where]);
     } else { /* the plain path has no projected traces: rounding differs */
-        snprintf(label, sizeof label, "%s %s plain-product forward", kind_name[kind], dn);
+        snprintf(label, sizeof label, "%s %s plain-product forward", test_model_name[kind], dn);
         test_close(label, yp, y, ny, 0, tol, 1, NULL);
     }
     double *gp = grads(m, x, B, T, &n2);
-    snprintf(label, sizeof label, "%s %s plain-product gradients", kind_name[kind], dn);
+    snprintf(label, sizeof label, "%s %s plain-product gradients", test_model_name[kind], dn);
     test_close(label, gp, g, ng, 0, tol, 1, NULL);
     free(yp);
     free(gp);
@@ -365,14 +322,14 @@ static void check_model(int kind, elm_dtype dt) {
     m->fast_off = ELM_FAST_NO_PROJ;
     elm_model_refresh(m);
     paths = dt == ELM_F64 ? elm__fast_paths_f64(m) : elm__fast_paths_f32(m);
-    CHECK(!(paths & ELM_FAST_NO_PROJ), "%s %s: projection still on", kind_name[kind], dn);
+    CHECK(!(paths & ELM_FAST_NO_PROJ), "%s %s: projection still on", test_model_name[kind], dn);
     yp = fwd(m, x, 0, B, T);
-    snprintf(label, sizeof label, "%s %s branch traces (no projection) forward", kind_name[kind],
-             dn);
+    snprintf(label, sizeof label, "%s %s branch traces (no projection) forward",
+             test_model_name[kind], dn);
     test_close(label, yp, y, ny, 0, tol, 1, NULL);
     gp = grads(m, x, B, T, &n2);
-    snprintf(label, sizeof label, "%s %s branch traces (no projection) gradients", kind_name[kind],
-             dn);
+    snprintf(label, sizeof label, "%s %s branch traces (no projection) gradients",
+             test_model_name[kind], dn);
     test_close(label, gp, g, ng, 0, tol, 1, NULL);
     free(yp);
     free(gp);
@@ -381,10 +338,10 @@ static void check_model(int kind, elm_dtype dt) {
     /* v1's general per-synapse path. */
     elm__model_set_general_path(m, 1);
     yp = fwd(m, x, 0, B, T);
-    snprintf(label, sizeof label, "%s %s general path forward", kind_name[kind], dn);
+    snprintf(label, sizeof label, "%s %s general path forward", test_model_name[kind], dn);
     test_close(label, yp, y, ny, 0, tol, 1, NULL);
     gp = grads(m, x, B, T, &n2);
-    snprintf(label, sizeof label, "%s %s general path gradients", kind_name[kind], dn);
+    snprintf(label, sizeof label, "%s %s general path gradients", test_model_name[kind], dn);
     test_close(label, gp, g, ng, 0, tol, 1, NULL);
     free(yp);
     free(gp);
@@ -395,7 +352,7 @@ static void check_model(int kind, elm_dtype dt) {
         elm_model *m64 = NULL;
         CHECK_OK(elm_model_clone(&m64, m, ELM_F64));
         double *g64 = grads(m64, x, B, T, &n2);
-        snprintf(label, sizeof label, "%s f32 vs f64 gradients", kind_name[kind]);
+        snprintf(label, sizeof label, "%s f32 vs f64 gradients", test_model_name[kind]);
         double worst = 0;
         test_close(label, g, g64, ng, 0, TOL_F32_VS_F64, 1, &worst);
         printf("%-40s rel-to-max %.3g\n", label, worst);

@@ -8,6 +8,7 @@
 #include "elm.h"
 #include "internal.h"
 #include "test.h"
+#include "test_models.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -16,41 +17,6 @@
  * different groupings (the grouped one is exact after its groups); a float32 sum of n terms is
  * within n * 6e-8 of the largest, here n ~ B T = 240; 1e-4 of the tensor's max allows 7x. */
 #define TOL_GROUPED 1e-4
-
-enum { K_NIO = 0, K_SHD = 1 };
-
-static elm_model *make(int kind) {
-    elm_config c;
-    if (kind == K_NIO) {
-        elm_config_default(&c, 60, 2, 6);
-        c.num_branch = 8;
-        c.num_synapse_per_branch = 12;
-        c.input_to_synapse_routing = ELM_ROUTE_RANDOM;
-        c.mlp_num_layers = 2;
-        c.mlp_hidden_size = 12;
-        c.mlp_activation = ELM_ACT_SILU;
-        c.learn_memory_tau = 1;
-        c.memory_tau_max = 150;
-    } else {
-        /* Many branches sharing one kappa: the projected-trace path (proj) runs. */
-        elm_config_default(&c, 160, 5, 10);
-        c.mlp_hidden_size = 20;
-        c.memory_tau_max = 500;
-        c.delta_t = 10;
-    }
-    elm_model *m = NULL;
-    CHECK_OK(elm_model_create(&m, &c, ELM_F32, 7));
-    if (!m)
-        exit(1);
-    elm_tensor t;
-    elm_model_tensor(m, elm_model_find_tensor(m, "_proto_w_s"), &t);
-    elm__rng r;
-    elm__rng_seed(&r, 3);
-    for (size_t i = 0; i < t.numel; i++) /* mixed signs: the relu on w_s is exercised */
-        ((float *)t.data)[i] = (float)(-0.3 + 1.5 * elm__rng_uniform(&r));
-    elm_model_refresh(m);
-    return m;
-}
 
 enum { B = 8, T = 30 };
 static float *X, *DY;
@@ -156,8 +122,13 @@ static void split_grad(int kind, int gsize, int nproc, const int *ngr, float *ou
     int b = 0;
     for (int k = 0; k < nproc; k++) {
         int e = b + ngr[k] * gsize;
-        p[k] = (proc_t){.g = &g, .rank = k, .b0 = b, .b1 = e < B ? e : B, .gsize = gsize,
-                        .m = make(kind), .out = malloc(sizeof(float) * NP)};
+        p[k] = (proc_t){.g = &g,
+                        .rank = k,
+                        .b0 = b,
+                        .b1 = e < B ? e : B,
+                        .gsize = gsize,
+                        .m = test_model_make(kind, ELM_F32),
+                        .out = malloc(sizeof(float) * NP)};
         elm_model_set_threads(p[k].m, 1);
         b = p[k].b1;
     }
@@ -185,8 +156,8 @@ static int first_diff(const float *a, const float *b) {
 }
 
 static void run(int kind) {
-    const char *name = kind == K_NIO ? "nio-like" : "shd-like";
-    elm_model *m = make(kind);
+    const char *name = test_model_name[kind];
+    elm_model *m = test_model_make(kind, ELM_F32);
     NP = elm_model_num_params(m);
     fill(m);
     float *ref = malloc(sizeof(float) * NP), *g = malloc(sizeof(float) * NP),
@@ -245,7 +216,7 @@ static void run(int kind) {
 int main(void) {
     run(K_NIO);
     run(K_SHD);
-    elm_model *m = make(K_NIO);
+    elm_model *m = test_model_make(K_NIO, ELM_F32);
     CHECK(elm_model_set_grad_groups(m, 9, NULL) == ELM_ERR_ARG, "group 9 accepted");
     CHECK(elm_model_set_grad_groups(m, -1, NULL) == ELM_ERR_ARG, "group -1 accepted");
     elm_grad_reducer r = {.total_groups = 2};
