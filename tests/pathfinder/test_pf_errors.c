@@ -4,6 +4,7 @@
  */
 #include "pathfinder/pathfinder.h"
 #include "test.h"
+#include "tmpfiles.h"
 
 #include "internal.h"
 
@@ -13,34 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmp_root[256];
-
-static void rm_tmp(void) {
-    if (tmp_root[0]) {
-        char cmd[320];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-        if (system(cmd) != 0)
-            fprintf(stderr, "warning: could not remove %s\n", tmp_root);
-    }
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(1);
-    }
-    fputs(text, f);
-    fclose(f);
-}
-
 static int contains(const char *hay, const char *needle) {
     return hay && strstr(hay, needle) != NULL;
 }
 
-/* A difficulty folder `name` under tmp_root with `n` 32x32 images and the given metadata. */
+/* A difficulty folder `name` under tmpdir with `n` 32x32 images and the given metadata. */
 static char *make_set(const char *name, int n, const char *metadata) {
-    char *dir = elm__path_join(tmp_root, name);
+    char *dir = elm__path_join(tmpdir, name);
     char sub[512];
     snprintf(sub, sizeof sub, "%s/imgs/0", dir);
     CHECK_OK(elm__mkdir_p(sub));
@@ -54,7 +34,7 @@ static char *make_set(const char *name, int n, const char *metadata) {
         CHECK_OK(elm_pf_png_write(sub, px, 32, 32));
     }
     snprintf(sub, sizeof sub, "%s/metadata/0.npy", dir);
-    write_text(sub, metadata);
+    write_bytes(sub, metadata, strlen(metadata));
     return dir;
 }
 
@@ -148,7 +128,7 @@ static void test_bad_inputs(void) {
             fclose(f);
         CHECK(elm_pf_load_u8(p, ELM_PF_ALL, 1, px, NULL) == ELM_ERR_FORMAT, "truncated accepted");
         CHECK(contains(elm_last_error(), "sample_1.png"), "message: %s", elm_last_error());
-        write_text(path, "not a png at all");
+        write_bytes(path, "not a png at all", strlen("not a png at all"));
         CHECK(elm_pf_load_u8(p, ELM_PF_ALL, 1, px, NULL) == ELM_ERR_FORMAT, "text accepted");
         CHECK(contains(elm_last_error(), "not a PNG"), "message: %s", elm_last_error());
     }
@@ -157,8 +137,8 @@ static void test_bad_inputs(void) {
 
     /* Not a Pathfinder folder at all. */
     p = NULL;
-    CHECK(!elm_pf_probe(tmp_root) || 1, "probe must not crash");
-    char *empty = elm__path_join(tmp_root, "nothing");
+    CHECK(!elm_pf_probe(tmpdir) || 1, "probe must not crash");
+    char *empty = elm__path_join(tmpdir, "nothing");
     CHECK_OK(elm__mkdir_p(empty));
     CHECK(!elm_pf_probe(empty), "an empty folder is not Pathfinder");
     CHECK(elm_pf_open(&p, empty, NULL, 0, 1) == ELM_ERR_FORMAT, "empty folder accepted");
@@ -167,12 +147,8 @@ static void test_bad_inputs(void) {
 }
 
 int main(void) {
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/elm_pf_errors_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    atexit(rm_tmp);
+    tmpdir_make("elm_pf_errors");
+    atexit(tmpdir_remove);
     test_bad_inputs();
     return test_end();
 }

@@ -4,23 +4,13 @@
 #include "pathfinder/pathfinder.h"
 #include "pathfinder/pf_gen.h"
 #include "test.h"
+#include "tmpfiles.h"
 
 #include "internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char tmp_root[256];
-
-static void rm_tmp(void) {
-    if (tmp_root[0]) {
-        char cmd[320];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-        if (system(cmd) != 0)
-            fprintf(stderr, "warning: could not remove %s\n", tmp_root);
-    }
-}
 
 /* Draws images of one size and checks what every image must satisfy. */
 static void test_images(int size, int contour_length, int n) {
@@ -118,7 +108,7 @@ static void test_write(void) {
     CHECK_OK(elm_pf_gen_create(&g, &prm));
     if (!g)
         return;
-    char *r1 = elm__path_join(tmp_root, "one"), *r2 = elm__path_join(tmp_root, "two");
+    char *r1 = elm__path_join(tmpdir, "one"), *r2 = elm__path_join(tmpdir, "two");
     /* 41 images in batches of 16: 3 batches (16, 16, 9), labels 20/21 or 21/20. */
     CHECK_OK(elm_pf_gen_write(g, r1, 41, 7, 16, 1, 0));
     CHECK_OK(elm_pf_gen_write(g, r2, 41, 7, 16, 2, 0));
@@ -167,7 +157,7 @@ static void test_write(void) {
     CHECK_OK(elm_pf_gen_write(g, r1, 41, 7, 16, 1, 1));
 
     /* Even n: exactly balanced. */
-    char *r3 = elm__path_join(tmp_root, "three");
+    char *r3 = elm__path_join(tmpdir, "three");
     CHECK_OK(elm_pf_gen_write(g, r3, 40, 9, 1000, 2, 0));
     CHECK_OK(elm_pf_open(&p, r3, NULL, 0, 1));
     if (p)
@@ -201,12 +191,8 @@ static void test_presets(void) {
 }
 
 int main(void) {
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/elm_pf_gen_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    atexit(rm_tmp);
+    tmpdir_make("elm_pf_gen");
+    atexit(tmpdir_remove);
     test_presets();
     test_images(32, 14, 40);
     test_images(32, 6, 10);

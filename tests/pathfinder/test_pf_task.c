@@ -7,25 +7,11 @@
 
 #include "pathfinder/pf_gen.h"
 #include "test.h"
-
-static char tmp_root[256];
-
-static void rm_tmp(void) {
-    if (tmp_root[0]) {
-        char cmd[320];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-        if (system(cmd) != 0)
-            fprintf(stderr, "warning: could not remove %s\n", tmp_root);
-    }
-}
+#include "tmpfiles.h"
 
 int main(void) {
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/elm_pf_task_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    atexit(rm_tmp);
+    tmpdir_make("elm_pf_task");
+    atexit(tmpdir_remove);
     /* 50 images: splits 40 / 5 / 5. */
     elm_pf_gen_params gp;
     elm_pf_gen *g = NULL;
@@ -33,12 +19,12 @@ int main(void) {
     CHECK_OK(elm_pf_gen_create(&g, &gp));
     if (!g)
         return test_end();
-    CHECK_OK(elm_pf_gen_write(g, tmp_root, 50, 3, 1000, 2, 0));
+    CHECK_OK(elm_pf_gen_write(g, tmpdir, 50, 3, 1000, 2, 0));
     elm_pf_gen_free(g);
 
     elm_task_opts o;
     memset(&o, 0, sizeof o);
-    o.data = tmp_root;
+    o.data = tmpdir;
     o.seed = 1;
     o.threads = 2;
     o.eval_batch = 4;
