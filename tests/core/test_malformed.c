@@ -184,6 +184,19 @@ static char *valid_model(const char *name, const elm_config *c, size_t *len) {
     return read_bytes(tpath(name), len);
 }
 
+/* The parsed JSON header of a safetensors image (its length, little-endian u64 first, in *n). */
+static cJSON *st_header(const char *img, uint64_t *n) {
+    *n = 0;
+    for (int i = 7; i >= 0; i--)
+        *n = (*n << 8) | (unsigned char)img[i];
+    char *h = malloc(*n + 1);
+    memcpy(h, img + 8, *n);
+    h[*n] = 0;
+    cJSON *root = cJSON_Parse(h);
+    free(h);
+    return root;
+}
+
 /*
  * Rewrites a safetensors image: `edit` changes the parsed header (cJSON), the data section is
  * kept (or replaced by `data`/`dlen` when data is not NULL). Writes it to `name`.
@@ -191,14 +204,8 @@ static char *valid_model(const char *name, const elm_config *c, size_t *len) {
 typedef void (*header_edit)(cJSON *root, void *user);
 static const char *rewrite(const char *name, const char *img, size_t len, header_edit edit,
                            void *user, const void *data, size_t dlen) {
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = (n << 8) | (unsigned char)img[i];
-    char *h = malloc(n + 1);
-    memcpy(h, img + 8, n);
-    h[n] = 0;
-    cJSON *root = cJSON_Parse(h);
-    free(h);
+    uint64_t n;
+    cJSON *root = st_header(img, &n);
     if (edit)
         edit(root, user);
     char *js = cJSON_PrintUnformatted(root);
@@ -212,14 +219,8 @@ static const char *rewrite(const char *name, const char *img, size_t len, header
 
 /* Offset (into the data section) and byte length of tensor `name`. */
 static size_t tensor_at(const char *img, const char *name, size_t *bytes) {
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = (n << 8) | (unsigned char)img[i];
-    char *h = malloc(n + 1);
-    memcpy(h, img + 8, n);
-    h[n] = 0;
-    cJSON *root = cJSON_Parse(h);
-    free(h);
+    uint64_t n;
+    cJSON *root = st_header(img, &n);
     cJSON *off = cJSON_GetObjectItem(cJSON_GetObjectItem(root, name), "data_offsets");
     size_t b = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble;
     *bytes = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble - b;
