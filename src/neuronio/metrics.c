@@ -229,6 +229,16 @@ void elm_nio_rescale(double *hat, const double *ref, size_t n) {
         hat[i] = sh > 0 ? sr * ((hat[i] - mh) / sh) + mr : mr;
 }
 
+/* 1 when simulation s (row s of spike_gt, T steps) is scored: its output spike count is in
+ * o's min_spikes..max_spikes. */
+static int sim_kept(const uint8_t *spike_gt, int s, int T, const elm_nio_eval_opts *o) {
+    const size_t row = (size_t)s * (size_t)T;
+    int c = 0;
+    for (int t = 0; t < T; t++)
+        c += spike_gt[row + (size_t)t] != 0;
+    return c >= o->min_spikes && c <= o->max_spikes;
+}
+
 elm_status elm_nio_metrics_compute(elm_nio_metrics *out, const uint8_t *spike_gt,
                                    const double *spike_hat, const double *soma_gt,
                                    const double *soma_hat, int N, int T,
@@ -241,13 +251,8 @@ elm_status elm_nio_metrics_compute(elm_nio_metrics *out, const uint8_t *spike_gt
                          N, T, o->ignore_ms);
     size_t per = (size_t)(T - o->ignore_ms);
     int kept = 0;
-    for (int s = 0; s < N; s++) {
-        int c = 0;
-        for (int t = 0; t < T; t++)
-            c += spike_gt[(size_t)s * (size_t)T + (size_t)t] != 0;
-        if (c >= o->min_spikes && c <= o->max_spikes)
-            kept++;
-    }
+    for (int s = 0; s < N; s++)
+        kept += sim_kept(spike_gt, s, T, o);
     out->num_kept = kept;
     if (kept == 0)
         return elm__fail(ELM_ERR_ARG, "NeuronIO metrics: none of the %d simulations has %d..%d "
@@ -264,12 +269,9 @@ elm_status elm_nio_metrics_compute(elm_nio_metrics *out, const uint8_t *spike_gt
     size_t j = 0;
     double se = 0, ae = 0, md = 0, mg = 0;
     for (int s = 0; s < N; s++) {
-        const size_t row = (size_t)s * (size_t)T;
-        int c = 0;
-        for (int t = 0; t < T; t++)
-            c += spike_gt[row + (size_t)t] != 0;
-        if (c < o->min_spikes || c > o->max_spikes)
+        if (!sim_kept(spike_gt, s, T, o))
             continue;
+        const size_t row = (size_t)s * (size_t)T;
         for (int t = o->ignore_ms; t < T; t++, j++) {
             lab[j] = spike_gt[row + (size_t)t] != 0;
             sc[j] = spike_hat[row + (size_t)t];
@@ -284,12 +286,9 @@ elm_status elm_nio_metrics_compute(elm_nio_metrics *out, const uint8_t *spike_gt
     mg /= (double)n;
     double vd = 0, vg = 0;
     for (int s = 0; s < N; s++) {
-        const size_t row = (size_t)s * (size_t)T;
-        int c = 0;
-        for (int t = 0; t < T; t++)
-            c += spike_gt[row + (size_t)t] != 0;
-        if (c < o->min_spikes || c > o->max_spikes)
+        if (!sim_kept(spike_gt, s, T, o))
             continue;
+        const size_t row = (size_t)s * (size_t)T;
         for (int t = o->ignore_ms; t < T; t++) {
             double g = soma_gt[row + (size_t)t], d = g - soma_hat[row + (size_t)t];
             vd += (d - md) * (d - md);
