@@ -69,3 +69,17 @@ print("\n".join(bad))
 sys.exit(1 if bad else 0)
 EOF
 }
+# check_cmd RC PATTERN-IN-STDOUT PATTERN-IN-STDERR -- CMD...: one check that CMD (its stdout
+# in ./out, its stderr in ./err) exits RC and that each pattern ('' = any) is in its stream. A
+# failure names the command and shows the start of the stream at fault (without training's
+# "epoch ..." lines).
+check_cmd() {
+    local rc=$1 po=$2 pe=$3; shift 4
+    "$@" >out 2>err; local got=$?
+    if [ $got -ne "$rc" ]; then bad "exit $got (want $rc): $*: $(grep -v '^epoch' err | head -4)"; return; fi
+    [ -z "$po" ] || grep -q -- "$po" out || { bad "stdout lacks '$po': $*: $(head -4 out)"; return; }
+    [ -z "$pe" ] || grep -q -- "$pe" err || { bad "stderr lacks '$pe': $*: $(grep -v '^epoch' err | head -4)"; return; }
+    ok
+}
+# check_cmd_err RC PATTERN-IN-STDERR -- CMD...: check_cmd without a stdout pattern.
+check_cmd_err() { local rc=$1 pe=$2; shift 3; check_cmd "$rc" "" "$pe" -- "$@"; }

@@ -8,93 +8,79 @@
 # --flag=value and flags before PATH, and still print their --help. Each flag is also checked to
 # do what it says, so a flag that stopped working fails here.
 set -u
-ELM=${ELM_CLI:-build/elm}
 SRC=$(cd "${ELM_SOURCE_DIR:-.}" && pwd)
-FIX=$SRC/tests/fixtures
-[ -x "$ELM" ] || { echo "SKIP: $ELM not built"; exit 77; }
-ELM=$(cd "$(dirname "$ELM")" && pwd)/$(basename "$ELM")
-source "$SRC/tests/testlib.sh"
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-# run RC PATTERN-IN-STDOUT PATTERN-IN-STDERR -- CMD...: exit status and both patterns ('' = any)
-run() {
-    local rc=$1 po=$2 pe=$3; shift 4
-    "$@" >out 2>err; local got=$?
-    if [ $got -ne "$rc" ]; then bad "exit $got (want $rc): $*: $(head -3 err)"; return; fi
-    [ -z "$po" ] || grep -q -- "$po" out || { bad "stdout lacks '$po': $*: $(head -3 out)"; return; }
-    [ -z "$pe" ] || grep -q -- "$pe" err || { bad "stderr lacks '$pe': $*: $(head -3 err)"; return; }
-    ok
-}
+. "$(dirname "$0")/../testlib.sh"
+cli_test_in_tmp
 
-run 0 "usage: elm data convert neuronio SRC... --out DIR" "" -- "$ELM" data convert neuronio --help
-run 2 "" "--out needs a value" -- "$ELM" data convert neuronio x --out
-run 2 "" "unknown argument '--outt' (did you mean '--out'?)" -- "$ELM" data convert neuronio x --outt d
-run 2 "" "needs SRC... and --out DIR" -- "$ELM" data convert neuronio --out d
-run 1 "" "nope.p" -- "$ELM" data convert neuronio nope.p --out=d
+check_cmd 0 "usage: elm data convert neuronio SRC... --out DIR" "" -- "$ELM" data convert neuronio --help
+check_cmd 2 "" "--out needs a value" -- "$ELM" data convert neuronio x --out
+check_cmd 2 "" "unknown argument '--outt' (did you mean '--out'?)" -- "$ELM" data convert neuronio x --outt d
+check_cmd 2 "" "needs SRC... and --out DIR" -- "$ELM" data convert neuronio --out d
+check_cmd 1 "" "nope.p" -- "$ELM" data convert neuronio nope.p --out=d
 
-run 0 "usage: elm plot" "" -- "$ELM" plot curves --help
-run 2 "" "plot curves: unexpected argument 'b'" -- "$ELM" plot curves a b --out f.png
-run 2 "" "--metric needs a value" -- "$ELM" plot curves a --out f.png --metric
-run 2 "" "unknown argument '--metrik' (did you mean '--metric'?)" -- "$ELM" plot curves a --metrik x
-run 1 "" "a/metrics.csv" -- "$ELM" plot curves a --metric=AUC --metric soma_RMSE --out=f.png
+check_cmd 0 "usage: elm plot" "" -- "$ELM" plot curves --help
+check_cmd 2 "" "plot curves: unexpected argument 'b'" -- "$ELM" plot curves a b --out f.png
+check_cmd 2 "" "--metric needs a value" -- "$ELM" plot curves a --out f.png --metric
+check_cmd 2 "" "unknown argument '--metrik' (did you mean '--metric'?)" -- "$ELM" plot curves a --metrik x
+check_cmd 1 "" "a/metrics.csv" -- "$ELM" plot curves a --metric=AUC --metric soma_RMSE --out=f.png
 
 "$ELM" gen pathfinder --n 4 --batch-size 2 --out pf >/dev/null 2>&1 &&
     "$ELM" gen pathfinder --n 4 --batch-size 2 --size 64 --out pf >/dev/null 2>&1 ||
     { echo "FAIL: gen pathfinder"; exit 1; }
-run 0 "usage: elm data info DIR" "" -- "$ELM" data info pf --help
-run 1 "" "pass --size and --difficulty" -- "$ELM" data info pf
-run 0 "images       4 of 32x32 px" "" -- "$ELM" data info pf --size 32
-run 0 '"image_size":	64' "" -- "$ELM" data info pf --json --size=64 --difficulty curv_contour_length_14
-run 2 "" "--size needs an integer in \[0, 65536\]" -- "$ELM" data info pf --size x
-run 2 "" "--size needs an integer in \[0, 65536\]" -- "$ELM" data info pf --size -3
-run 2 "" "--difficulty needs a value" -- "$ELM" data info pf --size 32 --difficulty
-run 2 "" "data info: unexpected argument 'extra'" -- "$ELM" data info pf --size 32 extra
-run 2 "" "unknown argument '--chek' (did you mean '--check'?)" -- "$ELM" data info pf --chek
+check_cmd 0 "usage: elm data info DIR" "" -- "$ELM" data info pf --help
+check_cmd 1 "" "pass --size and --difficulty" -- "$ELM" data info pf
+check_cmd 0 "images       4 of 32x32 px" "" -- "$ELM" data info pf --size 32
+check_cmd 0 '"image_size":	64' "" -- "$ELM" data info pf --json --size=64 --difficulty curv_contour_length_14
+check_cmd 2 "" "--size needs an integer in \[0, 65536\]" -- "$ELM" data info pf --size x
+check_cmd 2 "" "--size needs an integer in \[0, 65536\]" -- "$ELM" data info pf --size -3
+check_cmd 2 "" "--difficulty needs a value" -- "$ELM" data info pf --size 32 --difficulty
+check_cmd 2 "" "data info: unexpected argument 'extra'" -- "$ELM" data info pf --size 32 extra
+check_cmd 2 "" "unknown argument '--chek' (did you mean '--check'?)" -- "$ELM" data info pf --chek
 
 # data info on SHD: the binning flags change the binning, in either spelling and before PATH.
 S=$FIX/shd_tiny.h5
-run 0 "usage: elm data info FILE.h5|DIR" "" -- "$ELM" data info "$S" --help
-run 0 "binned as    100 steps of 10 ms x 700 channels" "" -- "$ELM" data info "$S"
-run 0 "binned as    50 steps of 20 ms" "" -- "$ELM" data info "$S" --bin-ms 20
-run 0 "binned as    50 steps of 20 ms" "" -- "$ELM" data info --bin-ms=20 "$S"
-run 0 "binned as    50 steps of 10 ms" "" -- "$ELM" data info "$S" --duration-ms 500
-run 0 "x 800 channels" "" -- "$ELM" data info "$S" --channels=800
-run 0 '"channels":	700' "" -- "$ELM" data info --json "$S" --classes 30
-run 1 "" "shd_tiny.h5: sample 1 has label 19, outside 0..0" -- "$ELM" data info "$S" --classes=1
-run 2 "" "--bin-ms needs a number" -- "$ELM" data info "$S" --bin-ms x
-run 2 "" "--channels needs an integer" -- "$ELM" data info "$S" --channels
-run 1 "" "shd_tiny.h5: 0 channels: need 1..65536" -- "$ELM" data info "$S" --channels 0
-run 1 "" "shd_tiny.h5: bins of -1 ms" -- "$ELM" data info "$S" --bin-ms -1
-run 2 "" "unknown argument '--bin-mss' (did you mean '--bin-ms'?)" -- "$ELM" data info "$S" --bin-mss 5
-run 2 "" "data info: unexpected argument 'extra'" -- "$ELM" data info "$S" extra
+check_cmd 0 "usage: elm data info FILE.h5|DIR" "" -- "$ELM" data info "$S" --help
+check_cmd 0 "binned as    100 steps of 10 ms x 700 channels" "" -- "$ELM" data info "$S"
+check_cmd 0 "binned as    50 steps of 20 ms" "" -- "$ELM" data info "$S" --bin-ms 20
+check_cmd 0 "binned as    50 steps of 20 ms" "" -- "$ELM" data info --bin-ms=20 "$S"
+check_cmd 0 "binned as    50 steps of 10 ms" "" -- "$ELM" data info "$S" --duration-ms 500
+check_cmd 0 "x 800 channels" "" -- "$ELM" data info "$S" --channels=800
+check_cmd 0 '"channels":	700' "" -- "$ELM" data info --json "$S" --classes 30
+check_cmd 1 "" "shd_tiny.h5: sample 1 has label 19, outside 0..0" -- "$ELM" data info "$S" --classes=1
+check_cmd 2 "" "--bin-ms needs a number" -- "$ELM" data info "$S" --bin-ms x
+check_cmd 2 "" "--channels needs an integer" -- "$ELM" data info "$S" --channels
+check_cmd 1 "" "shd_tiny.h5: 0 channels: need 1..65536" -- "$ELM" data info "$S" --channels 0
+check_cmd 1 "" "shd_tiny.h5: bins of -1 ms" -- "$ELM" data info "$S" --bin-ms -1
+check_cmd 2 "" "unknown argument '--bin-mss' (did you mean '--bin-ms'?)" -- "$ELM" data info "$S" --bin-mss 5
+check_cmd 2 "" "data info: unexpected argument 'extra'" -- "$ELM" data info "$S" extra
 echo "not HDF5" >fake.h5
-run 2 "" "--bin-ms needs a number" -- "$ELM" data info fake.h5 --bin-ms x
-run 1 "" "fake.h5: not an HDF5 file" -- "$ELM" data info fake.h5 --bin-ms 5
+check_cmd 2 "" "--bin-ms needs a number" -- "$ELM" data info fake.h5 --bin-ms x
+check_cmd 1 "" "fake.h5: not an HDF5 file" -- "$ELM" data info fake.h5 --bin-ms 5
 
 # data info on NeuronIO data (a 20 ms cache of the built-in teacher): --json, before or after PATH.
 if "$ELM" gen neuronio-teacher --sims 1 --duration-ms 20 --threads 1 --out nio >/dev/null 2>&1; then
-    run 0 "usage: elm data info PATH \[--json\]" "" -- "$ELM" data info nio --help
-    run 0 '"format":	"neuronio-cache"' "" -- "$ELM" data info --json nio
-    run 0 '"format":	"neuronio-cache"' "" -- "$ELM" data info nio --json
-    run 2 "" "unknown argument '--jsn' (did you mean '--json'?)" -- "$ELM" data info nio --jsn
-    run 2 "" "data info: unexpected argument 'extra'" -- "$ELM" data info nio extra
+    check_cmd 0 "usage: elm data info PATH \[--json\]" "" -- "$ELM" data info nio --help
+    check_cmd 0 '"format":	"neuronio-cache"' "" -- "$ELM" data info --json nio
+    check_cmd 0 '"format":	"neuronio-cache"' "" -- "$ELM" data info nio --json
+    check_cmd 2 "" "unknown argument '--jsn' (did you mean '--json'?)" -- "$ELM" data info nio --jsn
+    check_cmd 2 "" "data info: unexpected argument 'extra'" -- "$ELM" data info nio extra
 else
     bad "gen neuronio-teacher"
 fi
 
 # info and convert on the shipped SHD-Adding model.
 M=$SRC/models/shd-adding
-run 0 "usage: elm info MODEL" "" -- "$ELM" info --help
-run 0 '"config":' "" -- "$ELM" info --json "$M"
-run 2 "" "unknown argument '--jsn' (did you mean '--json'?)" -- "$ELM" info "$M" --jsn
-run 2 "" "info: unexpected argument 'b'" -- "$ELM" info "$M" b
-run 0 "usage: elm convert MODEL" "" -- "$ELM" convert --help
-run 2 "" "--out needs a value" -- "$ELM" convert "$M" --out
-run 2 "" "unknown argument '--f46' (did you mean '--f64'?)" -- "$ELM" convert "$M" --f46 --out m.safetensors
-run 2 "" "convert: unexpected argument 'b'" -- "$ELM" convert "$M" b --out m.safetensors
-run 2 "" "convert: --out FILE is required" -- "$ELM" convert "$M"
-run 0 "" "" -- "$ELM" convert --out=m32.safetensors "$M"
-run 0 "" "" -- "$ELM" convert "$M" --f64 --out m64.safetensors
+check_cmd 0 "usage: elm info MODEL" "" -- "$ELM" info --help
+check_cmd 0 '"config":' "" -- "$ELM" info --json "$M"
+check_cmd 2 "" "unknown argument '--jsn' (did you mean '--json'?)" -- "$ELM" info "$M" --jsn
+check_cmd 2 "" "info: unexpected argument 'b'" -- "$ELM" info "$M" b
+check_cmd 0 "usage: elm convert MODEL" "" -- "$ELM" convert --help
+check_cmd 2 "" "--out needs a value" -- "$ELM" convert "$M" --out
+check_cmd 2 "" "unknown argument '--f46' (did you mean '--f64'?)" -- "$ELM" convert "$M" --f46 --out m.safetensors
+check_cmd 2 "" "convert: unexpected argument 'b'" -- "$ELM" convert "$M" b --out m.safetensors
+check_cmd 2 "" "convert: --out FILE is required" -- "$ELM" convert "$M"
+check_cmd 0 "" "" -- "$ELM" convert --out=m32.safetensors "$M"
+check_cmd 0 "" "" -- "$ELM" convert "$M" --f64 --out m64.safetensors
 # --f64 keeps float64 (twice the bytes of the float32 file).
 n32=$(stat -c %s m32.safetensors 2>/dev/null || echo 0); n64=$(stat -c %s m64.safetensors 2>/dev/null || echo 0)
 [ "$n32" -gt 0 ] && [ "$n64" -gt $((n32 * 3 / 2)) ] && ok || bad "convert --f64: $n64 bytes against $n32"
@@ -102,14 +88,14 @@ n32=$(stat -c %s m32.safetensors 2>/dev/null || echo 0); n64=$(stat -c %s m64.sa
 # train's first pass takes --config, --out and --resume in either spelling before the data is
 # looked at (a bad key in the file named is the error); a flag without its value is refused.
 echo '{"num_memroy": 3}' >typo.json
-run 1 "" "typo.json: unknown option 'num_memroy'" -- "$ELM" train shd --data nodata --out r --config=typo.json
+check_cmd 1 "" "typo.json: unknown option 'num_memroy'" -- "$ELM" train shd --data nodata --out r --config=typo.json
 mkdir -p run && cp typo.json run/config.json
-run 1 "" "run/config.json: unknown option 'num_memroy'" -- "$ELM" train shd --data nodata --out=run --resume
-run 2 "" "--config needs a value" -- "$ELM" train shd --data nodata --out r --config
-run 2 "" "unknown argument '--confg' (did you mean '--config'?)" -- "$ELM" train shd --confg typo.json
-run 0 "usage: elm train" "" -- "$ELM" train shd --config typo.json --help
+check_cmd 1 "" "run/config.json: unknown option 'num_memroy'" -- "$ELM" train shd --data nodata --out=run --resume
+check_cmd 2 "" "--config needs a value" -- "$ELM" train shd --data nodata --out r --config
+check_cmd 2 "" "unknown argument '--confg' (did you mean '--config'?)" -- "$ELM" train shd --confg typo.json
+check_cmd 0 "usage: elm train" "" -- "$ELM" train shd --config typo.json --help
 
 # The sweep's own flags are those of its table (--name=value too); the rest goes to train.
-run 2 "" "--jobs needs an integer in \[1, 256\]" -- "$ELM" sweep --task shd --data d --grid g --out o --jobs=0
-run 2 "" "sweep: --threads is set by the sweep itself" -- "$ELM" sweep --task shd --data d --grid g --out o --threads 2
+check_cmd 2 "" "--jobs needs an integer in \[1, 256\]" -- "$ELM" sweep --task shd --data d --grid g --out o --jobs=0
+check_cmd 2 "" "sweep: --threads is set by the sweep itself" -- "$ELM" sweep --task shd --data d --grid g --out o --threads 2
 finish

@@ -7,15 +7,6 @@
 set -u
 . "$(dirname "$0")/../testlib.sh"
 cli_test_in_tmp
-# run RC PATTERN-IN-STDOUT PATTERN-IN-STDERR -- CMD...: exit status and both patterns ('' = any)
-run() {
-    local rc=$1 po=$2 pe=$3; shift 4
-    "$@" >out 2>err; local got=$?
-    if [ $got -ne "$rc" ]; then bad "exit $got (want $rc): $*: $(head -3 err)"; return; fi
-    [ -z "$po" ] || grep -q -- "$po" out || { bad "stdout lacks '$po': $*: $(head -3 out)"; return; }
-    [ -z "$pe" ] || grep -q -- "$pe" err || { bad "stderr lacks '$pe': $*: $(head -3 err)"; return; }
-    ok
-}
 
 # Help: stdout, exit 0, nothing on stderr.
 for cmd in "gen --help" "gen" "data convert --help" "data --help" "help train" "help gen" \
@@ -30,51 +21,51 @@ for cmd in "gen --help" "gen" "data convert --help" "data --help" "help train" "
         { [ $rc -eq 2 ] && [ -s err ]; } && ok || bad "elm $cmd: rc $rc (want 2, usage on stderr)"
     fi
 done
-run 0 "usage: elm train TASK" "" -- "$ELM" help train
-run 0 "usage: elm gen KIND" "" -- "$ELM" help gen
+check_cmd 0 "usage: elm train TASK" "" -- "$ELM" help train
+check_cmd 0 "usage: elm gen KIND" "" -- "$ELM" help gen
 
 # Unknown task: exit 2 in train, eval and sweep, with a suggestion.
-run 2 "" "unknown task 'nueronio' (did you mean 'neuronio'?)" -- "$ELM" train nueronio --data x --out y
-run 2 "" "unknown task 'nueronio' (did you mean 'neuronio'?)" -- "$ELM" eval nueronio --model x --data y
-run 2 "" "unknown task 'shd-add'" -- "$ELM" sweep --task shd-add --data x --grid g --out o
+check_cmd 2 "" "unknown task 'nueronio' (did you mean 'neuronio'?)" -- "$ELM" train nueronio --data x --out y
+check_cmd 2 "" "unknown task 'nueronio' (did you mean 'neuronio'?)" -- "$ELM" eval nueronio --model x --data y
+check_cmd 2 "" "unknown task 'shd-add'" -- "$ELM" sweep --task shd-add --data x --grid g --out o
 
 # Suggestions for commands, kinds, flags and keys.
-run 2 "" "unknown command 'trian' (did you mean 'train'?)" -- "$ELM" trian
-run 2 "" "unknown generator 'pathfindr' (did you mean 'pathfinder'?)" -- "$ELM" gen pathfindr
-run 2 "" "unknown verb 'infp' (did you mean 'info'?)" -- "$ELM" data infp x
-run 2 "" "'--modl' (did you mean '--model'?)" -- "$ELM" plot neuronio --modl x
-run 2 "" "'--epoch' (did you mean '--epochs'?)" -- "$ELM" train neuronio --data x --out y --epoch 3
-run 1 "" "'num_memroy' (did you mean 'num_memory'?)" -- "$ELM" train neuronio --data x --out y --set num_memroy=3
-run 1 "" "'batch_szie' (did you mean 'batch_size'?)" -- "$ELM" train shd --data x --out y --set batch_szie=3
-run 2 "" "unknown argument '--modle' (did you mean '--model'?)" -- "$ELM" eval shd --modle x
+check_cmd 2 "" "unknown command 'trian' (did you mean 'train'?)" -- "$ELM" trian
+check_cmd 2 "" "unknown generator 'pathfindr' (did you mean 'pathfinder'?)" -- "$ELM" gen pathfindr
+check_cmd 2 "" "unknown verb 'infp' (did you mean 'info'?)" -- "$ELM" data infp x
+check_cmd 2 "" "'--modl' (did you mean '--model'?)" -- "$ELM" plot neuronio --modl x
+check_cmd 2 "" "'--epoch' (did you mean '--epochs'?)" -- "$ELM" train neuronio --data x --out y --epoch 3
+check_cmd 1 "" "'num_memroy' (did you mean 'num_memory'?)" -- "$ELM" train neuronio --data x --out y --set num_memroy=3
+check_cmd 1 "" "'batch_szie' (did you mean 'batch_size'?)" -- "$ELM" train shd --data x --out y --set batch_szie=3
+check_cmd 2 "" "unknown argument '--modle' (did you mean '--model'?)" -- "$ELM" eval shd --modle x
 
 # data info: an SHD folder (what train --data takes), a missing path, a folder missing a file.
 mkdir shd shd1 shdgz
 cp "$FIX/shd_tiny.h5" shd/shd_train.h5; cp "$FIX/shd_tiny.h5" shd/shd_test.h5
 cp "$FIX/shd_tiny.h5" shd1/shd_train.h5
 cp "$FIX/shd_tiny.h5" shdgz/shd_train.h5; gzip -c "$FIX/shd_tiny.h5" > shdgz/shd_test.h5.gz
-run 0 "SHD file shd/shd_test.h5" "" -- "$ELM" data info shd
+check_cmd 0 "SHD file shd/shd_test.h5" "" -- "$ELM" data info shd
 grep -c "^SHD file" out | grep -q '^2$' && ok || bad "folder: not both files: $(cat out)"
-run 0 '"format":.*"shd-folder"' "" -- "$ELM" data info shd --json
+check_cmd 0 '"format":.*"shd-folder"' "" -- "$ELM" data info shd --json
 /usr/bin/python3 -c '
 import json, sys
 d = json.load(open("out"))
 assert d["train"]["samples"] == 10 and d["test"]["samples"] == 10, d
 assert d["train"]["format"] == "shd" and d["path"] == "shd", d' && ok || bad "folder JSON: $(cat out)"
-run 1 "SHD file shd1/shd_train.h5" "shd1/shd_test.h5: no such file" -- "$ELM" data info shd1
-run 1 "" "shd_test.h5.gz: a gzip-compressed file" -- "$ELM" data info shdgz
-run 1 "" "nothere: No such file or directory" -- "$ELM" data info nothere
-run 1 "" "not a data set elm knows" -- "$ELM" data info "$T"
+check_cmd 1 "SHD file shd1/shd_train.h5" "shd1/shd_test.h5: no such file" -- "$ELM" data info shd1
+check_cmd 1 "" "shd_test.h5.gz: a gzip-compressed file" -- "$ELM" data info shdgz
+check_cmd 1 "" "nothere: No such file or directory" -- "$ELM" data info nothere
+check_cmd 1 "" "not a data set elm knows" -- "$ELM" data info "$T"
 
 # The LSTM's banner, plurals, and counts printed as integers.
 "$ELM" gen neuronio-teacher --sims 1 --seed 1 --out nio >/dev/null 2>&1 || bad "gen"
-run 0 "" "training neuronio: LSTM (hidden size 8), .* parameters, 1 epoch x 1 batch of 2 x" -- \
+check_cmd 0 "" "training neuronio: LSTM (hidden size 8), .* parameters, 1 epoch x 1 batch of 2 x" -- \
     "$ELM" train neuronio --data nio --out lstm --epochs 1 --batches-per-epoch 1 --batch-size 2 \
     --set model_type=lstm --set lstm_hidden_size=8 --threads 1
-run 0 "" "training neuronio: ELM v1, .* 2 epochs x 3 batches" -- \
+check_cmd 0 "" "training neuronio: ELM v1, .* 2 epochs x 3 batches" -- \
     "$ELM" train neuronio --data nio --out elm --epochs 2 --batches-per-epoch 3 --batch-size 2 \
     --set num_memory=2 --threads 1
-run 0 "^num_simulations  *1$" "" -- "$ELM" eval neuronio --model elm --data nio
+check_cmd 0 "^num_simulations  *1$" "" -- "$ELM" eval neuronio --model elm --data nio
 grep -q "^soma_RMSE  *[0-9]*\.[0-9]\{6\}$" out && ok || bad "scores lost their decimals: $(cat out)"
 
 echo "help_cli: $pass passed, $fail failed"

@@ -9,13 +9,6 @@
 set -u
 . "$(dirname "$0")/../testlib.sh"
 cli_test_in_tmp
-run() { # run RC PATTERN-IN-STDERR -- CMD...
-    local rc=$1 pe=$2; shift 3
-    "$@" >out 2>err; local got=$?
-    if [ $got -ne "$rc" ]; then bad "exit $got (want $rc): $*: $(head -4 err)"; return; fi
-    [ -z "$pe" ] || grep -q -- "$pe" err || { bad "stderr lacks '$pe': $*: $(head -6 err)"; return; }
-    ok
-}
 mkdir data data2
 for d in data data2; do
     cp "$FIX/shd_tiny.h5" $d/shd_train.h5 && cp "$FIX/shd_tiny.h5" $d/shd_test.h5
@@ -24,7 +17,7 @@ echo '{"base": {"eval_samples": 4, "batch_size": 4}, "vary": {"num_memory": [1, 
 W=(--task shd --grid g.json --out sw --batches-per-epoch 2 --jobs 1 --threads-per-job 1 --no-plot)
 mtimes() { stat -c %Y sw/runs/*/model.safetensors | tr '\n' ' '; }
 
-run 0 "" -- "$ELM" sweep "${W[@]}" --data data --epochs 1 --lr 0.001
+check_cmd_err 0 "" -- "$ELM" sweep "${W[@]}" --data data --epochs 1 --lr 0.001
 /usr/bin/python3 - <<'PY' && ok || bad "sweep_args.json: $(cat sw/runs/num_memory=1/sweep_args.json)"
 import json
 a = json.load(open("sw/runs/num_memory=1/sweep_args.json"))
@@ -38,24 +31,24 @@ PY
 m0=$(mtimes); cp sw/sweep.json sweep0.json
 
 # Other arguments: refused, each difference named, --force pointed to; nothing touched.
-run 1 "point 'num_memory=1' was trained with other arguments: epochs 1 (now 2)" -- \
+check_cmd_err 1 "point 'num_memory=1' was trained with other arguments: epochs 1 (now 2)" -- \
     "$ELM" sweep "${W[@]}" --data data --epochs 2 --lr 0.001
 grep -q "nothing was started.*add --force" err && ok || bad "no --force hint: $(cat err)"
-run 1 "data data (now data2)" -- "$ELM" sweep "${W[@]}" --data data2 --epochs 1 --lr 0.001
-run 1 "lr 0.001 (now 0.002)" -- "$ELM" sweep "${W[@]}" --data data --epochs 1 --lr 0.002
-run 1 "test none (now data2/shd_test.h5)" -- \
+check_cmd_err 1 "data data (now data2)" -- "$ELM" sweep "${W[@]}" --data data2 --epochs 1 --lr 0.001
+check_cmd_err 1 "lr 0.001 (now 0.002)" -- "$ELM" sweep "${W[@]}" --data data --epochs 1 --lr 0.002
+check_cmd_err 1 "test none (now data2/shd_test.h5)" -- \
     "$ELM" sweep "${W[@]}" --data data --epochs 1 --lr 0.001 --test data2/shd_test.h5
 [ "$(mtimes)" = "$m0" ] && ok || bad "a refused rerun retrained a point"
 cmp -s sw/sweep.json sweep0.json && ok || bad "a refused rerun rewrote sweep.json"
 
 # The same model by other means: another spelling, a time limit, checkpoint_every.
-run 0 "2 finished, 0 to run" -- "$ELM" sweep "${W[@]}" --data data --epochs 1 --set lr=1e-3 \
+check_cmd_err 0 "2 finished, 0 to run" -- "$ELM" sweep "${W[@]}" --data data --epochs 1 --set lr=1e-3 \
     --time-limit 1000 --set checkpoint_every=7
 [ "$(mtimes)" = "$m0" ] && ok || bad "an equivalent rerun retrained a point"
 
 # --force: the changed points train again, with the new arguments recorded.
 sleep 1
-run 0 "point 'num_memory=1' was trained with other arguments (epochs 1 (now 2)): it starts over" -- \
+check_cmd_err 0 "point 'num_memory=1' was trained with other arguments (epochs 1 (now 2)): it starts over" -- \
     "$ELM" sweep "${W[@]}" --data data --epochs 2 --lr 0.001 --force
 /usr/bin/python3 - <<'PY' && ok || bad "after --force: $(cat sw/runs/num_memory=2/sweep_args.json)"
 import json
@@ -71,9 +64,9 @@ PY
 
 # A changed point.json is refused as before, and --force retrains it too.
 sed -i 's/"batch_size": 4/"batch_size": 2/' g.json
-run 1 "point.json differs from the grid's point 'num_memory=1'.*--force" -- \
+check_cmd_err 1 "point.json differs from the grid's point 'num_memory=1'.*--force" -- \
     "$ELM" sweep "${W[@]}" --data data --epochs 2 --lr 0.001
-run 0 "point.json differs from the grid: point 'num_memory=1' starts over" -- \
+check_cmd_err 0 "point.json differs from the grid: point 'num_memory=1' starts over" -- \
     "$ELM" sweep "${W[@]}" --data data --epochs 2 --lr 0.001 --force
 grep -q '"batch_size":[[:space:]]*2' sw/runs/num_memory=1/sweep_args.json && ok \
     || bad "point.json change not recorded: $(cat sw/runs/num_memory=1/sweep_args.json)"
