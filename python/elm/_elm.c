@@ -488,7 +488,20 @@ static PyObject *run_result(elm_status st, PyArrayObject *x, PyArrayObject *y) {
     return (PyObject *)y;
 }
 
-static PyObject *Model_forward(ModelObject *self, PyObject *xo) {
+/* After a training forward pass: records what backward() needs and returns (y, token), taking
+ * the reference to y; NULL (y dropped) when y is NULL. */
+static PyObject *pending_backward(ModelObject *self, PyObject *y, unsigned long long token, int B,
+                                  int T) {
+    if (!y)
+        return NULL;
+    self->train_token = token;
+    self->train_B = B;
+    self->train_T = T;
+    return Py_BuildValue("(NK)", y, token);
+}
+
+/* m.forward(x) (train 0) and m.forward_train(x) (train 1) of a dense x. */
+static PyObject *dense_forward(ModelObject *self, PyObject *xo, int train) {
     int B, T;
     PyArrayObject *x = batch_input(self, xo, &B, &T);
     if (!x)
@@ -500,12 +513,20 @@ static PyObject *Model_forward(ModelObject *self, PyObject *xo) {
     }
     elm_status st;
     void *xp = PyArray_DATA(x), *yp = PyArray_DATA(y);
-    int f64 = elm_model_dtype(self->m) == ELM_F64;
-    self->runs++;
-    Py_BEGIN_ALLOW_THREADS st = f64 ? elm_model_forward_f64(self->m, xp, yp, B, T)
-                                    : elm_model_forward(self->m, xp, yp, B, T);
+    const int f64 = elm_model_dtype(self->m) == ELM_F64;
+    const unsigned long long token = ++self->runs;
+    if (train)
+        self->train_token = 0;
+    Py_BEGIN_ALLOW_THREADS st = train ? elm_model_forward_train(self->m, xp, yp, B, T)
+                                : f64 ? elm_model_forward_f64(self->m, xp, yp, B, T)
+                                      : elm_model_forward(self->m, xp, yp, B, T);
     Py_END_ALLOW_THREADS self->busy = 0;
-    return run_result(st, x, y);
+    PyObject *r = run_result(st, x, y);
+    return train ? pending_backward(self, r, token, B, T) : r;
+}
+
+static PyObject *Model_forward(ModelObject *self, PyObject *xo) {
+    return dense_forward(self, xo, 0);
 }
 
 /* Every trainable tensor's gradient, by name (fresh arrays). */
@@ -527,28 +548,7 @@ static PyObject *grads_dict(ModelObject *self) {
  * anything else before backward (forward, grad, step, another forward_train).
  */
 static PyObject *Model_forward_train(ModelObject *self, PyObject *xo) {
-    int B, T;
-    PyArrayObject *x = batch_input(self, xo, &B, &T);
-    if (!x)
-        return NULL;
-    PyArrayObject *y = output_entered(self, B, T);
-    if (!y) {
-        Py_DECREF(x);
-        return NULL;
-    }
-    elm_status st;
-    void *xp = PyArray_DATA(x), *yp = PyArray_DATA(y);
-    const unsigned long long token = ++self->runs;
-    self->train_token = 0;
-    Py_BEGIN_ALLOW_THREADS st = elm_model_forward_train(self->m, xp, yp, B, T);
-    Py_END_ALLOW_THREADS self->busy = 0;
-    PyObject *r = run_result(st, x, y);
-    if (!r)
-        return NULL;
-    self->train_token = token;
-    self->train_B = B;
-    self->train_T = T;
-    return Py_BuildValue("(NK)", r, token);
+    return dense_forward(self, xo, 1);
 }
 
 /* m.backward(dloss, token) -> dict: the gradients of sum(Y * dloss), Y of forward_train. */
@@ -660,15 +660,8 @@ static PyObject *Model_forward_spikes(ModelObject *self, PyObject *args, PyObjec
         elm_py_raise(st);
         goto done;
     }
-    if (train) {
-        self->train_token = token;
-        self->train_B = B;
-        self->train_T = T;
-        res = Py_BuildValue("(OK)", (PyObject *)y, token);
-    } else {
-        Py_INCREF(y);
-        res = (PyObject *)y;
-    }
+    Py_INCREF(y);
+    res = train ? pending_backward(self, (PyObject *)y, token, B, T) : (PyObject *)y;
 done:
     Py_XDECREF(ptr);
     Py_XDECREF(idx);
