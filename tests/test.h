@@ -95,6 +95,30 @@ static inline const char *test_shared(void) {
 }
 
 /*
+ * tests/fixtures/NAME (NAME "": the folder itself) into buf[n]: under $ELM_SOURCE_DIR, which CTest
+ * sets, or else beside the test's own source file `here` (its __FILE__, tests/AREA/test_x.c, an
+ * absolute path as CMake compiles it), so that a test run by hand finds its fixtures too.
+ * test_fixture(buf, name) passes the caller's __FILE__ and sizeof buf (buf must be an array).
+ */
+static inline const char *test_fixture_at(char *buf, size_t n, const char *here, const char *name) {
+    const char *src = getenv("ELM_SOURCE_DIR"), *sep = *name ? "/" : "";
+    if (src) {
+        snprintf(buf, n, "%s/tests/fixtures%s%s", src, sep, name);
+        return buf;
+    }
+    snprintf(buf, n, "%s", here);
+    for (int up = 0; up < 2; up++) { /* tests/AREA/test_x.c -> tests */
+        char *slash = strrchr(buf, '/');
+        if (slash)
+            *slash = 0;
+    }
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "/fixtures%s%s", sep, name);
+    return buf;
+}
+#define test_fixture(buf, name) test_fixture_at(buf, sizeof(buf), __FILE__, name)
+
+/*
  * Compares got against want with allclose semantics per element, |g - w| <= atol + rtol * scale,
  * where scale = max|want| when rel_to_max is set (outputs cross zero, so element-wise relative
  * error alone is meaningless) or |w| otherwise. On failure prints the worst index.

@@ -26,18 +26,9 @@ static int read_hex_row(FILE *f, int S, unsigned char *out) {
 }
 
 int main(void) {
-    /* The fixture is in the repository: its absence is a failure, never a skip. Without
-     * ELM_SOURCE_DIR it is found beside this source file. */
-    const char *src = getenv("ELM_SOURCE_DIR");
+    /* The fixture is in the repository: its absence is a failure, never a skip. */
     char path[4096];
-    if (src) {
-        snprintf(path, sizeof path, "%s/tests/fixtures/pathfinder_stamps.txt", src);
-    } else {
-        snprintf(path, sizeof path, "%s", __FILE__);
-        char *cut = strstr(path, "/pathfinder/test_pf_stamps.c");
-        if (cut)
-            strcpy(cut, "/fixtures/pathfinder_stamps.txt");
-    }
+    test_fixture(path, "pathfinder_stamps.txt");
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "FAIL: the in-repository fixture %s is missing\n", path);

@@ -417,17 +417,7 @@ static void test_fill_sparse(void) {
 
 int main(void) {
     test_fill_sparse();
-    /* CTest sets ELM_SOURCE_DIR; run by hand, the fixtures are found beside this source file
-     * (CMake compiles it by its absolute path). */
-    const char *src = getenv("ELM_SOURCE_DIR");
-    if (src) {
-        snprintf(fixture_dir, sizeof fixture_dir, "%s/tests/fixtures", src);
-    } else {
-        snprintf(fixture_dir, sizeof fixture_dir, "%s", __FILE__);
-        char *cut = strstr(fixture_dir, "/shd/test_shd.c");
-        if (cut)
-            strcpy(cut, "/fixtures");
-    }
+    test_fixture(fixture_dir, "");
     test_tiny();
     test_overrides();
     test_bad();

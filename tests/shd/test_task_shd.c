@@ -27,15 +27,7 @@ static double ref_ce_last(const float *y, const float *target, int B, int T, int
 static char fixture[2048], tmpdir[] = "/tmp/elm_task_shd_XXXXXX";
 
 static void setup(void) {
-    const char *src = getenv("ELM_SOURCE_DIR");
-    if (src) {
-        snprintf(fixture, sizeof fixture, "%s/tests/fixtures/shd_tiny.h5", src);
-    } else {
-        snprintf(fixture, sizeof fixture, "%s", __FILE__);
-        char *cut = strstr(fixture, "/shd/test_task_shd.c");
-        if (cut)
-            strcpy(cut, "/fixtures/shd_tiny.h5");
-    }
+    test_fixture(fixture, "shd_tiny.h5");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         exit(1);
