@@ -5,6 +5,7 @@ to read it.
 
     PYTHONPATH=python /usr/bin/python3 python/bench/bench_torch.py [--config neuronio|shd|all]
         [--batch 8] [--threads 1] [--reps 5] [--json FILE] [--trainer-data NEURONIO_DATA]
+        [--no-torch]
 
 Per configuration and batch size it times (median of --reps after one warm-up):
   c_grad       elm's forward and BPTT from numpy (Model.grad): the C work of a step, no torch
@@ -13,7 +14,7 @@ Per configuration and batch size it times (median of --reps after one warm-up):
   elm_torch    one torch training step with elm.torch.ELM: forward, loss, backward, Adam
   elm_torch_spikes  the same step with the batch given as spike lists (elm.torch.Spikes), as
                elm's trainer feeds spiking data
-  torch        the same step with the plain-PyTorch neuron
+  torch        the same step with the plain-PyTorch neuron (skipped with --no-torch)
 and prints sample-steps per second (B * T / seconds) and the ratios. Before timing it checks
 that elm.torch and the plain-PyTorch neuron give the same outputs (float32, 1e-4 relative), so
 both sides compute the same thing. The threads of torch and elm are set to --threads alike.
@@ -102,7 +103,7 @@ def torch_step(net, opt, kind, x, target):
     return step
 
 
-def bench(name, cfg, B, reps, trainer_data):
+def bench(name, cfg, B, reps, trainer_data, with_torch=True):
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     net = et.ELM(seed=1, dtype=torch.float32, **cfg["model"])
@@ -134,11 +135,14 @@ def bench(name, cfg, B, reps, trainer_data):
                                           cfg["loss"], x, target), reps)
     res["elm_torch_spikes_s"] = timed(torch_step(net, torch.optim.Adam(net.parameters(), lr=1e-3),
                                                  cfg["loss"], sp, target), reps)
-    res["torch_s"] = timed(torch_step(ref, torch.optim.Adam(
-        [p for p in ref.parameters() if p.requires_grad], lr=1e-3), cfg["loss"], x, target), reps)
+    if with_torch:
+        res["torch_s"] = timed(torch_step(ref, torch.optim.Adam(
+            [p for p in ref.parameters() if p.requires_grad], lr=1e-3), cfg["loss"], x, target),
+            reps)
     for k in [k for k in res if k.endswith("_s")]:
         res[k[:-2] + "_sample_steps_per_s"] = B * T / res[k]
-    res["speedup_elm_torch_over_torch"] = res["torch_s"] / res["elm_torch_s"]
+    if with_torch:
+        res["speedup_elm_torch_over_torch"] = res["torch_s"] / res["elm_torch_s"]
     res["elm_torch_overhead_over_c_grad"] = res["elm_torch_s"] / res["c_grad_s"] - 1
     if "c_trainer_s" in res:
         res["elm_torch_overhead_over_c_trainer"] = res["elm_torch_s"] / res["c_trainer_s"] - 1
@@ -156,6 +160,10 @@ def main():
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--trainer-data", help="NeuronIO data for the c_trainer column "
                     "(e.g. elm gen neuronio-teacher --sims 4 --out DIR)")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="skip the plain-PyTorch column (minutes per step for neuronio, whose "
+                    "Python loop over 500 steps and 4500 routed synapses autograd records step "
+                    "by step): times elm.torch against elm's C paths only")
     ap.add_argument("--tiny", action="store_true", help="tiny sizes, one repetition (CI)")
     a = ap.parse_args()
     configs = TINY if a.tiny else CONFIGS
@@ -163,11 +171,15 @@ def main():
     torch.set_num_threads(a.threads)
     elm.set_num_threads(a.threads)
     names = sorted(configs) if a.config == "all" else [a.config]
-    rows = [bench(n, configs[n], B, reps, a.trainer_data) for n in names for B in a.batch]
+    rows = [bench(n, configs[n], B, reps, a.trainer_data, not a.no_torch)
+            for n in names for B in a.batch]
     print(f"{'config':10} {'B':>3} {'T':>5} {'c_grad':>11} {'c_trainer':>11} {'elm.torch':>11} "
           f"{'(spikes)':>11} {'torch':>11}   sample-steps/s; elm.torch / torch; time over C")
     for r in rows:
         ct = f"{r['c_trainer_sample_steps_per_s']:11.0f}" if "c_trainer_s" in r else f"{'-':>11}"
+        tc = f"{r['torch_sample_steps_per_s']:11.0f}" if "torch_s" in r else f"{'-':>11}"
+        vs = (f"elm.torch / torch {r['speedup_elm_torch_over_torch']:.1f}x; "
+              if "torch_s" in r else "")
         over = f"{100 * r['elm_torch_overhead_over_c_grad']:.0f} % over c_grad"
         if "c_trainer_s" in r:
             over += (f", {100 * r['elm_torch_overhead_over_c_trainer']:.0f} % (spikes "
@@ -175,8 +187,7 @@ def main():
                      f"c_trainer")
         print(f"{r['config']:10} {r['batch']:3d} {r['T']:5d} {r['c_grad_sample_steps_per_s']:11.0f} "
               f"{ct} {r['elm_torch_sample_steps_per_s']:11.0f} "
-              f"{r['elm_torch_spikes_sample_steps_per_s']:11.0f} {r['torch_sample_steps_per_s']:11.0f}"
-              f"   elm.torch / torch {r['speedup_elm_torch_over_torch']:.1f}x; {over}")
+              f"{r['elm_torch_spikes_sample_steps_per_s']:11.0f} {tc}   {vs}{over}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"threads": a.threads, "tiny": a.tiny, "elm": elm.__version__,
