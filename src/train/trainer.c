@@ -63,6 +63,7 @@ struct elm_trainer {
     char *ckdir, *state_path;
     char last_files[2][128]; /* the checkpoint the next one replaces (and removes) */
     double t_start;
+    double elapsed0; /* the run's wall seconds before this process (a resume's checkpoint) */
     int resumed, stopped;
     volatile sig_atomic_t stop_requested;
     char *test_json;
@@ -89,6 +90,11 @@ static elm_status dist_barrier(elm_trainer *tr) {
 }
 
 /* ---- Run folder files ---- */
+
+/* Wall seconds of the run so far, across resumes. */
+static double run_seconds(const elm_trainer *tr) {
+    return tr->elapsed0 + (elm__now_s() - tr->t_start);
+}
 
 /* A metrics.csv column: a key that is a number, or null (NaN: metrics.json and state.json
  * write NaN as null), in some epoch's object. */
@@ -396,7 +402,7 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
     }
     static const char *const fields[] = {"model",   "optim",      "step",       "threads",
                                          "best",    "best_epoch", "history",    "epoch_loss",
-                                         "epoch_batches", "scale"};
+                                         "epoch_batches", "scale", "elapsed"};
     const int nf = (int)(sizeof fields / sizeof fields[0]);
     char why[512] = "";
     for (const cJSON *it = cJSON_IsObject(state) ? state->child : NULL; it && !why[0];
@@ -413,6 +419,7 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
     cJSON *bj = cJSON_GetObjectItem(state, "best"), *el = cJSON_GetObjectItem(state, "epoch_loss");
     cJSON *eb = cJSON_GetObjectItem(state, "epoch_batches");
     cJSON *sc = cJSON_GetObjectItem(state, "scale");
+    cJSON *ej = cJSON_GetObjectItem(state, "elapsed");
     long step = 0, best_epoch = -1, threads = 0, ebn = 0, in_epoch = 0;
     char want[2][128];
     if (why[0]) {
@@ -450,6 +457,9 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
                       !isfinite(sc->valuedouble))) {
         snprintf(why, sizeof why, "'scale' must be a finite number of at least %g",
                  DIVERGE_FLOOR);
+    } else if (ej && (!cJSON_IsNumber(ej) || !(ej->valuedouble >= 0) ||
+                      !isfinite(ej->valuedouble))) {
+        snprintf(why, sizeof why, "'elapsed' must be a finite number of seconds, at least 0");
     }
     for (const cJSON *r = cJSON_IsArray(hist) ? hist->child : NULL; r && !why[0]; r = r->next)
         if (!cJSON_IsObject(r))
@@ -481,6 +491,10 @@ static elm_status load_state(elm_trainer *tr, char *optim_path, size_t n) {
     /* Checkpoints written before "scale" existed: the first batch after the resume sets it. */
     if (sc)
         tr->scale = sc->valuedouble;
+    /* metrics' elapsed_seconds and train_seconds count the run, not this process (checkpoints
+     * written before "elapsed" existed restart the clock); --time-limit stays per process. */
+    if (ej)
+        tr->elapsed0 = ej->valuedouble;
     tr->history = cJSON_DetachItemFromObject(state, "history");
     snprintf(optim_path, n, "%s/%s", tr->ckdir, of);
     if (tr->writer)
@@ -1003,7 +1017,7 @@ elm_status elm_trainer_end_epoch(elm_trainer *tr) {
         return st;
     }
     cJSON_AddNumberToObject(row, "eval_seconds", elm__now_s() - te);
-    cJSON_AddNumberToObject(row, "elapsed_seconds", elm__now_s() - tr->t_start);
+    cJSON_AddNumberToObject(row, "elapsed_seconds", run_seconds(tr));
     cJSON *sel = cJSON_GetObjectItem(row, tr->task->select_metric);
     elm_train_epoch e = {.epoch = epoch,
                          .train_loss = train_loss,
@@ -1055,6 +1069,7 @@ static elm_status write_state(elm_trainer *tr, const char *mf, const char *of) {
         snprintf(num, sizeof num, "%.17g", tr->scale);
         cJSON_AddRawToObject(sj, "scale", num);
     }
+    cJSON_AddNumberToObject(sj, "elapsed", run_seconds(tr));
     cJSON_AddItemToObject(sj, "history", cJSON_Duplicate(tr->history, 1));
     elm_status st = elm__json_write(tr->state_path, sj);
     cJSON_Delete(sj);
@@ -1169,7 +1184,7 @@ static elm_status test_best(elm_trainer *tr) {
     if (!st) {
         char path[4096];
         cJSON_AddNumberToObject(tm, "best_epoch", (double)tr->best_epoch);
-        cJSON_AddNumberToObject(tm, "train_seconds", elm__now_s() - tr->t_start);
+        cJSON_AddNumberToObject(tm, "train_seconds", run_seconds(tr));
         cJSON_AddNumberToObject(tm, "num_params", (double)elm_model_num_params(bm));
         if (tr->writer)
             st = elm__json_write(run_path(tr, "test_metrics.json", path, sizeof path), tm);

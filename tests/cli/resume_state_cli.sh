@@ -100,12 +100,34 @@ for case in 's["scale"] = -1' 's["scale"] = 0.001' 's["scale"] = "1"' 's["scale"
     edit_state "$case"
     try_state "$case" "malformed checkpoint state: 'scale' must be a finite number of at least 0.01"
 done
+for case in 's["elapsed"] = -1' 's["elapsed"] = "1"' 's["elapsed"] = None'; do
+    edit_state "$case"
+    try_state "$case" "malformed checkpoint state: 'elapsed' must be a finite number of seconds, at least 0"
+done
 edit_state 's["stepp"] = 4'
 try_state 'unknown field' "malformed checkpoint state: unknown field 'stepp'"
 edit_state 's = "[1, 2]"'
 try_state 'an array' "malformed checkpoint state: not a JSON object"
 # The good state resumes (the checks above refuse nothing valid).
 cp "$T/state.good" "$ST"
+cp -r "$T/mid" "$T/clock"
 train neuronio --data "$T/data" --out "$T/mid" --resume 2>"$T/err" && ok || bad "good state: $(cat "$T/err")"
 cmp -s "$T/ref/model.safetensors" "$T/mid/model.safetensors" && ok || bad "mid run differs from the reference"
+# The run's clock carries over a resume: the state's "elapsed" (here 1000 s before the resume)
+# starts the resumed process's elapsed_seconds and train_seconds; epoch 1 keeps its own row.
+$PY - "$T/clock/checkpoint/state.json" <<'EOF' || bad "state.json of the current format has no 'elapsed'"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert 0 <= s["elapsed"] < 1000, s.get("elapsed")
+s["elapsed"] = 1000
+json.dump(s, open(sys.argv[1], "w"))
+EOF
+train neuronio --data "$T/data" --out "$T/clock" --resume 2>"$T/err" && ok || bad "clock resume: $(cat "$T/err")"
+$PY - "$T/clock" <<'EOF' && ok || bad "elapsed_seconds/train_seconds do not count the time before the resume"
+import json, sys
+m = json.load(open(sys.argv[1] + "/metrics.json"))
+t = json.load(open(sys.argv[1] + "/test_metrics.json"))
+assert m[0]["elapsed_seconds"] < 1000 <= m[1]["elapsed_seconds"], m
+assert t["train_seconds"] >= 1000, t
+EOF
 finish
