@@ -409,7 +409,8 @@ int elm__sweep_args_diff(const cJSON *old, const cJSON *now, char *buf, size_t n
     return diff_objects(old, now, 0, buf, n, 0);
 }
 
-/* ---- Wall time: the trainer's own train_seconds restarts when a run is resumed ---- */
+/* ---- Wall time of all of a point's processes: the trainer's train_seconds continues from its
+ * last checkpoint, so it leaves out work that a stop or a kill threw away ---- */
 
 static double wall_read(const char *dir) {
     char path[4096];
@@ -465,7 +466,7 @@ static void add_valid_metrics(cJSON *tm, const char *dir) {
             continue;
         for (const cJSON *it = row->child; it; it = it->next) {
             static const char *skip[] = {"epoch", "lr", "eval_seconds", "elapsed_seconds"};
-            int s = !cJSON_IsNumber(it);
+            int s = !cJSON_IsNumber(it) && !cJSON_IsNull(it); /* null: a NaN score */
             for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++)
                 s |= !strcmp(it->string, skip[k]);
             if (s)
@@ -474,7 +475,9 @@ static void add_valid_metrics(cJSON *tm, const char *dir) {
             snprintf(name, sizeof name, "%s%s", strcmp(it->string, "train_loss") ? "valid_" : "",
                      it->string);
             if (!cJSON_GetObjectItemCaseSensitive(tm, name))
-                cJSON_AddNumberToObject(tm, name, it->valuedouble);
+                cJSON_AddItemToObject(tm, name, cJSON_IsNull(it)
+                                                    ? cJSON_CreateNull()
+                                                    : cJSON_CreateNumber(it->valuedouble));
         }
         break;
     }
@@ -532,13 +535,15 @@ static cJSON *point_metrics(const elm__sweep_point *p, const char *task, metric_
     if (tm) {
         for (cJSON *it = tm->child, *nx; it; it = nx) {
             nx = it->next;
-            if (!cJSON_IsNumber(it) && !cJSON_IsString(it))
+            if (!cJSON_IsNumber(it) && !cJSON_IsString(it) && !cJSON_IsNull(it))
                 cJSON_Delete(cJSON_DetachItemViaPointer(tm, it));
         }
         tm = from_legacy(tm, task);
         add_valid_metrics(tm, p->dir);
+        /* null is a NaN score (an AUC without a spike): its column stays, even when it is NaN
+         * in every point, and reads "nan" */
         for (const cJSON *it = tm->child; it; it = it->next)
-            if (cJSON_IsNumber(it))
+            if (cJSON_IsNumber(it) || cJSON_IsNull(it))
                 cols_add(cols, it->string);
     } else {
         tm = cJSON_CreateObject();
@@ -608,8 +613,10 @@ static void csv_row(FILE *f, const elm__sweep_grid *g, const cJSON *row, const m
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(ms, c->names[k]);
         if (cJSON_IsNumber(v))
             snprintf(buf, sizeof buf, "%.10g", v->valuedouble);
+        else if (cJSON_IsNull(v))
+            snprintf(buf, sizeof buf, "nan");
         else
-            buf[0] = 0;
+            buf[0] = 0; /* no such score: a point that did not finish */
         csv_field(f, buf, 0);
     }
     fputc('\n', f);

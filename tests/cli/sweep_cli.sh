@@ -97,6 +97,26 @@ assert "confusion" not in j["rows"][0]["metrics"], "arrays must stay in the run 
 cfg = json.load(open(d + "/runs/small/point.json"))
 assert cfg == {"eval_samples": 4, "batch_size": 4, "num_memory": 1}, cfg
 PY
+# A score that is NaN (null in the run's JSON: an AUC without a spike) in every finished point
+# keeps its column, as "nan"; a point without scores leaves it empty.
+/usr/bin/python3 - sw <<'PY' || bad "could not edit the finished points"
+import json, sys
+for p in ("small", "num_memory=3"):
+    f = sys.argv[1] + "/runs/" + p + "/test_metrics.json"
+    t = json.load(open(f)); t["test_nanscore"] = None; json.dump(t, open(f, "w"))
+    f = sys.argv[1] + "/runs/" + p + "/metrics.json"
+    m = json.load(open(f))
+    for r in m:
+        r["nanscore"] = None
+    json.dump(m, open(f, "w"))
+PY
+"$cli" sweep --task shd --data data --grid pts.json --out sw "${small[@]}" >out.txt 2>err.txt
+/usr/bin/python3 - sw <<'PY' || bad "a score that is NaN in every point lost its column"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1] + "/results.csv")))
+for k in ("test_nanscore", "valid_nanscore"):
+    assert [r[k] for r in rows] == ["nan", "nan", ""], (k, rows)
+PY
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
     [ -s sw/test_accuracy.png ] || bad "no plot sw/test_accuracy.png: $(cat err.txt)"
 else
