@@ -134,6 +134,12 @@ int cli_mpi_start(const char *cmd, int *argc, char ***argv) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &cli_mpi_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &cli_mpi_size);
+    /* Only the main thread calls MPI while OpenMP threads compute (FUNNELED). A library that
+     * grants less promises nothing once other threads exist: one thread per rank is safe. */
+    if (provided < MPI_THREAD_FUNNELED && cli_mpi_rank == 0)
+        fprintf(stderr, "elm: warning: %s: this MPI library gives thread support level %d, below "
+                        "MPI_THREAD_FUNNELED; run with --threads 1 under mpirun\n",
+                cmd, provided);
     return 0;
 #else
     (void)argc;
