@@ -466,7 +466,7 @@ static void add_valid_metrics(cJSON *tm, const char *dir) {
             continue;
         for (const cJSON *it = row->child; it; it = it->next) {
             static const char *skip[] = {"epoch", "lr", "eval_seconds", "elapsed_seconds"};
-            int s = !cJSON_IsNumber(it) && !cJSON_IsNull(it); /* null: a NaN score */
+            int s = !elm__json_is_score(it);
             for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++)
                 s |= !strcmp(it->string, skip[k]);
             if (s)
@@ -535,15 +535,15 @@ static cJSON *point_metrics(const elm__sweep_point *p, const char *task, metric_
     if (tm) {
         for (cJSON *it = tm->child, *nx; it; it = nx) {
             nx = it->next;
-            if (!cJSON_IsNumber(it) && !cJSON_IsString(it) && !cJSON_IsNull(it))
+            if (!elm__json_is_score(it) && !cJSON_IsString(it))
                 cJSON_Delete(cJSON_DetachItemViaPointer(tm, it));
         }
         tm = from_legacy(tm, task);
         add_valid_metrics(tm, p->dir);
-        /* null is a NaN score (an AUC without a spike): its column stays, even when it is NaN
-         * in every point, and reads "nan" */
+        /* a NaN score (an AUC without a spike) keeps its column, even when it is NaN in every
+         * point */
         for (const cJSON *it = tm->child; it; it = it->next)
-            if (cJSON_IsNumber(it) || cJSON_IsNull(it))
+            if (elm__json_is_score(it))
                 cols_add(cols, it->string);
     } else {
         tm = cJSON_CreateObject();

@@ -96,12 +96,6 @@ static double run_seconds(const elm_trainer *tr) {
     return tr->elapsed0 + (elm__now_s() - tr->t_start);
 }
 
-/* A metrics.csv column: a key that is a number, or null (NaN: metrics.json and state.json
- * write NaN as null), in some epoch's object. */
-static int csv_column(const cJSON *k) {
-    return cJSON_IsNumber(k) || cJSON_IsNull(k);
-}
-
 /*
  * metrics.csv: one row per epoch. The columns are every key that is a number (or null) in some
  * epoch, in order of first appearance, so the header and the column count do not depend on
@@ -120,7 +114,7 @@ static elm_status write_metrics_csv(const char *path, const cJSON *history) {
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
     for (const cJSON *row = history->child; row; row = row->next)
         for (const cJSON *k = row->child; k; k = k->next) {
-            int seen = !csv_column(k);
+            int seen = !elm__json_is_score(k);
             for (int c = 0; c < nc && !seen; c++)
                 seen = !strcmp(cols[c], k->string);
             if (!seen)
