@@ -563,8 +563,10 @@ static const char eval_usage[] =
     "                 pathfinder: all (every image of the folder, for sets kept whole for\n"
     "                 testing), or train, valid, test (its fixed, seeded 80/10/10 split);\n"
     "                 shd, shd-adding: valid or test; neuronio: test\n\n"
-    "shd, shd-adding: the spikes are binned as the run was trained: bin_ms from the run's\n"
-    "config.json (in MODEL's folder), else 10 ms; --set bin_ms=MS overrides.\n";
+    "The data are prepared as the run was trained, from the run's config.json (in MODEL's\n"
+    "folder): shd, shd-adding bin the spikes by its bin_ms (else 10 ms; --set bin_ms=MS\n"
+    "overrides); pathfinder encodes pixels by its pixel_levels (else the plain pixel; --set\n"
+    "pixel_levels=L overrides).\n";
 
 static int set_eval(void *ctx, const char *flag, const char *v) {
     elm_train_config *tc = ctx;
@@ -587,12 +589,14 @@ static void print_metrics(const char *json) {
 }
 
 /*
- * The bin width the run of `model` trained with: train.bin_ms of config.json in MODEL (a run
- * folder) or in the folder of MODEL (a model file). Returns 1 and sets *bin_ms when the file
- * says, 0 when there is no config.json (or it predates the knob: 10 ms then), -1 on a broken
- * one (message printed).
+ * A training knob of the run that made `model` (bin_ms: SHD's input bins; pixel_levels:
+ * Pathfinder's pixel encoding), which the data must be prepared with again: train.KEY of
+ * config.json in MODEL (a run folder) or in the folder of MODEL (a model file). Returns 1 and
+ * sets *value when the file says, 0 when there is no config.json or it predates the knob, -1 on
+ * a broken file or value (message printed).
  */
-static int run_bin_ms(const char *model, double *bin_ms, char *path, size_t n) {
+static int run_knob(const char *model, const char *task, const char *key, double *value,
+                    char *path, size_t n) {
     const char *slash = strrchr(model, '/');
     if (elm__is_dir(model))
         snprintf(path, n, "%s/config.json", model);
@@ -604,24 +608,27 @@ static int run_bin_ms(const char *model, double *bin_ms, char *path, size_t n) {
         return 0;
     cJSON *root = NULL;
     if (elm__json_read(path, 1 << 20, &root)) {
-        cli_fail(ELM_ERR_FORMAT, "give --set bin_ms=MS to evaluate without it");
+        char hint[96];
+        snprintf(hint, sizeof hint, "give --set %s=VALUE to evaluate without it", key);
+        cli_fail(ELM_ERR_FORMAT, hint);
         return -1;
     }
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root,
                                                                                        "train"),
-                                                      "bin_ms");
+                                                      key);
     int rc = 0;
     if (b) {
+        /* Checked as the trainer checks it: a hand-edited file gets the knob's own message. */
         char v[64];
         elm_train_config tc;
         elm_config mc;
-        elm_train_config_default(&tc, &mc, "shd");
+        elm_train_config_default(&tc, &mc, task);
         snprintf(v, sizeof v, "%.17g", cJSON_IsNumber(b) ? b->valuedouble : (double)NAN);
-        if (elm_train_config_set(&tc, NULL, "bin_ms", v, path)) {
+        if (elm_train_config_set(&tc, NULL, key, v, path)) {
             rc = -1;
             cli_fail(ELM_ERR_CONFIG, NULL);
-        } else if (tc.bin_ms > 0) {
-            *bin_ms = tc.bin_ms;
+        } else {
+            *value = cJSON_IsNumber(b) ? b->valuedouble : 0;
             rc = 1;
         }
     }
@@ -685,7 +692,8 @@ int cmd_eval(int argc, char **argv) {
     elm_train_config tc;
     elm_config mc;
     elm_train_config_default(&tc, &mc, name);
-    tc.bin_ms = 0; /* unset: the run's, else the task's (below) */
+    tc.bin_ms = 0;        /* unset: the run's, else the task's (below) */
+    tc.pixel_levels = -1; /* unset: the run's, else the plain pixel (below) */
     const char *model = NULL, *data = NULL, *split = "test";
     int json = 0;
     cli_call set = {set_eval, &tc};
@@ -710,15 +718,27 @@ int cmd_eval(int argc, char **argv) {
                                split, name,
                                pf ? "all, train, valid or test" : shd ? "valid or test" : "test");
     char cfgpath[4096];
+    double v = 0;
+    int found;
     if (shd && tc.bin_ms == 0) {
-        int found = run_bin_ms(model, &tc.bin_ms, cfgpath, sizeof cfgpath);
-        if (found < 0)
+        if ((found = run_knob(model, name, "bin_ms", &v, cfgpath, sizeof cfgpath)) < 0)
             return 1;
-        if (found)
+        if (found && v > 0) {
+            tc.bin_ms = v;
             fprintf(stderr, "elm: bins of %g ms, as in %s\n", tc.bin_ms, cfgpath);
+        }
+    }
+    if (pf && tc.pixel_levels < 0) {
+        if ((found = run_knob(model, name, "pixel_levels", &v, cfgpath, sizeof cfgpath)) < 0)
+            return 1;
+        tc.pixel_levels = found ? (long)v : 0;
+        if (tc.pixel_levels)
+            fprintf(stderr, "elm: pixels one-hot over %ld grey levels, as in %s\n",
+                    tc.pixel_levels, cfgpath);
     }
     elm_task_opts o = {.data = data,
                        .bin_ms = tc.bin_ms,
+                       .pixel_levels = tc.pixel_levels > 0 ? (int)tc.pixel_levels : 0,
                        .seed = (uint64_t)tc.seed,
                        .threads = (int)tc.threads,
                        .seq_len = (int)tc.seq_len,

@@ -81,6 +81,8 @@ typedef struct elm_task_opts {
     long eval_samples;      /* default: the whole evaluation set */
     int eval_batch;         /* batch size of evaluation */
     int for_training;       /* 0: only evaluation will be asked for (no training split) */
+    int pixel_levels;       /* pathfinder: 0 = the pixel as one input, (p / 255 - 0.5) / 0.5;
+                               L in [2, 256] = L inputs, one-hot over L grey levels */
 } elm_task_opts;
 
 /* The task names elm_task_create() knows; returns how many (names[0 .. n)). */
@@ -155,6 +157,8 @@ typedef struct elm_train_config {
      * every thread count and number of MPI ranks. 0 = min(8, ceil(batch_size / 2)). ELM models
      * (an LSTM keeps per-thread sums). */
     long grad_group;
+    /* Pathfinder: 0 = the pixel as one input; L = one-hot over L grey levels (elm_task_opts). */
+    long pixel_levels;
 } elm_train_config;
 
 /*

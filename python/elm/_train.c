@@ -172,6 +172,8 @@ static int Task_init(TaskObject *self, PyObject *args, PyObject *kw) {
                         .seed = (uint64_t)o->seed,
                         .threads = (int)o->threads,
                         .input_dropout = o->input_dropout,
+                        .bin_ms = o->bin_ms,
+                        .pixel_levels = (int)o->pixel_levels,
                         .seq_len = (int)o->seq_len,
                         .batches_per_epoch = o->batches_per_epoch,
                         .batch_size = (int)o->batch_size,

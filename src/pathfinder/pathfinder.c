@@ -922,6 +922,20 @@ void elm_pf_normalise(float *x, const uint8_t *pixels, size_t n) {
         x[i] = ((float)pixels[i] / 255.0f - 0.5f) / 0.5f;
 }
 
+int elm_pf_num_input(int levels) {
+    return levels > 0 ? levels : 1;
+}
+
+void elm_pf_encode(float *x, const uint8_t *pixels, size_t n, int levels) {
+    if (levels <= 0) {
+        elm_pf_normalise(x, pixels, n);
+        return;
+    }
+    memset(x, 0, n * (size_t)levels * sizeof *x);
+    for (size_t i = 0; i < n; i++)
+        x[i * (size_t)levels + (size_t)(pixels[i] * levels / 256)] = 1.0f;
+}
+
 elm_status elm_pf_load(const elm_pf *p, elm_pf_split s, long k, float *x, int *label) {
     size_t T = (size_t)p->info.image_size * p->info.image_size;
     uint8_t *px = malloc(T);
@@ -957,7 +971,10 @@ static void par_err_note(par_err *e, long pos, elm_status st) {
 }
 
 elm_status elm_pf_fill(const elm_pf *p, elm_pf_split s, const long *idx, int B, float *x,
-                       float *target, int threads) {
+                       float *target, int threads, int levels) {
+    if (levels < 0 || levels == 1 || levels > ELM_PF_MAX_LEVELS)
+        return elm__fail(ELM_ERR_ARG, "%s: %d grey levels (0 for the plain pixel, or 2 to %d)",
+                         p->dir, levels, ELM_PF_MAX_LEVELS);
     long n = elm_pf_len(p, s);
     for (int b = 0; b < B; b++)
         if (idx[b] < 0 || idx[b] >= n)
@@ -984,7 +1001,7 @@ elm_status elm_pf_fill(const elm_pf *p, elm_pf_split s, const long *idx, int B, 
                 par_err_note(&err, b, st);
                 continue;
             }
-            elm_pf_normalise(x + (size_t)b * T, px, T);
+            elm_pf_encode(x + (size_t)b * T * (size_t)elm_pf_num_input(levels), px, T, levels);
             if (target)
                 target[b] = (float)p->labels[i];
         }

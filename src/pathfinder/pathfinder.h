@@ -93,12 +93,13 @@ elm_status elm_pf_load_u8(const elm_pf *p, elm_pf_split s, long k, uint8_t *pixe
 elm_status elm_pf_load(const elm_pf *p, elm_pf_split s, long k, float *x, int *label);
 
 /*
- * Fills a batch from a split: for b < B, sample idx[b] of split s goes to x + b * T (T = size^2
- * floats) and its label, as a float, to target[b]. Decodes in parallel (OpenMP, `threads`, 0 =
- * default). On failure reports the first failing sample.
+ * Fills a batch from a split: for b < B, sample idx[b] of split s goes to x + b * T * I (T =
+ * size^2 steps, I = elm_pf_num_input(levels) values a step, encoded by elm_pf_encode) and its
+ * label, as a float, to target[b]. Decodes in parallel (OpenMP, `threads`, 0 = default). On
+ * failure reports the first failing sample.
  */
 elm_status elm_pf_fill(const elm_pf *p, elm_pf_split s, const long *idx, int B, float *x,
-                       float *target, int threads);
+                       float *target, int threads, int levels);
 
 /*
  * Decodes every image once into memory (uint8, samples * size^2 bytes) when that is at most
@@ -109,6 +110,16 @@ elm_status elm_pf_cache(elm_pf *p, size_t max_bytes, int threads, int *cached);
 
 /* Normalises bytes to floats: x[i] = (p[i] / 255 - 0.5) / 0.5. */
 void elm_pf_normalise(float *x, const uint8_t *pixels, size_t n);
+
+/*
+ * The pixel encodings (the training knob pixel_levels). levels 0: one input a step, the
+ * normalised pixel (elm_pf_normalise). levels L in [2, 256]: L inputs a step, one-hot over L
+ * equal bins of the grey value, bin floor(p * L / 256), as the ELM paper feeds LRA images (16
+ * levels for Pathfinder, 8 for Path-X). x receives n * elm_pf_num_input(levels) floats.
+ */
+#define ELM_PF_MAX_LEVELS 256
+int elm_pf_num_input(int levels);
+void elm_pf_encode(float *x, const uint8_t *pixels, size_t n, int levels);
 
 /*
  * Decodes one PNG file (8-bit grayscale only) into a malloc'd buffer of width*height bytes.

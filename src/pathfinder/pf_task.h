@@ -20,6 +20,7 @@ typedef struct {
     long eval_samples;
     int eval_batch;
     int threads;
+    int levels; /* pixel encoding: 0 = the normalised pixel, L = one-hot over L grey levels */
 } pf_ctx;
 
 #endif

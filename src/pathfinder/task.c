@@ -11,7 +11,9 @@
  * A training set whose test split is empty (a tiny set) and no --test has no test split
  * (has_test 0).
  *
- * Inputs: one pixel per step, row-major, (p / 255 - 0.5) / 0.5; I = 1, T = size^2, O = 2.
+ * Inputs: one pixel per step, row-major, T = size^2, O = 2. pixel_levels 0 (default): I = 1,
+ * (p / 255 - 0.5) / 0.5; pixel_levels L: I = L, one-hot over L grey levels (elm_pf_encode), the
+ * ELM paper's encoding of LRA images.
  * Target: the label; loss: cross-entropy of the last step's outputs (elm__loss_ce_last).
  *
  * Training order: the training split is shuffled each epoch (from the trainer's epoch_seed) and
@@ -80,7 +82,7 @@ static elm_status pf_train_batch(elm_task *t, elm__rng *rng, int B, float *x, fl
     }
     for (int b = 0; b < B; b++)
         c->idx[b] = c->order[(t->batch_in_epoch * B + b) % c->ntrain];
-    return elm_pf_fill(c->data, ELM_PF_TRAIN, c->idx, B, x, target, c->threads);
+    return elm_pf_fill(c->data, ELM_PF_TRAIN, c->idx, B, x, target, c->threads, c->levels);
 }
 
 static double pf_loss(elm_task *t, const float *y, const float *target, float *dy, int B) {
@@ -124,7 +126,7 @@ static elm_status pf_evaluate(elm_task *t, elm_model *m, const char *split, cJSO
                          split, elm_pf_get_info(src)->dir, elm_pf_get_info(src)->samples);
     int T = t->seq_len, O = t->num_output;
     int EB = c->eval_batch;
-    float *x = malloc((size_t)EB * T * sizeof *x);
+    float *x = malloc((size_t)EB * T * t->num_input * sizeof *x);
     float *y = malloc((size_t)EB * T * O * sizeof *y);
     float *lab = malloc((size_t)EB * sizeof *lab);
     long *idx = malloc((size_t)EB * sizeof *idx);
@@ -143,7 +145,7 @@ static elm_status pf_evaluate(elm_task *t, elm_model *m, const char *split, cJSO
         int nb = (int)(n - k0 < EB ? n - k0 : EB);
         for (int b = 0; b < nb; b++)
             idx[b] = k0 + b;
-        if ((st = elm_pf_fill(src, s, idx, nb, x, lab, c->threads)) != ELM_OK)
+        if ((st = elm_pf_fill(src, s, idx, nb, x, lab, c->threads, c->levels)) != ELM_OK)
             goto done;
         if ((st = elm_model_forward(m, x, y, nb, T)) != ELM_OK)
             goto done;
@@ -246,7 +248,7 @@ static elm_status set_task(elm_task *t, pf_ctx *c, const elm_task_opts *o) {
         return elm__fail(ELM_ERR_NOMEM, "out of memory");
     c->order_epoch = -1;
     t->name = "pathfinder";
-    t->num_input = 1;
+    t->num_input = elm_pf_num_input(c->levels);
     t->num_output = 2;
     t->seq_len = in->image_size * in->image_size;
     t->delta_t = 1.0;
@@ -292,6 +294,14 @@ elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
     c->eval_samples = o->eval_samples;
     c->eval_batch = o->eval_batch > 0 ? o->eval_batch : 32;
     c->threads = o->threads;
+    c->levels = o->pixel_levels;
+    if (c->levels < 0 || c->levels == 1 || c->levels > ELM_PF_MAX_LEVELS) {
+        pf_task_free(t);
+        return elm__fail(ELM_ERR_CONFIG,
+                         "pathfinder: pixel_levels %d: 0 (the pixel as one input) or 2 to %d "
+                         "grey levels (one-hot)",
+                         o->pixel_levels, ELM_PF_MAX_LEVELS);
+    }
     elm_status st = open_sets(c, o);
     if (st == ELM_OK)
         st = set_task(t, c, o);

@@ -28,6 +28,10 @@ elm_status elm_task_create(elm_task **out, const char *name, const elm_task_opts
         return elm__fail(ELM_ERR_CONFIG,
                          "%s: bin_ms %g: only shd and shd-adding bin their inputs (leave it 0)",
                          name, o->bin_ms);
+    if (o->pixel_levels != 0 && strcmp(name, "pathfinder"))
+        return elm__fail(ELM_ERR_CONFIG,
+                         "%s: pixel_levels %d: only pathfinder encodes pixels (leave it 0)", name,
+                         o->pixel_levels);
     if (!strcmp(name, "neuronio"))
         st = elm__task_neuronio_create(out, o);
     else if (!strcmp(name, "shd"))

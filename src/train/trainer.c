@@ -257,6 +257,7 @@ static elm_status open_task(elm_trainer *tr) {
     t->threads = (int)o->threads;
     t->input_dropout = o->input_dropout;
     t->bin_ms = o->bin_ms;
+    t->pixel_levels = (int)o->pixel_levels;
     t->seq_len = (int)o->seq_len;
     t->batches_per_epoch = o->batches_per_epoch;
     t->batch_size = (int)o->batch_size;

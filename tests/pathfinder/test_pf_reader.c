@@ -128,7 +128,7 @@ static void test_authentic(const char *shared) {
     /* Batch fill (parallel) equals one-by-one loads; the cache serves the same bytes. */
     long idx[5] = {0, 7, 19, 3, 11};
     float *xb = malloc(5 * 1024 * sizeof(float)), tgt[5];
-    CHECK_OK(elm_pf_fill(p, ELM_PF_VALID, idx, 5, xb, tgt, 2));
+    CHECK_OK(elm_pf_fill(p, ELM_PF_VALID, idx, 5, xb, tgt, 2, 0));
     int mism = 0;
     for (int b = 0; b < 5; b++) {
         CHECK_OK(elm_pf_load(p, ELM_PF_VALID, idx[b], x, &label));
@@ -141,11 +141,11 @@ static void test_authentic(const char *shared) {
     CHECK_OK(elm_pf_cache(p, (size_t)1 << 30, 2, &cached));
     CHECK(cached == 1, "200 images of 1 KB must be cached");
     float *xc = malloc(5 * 1024 * sizeof(float)), tc[5];
-    CHECK_OK(elm_pf_fill(p, ELM_PF_VALID, idx, 5, xc, tc, 2));
+    CHECK_OK(elm_pf_fill(p, ELM_PF_VALID, idx, 5, xc, tc, 2, 0));
     CHECK(!memcmp(xb, xc, 5 * 1024 * sizeof(float)) && !memcmp(tgt, tc, sizeof tc),
           "cached batch differs from decoded batch");
     long badidx = 20;
-    CHECK(elm_pf_fill(p, ELM_PF_VALID, &badidx, 1, xc, tc, 1) == ELM_ERR_ARG,
+    CHECK(elm_pf_fill(p, ELM_PF_VALID, &badidx, 1, xc, tc, 1, 0) == ELM_ERR_ARG,
           "index 20 of a 20-sample split must be refused");
     free(xb);
     free(xc);
