@@ -147,11 +147,52 @@ static void test_authentic(const char *shared) {
     long badidx = 20;
     CHECK(elm_pf_fill(p, ELM_PF_VALID, &badidx, 1, xc, tc, 1, 0) == ELM_ERR_ARG,
           "index 20 of a 20-sample split must be refused");
+
+    /* One-hot grey levels: bin floor(p * L / 256), exactly one 1 a step; a filled batch is the
+     * encoding of the decoded bytes; levels 0 is the normalised pixel. */
+    {
+        const uint8_t grey[6] = {0, 15, 16, 127, 128, 255};
+        const int want16[6] = {0, 0, 1, 7, 8, 15}, want2[6] = {0, 0, 0, 0, 1, 1};
+        float oh[6 * 16], nz[6], plain[6];
+        elm_pf_encode(oh, grey, 6, 16);
+        int badbin = 0;
+        for (int i = 0; i < 6; i++)
+            for (int l = 0; l < 16; l++)
+                badbin += oh[i * 16 + l] != (l == want16[i] ? 1.0f : 0.0f);
+        CHECK(badbin == 0, "%d one-hot values of 16 levels are wrong", badbin);
+        elm_pf_encode(oh, grey, 6, 2);
+        for (int i = 0; i < 6; i++)
+            badbin += oh[i * 2 + want2[i]] != 1.0f || oh[i * 2 + 1 - want2[i]] != 0.0f;
+        CHECK(badbin == 0, "2 levels: bins split at 128");
+        elm_pf_encode(nz, grey, 6, 0);
+        elm_pf_normalise(plain, grey, 6);
+        CHECK(!memcmp(nz, plain, sizeof nz) && plain[0] == -1.0f && plain[5] == 1.0f,
+              "levels 0 must be the normalised pixel");
+        CHECK(elm_pf_num_input(0) == 1 && elm_pf_num_input(16) == 16, "inputs per step");
+
+        float *xo = malloc(5 * 1024 * 16 * sizeof(float)), *xe = malloc(1024 * 16 * sizeof(float));
+        uint8_t *u8 = malloc(1024);
+        CHECK_OK(elm_pf_fill(p, ELM_PF_VALID, idx, 5, xo, tc, 2, 16));
+        int rowbad = 0;
+        for (int b = 0; b < 5; b++) {
+            CHECK_OK(elm_pf_load_u8(p, ELM_PF_VALID, idx[b], u8, &label));
+            elm_pf_encode(xe, u8, 1024, 16);
+            rowbad += memcmp(xe, xo + (size_t)b * 1024 * 16, 1024 * 16 * sizeof(float)) != 0 ||
+                      tc[b] != (float)label;
+        }
+        CHECK(rowbad == 0, "%d one-hot batch rows differ from the encoded bytes", rowbad);
+        CHECK(elm_pf_fill(p, ELM_PF_VALID, idx, 1, xo, tc, 1, 1) == ELM_ERR_ARG &&
+                  elm_pf_fill(p, ELM_PF_VALID, idx, 1, xo, tc, 1, 257) == ELM_ERR_ARG,
+              "1 or 257 levels must be refused");
+        free(xo);
+        free(xe);
+        free(u8);
+    }
     free(xb);
     free(xc);
     elm_pf_free(p);
 
-    /* 128 px (Path-X): 40 images, 20 / 20, splits 32 / 4 / 4. */
+    /* 128 grey (Path-X): 40 images, 20 / 20, splits 32 / 4 / 4. */
     CHECK_OK(elm_pf_open(&p, d128, NULL, 0, ELM_PF_SPLIT_SEED));
     if (p) {
         in = elm_pf_get_info(p);
