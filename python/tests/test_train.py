@@ -266,6 +266,28 @@ def test_train_test_data(pf_data, tmp_path):
     assert not os.path.exists(os.path.join(refused, "config.json"))
 
 
+def test_pixel_levels_task(pf_data):
+    """elm.Task(pixel_levels=16) is the paper's LRA pixel encoding: 16 inputs a step, exactly one
+    of them 1, at level floor(p * 16 / 256) of the grey value p that the plain task's batch holds
+    (as (p / 255 - 0.5) / 0.5); the labels are the same batch's. Nonsense levels are refused."""
+    train, _ = pf_data
+    plain = elm.Task("pathfinder", train, **PF_SETTINGS)
+    onehot = elm.Task("pathfinder", train, pixel_levels=16, **PF_SETTINGS)
+    assert plain.info["num_input"] == 1 and onehot.info["num_input"] == 16
+    x1, t1 = plain.batch(0)
+    x16, t16 = onehot.batch(0)
+    assert x16.shape == (4, 1024, 16) and np.array_equal(t1, t16)
+    assert np.array_equal(np.count_nonzero(x16, axis=2), np.ones((4, 1024)))
+    assert set(np.unique(x16)) == {0.0, 1.0}
+    grey = np.rint((x1[:, :, 0] * 0.5 + 0.5) * 255).astype(int)
+    assert np.array_equal(np.argmax(x16, axis=2), grey * 16 // 256)
+    for bad in (1, 257):
+        with pytest.raises(ValueError, match="pixel_levels"):
+            elm.Task("pathfinder", train, pixel_levels=bad, **PF_SETTINGS)
+    with pytest.raises(ValueError, match="only pathfinder encodes pixels"):
+        elm.Task("neuronio", train, pixel_levels=16)
+
+
 def test_callback_exception_stops_the_run(nio_data, tmp_path):
     def boom(p):
         if p["step"] == 2:
