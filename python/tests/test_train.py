@@ -7,6 +7,7 @@ Data: a small NeuronIO teacher set made by `elm gen neuronio-teacher` (no ../sha
 import filecmp
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -286,6 +287,17 @@ def test_pixel_levels_task(pf_data):
             elm.Task("pathfinder", train, pixel_levels=bad, **PF_SETTINGS)
     with pytest.raises(ValueError, match="only pathfinder encodes pixels"):
         elm.Task("neuronio", train, pixel_levels=16)
+
+
+def test_shd_task_bins(tmp_path):
+    """elm.Task(bin_ms=B) bins SHD spikes at B ms, as `elm train --set bin_ms=B` does: a
+    1-second sample is ceil(1000 / B) steps of B ms."""
+    fix = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "shd_tiny.h5")
+    for name in ("shd_train.h5", "shd_test.h5"):
+        shutil.copy(fix, tmp_path / name)
+    for b, steps in ((10, 100), (20, 50), (25, 40)):
+        info = elm.Task("shd", str(tmp_path), bin_ms=b, threads=1).info
+        assert (info["seq_len"], info["delta_t"]) == (steps, b), (b, info)
 
 
 def test_callback_exception_stops_the_run(nio_data, tmp_path):
