@@ -449,13 +449,17 @@ static int plot_pathfinder(int argc, char **argv) {
     }
     const elm_config *cfg = elm_model_config(m);
     const int S = elm_pf_get_info(pf)->image_size, T = S * S, O = cfg->num_output;
-    if (cfg->num_input != 1 || O != 2) {
+    /* The model's inputs say how its pixels were encoded: 1, the plain pixel; L in 2..256,
+     * one-hot over L grey levels (trained with pixel_levels L). */
+    const int I = cfg->num_input, levels = I > 1 ? I : 0;
+    if (I < 1 || I > ELM_PF_MAX_LEVELS || O != 2) {
         rc = cli_error("%s: the model takes %d inputs and gives %d outputs; Pathfinder needs 1 "
-                       "input (one pixel per step) and 2 outputs (class logits)",
-                       model, cfg->num_input, O);
+                       "input (the pixel) or 2 to 256 (pixel_levels, one-hot grey levels) and "
+                       "2 outputs (class logits)",
+                       model, I, O);
         goto done;
     }
-    x = malloc((size_t)T * sizeof *x);
+    x = malloc((size_t)T * (size_t)I * sizeof *x);
     y = malloc((size_t)T * O * sizeof *y);
     prob = malloc((size_t)T * sizeof *prob);
     pix = malloc((size_t)T);
@@ -464,9 +468,12 @@ static int plot_pathfinder(int argc, char **argv) {
         rc = cli_error("out of memory");
         goto done;
     }
-    if ((st = elm_pf_load_u8(pf, split, index, pix, &label)) != ELM_OK ||
-        (st = elm_pf_load(pf, split, index, x, NULL)) != ELM_OK ||
-        (st = elm_model_forward(m, x, y, 1, T)) != ELM_OK) {
+    if ((st = elm_pf_load_u8(pf, split, index, pix, &label)) != ELM_OK) {
+        rc = cli_fail(st, NULL);
+        goto done;
+    }
+    elm_pf_encode(x, pix, (size_t)T, levels);
+    if ((st = elm_model_forward(m, x, y, 1, T)) != ELM_OK) {
         rc = cli_fail(st, NULL);
         goto done;
     }

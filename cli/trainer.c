@@ -563,10 +563,11 @@ static const char eval_usage[] =
     "                 pathfinder: all (every image of the folder, for sets kept whole for\n"
     "                 testing), or train, valid, test (its fixed, seeded 80/10/10 split);\n"
     "                 shd, shd-adding: valid or test; neuronio: test\n\n"
-    "The data are prepared as the run was trained, from the run's config.json (in MODEL's\n"
-    "folder): shd, shd-adding bin the spikes by its bin_ms (else 10 ms; --set bin_ms=MS\n"
-    "overrides); pathfinder encodes pixels by its pixel_levels (else the plain pixel; --set\n"
-    "pixel_levels=L overrides).\n";
+    "The data are prepared as the model was trained. shd, shd-adding: spikes binned by bin_ms\n"
+    "of the run's config.json in MODEL's folder, else 10 ms (--set bin_ms=MS overrides).\n"
+    "pathfinder: pixels encoded as the model takes them: a model of L inputs was trained with\n"
+    "pixel_levels L, one-hot over L grey levels; a model of 1 input with the plain pixel\n"
+    "(--set pixel_levels=L overrides).\n";
 
 static int set_eval(void *ctx, const char *flag, const char *v) {
     elm_train_config *tc = ctx;
@@ -636,14 +637,26 @@ static int run_knob(const char *model, const char *task, const char *key, double
     return rc;
 }
 
-/* Evaluates the model at `path` with task `name` over o->data. */
-static int run_eval(const char *name, const char *path, const elm_task_opts *o,
-                    const char *split, int json) {
+/*
+ * Evaluates the model at `path` with task `name` over o->data. levels_from_model: Pathfinder's
+ * pixel encoding follows the model, whose number of inputs fixes it (1: the plain pixel, L:
+ * one-hot over L levels; a model with L inputs was trained with pixel_levels L).
+ */
+static int run_eval(const char *name, const char *path, elm_task_opts *o, const char *split,
+                    int json, int levels_from_model) {
     elm_model *m = NULL;
     elm_status st = elm_model_load(&m, path, ELM_F32);
     if (st)
         return cli_fail(st, NULL);
     elm_model_set_threads(m, o->threads);
+    if (levels_from_model) {
+        int in = elm_model_config(m)->num_input;
+        /* Beyond the knob's 256 levels the task's shape check names the model's inputs. */
+        o->pixel_levels = in > 1 && in <= 256 ? in : 0;
+        if (o->pixel_levels)
+            fprintf(stderr, "elm: pixels one-hot over %d grey levels (the model's %d inputs)\n",
+                    in, in);
+    }
     elm_task *task = NULL;
     st = elm_task_create(&task, name, o);
     if (st) {
@@ -693,7 +706,7 @@ int cmd_eval(int argc, char **argv) {
     elm_config mc;
     elm_train_config_default(&tc, &mc, name);
     tc.bin_ms = 0;        /* unset: the run's, else the task's (below) */
-    tc.pixel_levels = -1; /* unset: the run's, else the plain pixel (below) */
+    tc.pixel_levels = -1; /* unset: the model's number of inputs says (run_eval) */
     const char *model = NULL, *data = NULL, *split = "test";
     int json = 0;
     cli_call set = {set_eval, &tc};
@@ -728,14 +741,6 @@ int cmd_eval(int argc, char **argv) {
             fprintf(stderr, "elm: bins of %g ms, as in %s\n", tc.bin_ms, cfgpath);
         }
     }
-    if (pf && tc.pixel_levels < 0) {
-        if ((found = run_knob(model, name, "pixel_levels", &v, cfgpath, sizeof cfgpath)) < 0)
-            return 1;
-        tc.pixel_levels = found ? (long)v : 0;
-        if (tc.pixel_levels)
-            fprintf(stderr, "elm: pixels one-hot over %ld grey levels, as in %s\n",
-                    tc.pixel_levels, cfgpath);
-    }
     elm_task_opts o = {.data = data,
                        .bin_ms = tc.bin_ms,
                        .pixel_levels = tc.pixel_levels > 0 ? (int)tc.pixel_levels : 0,
@@ -744,5 +749,5 @@ int cmd_eval(int argc, char **argv) {
                        .seq_len = (int)tc.seq_len,
                        .eval_samples = tc.eval_samples,
                        .eval_batch = (int)tc.eval_batch};
-    return run_eval(name, model, &o, split, json);
+    return run_eval(name, model, &o, split, json, pf && tc.pixel_levels < 0);
 }
