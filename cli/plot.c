@@ -452,7 +452,7 @@ static int plot_pathfinder(int argc, char **argv) {
     /* The model's inputs say how its pixels were encoded: 1, the plain pixel; L in 2..256,
      * one-hot over L grey levels (trained with pixel_levels L). */
     const int I = cfg->num_input, levels = I > 1 ? I : 0;
-    if (I < 1 || I > ELM_PF_MAX_LEVELS || O != 2) {
+    if ((I != 1 && !elm_pf_levels_valid(I)) || O != 2) {
         rc = cli_error("%s: the model takes %d inputs and gives %d outputs; Pathfinder needs 1 "
                        "input (the pixel) or 2 to 256 (pixel_levels, one-hot grey levels) and "
                        "2 outputs (class logits)",

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "elm_train.h"
 #include "internal.h"
+#include "pathfinder/pathfinder.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -590,14 +591,12 @@ static void print_metrics(const char *json) {
 }
 
 /*
- * A training knob of the run that made `model` (bin_ms: SHD's input bins; pixel_levels:
- * Pathfinder's pixel encoding), which the data must be prepared with again: train.KEY of
- * config.json in MODEL (a run folder) or in the folder of MODEL (a model file). Returns 1 and
- * sets *value when the file says, 0 when there is no config.json or it predates the knob, -1 on
- * a broken file or value (message printed).
+ * The bin width the run of `model` trained with: train.bin_ms of config.json in MODEL (a run
+ * folder) or in the folder of MODEL (a model file). Returns 1 and sets *bin_ms when the file
+ * says, 0 when there is no config.json (or it predates the knob: 10 ms then), -1 on a broken
+ * one (message printed).
  */
-static int run_knob(const char *model, const char *task, const char *key, double *value,
-                    char *path, size_t n) {
+static int run_bin_ms(const char *model, double *bin_ms, char *path, size_t n) {
     const char *slash = strrchr(model, '/');
     if (elm__is_dir(model))
         snprintf(path, n, "%s/config.json", model);
@@ -609,27 +608,24 @@ static int run_knob(const char *model, const char *task, const char *key, double
         return 0;
     cJSON *root = NULL;
     if (elm__json_read(path, 1 << 20, &root)) {
-        char hint[96];
-        snprintf(hint, sizeof hint, "give --set %s=VALUE to evaluate without it", key);
-        cli_fail(ELM_ERR_FORMAT, hint);
+        cli_fail(ELM_ERR_FORMAT, "give --set bin_ms=MS to evaluate without it");
         return -1;
     }
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root,
                                                                                        "train"),
-                                                      key);
+                                                      "bin_ms");
     int rc = 0;
     if (b) {
-        /* Checked as the trainer checks it: a hand-edited file gets the knob's own message. */
         char v[64];
         elm_train_config tc;
         elm_config mc;
-        elm_train_config_default(&tc, &mc, task);
+        elm_train_config_default(&tc, &mc, "shd");
         snprintf(v, sizeof v, "%.17g", cJSON_IsNumber(b) ? b->valuedouble : (double)NAN);
-        if (elm_train_config_set(&tc, NULL, key, v, path)) {
+        if (elm_train_config_set(&tc, NULL, "bin_ms", v, path)) {
             rc = -1;
             cli_fail(ELM_ERR_CONFIG, NULL);
-        } else {
-            *value = cJSON_IsNumber(b) ? b->valuedouble : 0;
+        } else if (tc.bin_ms > 0) {
+            *bin_ms = tc.bin_ms;
             rc = 1;
         }
     }
@@ -651,8 +647,8 @@ static int run_eval(const char *name, const char *path, elm_task_opts *o, const 
     elm_model_set_threads(m, o->threads);
     if (levels_from_model) {
         int in = elm_model_config(m)->num_input;
-        /* Beyond the knob's 256 levels the task's shape check names the model's inputs. */
-        o->pixel_levels = in > 1 && in <= 256 ? in : 0;
+        /* Any other count: the plain pixel, and the task's shape check names the inputs. */
+        o->pixel_levels = in > 1 && elm_pf_levels_valid(in) ? in : 0;
         if (o->pixel_levels)
             fprintf(stderr, "elm: pixels one-hot over %d grey levels (the model's %d inputs)\n",
                     in, in);
@@ -731,15 +727,12 @@ int cmd_eval(int argc, char **argv) {
                                split, name,
                                pf ? "all, train, valid or test" : shd ? "valid or test" : "test");
     char cfgpath[4096];
-    double v = 0;
-    int found;
     if (shd && tc.bin_ms == 0) {
-        if ((found = run_knob(model, name, "bin_ms", &v, cfgpath, sizeof cfgpath)) < 0)
+        int found = run_bin_ms(model, &tc.bin_ms, cfgpath, sizeof cfgpath);
+        if (found < 0)
             return 1;
-        if (found && v > 0) {
-            tc.bin_ms = v;
+        if (found)
             fprintf(stderr, "elm: bins of %g ms, as in %s\n", tc.bin_ms, cfgpath);
-        }
     }
     elm_task_opts o = {.data = data,
                        .bin_ms = tc.bin_ms,

@@ -926,6 +926,10 @@ int elm_pf_num_input(int levels) {
     return levels > 0 ? levels : 1;
 }
 
+int elm_pf_levels_valid(int levels) {
+    return levels == 0 || (levels >= 2 && levels <= ELM_PF_MAX_LEVELS);
+}
+
 void elm_pf_encode(float *x, const uint8_t *pixels, size_t n, int levels) {
     if (levels <= 0) {
         elm_pf_normalise(x, pixels, n);
@@ -972,7 +976,7 @@ static void par_err_note(par_err *e, long pos, elm_status st) {
 
 elm_status elm_pf_fill(const elm_pf *p, elm_pf_split s, const long *idx, int B, float *x,
                        float *target, int threads, int levels) {
-    if (levels < 0 || levels == 1 || levels > ELM_PF_MAX_LEVELS)
+    if (!elm_pf_levels_valid(levels))
         return elm__fail(ELM_ERR_ARG, "%s: %d grey levels (0 for the plain pixel, or 2 to %d)",
                          p->dir, levels, ELM_PF_MAX_LEVELS);
     long n = elm_pf_len(p, s);

@@ -87,8 +87,7 @@ elm_status elm_pf_load_u8(const elm_pf *p, elm_pf_split s, long k, uint8_t *pixe
 
 /*
  * Image k of a split as a float sequence: x receives size*size values (T steps, one input each,
- * row-major), normalised (p / 255 - 0.5) / 0.5, and `label` (may be NULL) its label. This is the
- * function `elm plot pathfinder` uses.
+ * row-major), normalised (p / 255 - 0.5) / 0.5, and `label` (may be NULL) its label.
  */
 elm_status elm_pf_load(const elm_pf *p, elm_pf_split s, long k, float *x, int *label);
 
@@ -119,6 +118,8 @@ void elm_pf_normalise(float *x, const uint8_t *pixels, size_t n);
  */
 #define ELM_PF_MAX_LEVELS 256
 int elm_pf_num_input(int levels);
+/* 1 when `levels` is an encoding: 0, or 2 to ELM_PF_MAX_LEVELS. */
+int elm_pf_levels_valid(int levels);
 void elm_pf_encode(float *x, const uint8_t *pixels, size_t n, int levels);
 
 /*

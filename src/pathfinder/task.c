@@ -295,7 +295,7 @@ elm_status elm__task_pathfinder_create(elm_task **out, const elm_task_opts *o) {
     c->eval_batch = o->eval_batch > 0 ? o->eval_batch : 32;
     c->threads = o->threads;
     c->levels = o->pixel_levels;
-    if (c->levels < 0 || c->levels == 1 || c->levels > ELM_PF_MAX_LEVELS) {
+    if (!elm_pf_levels_valid(c->levels)) {
         pf_task_free(t);
         return elm__fail(ELM_ERR_CONFIG,
                          "pathfinder: pixel_levels %d: 0 (the pixel as one input) or 2 to %d "
