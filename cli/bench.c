@@ -28,7 +28,7 @@
 static const char *bench_usage =
     "usage: elm bench [--config NAME|FILE] [--batch B] [--steps T] [--threads N]\n"
     "                 [--mode train|infer|stream] [--json] [--reps N] [--min-time SECONDS]\n"
-    "                 [--checkpoint-stride K] [--f64] [--wall | --cpu]\n"
+    "                 [--checkpoint-stride K] [--f64 | --fma] [--wall | --cpu]\n"
     "                 [--sparse] [--data | --no-data]\n"
     "\n"
     "Times the standard cases (all of them by default) and prints sample-steps/s (batch x\n"
@@ -42,6 +42,7 @@ static const char *bench_usage =
     "MSE gradient + backward + Adam step. stream = elm_model_step once per time step.\n"
     "--checkpoint-stride K sets BPTT checkpointing (0 = auto, as the library's default).\n"
     "--sparse hands train/infer the inputs as CSR spike lists (elm_model_forward_*_sparse).\n"
+    "--fma times float32 with fused multiply-adds (elm_model_set_fma; training knob fma=1).\n"
     "Times are medians after one warm-up: process CPU time with one thread (as the reference\n"
     "was measured), wall time with several or with --wall (to compare thread counts). --cpu\n"
     "times all threads' CPU time together: with N threads, N x its figure is the throughput the\n"
@@ -114,7 +115,7 @@ typedef struct {
     double flops;     /* 0: derive from the config */
     int uniform;      /* -1: derive from the config */
     bench_mode mode;
-    int B, T, threads, reps, ckpt, f64, wall, sparse;
+    int B, T, threads, reps, ckpt, f64, fma, wall, sparse;
     double ref, min_time;
 } bench_case;
 
@@ -370,6 +371,11 @@ static void run_case(const bench_case *bc, bench_result *r) {
         return;
     }
     elm_model_set_threads(b.m, bc->threads);
+    if (bc->fma && elm_model_set_fma(b.m, 1) != ELM_OK) {
+        snprintf(r->err, sizeof r->err, "%s", elm_last_error());
+        elm_model_free(b.m);
+        return;
+    }
     if (bc->ckpt >= 0)
         elm_model_set_checkpoint_stride(b.m, bc->ckpt);
     const int uniform = bc->uniform >= 0 ? bc->uniform : b.I == 1;
@@ -676,7 +682,7 @@ typedef struct {
     const char *config, *mode_s;
     long batch, steps, threads, reps, ckpt;
     double min_time;
-    int json, f64, data, data_only, wall, cpu, sparse;
+    int json, f64, fma, data, data_only, wall, cpu, sparse;
     int mode;    /* -1: every mode */
     int std_idx; /* the standard configuration named by --config, or -1 */
 } bench_opts;
@@ -697,6 +703,7 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
         {"--min-time", CLI_REAL, &o->min_time, 0, HUGE_VAL, 0},
         {"--json", CLI_SWITCH, &o->json, 0, 0, 0},
         {"--f64", CLI_SWITCH, &o->f64, 0, 0, 0},
+        {"--fma", CLI_SWITCH, &o->fma, 0, 0, 0},
         {"--wall", CLI_SWITCH, &o->wall, 0, 0, 0},
         {"--cpu", CLI_SWITCH, &o->cpu, 0, 0, 0},
         {"--sparse", CLI_SWITCH, &o->sparse, 0, 0, 0},
@@ -710,6 +717,8 @@ static int parse_bench(int argc, char **argv, bench_opts *o) {
     o->data = !no_data;
     if (o->wall && o->cpu)
         return cli_usage_error(bench_usage, "--wall and --cpu exclude each other");
+    if (o->f64 && o->fma)
+        return cli_usage_error(bench_usage, "--fma is a float32 path: it excludes --f64");
     if (o->cpu)
         o->wall = -1;
     if (o->mode_s) {
@@ -814,7 +823,8 @@ static void print_case(const bench_opts *o, const bench_case *c, const bench_res
     printf(", \"mode\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
            "\"dtype\": \"%s\", \"sample_steps_per_s\": %.6g, \"us_per_step\": %.6g, "
            "\"flops_per_sample_step\": %.6g, \"gflops\": %.6g, ",
-           mode_name[c->mode], c->B, c->T, c->threads, o->f64 ? "f64" : "f32", r->sps, us_step,
+           mode_name[c->mode], c->B, c->T, c->threads, o->f64 ? "f64" : o->fma ? "f32fma" : "f32",
+           r->sps, us_step,
            r->flops * mult, gflops);
     if (c->ref > 0)
         printf("\"reference_sample_steps_per_s\": %.6g, \"ratio_to_reference\": %.6g, ", c->ref,
@@ -902,6 +912,7 @@ int cmd_bench(int argc, char **argv) {
         cases[k].ckpt = (int)o.ckpt;
         cases[k].min_time = o.min_time;
         cases[k].f64 = o.f64;
+        cases[k].fma = o.fma;
         cases[k].wall = o.wall;
         cases[k].sparse = o.sparse && cases[k].mode != MODE_STREAM;
     }

@@ -320,6 +320,17 @@ ELM_API void elm_model_set_checkpoint_stride(elm_model *m, int stride);
 ELM_API void elm_model_set_threads(elm_model *m, int threads);
 
 /*
+ * Fused multiply-adds (float32 ELM models; off by default). With on != 0 the passes (forward,
+ * forward_train, backward, sparse and streaming) compute each a * b + c of their products as one
+ * FMA, rounded once, on CPUs that have FMA (x86-64 with AVX2 or AVX-512): training runs about
+ * 1.3x faster on a Pathfinder-sized model. The results are as accurate as the default path's
+ * (tests/core/test_fma.c holds them to it against float64) but not bitwise the same, and they
+ * depend on the CPU, where the default path gives the same bits on every x86-64 CPU. A float32
+ * clone keeps the setting. ELM_ERR_ARG for a float64 model or an LSTM (on != 0).
+ */
+ELM_API elm_status elm_model_set_fma(elm_model *m, int on);
+
+/*
  * Reproducible batch gradients, for data-parallel training. With group_size g (1 .. 8),
  * elm_model_forward_train* and elm_model_backward split the batch by sample index into groups of
  * g (samples 0 .. g-1, g .. 2g-1, ...; the last may be short), compute each group's gradient

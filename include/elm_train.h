@@ -159,6 +159,9 @@ typedef struct elm_train_config {
     long grad_group;
     /* Pathfinder: 0 = the pixel as one input; L = one-hot over L grey levels (elm_task_opts). */
     long pixel_levels;
+    /* 1: the model trains with fused multiply-adds (elm_model_set_fma); 0 (default): the exact
+     * float32 path, the same bits on every x86-64 CPU. */
+    long fma;
 } elm_train_config;
 
 /*

@@ -103,12 +103,16 @@ elm_status elm_model_backward(elm_model *m, const void *dy) {
 elm_status elm__elm_forward(elm_model *m, const void *x, void *y, int B, int T, int train) {
     if (m->dtype == ELM_F64)
         return elm__forward_f64(m, x, y, B, T, train);
+    if (m->fma)
+        return elm__forward_f32fma(m, x, y, B, T, train);
     return elm__forward_f32(m, x, y, B, T, train);
 }
 
 elm_status elm__elm_backward(elm_model *m, const void *dy) {
     if (m->dtype == ELM_F64)
         return elm__backward_f64(m, dy);
+    if (m->fma)
+        return elm__backward_f32fma(m, dy);
     return elm__backward_f32(m, dy);
 }
 
@@ -207,7 +211,10 @@ elm_status elm_model_step(const elm_model *m, elm_state *s, const float *x, floa
     elm_status st = step_check(m, s, ELM_F32);
     if (st)
         return st;
-    elm__step_f32(m, s->state, s->scratch, s->B, x, y);
+    if (m->fma)
+        elm__step_f32fma(m, s->state, s->scratch, s->B, x, y);
+    else
+        elm__step_f32(m, s->state, s->scratch, s->B, x, y);
     return ELM_OK;
 }
 

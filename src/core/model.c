@@ -301,6 +301,7 @@ static elm_status elm_clone(elm_model **out, const elm_model *src, elm_dtype dty
     m->threads = src->threads;
     m->ckpt_stride = src->ckpt_stride;
     m->batch_split = src->batch_split;
+    m->fma = src->fma && dtype == ELM_F32;
     elm__refresh(m);
     *out = m;
     return ELM_OK;
@@ -405,6 +406,17 @@ elm_status elm_model_set_grad_groups(elm_model *m, int group_size, const elm_gra
     memset(&m->grad_reducer, 0, sizeof m->grad_reducer);
     if (r && group_size)
         m->grad_reducer = *r;
+    return ELM_OK;
+}
+
+elm_status elm_model_set_fma(elm_model *m, int on) {
+    if (!m)
+        return elm__fail(ELM_ERR_ARG, "elm_model_set_fma: no model");
+    if (on && (m->ops->type != ELM_MODEL_ELM || m->dtype != ELM_F32))
+        return elm__fail(ELM_ERR_ARG, "fused multiply-adds are a path of float32 ELM models, not "
+                                      "of a %s %s",
+                         m->dtype == ELM_F64 ? "float64" : "float32", m->ops->name);
+    m->fma = on != 0;
     return ELM_OK;
 }
 

@@ -70,6 +70,8 @@ struct elm_model {
      * cross-process reducer of their exact sum (max_i32 NULL: this process holds the batch). */
     int grad_group;
     elm_grad_reducer grad_reducer;
+    /* float32 passes through kernels_f32fma.c (elm_model_set_fma). */
+    int fma;
     /* Inference split over processes (elm_model_set_batch_split); allgather NULL: none. */
     elm_batch_split batch_split;
 
@@ -108,8 +110,22 @@ int elm__gather_nonzero_f32(int32_t *idx, float *val, const float *x, int n, int
 int elm__fast_paths_f32(const elm_model *m);
 int elm__fast_paths_f64(const elm_model *m);
 
-/* Kernels, one instantiation per dtype (kernels_f32.c, kernels_f64.c). */
+/* Kernels, one instantiation per dtype (kernels_f32.c, kernels_f64.c), and float32 with fused
+ * multiply-adds (kernels_f32fma.c; it shares kernels_f32.c's workspace, packed weights and
+ * refresh, whose layouts are the same source). */
 elm_status elm__forward_f32(elm_model *m, const float *x, float *y, int B, int T, int train);
+elm_status elm__forward_f32fma(elm_model *m, const float *x, float *y, int B, int T, int train);
+elm_status elm__backward_f32fma(elm_model *m, const float *dy);
+elm_status elm__forward_sparse_f32fma(elm_model *m, const elm_sparse_input *x, float *y, int B,
+                                      int T, int train);
+void elm__step_f32fma(const elm_model *m, float *state, void *scratch, int B, const float *x,
+                      float *y);
+/* kernels_f32fma.c's own copies of these are not called (kernels_f32.c's serve both); declared
+ * for completeness of the instantiation. */
+int elm__fast_paths_f32fma(const elm_model *m);
+void elm__refresh_f32fma(elm_model *m);
+void elm__ws_release_f32fma(elm_model *m);
+size_t elm__step_scratch_bytes_f32fma(const elm_model *m);
 elm_status elm__forward_f64(elm_model *m, const double *x, double *y, int B, int T, int train);
 elm_status elm__backward_f32(elm_model *m, const float *dy);
 elm_status elm__backward_f64(elm_model *m, const double *dy);

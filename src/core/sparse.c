@@ -54,6 +54,8 @@ elm_status elm__elm_forward_sparse(elm_model *m, const elm_sparse_input *x, void
                                    int train) {
     if (m->dtype == ELM_F64)
         return elm__forward_sparse_f64(m, x, y, B, T, train);
+    if (m->fma)
+        return elm__forward_sparse_f32fma(m, x, y, B, T, train);
     return elm__forward_sparse_f32(m, x, y, B, T, train);
 }
 

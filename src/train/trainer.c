@@ -659,7 +659,11 @@ static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int r
     if (!st) {
         elm_model_set_threads(tr->m, (int)s->train.threads);
         elm_model_set_checkpoint_stride(tr->m, (int)s->train.ckpt_stride);
-        st = make_optim(tr, optim_path);
+        st = s->train.fma ? elm_model_set_fma(tr->m, 1) : ELM_OK;
+        if (st)
+            st = elm__fail_prefix(ELM_ERR_CONFIG, "fma=1");
+        else
+            st = make_optim(tr, optim_path);
     }
     if (!st && writer)
         st = write_run_config(tr);

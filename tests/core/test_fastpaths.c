@@ -35,95 +35,6 @@
  * 1 / (1 - kappa) (~5 here); measured worst ~1e-5 of the tensor's max; 1e-3 allows 100x. */
 #define TOL_F32_VS_F64 1e-3
 
-/* Inputs (B, T, I) in double: spikes (p = 0.05, some of them -0.0 "non-spikes") or uniform. */
-static double *inputs(int kind, int B, int T, int I) {
-    size_t n = (size_t)B * (size_t)T * (size_t)I;
-    double *x = malloc(sizeof(double) * n);
-    elm__rng r;
-    elm__rng_seed(&r, 11);
-    for (size_t i = 0; i < n; i++) {
-        double u = elm__rng_uniform(&r);
-        if (kind == K_PF)
-            x[i] = u;
-        else
-            x[i] = u < 0.05 ? (u < 0.01 ? 2.0 : 1.0) : (u > 0.99 ? -0.0 : 0.0);
-    }
-    return x;
-}
-
-static void *to_dtype(const double *x, size_t n, elm_dtype dt) {
-    void *p = malloc((dt == ELM_F64 ? sizeof(double) : sizeof(float)) * n);
-    for (size_t i = 0; i < n; i++) {
-        if (dt == ELM_F64)
-            ((double *)p)[i] = x[i];
-        else
-            ((float *)p)[i] = (float)x[i];
-    }
-    return p;
-}
-
-static double get(const void *p, size_t i, elm_dtype dt) {
-    return dt == ELM_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
-}
-
-/* Forward (inference) of rows b0 .. b0+B-1 of x: y (B, T, O) as doubles. */
-static double *fwd(elm_model *m, const double *x, int b0, int B, int T) {
-    const elm_config *c = elm_model_config(m);
-    elm_dtype dt = elm_model_dtype(m);
-    size_t nx = (size_t)B * (size_t)T * (size_t)c->num_input;
-    size_t ny = (size_t)B * (size_t)T * (size_t)c->num_output;
-    void *xb = to_dtype(x + (size_t)b0 * (size_t)T * (size_t)c->num_input, nx, dt);
-    void *y = malloc((dt == ELM_F64 ? sizeof(double) : sizeof(float)) * ny);
-    if (dt == ELM_F64)
-        CHECK_OK(elm_model_forward_f64(m, xb, y, B, T));
-    else
-        CHECK_OK(elm_model_forward(m, xb, y, B, T));
-    double *yd = malloc(sizeof(double) * ny);
-    for (size_t i = 0; i < ny; i++)
-        yd[i] = get(y, i, dt);
-    free(xb);
-    free(y);
-    return yd;
-}
-
-/* All trainable gradients (in table order) of sum(y * w) for fixed weights w, as doubles. */
-static double *grads(elm_model *m, const double *x, int B, int T, size_t *n_out) {
-    const elm_config *c = elm_model_config(m);
-    elm_dtype dt = elm_model_dtype(m);
-    size_t nx = (size_t)B * (size_t)T * (size_t)c->num_input;
-    size_t ny = (size_t)B * (size_t)T * (size_t)c->num_output;
-    void *xb = to_dtype(x, nx, dt);
-    void *y = malloc((dt == ELM_F64 ? sizeof(double) : sizeof(float)) * ny);
-    double *w = malloc(sizeof(double) * ny);
-    for (size_t i = 0; i < ny; i++)
-        w[i] = sin(0.37 * (double)i) / (double)T;
-    void *dy = to_dtype(w, ny, dt);
-    elm_model_zero_grad(m);
-    CHECK_OK(elm_model_forward_train(m, xb, y, B, T));
-    CHECK_OK(elm_model_backward(m, dy));
-    size_t n = 0;
-    elm_tensor t;
-    for (int i = 0; i < elm_model_num_tensors(m); i++) {
-        elm_model_tensor(m, i, &t);
-        if (t.trainable)
-            n += t.numel;
-    }
-    double *g = malloc(sizeof(double) * n);
-    size_t k = 0;
-    for (int i = 0; i < elm_model_num_tensors(m); i++) {
-        elm_model_tensor(m, i, &t);
-        if (t.trainable)
-            for (size_t j = 0; j < t.numel; j++)
-                g[k++] = get(t.grad, j, dt);
-    }
-    *n_out = n;
-    free(xb);
-    free(y);
-    free(w);
-    free(dy);
-    return g;
-}
-
 /* The CSR form of x (B, T, I): nonzero entries, plus an explicit 0.0 at every 7th zero input
  * (which must change nothing). val in the model's dtype. */
 typedef struct {
@@ -152,15 +63,6 @@ static csr_in to_csr(const double *x, int B, int T, int I, elm_dtype dt) {
     c.val = to_dtype(v, n ? n : 1, dt);
     free(v);
     return c;
-}
-
-static int same_bits(const double *a, const double *b, size_t n, size_t *where) {
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(&a[i], &b[i], sizeof(double)) != 0) {
-            *where = i;
-            return 0;
-        }
-    return 1;
 }
 
 static void check_model(int kind, elm_dtype dt) {

@@ -1,0 +1,27 @@
+/*
+ * kernels_f32fma.c - the float32 instantiation of kernels.inc with fused multiply-adds: the
+ * passes of a model with elm_model_set_fma on.
+ *
+ * The same source as kernels_f32.c, compiled with floating-point contraction: a * b + c becomes
+ * one FMA, rounded once, where the clone's target has FMA (the AVX2 and AVX-512 clones; the
+ * plain x86-64 clone has none and computes kernels_f32.c's bits). The products of the MLP and
+ * its weight gradients are most of a training step, and their loops become one instruction per
+ * product instead of a multiply and an add: about 1.3x the training throughput of the exact
+ * path on an AVX-512 core (docs/PERFORMANCE.md). The price is reproducibility across CPUs: the
+ * exact path gives the same bits on every x86-64 CPU, this one only on CPUs of the same clone.
+ * tests/core/test_fma.c holds it to the exact path's accuracy.
+ */
+#pragma GCC optimize("vect-cost-model=dynamic", "no-trapping-math", "fp-contract=fast")
+
+#include "model_internal.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REAL     float
+#define ELM_KERNELS_F32
+#define ELM_KERNELS_FMA
+#define FN(name) name##_f32fma
+#include "kernels.inc"
