@@ -61,7 +61,8 @@ static const knob knobs[] = {
          "MPI ranks (0 = min(8, ceil(batch_size / 2)))"),
     KNOB(fma, K_INT, 0, 1, 0,
          "1: float32 products with fused multiply-adds (elm_model_set_fma): about 1.3x faster "
-         "training, as accurate, not bitwise the results of 0 (the default)"),
+         "training, as accurate, not bitwise the results of 0 (the default); scores always "
+         "come from the exact path"),
     KNOB(pixel_levels, K_INT, 0, 256, 0,
          "Pathfinder: 0 = the pixel as one input; L (2-256) = one-hot over L grey levels, the "
          "paper's LRA encoding (16; Path-X 8)"),

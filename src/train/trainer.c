@@ -1010,7 +1010,11 @@ elm_status elm_trainer_end_epoch(elm_trainer *tr) {
     cJSON_AddNumberToObject(row, "epoch", (double)epoch);
     cJSON_AddNumberToObject(row, "train_loss", train_loss);
     cJSON_AddNumberToObject(row, "lr", tr->lr);
+    /* Scores come from the exact path even when training fuses multiply-adds (fma=1), so that
+     * `elm eval` reproduces them on any CPU; evaluation is a few percent of an epoch. */
+    elm_model_set_fma(tr->m, 0);
     elm_status st = elm__task_evaluate_json(tr->task, tr->m, "valid", row);
+    elm_model_set_fma(tr->m, (int)tr->spec.train.fma);
     if (st) {
         cJSON_Delete(row);
         return st;
@@ -1164,7 +1168,7 @@ static elm_status test_best(elm_trainer *tr) {
         return elm__fail(st, "%s (the best model, read back to score it at the end of the run)",
                          msg);
     }
-    elm_model_set_threads(bm, (int)tr->spec.train.threads);
+    elm_model_set_threads(bm, (int)tr->spec.train.threads); /* bm: the exact path, as valid */
     if (distributed(tr))
         elm_model_set_batch_split(bm, &tr->split);
     cJSON *tm = cJSON_CreateObject(), *te = cJSON_CreateObject();

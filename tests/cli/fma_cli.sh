@@ -1,7 +1,8 @@
 #!/bin/bash
 # fma_cli.sh - the fused multiply-add path from outside: `elm train --set fma=1` records the knob
 # in config.json and trains to a model that is not bitwise the exact path's (on a CPU with FMA)
-# but is within rounding of it; a --resume that would switch it is refused; fma with float64 or an LSTM, and values other than 0 and 1, are refused;
+# but is within rounding of it, and whose test score `elm eval` reproduces exactly (the trainer
+# scores with the exact path); a --resume that would switch it is refused; fma with float64 or an LSTM, and values other than 0 and 1, are refused;
 # `elm bench --fma` runs and refuses --f64 with it. Tiny runs: only the plumbing is checked;
 # tests/core/test_fma.c checks the kernels' accuracy. Skips (77) when the CLI is not built.
 set -u
@@ -45,6 +46,18 @@ for k in a:
     worst = max(worst, max(abs(x - y) for x, y in zip(a[k], f[k])) / scale)
 # 4 Adam steps at lr 1e-3 move a weight by up to ~4e-3; rounding differences move it by ~1e-6.
 assert worst < 1e-4, worst
+PY
+
+# The trainer scores with the exact path even when it trains fused: `elm eval` (exact, on any
+# CPU) reproduces the run's test score to the last digit.
+"$ELM" eval pathfinder --model "$T/fused" --data "$D" --json >"$T/ev.json" 2>/dev/null ||
+    bad "eval of the fused run failed"
+/usr/bin/python3 - "$T" <<'PY' || bad "elm eval does not reproduce the fused run's test score"
+import json, sys
+t = sys.argv[1]
+run = json.load(open(f"{t}/fused/test_metrics.json"))
+ev = json.load(open(f"{t}/ev.json"))
+assert run["test_accuracy"] == ev["accuracy"] and run["test_loss"] == ev["loss"], (run, ev)
 PY
 
 if grep -qw fma /proc/cpuinfo; then
