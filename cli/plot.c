@@ -28,7 +28,7 @@ static const char plot_usage[] =
     "                         [--t0 MS] [--t1 MS] [--memory]\n"
     "       elm plot pathfinder --model MODEL --data DIR --index K --out FIG.png\n"
     "                           [--split all|train|valid|test]\n"
-    "       elm plot curves RUN --out FIG.png [--metric NAME]...\n\n"
+    "       elm plot curves RUN [RUN...] --out FIG.png [--metric NAME]...\n\n"
     "neuronio: simulation K (0-based, numbered file by file as `elm data info` lists them) of a\n"
     "  NeuronIO cache or pickle folder: the input raster (excitatory red, inhibitory blue), the\n"
     "  true and predicted soma voltage, the true spikes and the predicted spike probability, as\n"
@@ -40,7 +40,9 @@ static const char plot_usage[] =
     "  the softmax probability of class 1 after each pixel.\n"
     "curves: the learning curves of the training run RUN from its metrics.csv: the training\n"
     "  loss and, per epoch, each --metric NAME (a column of metrics.csv; default: the task's\n"
-    "  usual ones present, such as AUC and soma_RMSE or accuracy), one panel each.\n\n"
+    "  usual ones present, such as AUC and soma_RMSE or accuracy), one panel each. Several\n"
+    "  RUNs (a run, then the runs that went on from its model with --init, in order) are drawn\n"
+    "  one after another, the epochs counted on, with a dashed line where each begins.\n\n"
     "Drawing needs Python 3 with numpy and matplotlib: $ELM_PYTHON if set, else the first of\n"
     "python3 on PATH and /usr/bin/python3 that has both. The scripts (plot_neuronio.py,\n"
     "plot_curves.py) are looked for in $ELM_SCRIPTS if set, else in share/elm beside the\n"
@@ -509,13 +511,27 @@ static int add_metric(void *ctx, const char *flag, const char *value) {
     return 0;
 }
 
+enum { MAX_RUNS = 16 };
+typedef struct {
+    const char *v[MAX_RUNS];
+    int n;
+} run_list;
+
+static int add_run(void *ctx, const char *flag, const char *value) {
+    run_list *l = ctx;
+    if (l->n == MAX_RUNS)
+        return cli_usage_error(plot_usage, "plot curves: at most %d runs", MAX_RUNS);
+    l->v[l->n++] = value;
+    return 0;
+}
+
 static int plot_curves(int argc, char **argv) {
-    const char *out = NULL, *run = NULL;
+    const char *out = NULL;
     metric_list ml = {{NULL}, 0};
+    run_list rl = {{NULL}, 0};
     const char **metrics = ml.v;
     const cli_call metric = {add_metric, &ml};
-    const cli_one_arg take_run = {&run, plot_usage, "plot curves"};
-    const cli_call run_arg = {cli_take_one_arg, (void *)&take_run};
+    const cli_call run_arg = {add_run, &rl};
     const cli_flag flags[] = {
         {"--out", CLI_STR, &out, 0, 0, 0},
         {"--metric", CLI_CALL, (void *)&metric, 0, 0, 0},
@@ -525,31 +541,33 @@ static int plot_curves(int argc, char **argv) {
                               plot_usage, "plot curves");
     if (prc >= 0)
         return prc;
-    const int nm = ml.n;
-    if (!run || !out)
+    const int nm = ml.n, nr = rl.n;
+    if (!nr || !out)
         return cli_usage_error(plot_usage, "plot curves needs RUN (a training run's folder) and "
                                            "--out FIG.png");
-    char *csv = elm__path_join(run, "metrics.csv");
-    if (!csv)
-        return cli_error("out of memory");
-    if (access(csv, R_OK) != 0) {
-        int rc = cli_error("%s: %s (RUN must be a folder `elm train` wrote; metrics.csv appears "
+    char *csv[MAX_RUNS] = {NULL};
+    int rc = 0;
+    for (int k = 0; k < nr && !rc; k++) {
+        if (!(csv[k] = elm__path_join(rl.v[k], "metrics.csv")))
+            rc = cli_error("out of memory");
+        else if (access(csv[k], R_OK) != 0)
+            rc = cli_error("%s: %s (RUN must be a folder `elm train` wrote; metrics.csv appears "
                            "after its first epoch)",
-                           csv, strerror(errno));
-        free(csv);
-        return rc;
+                           csv[k], strerror(errno));
     }
-    const char *python = cli_python(0);
+    const char *python = rc ? NULL : cli_python(0);
     char *script = python ? cli_script("plot_curves.py", 0) : NULL;
     if (!script) {
-        free(csv);
-        return 1;
+        for (int k = 0; k < nr; k++)
+            free(csv[k]);
+        return rc ? rc : 1;
     }
-    char *args[8 + 2 * MAX_METRICS];
+    char *args[8 + MAX_RUNS + 2 * MAX_METRICS];
     int na = 0;
     args[na++] = (char *)python;
     args[na++] = script;
-    args[na++] = csv;
+    for (int k = 0; k < nr; k++)
+        args[na++] = csv[k];
     args[na++] = "--out";
     args[na++] = (char *)out;
     for (int k = 0; k < nm; k++) {
@@ -557,11 +575,12 @@ static int plot_curves(int argc, char **argv) {
         args[na++] = (char *)metrics[k];
     }
     args[na] = NULL;
-    int rc = cli_run_python(python, args);
+    rc = cli_run_python(python, args);
     if (rc == 0)
         printf("wrote %s\n", out);
     free(script);
-    free(csv);
+    for (int k = 0; k < nr; k++)
+        free(csv[k]);
     return rc;
 }
 

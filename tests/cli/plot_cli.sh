@@ -2,7 +2,7 @@
 # `elm plot` (issue 16, items 9 and 13): the interpreter override ELM_PYTHON and the messages when
 # no interpreter has matplotlib; the scripts found from an installed copy (share/elm); the memory
 # units' traces of `plot neuronio --memory` (checked against the model's own outputs); and
-# `plot curves RUN`.
+# `plot curves RUN [RUN...]`.
 set -u
 ELM=${ELM_CLI:-build/elm}
 PY=/usr/bin/python3
@@ -69,6 +69,20 @@ PATH=$T/fake:$PATH "$ELM" plot curves run --out c.png >out 2>err && grep -q plot
 { [ $? -eq 1 ] && grep -q "norun/metrics.csv: No such file" err; } && ok || bad "no run: $(cat err)"
 "$ELM" plot curves --out c.png >out 2>err
 [ $? -eq 2 ] && ok || bad "plot curves without RUN: not a usage error"
+
+# 4b. Several runs (a run, then one that went on from its model with --init): one figure, the
+#     script handed every metrics.csv in order; a missing one is named.
+"$ELM" train neuronio --data nio --out run2 --epochs 1 --batches-per-epoch 2 --threads 1 \
+    --init run/model.safetensors >/dev/null 2>&1 || bad "train --init"
+rm -f cc.png script.log
+ELM_PYTHON=$T/fake/python3 "$ELM" plot curves run run2 --out cc.png >out 2>err && is_png cc.png &&
+    ok || bad "plot curves of two runs: $(cat err)"
+$PY "$SRCDIR/scripts/plot_curves.py" run/metrics.csv run2/metrics.csv --out c2.png --metric nope \
+    >out 2>err
+grep -q "run/metrics.csv has no column nope" err && ok || bad "two runs, unknown metric: $(cat err)"
+"$ELM" plot curves run norun --out c.png >out 2>err
+{ [ $? -eq 1 ] && grep -q "norun/metrics.csv: No such file" err; } && ok ||
+    bad "second run missing: $(cat err)"
 
 # 5. plot neuronio --memory: a PNG, and the memory traces are the model's: its readout of them,
 #    W_y m_t + c_y, is the soma prediction plotted beside (from the batch forward).
