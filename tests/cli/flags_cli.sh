@@ -19,7 +19,9 @@ check_cmd 2 "" "needs SRC... and --out DIR" -- "$ELM" data convert neuronio --ou
 check_cmd 1 "" "nope.p" -- "$ELM" data convert neuronio nope.p --out=d
 
 check_cmd 0 "usage: elm plot" "" -- "$ELM" plot curves --help
-check_cmd 2 "" "plot curves: unexpected argument 'b'" -- "$ELM" plot curves a b --out f.png
+# Several RUNs are one chain (plot curves RUN [RUN...]): the first missing one is named.
+check_cmd 1 "" "a/metrics.csv" -- "$ELM" plot curves a b --out f.png
+check_cmd 2 "" "plot curves: at most 16 runs" -- "$ELM" plot curves $(seq 1 17) --out f.png
 check_cmd 2 "" "--metric needs a value" -- "$ELM" plot curves a --out f.png --metric
 check_cmd 2 "" "unknown argument '--metrik' (did you mean '--metric'?)" -- "$ELM" plot curves a --metrik x
 check_cmd 1 "" "a/metrics.csv" -- "$ELM" plot curves a --metric=AUC --metric soma_RMSE --out=f.png
