@@ -27,6 +27,7 @@ typedef struct {
      * BPTT); train_token is its value after the last forward_train, 0 when none is pending. */
     unsigned long long runs, train_token;
     int train_B, train_T;
+    int fma; /* elm_model_set_fma as last set through Model.fma */
 } ModelObject;
 
 extern PyTypeObject elm_py_ModelType;

@@ -653,7 +653,8 @@ static PyObject *Trainer_request_stop(TrainerObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-/* trainer.model() -> Model: a copy of the model being trained, as it is now. */
+/* trainer.model() -> Model: a copy of the model being trained, as it is now (on the default
+ * path even when the run trains with fma=1: Model.fma switches it). */
 static PyObject *Trainer_model(TrainerObject *self, PyObject *unused) {
     if (trainer_enter(self))
         return NULL;
