@@ -496,42 +496,29 @@ done:
 
 /* ---- curves ---------------------------------------------------------------------------------- */
 
-/* The --metric NAMEs of `plot curves`, in order. */
-enum { MAX_METRICS = 16 };
-typedef struct metric_list {
-    const char *v[MAX_METRICS];
-    int n;
-} metric_list;
-
-static int add_metric(void *ctx, const char *flag, const char *value) {
-    metric_list *l = ctx;
-    if (l->n == MAX_METRICS)
-        return cli_usage_error(plot_usage, "at most %d --metric", MAX_METRICS);
-    l->v[l->n++] = value;
-    return 0;
-}
-
-enum { MAX_RUNS = 16 };
+/* The RUNs and the --metric NAMEs of `plot curves`, each in order; `what` names them in the
+ * message when there are too many. */
+enum { MAX_LIST = 16 };
 typedef struct {
-    const char *v[MAX_RUNS];
+    const char *v[MAX_LIST];
     int n;
-} run_list;
+    const char *what;
+} name_list;
 
-static int add_run(void *ctx, const char *flag, const char *value) {
-    run_list *l = ctx;
-    if (l->n == MAX_RUNS)
-        return cli_usage_error(plot_usage, "plot curves: at most %d runs", MAX_RUNS);
+static int add_name(void *ctx, const char *flag, const char *value) {
+    name_list *l = ctx;
+    if (l->n == MAX_LIST)
+        return cli_usage_error(plot_usage, "plot curves: at most %d %s", MAX_LIST, l->what);
     l->v[l->n++] = value;
     return 0;
 }
 
 static int plot_curves(int argc, char **argv) {
     const char *out = NULL;
-    metric_list ml = {{NULL}, 0};
-    run_list rl = {{NULL}, 0};
+    name_list ml = {{NULL}, 0, "--metric"}, rl = {{NULL}, 0, "runs"};
     const char **metrics = ml.v;
-    const cli_call metric = {add_metric, &ml};
-    const cli_call run_arg = {add_run, &rl};
+    const cli_call metric = {add_name, &ml};
+    const cli_call run_arg = {add_name, &rl};
     const cli_flag flags[] = {
         {"--out", CLI_STR, &out, 0, 0, 0},
         {"--metric", CLI_CALL, (void *)&metric, 0, 0, 0},
@@ -545,7 +532,7 @@ static int plot_curves(int argc, char **argv) {
     if (!nr || !out)
         return cli_usage_error(plot_usage, "plot curves needs RUN (a training run's folder) and "
                                            "--out FIG.png");
-    char *csv[MAX_RUNS] = {NULL};
+    char *csv[MAX_LIST] = {NULL};
     int rc = 0;
     for (int k = 0; k < nr && !rc; k++) {
         if (!(csv[k] = elm__path_join(rl.v[k], "metrics.csv")))
@@ -562,7 +549,7 @@ static int plot_curves(int argc, char **argv) {
             free(csv[k]);
         return rc ? rc : 1;
     }
-    char *args[8 + MAX_RUNS + 2 * MAX_METRICS];
+    char *args[8 + 3 * MAX_LIST];
     int na = 0;
     args[na++] = (char *)python;
     args[na++] = script;
