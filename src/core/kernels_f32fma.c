@@ -9,9 +9,11 @@
  * product instead of a multiply and an add: about 1.3x the training throughput of the exact
  * path on an AVX-512 core (docs/PERFORMANCE.md). The price is reproducibility across CPUs: the
  * exact path gives the same bits on every x86-64 CPU, this one only on CPUs of the same clone.
- * tests/core/test_fma.c holds it to the exact path's accuracy.
+ * tests/core/test_fma.c holds it to the exact path's accuracy. "O3" here because GCC forms FMAs
+ * in a pass that -O1 skips: a debug or sanitizer build (make asan, -O1) would otherwise run
+ * this instantiation unfused, and the switch would change nothing there.
  */
-#pragma GCC optimize("vect-cost-model=dynamic", "no-trapping-math", "fp-contract=fast")
+#pragma GCC optimize("O3", "vect-cost-model=dynamic", "no-trapping-math", "fp-contract=fast")
 
 #include "model_internal.h"
 
