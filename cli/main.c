@@ -277,6 +277,9 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
         printf("elm %s\n", elm_version());
+        printf("fused multiply-adds (--set fma=1): %s\n",
+               elm_fma_fuses() ? "fused on this CPU"
+                               : "not fused here (no FMA on this CPU, or an unoptimised build)");
         return 0;
     }
     const size_t n = sizeof commands / sizeof commands[0];

@@ -331,6 +331,13 @@ ELM_API void elm_model_set_threads(elm_model *m, int threads);
 ELM_API elm_status elm_model_set_fma(elm_model *m, int on);
 
 /*
+ * 1 when elm_model_set_fma's path fuses on this CPU with this build of the library, 0 when it
+ * computes the default path's bits there: on a CPU without FMA, or in a build compiled without
+ * optimisation (-O0), where no FMAs are formed. `elm --version` prints it.
+ */
+ELM_API int elm_fma_fuses(void);
+
+/*
  * Reproducible batch gradients, for data-parallel training. With group_size g (1 .. 8),
  * elm_model_forward_train* and elm_model_backward split the batch by sample index into groups of
  * g (samples 0 .. g-1, g .. 2g-1, ...; the last may be short), compute each group's gradient

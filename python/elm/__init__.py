@@ -11,9 +11,9 @@
 elm.torch.ELM is a torch.nn.Module with the reference's constructor and state dict (import
 elm.torch; needs PyTorch). Errors raise ValueError, TypeError or OSError with elm's message.
 """
-from ._elm import Model, State, Task, Trainer, load, set_num_threads, __version__
+from ._elm import Model, State, Task, Trainer, fma_fuses, load, set_num_threads, __version__
 from . import data
 from ._train import knobs, tasks, train
 
-__all__ = ["Model", "State", "Task", "Trainer", "data", "knobs", "load", "set_num_threads",
-           "tasks", "train", "__version__"]
+__all__ = ["Model", "State", "Task", "Trainer", "data", "fma_fuses", "knobs", "load",
+           "set_num_threads", "tasks", "train", "__version__"]

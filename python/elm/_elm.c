@@ -927,10 +927,19 @@ static PyObject *mod_set_num_threads(PyObject *mod, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_fma_fuses(PyObject *mod, PyObject *unused) {
+    (void)mod;
+    (void)unused;
+    return PyBool_FromLong(elm_fma_fuses());
+}
+
 static PyMethodDef mod_methods[] = {
     {"load", (PyCFunction)(void (*)(void))mod_load, METH_VARARGS | METH_KEYWORDS,
      "load(path, dtype=\"float32\") -> Model: a .safetensors file or a folder holding "
      "model.safetensors (and model_config.json), as the command line's MODEL."},
+    {"fma_fuses", (PyCFunction)mod_fma_fuses, METH_NOARGS,
+     "fma_fuses() -> bool: whether Model.fma = True fuses multiply-adds on this CPU with this "
+     "build (False: it computes the default path's bits here)."},
     {"set_num_threads", (PyCFunction)mod_set_num_threads, METH_O,
      "set_num_threads(n): threads for every model's C work (0: OpenMP's default)."},
     {NULL, NULL, 0, NULL}};

@@ -5,8 +5,9 @@
  * For the three kernel-test models (NeuronIO-, SHD- and Pathfinder-like, test_models.h):
  * - accuracy: the fused path's outputs and gradients are as close to float64 as the exact
  *   float32 path's are (a factor of 4 allowed, see TOL_FACTOR);
- * - the path runs: on a CPU with FMA its results differ from the exact path's somewhere (the
- *   same bits would mean the switch reached the exact kernels);
+ * - the path runs: where elm_fma_fuses() says it fuses, its results differ from the exact
+ *   path's somewhere (the same bits would mean the switch reached the exact kernels); and an
+ *   optimised build on a CPU with FMA does fuse (an -O1 build once silently did not);
  * - within the fused path the lane, thread, streaming and sparse-input guarantees of the exact
  *   path hold bitwise: a batch row equals that row alone, 2 threads equal 1, a step at a time
  *   equals the batch forward, CSR inputs equal dense ones;
@@ -72,8 +73,8 @@ static void check_model(int kind) {
     CHECK(egf <= TOL_FACTOR * eg + TOL_FLOOR, "%s: fused gradients %.3g from float64, exact %.3g",
           name, egf, eg);
 
-    /* The switch reaches other kernels (where the CPU can fuse). */
-    if (__builtin_cpu_supports("fma")) {
+    /* The switch reaches other kernels (where the build and the CPU fuse). */
+    if (elm_fma_fuses()) {
         CHECK(!same_bits(yf, y32, ny, &where), "%s: fused outputs are the exact path's bits",
               name);
         CHECK(!same_bits(gf, g32, ng, &where), "%s: fused gradients are the exact path's bits",
@@ -199,7 +200,21 @@ static void check_lstm(void) {
     elm_model_free(m);
 }
 
+/* The probe against the CPU: in a build with optimisation (this test is compiled as the library
+ * is), a CPU with FMA must fuse, one without must not. */
+static void check_probe(void) {
+    int fuses = elm_fma_fuses();
+    printf("elm_fma_fuses: %d (CPU has FMA: %d)\n", fuses, !!__builtin_cpu_supports("fma"));
+    if (!__builtin_cpu_supports("fma"))
+        CHECK(!fuses, "elm_fma_fuses says fused on a CPU without FMA");
+#if defined(__OPTIMIZE__)
+    else
+        CHECK(fuses, "an optimised build does not fuse on a CPU with FMA");
+#endif
+}
+
 int main(void) {
+    check_probe();
     for (int kind = K_NIO; kind <= K_PF; kind++)
         check_model(kind);
     check_lstm();
