@@ -502,6 +502,60 @@ done:
     return st;
 }
 
+/* A configuration's member `key` as cJSON prints it (malloc'd), or NULL. */
+static char *config_value(const elm_config *c, const char *key) {
+    char *js = elm_config_to_json(c);
+    cJSON *o = js ? cJSON_Parse(js) : NULL;
+    char *v = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, key));
+    cJSON_Delete(o);
+    free(js);
+    return v;
+}
+
+static int same_value(const elm_config *a, const elm_config *b, const char *key) {
+    char *va = config_value(a, key), *vb = config_value(b, key);
+    int same = va && vb && !strcmp(va, vb);
+    free(va);
+    free(vb);
+    return same;
+}
+
+/*
+ * A model from --init keeps its own configuration, so a model option the run sets (one that
+ * differs from the task's default) must agree with it: `--init M --set num_memory=150` would
+ * otherwise train M's 100 memory units without a word.
+ */
+static elm_status check_init_config(const elm_trainer *tr) {
+    elm_train_spec d;
+    elm_status st = elm_train_spec_default(&d, tr->spec.task);
+    if (st)
+        return st;
+    const elm_config *want = &tr->spec.model, *have = elm_model_config(tr->m);
+    elm_config resolved = *want;
+    if (elm_config_resolve(&resolved))
+        resolved = *want; /* an invalid option: any difference from the model is reported */
+    char *js = elm_config_to_json(want);
+    cJSON *keys = js ? cJSON_Parse(js) : NULL;
+    free(js);
+    if (!keys)
+        return elm__fail(ELM_ERR_NOMEM, "out of memory");
+    for (const cJSON *k = keys->child; k && !st; k = k->next) {
+        /* The task decides these two; new_model checks them against the data. */
+        if (!strcmp(k->string, "num_input") || !strcmp(k->string, "num_output") ||
+            same_value(want, &d.model, k->string) || same_value(&resolved, have, k->string))
+            continue;
+        char *w = config_value(&resolved, k->string), *h = config_value(have, k->string);
+        st = elm__fail(ELM_ERR_CONFIG,
+                       "%s: the model has %s = %s, the run sets %s: a model from --init keeps "
+                       "its own configuration (drop the setting, or train a fresh model)",
+                       tr->spec.init, k->string, h ? h : "?", w ? w : "?");
+        free(w);
+        free(h);
+    }
+    cJSON_Delete(keys);
+    return st;
+}
+
 /* A model from spec.init, or a fresh one. */
 static elm_status new_model(elm_trainer *tr) {
     const elm_train_spec *s = &tr->spec;
@@ -513,6 +567,8 @@ static elm_status new_model(elm_trainer *tr) {
         st = elm__fail(ELM_ERR_SHAPE, "%s: model has %d inputs / %d outputs, the task %d / %d",
                        s->init, elm_model_config(tr->m)->num_input,
                        elm_model_config(tr->m)->num_output, tr->I, tr->O);
+    if (!st)
+        st = check_init_config(tr);
     return st;
 }
 
@@ -642,6 +698,9 @@ static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int r
     if (!st && (!(tr->ckdir = elm__path_join(s->out, "checkpoint")) ||
                 !(tr->state_path = elm__path_join(tr->ckdir, "state.json"))))
         st = elm__fail(ELM_ERR_NOMEM, "out of memory");
+    /* Folders this call creates, removed again if it fails: a refused run leaves nothing. */
+    const int made_out = writer && !st && access(s->out, F_OK) != 0;
+    const int made_ck = writer && !st && access(tr->ckdir, F_OK) != 0;
     if (!st && writer)
         st = check_writable(s->out);
     if (!st && writer)
@@ -672,6 +731,11 @@ static elm_status trainer_open(elm_trainer **out, const elm_train_spec *s, int r
     if (!st)
         st = alloc_buffers(tr);
     if (st) {
+        /* rmdir removes only empty folders: nothing the user or a run put there is lost. */
+        if (made_ck)
+            rmdir(tr->ckdir);
+        if (made_out)
+            rmdir(s->out);
         elm_trainer_free(tr);
         return st;
     }

@@ -67,6 +67,15 @@ check_cmd_err 1 "no epoch gave a usable model (every validation accuracy was non
 ! grep -q "best model in" err && [ ! -e none/model.safetensors ] && ok \
     || bad "no usable epoch: $(tail -2 err); model.safetensors $([ -e none/model.safetensors ] && echo exists || echo absent)"
 
+# --init keeps the model's own configuration: a model option that contradicts it is refused (it
+# was once ignored without a word), one that agrees with it, or a knob, is not.
+check_cmd_err 1 "m0: the model has num_memory = 2, the run sets 5: a model from --init keeps its own configuration" -- \
+    "$ELM" train "${A[@]}" --out i1 --init m0 --set num_memory=5
+[ ! -e i1 ] && ok || bad "a refused --init left a run folder"
+check_cmd_err 1 "the model has memory_tau_max = 150, the run sets 20000" -- \
+    "$ELM" train "${A[@]}" --out i1 --init m0 --set memory_tau_max=20000
+check_cmd_err 0 "" -- "$ELM" train "${A[@]}" --out i2 --init m0 --lr 1e-4
+
 # 6. A sweep grid with a misspelt key or an out-of-range value fails before anything starts.
 echo '{"base": {"num_memory": 2}, "vary": {"num_memroy": [1, 2]}}' > typo.json
 check_cmd_err 1 "unknown option 'num_memroy' (did you mean 'num_memory'?)" -- \
