@@ -207,6 +207,13 @@ def test_bad_settings(nio_data, tmp_path):
     assert open(os.path.join(run, "model.safetensors"), "rb").read() == before
     with pytest.raises(ValueError, match="give one"):
         elm.Trainer("neuronio", nio_data, run, force=True, resume=True, **SETTINGS)
+    # A model from init keeps its configuration: a contradicting model option is refused, and
+    # the refused run leaves no folder behind.
+    init = os.path.join(run, "model.safetensors")
+    with pytest.raises(ValueError, match="the model has num_memory = 3, the run sets 5"):
+        elm.Trainer("neuronio", nio_data, str(tmp_path / "e"), init=init,
+                    **dict(SETTINGS, num_memory=5))
+    assert not os.path.exists(tmp_path / "e")
 
 
 @pytest.fixture(scope="module")
