@@ -532,8 +532,8 @@ static elm_status check_init_config(const elm_trainer *tr) {
         return st;
     const elm_config *want = &tr->spec.model, *have = elm_model_config(tr->m);
     elm_config resolved = *want;
-    if (elm_config_resolve(&resolved))
-        resolved = *want; /* an invalid option: any difference from the model is reported */
+    if ((st = elm_config_resolve(&resolved)))
+        return st;
     char *js = elm_config_to_json(want);
     cJSON *keys = js ? cJSON_Parse(js) : NULL;
     free(js);
