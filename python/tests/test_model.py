@@ -281,7 +281,8 @@ def test_extension_exports_only_pyinit():
 def test_fma():
     """Model.fma: off by default; on, the float32 passes fuse multiply-adds: outputs and
     gradients within float32 rounding of the default path's (and not its bits where
-    elm.fma_fuses(): the switch reached other kernels); off again, the default bits; float64 refuses it."""
+    elm.fma_fuses(): the switch reached other kernels); off again, the default bits; float64
+    refuses it."""
     cfg = {"num_input": 16, "num_output": 2, "num_memory": 20, "mlp_hidden_size": 40}
     m = elm.Model(cfg, seed=5)
     x = inputs(3, 40, 16)

@@ -215,6 +215,14 @@ static elm_status check_writable(const char *dir) {
     return st;
 }
 
+/* A model configuration as a cJSON object (NULL when out of memory). */
+static cJSON *config_json(const elm_config *c) {
+    char *js = elm_config_to_json(c);
+    cJSON *o = js ? cJSON_Parse(js) : NULL;
+    free(js);
+    return o;
+}
+
 /* The resolved run description, config.json. */
 static elm_status write_run_config(const elm_trainer *tr) {
     cJSON *cfg = cJSON_CreateObject();
@@ -226,9 +234,7 @@ static elm_status write_run_config(const elm_trainer *tr) {
     if (tr->spec.test)
         cJSON_AddStringToObject(cfg, "test", tr->spec.test);
     cJSON_AddItemToObject(cfg, "train", elm__train_config_json(&tr->spec.train));
-    char *mj = elm_config_to_json(elm_model_config(tr->m));
-    cJSON_AddItemToObject(cfg, "model", cJSON_Parse(mj));
-    free(mj);
+    cJSON_AddItemToObject(cfg, "model", config_json(elm_model_config(tr->m)));
     char path[4096];
     elm_status st = elm__json_write(run_path(tr, "config.json", path, sizeof path), cfg);
     cJSON_Delete(cfg);
@@ -325,9 +331,7 @@ static elm_status check_resume_config(elm_trainer *tr) {
     cJSON *want_train = elm__train_config_json(&tr->spec.train), *want_model = NULL;
     if (!tr->spec.init) {
         elm_config c = tr->spec.model;
-        char *mj = elm_config_resolve(&c) == ELM_OK ? elm_config_to_json(&c) : NULL;
-        want_model = mj ? cJSON_Parse(mj) : NULL;
-        free(mj);
+        want_model = elm_config_resolve(&c) == ELM_OK ? config_json(&c) : NULL;
     }
     char *now = NULL, *was = NULL;
     const char *section = "train";
@@ -502,24 +506,6 @@ done:
     return st;
 }
 
-/* A configuration's member `key` as cJSON prints it (malloc'd), or NULL. */
-static char *config_value(const elm_config *c, const char *key) {
-    char *js = elm_config_to_json(c);
-    cJSON *o = js ? cJSON_Parse(js) : NULL;
-    char *v = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, key));
-    cJSON_Delete(o);
-    free(js);
-    return v;
-}
-
-static int same_value(const elm_config *a, const elm_config *b, const char *key) {
-    char *va = config_value(a, key), *vb = config_value(b, key);
-    int same = va && vb && !strcmp(va, vb);
-    free(va);
-    free(vb);
-    return same;
-}
-
 /*
  * A model from --init keeps its own configuration, so a model option the run sets (one that
  * differs from the task's default) must agree with it: `--init M --set num_memory=150` would
@@ -530,29 +516,35 @@ static elm_status check_init_config(const elm_trainer *tr) {
     elm_status st = elm_train_spec_default(&d, tr->spec.task);
     if (st)
         return st;
-    const elm_config *want = &tr->spec.model, *have = elm_model_config(tr->m);
-    elm_config resolved = *want;
+    elm_config resolved = tr->spec.model;
     if ((st = elm_config_resolve(&resolved)))
         return st;
-    char *js = elm_config_to_json(want);
-    cJSON *keys = js ? cJSON_Parse(js) : NULL;
-    free(js);
-    if (!keys)
-        return elm__fail(ELM_ERR_NOMEM, "out of memory");
-    for (const cJSON *k = keys->child; k && !st; k = k->next) {
+    /* Set: the run's options against the defaults, both as given; agree: resolved, as the
+     * model's are. */
+    cJSON *set = config_json(&tr->spec.model), *dflt = config_json(&d.model),
+          *want = config_json(&resolved), *have = config_json(elm_model_config(tr->m));
+    if (!set || !dflt || !want || !have)
+        st = elm__fail(ELM_ERR_NOMEM, "out of memory");
+    for (const cJSON *k = set ? set->child : NULL; k && !st; k = k->next) {
+        const cJSON *w = cJSON_GetObjectItem(want, k->string),
+                    *h = cJSON_GetObjectItem(have, k->string);
         /* The task decides these two; new_model checks them against the data. */
         if (!strcmp(k->string, "num_input") || !strcmp(k->string, "num_output") ||
-            same_value(want, &d.model, k->string) || same_value(&resolved, have, k->string))
+            cJSON_Compare(k, cJSON_GetObjectItem(dflt, k->string), 1) ||
+            cJSON_Compare(w, h, 1))
             continue;
-        char *w = config_value(&resolved, k->string), *h = config_value(have, k->string);
+        char *wv = cJSON_PrintUnformatted(w), *hv = cJSON_PrintUnformatted(h);
         st = elm__fail(ELM_ERR_CONFIG,
                        "%s: the model has %s = %s, the run sets %s: a model from --init keeps "
                        "its own configuration (drop the setting, or train a fresh model)",
-                       tr->spec.init, k->string, h ? h : "?", w ? w : "?");
-        free(w);
-        free(h);
+                       tr->spec.init, k->string, hv ? hv : "?", wv ? wv : "?");
+        free(wv);
+        free(hv);
     }
-    cJSON_Delete(keys);
+    cJSON_Delete(set);
+    cJSON_Delete(dflt);
+    cJSON_Delete(want);
+    cJSON_Delete(have);
     return st;
 }
 
